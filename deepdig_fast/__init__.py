@@ -1,0 +1,51 @@
+"""deepdig_fast: find and characterize the decision boundaries of deep classifiers (DeepDIG).
+
+The public API is imported lazily, so `import deepdig_fast` and `deepdig --help` stay fast and the
+pure-Python modules (data, models, ...) work before the C++ extension is built.
+"""
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "build_info": "deepdig_fast._ext",
+    "Status": "deepdig_fast.engine",
+    "BorderlineResult": "deepdig_fast.engine",
+    "refine_borderline": "deepdig_fast.engine",
+    "capture_embeddings": "deepdig_fast.hooks",
+    "embed": "deepdig_fast.hooks",
+    "load_mnist": "deepdig_fast.data",
+    "load_fashion_mnist": "deepdig_fast.data",
+    "load_cifar10": "deepdig_fast.data",
+    "load_idx_dataset": "deepdig_fast.data",
+    "ClassificationData": "deepdig_fast.data",
+    "build_classifier": "deepdig_fast.models",
+    "train_classifier": "deepdig_fast.models",
+    "save_classifier": "deepdig_fast.checkpoint",
+    "load_classifier": "deepdig_fast.checkpoint",
+    "AdversarialConfig": "deepdig_fast.adversarial",
+    "train_adversarial_autoencoder": "deepdig_fast.adversarial",
+    "component_one": "deepdig_fast.adversarial",
+    "component_two": "deepdig_fast.adversarial",
+    "random_pairs": "deepdig_fast.baselines",
+    "embedding_nearest_pairs": "deepdig_fast.baselines",
+    "PairConfig": "deepdig_fast.pipeline",
+    "PairResult": "deepdig_fast.pipeline",
+    "run_pair": "deepdig_fast.pipeline",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deepdig_fast' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

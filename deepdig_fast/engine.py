@@ -1,0 +1,395 @@
+"""The batched borderline engine: DeepDIG component III ("Algorithm 1") on fused C++/CUDA ops.
+
+Every pair (a, b), a predicted `source` and b predicted `target`, is the segment
+x(lam) = a + lam * (b - a). Each step costs exactly one model forward on the still-unfinished pairs:
+
+    x, lam, stalled = bracket_propose(...)   # gather the live pairs' ends + interpolate (+ stall test)
+    logits = model(x)                          # the only thing that runs in Python
+    codes = bracket_update(logits, ...)        # decide, update [lo, hi], record finished pairs
+
+Finished pairs leave the live batch (active-set compaction) and waiting pairs take their places,
+so the batch stays at `batch_size` until the queue runs dry.
+"""
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import time
+import weakref
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from deepdig_fast import ops
+from deepdig_fast.hooks import capture_embeddings
+
+
+class Status(enum.IntEnum):
+    """Outcome of one pair. PENDING never appears in a finished result."""
+
+    PENDING = -1
+    SUCCESS = 0          # |p_source - p_target| < beta at the returned point
+    THIRD_CLASS = 1      # the evaluated point is predicted as a third class (see `intruder`)
+    STALLED = 2          # the point equals a bracket end in the working precision: no progress left
+    MAX_STEPS = 3        # max_steps points evaluated without success
+    INVALID_BRACKET = 4  # a not predicted source or b not predicted target: not bisected
+    NONFINITE = 5        # the model returned NaN/Inf logits for the pair (at an end or a point)
+
+
+@dataclass
+class BorderlineResult:
+    """One row per input pair (fixed shapes), in input order.
+
+    points: [P, *sample_shape] the last evaluated point (the borderline instance on SUCCESS; the
+        failing point otherwise; NaN when no point was evaluated). status: [P] int64 Status codes.
+    intruder: [P] int64 the third class on THIRD_CLASS, else -1. attempts: [P] int64 points
+        evaluated (counted as the reference loop counts them). probs: [P, C] float64 softmax at the
+        point (NaN if none). lam: [P] float64 position on the segment a -> b. embeddings: [P, E]
+        or None. source, target: [P] int64. forwards: images passed through the model (ends + steps).
+    """
+
+    points: Tensor
+    status: Tensor
+    intruder: Tensor
+    attempts: Tensor
+    probs: Tensor
+    lam: Tensor
+    embeddings: Tensor | None
+    source: Tensor
+    target: Tensor
+    forwards: int
+    method: str
+    beta: float
+    max_steps: int
+    batch_size: int
+    seconds: float
+    steps: int = 0
+
+    def __len__(self) -> int:
+        return int(self.status.shape[0])
+
+    @property
+    def success(self) -> Tensor:
+        """[P] bool mask of the pairs that reached the boundary."""
+        return self.status == Status.SUCCESS
+
+    def select(self, mask: Tensor) -> "BorderlineResult":
+        """The rows where `mask` ([P] bool or index tensor) holds, as a new result (same counters)."""
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kw[f.name] = v[mask.to(v.device)] if isinstance(v, Tensor) else v
+        return BorderlineResult(**kw)
+
+    def summary(self) -> dict:
+        """Success rate, mean attempts over successes / failures / all, counts per status, cost."""
+        n = len(self)
+        att = self.attempts.double().cpu()
+        st = self.status.cpu()
+        ok = st == Status.SUCCESS
+        bad = ~ok
+
+        def mean(mask):
+            return float(att[mask].mean()) if bool(mask.any()) else float("nan")
+
+        counts = {s.name: int((st == s).sum()) for s in Status if s is not Status.PENDING}
+        succ = int(ok.sum())
+        return {
+            "pairs": n,
+            "method": self.method,
+            "successes": succ,
+            "success_rate": succ / n if n else float("nan"),
+            "mean_attempts_success": mean(ok),
+            "mean_attempts_failure": mean(bad),
+            "mean_attempts_all": mean(torch.ones_like(ok)),
+            "counts": counts,
+            "forwards": self.forwards,
+            "forwards_per_success": self.forwards / succ if succ else float("nan"),
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "seconds": self.seconds,
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# argument handling
+# --------------------------------------------------------------------------------------------------
+
+def _class_ids(v, P: int, name: str, device) -> Tensor:
+    if isinstance(v, Tensor):
+        if v.dtype.is_floating_point or v.dtype == torch.bool or v.is_complex():
+            raise TypeError(f"{name} must be an int or an integer tensor, got dtype {v.dtype}")
+        if v.dim() == 0:
+            v = v.reshape(1).expand(P)
+        if v.shape != (P,):
+            raise ValueError(f"{name} must be an int or a tensor of shape [{P}] (one class per pair), got {list(v.shape)}")
+        return v.to(device=device, dtype=torch.int64).contiguous()
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int or an integer tensor, got {type(v).__name__}")
+    return torch.full((P,), v, dtype=torch.int64, device=device)
+
+
+def _check_pairs(a, b) -> None:
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape [P, ...], got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have shape [P, ...] with at least one feature dimension, got {list(t.shape)}")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got a {list(a.shape)} and b {list(b.shape)}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"a and b must have the same dtype, got {a.dtype} and {b.dtype}")
+    if a.device != b.device:
+        raise ValueError(f"a and b must be on the same device, got {a.device} and {b.device}")
+    for name, t in (("a", a), ("b", b)):
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or Inf")
+
+
+def _logits(model, x: Tensor, n_classes: int | None) -> Tensor:
+    out = model(x)
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            f"model must return a logits tensor of shape [N, C]; it returned {type(out).__name__} "
+            "(for a model returning (logits, features), wrap it and name the embedding layer instead)"
+        )
+    if out.dim() != 2 or out.shape[0] != x.shape[0] or (n_classes is not None and out.shape[1] != n_classes):
+        want = f"[{x.shape[0]}, {n_classes if n_classes is not None else 'C'}]"
+        raise ValueError(f"model must return logits of shape {want} for a batch of {x.shape[0]}, got {list(out.shape)}")
+    if not out.is_floating_point():
+        raise TypeError(f"model must return floating-point logits, got {out.dtype}")
+    return out
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Puts an nn.Module in eval mode for the duration (predictions must be deterministic)."""
+    if isinstance(model, nn.Module) and model.training:
+        model.eval()
+        try:
+            yield
+        finally:
+            model.train()
+    else:
+        yield
+
+
+# --------------------------------------------------------------------------------------------------
+# live-batch size, measured per model and device
+# --------------------------------------------------------------------------------------------------
+
+_BATCH_CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def choose_batch_size(model, sample: Tensor, limit: int) -> int:
+    """The live-batch size with the highest measured throughput (images/s) for this model and device.
+
+    Times a forward at powers of two up to `limit` (and up to 1024 on CPU, 65536 on GPUs) on copies
+    of `sample` ([n, ...]) and caches the answer per (model, sample shape, dtype, device).
+    """
+    limit = max(1, int(limit))
+    top = 65536 if sample.device.type != "cpu" else 1024
+    candidates = [c for c in (32, 64, 128, 256, 512, 1024, 4096, 16384, 65536) if c <= min(limit, top)]
+    if not candidates or limit <= candidates[0]:
+        return limit
+    key = (tuple(sample.shape[1:]), sample.dtype, str(sample.device))
+    try:
+        cache = _BATCH_CACHE.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: no cache
+        cache = {}
+    if key in cache:
+        return min(cache[key], limit)
+    best, best_rate = candidates[0], 0.0
+    sync = torch.cuda.synchronize if sample.device.type == "cuda" else (lambda: None)
+    for c in candidates:
+        reps = -(-c // sample.shape[0])
+        x = sample.repeat(reps, *([1] * (sample.dim() - 1)))[:c].contiguous()
+        model(x)  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        model(x)
+        model(x)
+        sync()
+        rate = 2 * c / (time.perf_counter() - t0)
+        if rate > best_rate * 1.03:  # prefer the smaller batch unless the larger is clearly faster
+            best, best_rate = c, rate
+    cache[key] = best
+    return min(best, limit)
+
+
+# --------------------------------------------------------------------------------------------------
+# the engine
+# --------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def refine_borderline(
+    model: Callable[[Tensor], Tensor],
+    a: Tensor,
+    b: Tensor,
+    source,
+    target,
+    *,
+    beta: float = 1e-4,
+    max_steps: int = 64,
+    embedding_layer: str | None = None,
+    batch_size: int | None = None,
+    method: str = "bisect",
+) -> BorderlineResult:
+    """Refine pairs (a, b) that straddle the source|target boundary to borderline instances.
+
+    Args:
+        model: an nn.Module or callable mapping [N, *sample_shape] to logits [N, C]. Modules are
+            put in eval mode for the call and restored.
+        a: [P, *sample_shape] floating, the ends predicted `source`.
+        b: [P, *sample_shape] same shape, dtype and device, the ends predicted `target`.
+        source, target: ints, or integer tensors [P] (one class pair per row); source != target.
+        beta: success when |p_source - p_target| < beta at an evaluated point (paper: 1e-4).
+        max_steps: cap on evaluated points per pair (a pair that hits it ends as MAX_STEPS).
+        embedding_layer: name of a submodule whose output is recorded at each returned point
+            ("name:input" records its input); see deepdig_fast.hooks.
+        batch_size: live-batch cap (bounds memory); None measures the fastest size for this model
+            and device (choose_batch_size).
+        method: "bisect" (the paper's Algorithm 1: midpoints; reference-exact) or "illinois"
+            (false position on the logit gap z_source - z_target with the Illinois modification;
+            same success test and same third-class rule, typically far fewer forwards).
+    Returns:
+        BorderlineResult with one row per pair (see its docstring); `summary()` for statistics.
+    """
+    t_start = time.perf_counter()
+    if method not in ops.METHODS:
+        raise ValueError(f"method must be one of {sorted(ops.METHODS)}, got {method!r}")
+    if not callable(model):
+        raise TypeError(f"model must be callable (an nn.Module), got {type(model).__name__}")
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and 0 < beta < 1):
+        raise ValueError(f"beta must be a number in (0, 1), got {beta!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    _check_pairs(a, b)
+    P = a.shape[0]
+    sample_shape = tuple(a.shape[1:])
+    device = a.device
+    src = _class_ids(source, P, "source", device)
+    tgt = _class_ids(target, P, "target", device)
+    if P and bool((src == tgt).any()):
+        raise ValueError("source and target must differ for every pair (source == target found)")
+    code = ops.METHODS[method]
+    a2 = a.reshape(P, -1).contiguous()
+    b2 = b.reshape(P, -1).contiguous()
+    D = a2.shape[1]
+
+    hook = capture_embeddings(model, embedding_layer) if embedding_layer else contextlib.nullcontext()
+    with eval_mode(model), hook as cap:
+        if batch_size is None:
+            live_cap = choose_batch_size(model, a[: min(P, 64)], limit=max(P, 1)) if P else 1
+        else:
+            live_cap = batch_size
+
+        # The ends: validate the bracket and read the logit gap there (for the root finders).
+        n_classes = None
+        end_logits = []
+        emb_dim = None
+        for x in (a, b):
+            chunks = []
+            for i in range(0, P, live_cap):
+                z = _logits(model, x[i : i + live_cap], n_classes)
+                n_classes = z.shape[1]
+                if cap is not None:
+                    emb_dim = cap.take().shape[1]
+                chunks.append(z)
+            end_logits.append(torch.cat(chunks) if chunks else None)
+        forwards = 2 * P
+        if P == 0:
+            return _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start)
+        C = n_classes
+        if int(src.min()) < 0 or int(src.max()) >= C or int(tgt.min()) < 0 or int(tgt.max()) >= C:
+            raise ValueError(f"source and target must be class ids in [0, {C}) for this model's {C} classes")
+        za, zb = end_logits
+        rows = torch.arange(P, device=device)
+        finite_ends = torch.isfinite(za).all(1) & torch.isfinite(zb).all(1)
+        valid = finite_ends & (za.argmax(1) == src) & (zb.argmax(1) == tgt)
+        fstate = torch.empty((P, 4), dtype=torch.float64, device=device)
+        fstate[:, 0] = 0.0
+        fstate[:, 1] = 1.0
+        fstate[:, 2] = za.double()[rows, src] - za.double()[rows, tgt]
+        fstate[:, 3] = zb.double()[rows, src] - zb.double()[rows, tgt]
+        istate = torch.zeros((P, 4), dtype=torch.int64, device=device)
+        istate[:, 1] = torch.where(valid, Status.PENDING, torch.where(finite_ends, Status.INVALID_BRACKET, Status.NONFINITE))
+        istate[:, 2] = -1
+        istate[:, 3] = -1
+        points = torch.full((P, D), float("nan"), dtype=a.dtype, device=device)
+        probs = torch.full((P, C), float("nan"), dtype=torch.float64, device=device)
+        lam_out = torch.full((P,), float("nan"), dtype=torch.float64, device=device)
+        embeddings = torch.full((P, emb_dim), float("nan"), device=device) if cap is not None else None
+
+        queue = torch.nonzero(valid).flatten()
+        n_queue = queue.shape[0]
+        live = queue[:live_cap]
+        taken = live.shape[0]
+        steps = 0
+        while live.shape[0] > 0:
+            x, lam, stalled = ops.bracket_propose(a2, b2, live, fstate, code)
+            logits = _logits(model, x.view(x.shape[0], *sample_shape), C)
+            emb = cap.take() if cap is not None else None
+            codes = ops.bracket_update(
+                logits, x, live, lam, stalled, src, tgt, fstate, istate, points, probs, lam_out,
+                beta, max_steps, code,
+            )
+            forwards += x.shape[0]
+            steps += 1
+            going = codes == Status.PENDING
+            if emb is not None:
+                done = ~going
+                embeddings[live[done]] = emb[done].to(embeddings.dtype)
+            live = live[going]
+            room = live_cap - live.shape[0]
+            if room > 0 and taken < n_queue:
+                live = torch.cat([live, queue[taken : taken + room]])
+                taken += min(room, n_queue - taken)
+
+    return BorderlineResult(
+        points=points.view(P, *sample_shape),
+        status=istate[:, 1].clone(),
+        intruder=istate[:, 2].clone(),
+        attempts=istate[:, 0].clone(),
+        probs=probs,
+        lam=lam_out,
+        embeddings=embeddings,
+        source=src,
+        target=tgt,
+        forwards=forwards,
+        method=method,
+        beta=float(beta),
+        max_steps=max_steps,
+        batch_size=live_cap,
+        seconds=time.perf_counter() - t_start,
+        steps=steps,
+    )
+
+
+def _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start) -> BorderlineResult:
+    z64 = torch.empty((0,), dtype=torch.int64, device=a.device)
+    return BorderlineResult(
+        points=a.new_empty(a.shape),
+        status=z64.clone(),
+        intruder=z64.clone(),
+        attempts=z64.clone(),
+        probs=torch.empty((0, 0), dtype=torch.float64, device=a.device),
+        lam=torch.empty((0,), dtype=torch.float64, device=a.device),
+        embeddings=torch.empty((0, 0), device=a.device) if embedding_layer else None,
+        source=z64.clone(),
+        target=z64.clone(),
+        forwards=0,
+        method=method,
+        beta=float(beta),
+        max_steps=max_steps,
+        batch_size=live_cap,
+        seconds=time.perf_counter() - t_start,
+    )

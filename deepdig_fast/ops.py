@@ -1,0 +1,155 @@
+"""Public wrappers of the C++/CUDA operators, their fake (shape-only) kernels, and argument checks.
+
+Each op has a plain-PyTorch twin in deepdig_fast/reference.py with the same signature; the tests
+compare the two. Ops have fixed-shape outputs (per-row status codes, not "only the successes"), so
+their fake kernels are trivial and they work under torch.compile; filtering happens in Python.
+
+Stems (one per op family, the same name across csrc/cpu, csrc/cuda, tests and benchmarks):
+  bracket           bracket_propose, bracket_update   (the borderline engine's step)
+  nearest_neighbor  nearest_neighbor                  (EPBS pairs)
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from deepdig_fast import _ext  # noqa: F401  (loads the extension: registers torch.ops.deepdig_fast)
+
+METHODS = {"bisect": 0, "illinois": 1}
+
+_ops = torch.ops.deepdig_fast
+
+
+def _shape(t: Tensor) -> list[int]:
+    return list(t.shape)
+
+
+def _check_2d_float(t: Tensor, name: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape [N, D], got {_shape(t)}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+
+
+# --------------------------------------------------------------------------------------------------
+# bracket
+# --------------------------------------------------------------------------------------------------
+
+def bracket_propose(a: Tensor, b: Tensor, idx: Tensor, fstate: Tensor, method: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Materialises the next point of every live pair.
+
+    Args:
+        a, b: [P, D] floating, the pairs' ends (x(0) = a, x(1) = b).
+        idx: [M] int64, the live pairs (unique, in [0, P)).
+        fstate: [P, 4] float64, per pair (lo, hi, g_lo, g_hi); see csrc/common/bracket.h.
+        method: 0 bisection (midpoint of [lo, hi]) or 1 Illinois (false position on g).
+    Returns:
+        x: [M, D] (dtype of a), x[r] = a[idx[r]] + lam[r] * (b[idx[r]] - a[idx[r]]);
+        lam: [M] float64; stalled: [M] bool, x[r] equals the point at lo or at hi in a's dtype.
+    """
+    _check_2d_float(a, "a")
+    if b.shape != a.shape or b.dtype != a.dtype:
+        raise ValueError(f"b must match a (shape {_shape(a)}, {a.dtype}), got {_shape(b)}, {b.dtype}")
+    if idx.dim() != 1 or idx.dtype != torch.int64:
+        raise ValueError(f"idx must be a 1-d int64 tensor, got shape {_shape(idx)} and {idx.dtype}")
+    if fstate.shape != (a.shape[0], 4) or fstate.dtype != torch.float64:
+        raise ValueError(f"fstate must be float64 of shape [{a.shape[0]}, 4], got {_shape(fstate)}, {fstate.dtype}")
+    if method not in (0, 1):
+        raise ValueError(f"method must be 0 (bisect) or 1 (illinois), got {method!r}")
+    return _ops.bracket_propose(a, b, idx, fstate, method)
+
+
+def bracket_update(
+    logits: Tensor,
+    x: Tensor,
+    idx: Tensor,
+    lam: Tensor,
+    stalled: Tensor,
+    source: Tensor,
+    target: Tensor,
+    fstate: Tensor,
+    istate: Tensor,
+    points: Tensor,
+    probs: Tensor,
+    lam_out: Tensor,
+    beta: float,
+    max_steps: int,
+    method: int,
+) -> Tensor:
+    """Decides every evaluated point and updates the pairs' state in place.
+
+    Args:
+        logits: [M, C] the model's output at x; x: [M, D] the evaluated points; idx, lam, stalled:
+        [M] as returned by bracket_propose; source, target: [P] int64 class ids.
+        Mutated: fstate [P, 4] float64; istate [P, 4] int64 (attempts, status, intruder, side);
+        points [P, D] (x's dtype), probs [P, C] float64, lam_out [P] float64 -- the rows of pairs
+        that finish at this step receive their final point, softmax and lam.
+        beta: success threshold on |p_source - p_target|; max_steps: cap on attempts;
+        method: 0 bisect, 1 illinois.
+    Returns:
+        codes: [M] int64, the status of each row's pair after this step (-1 while it goes on).
+    """
+    _check_2d_float(logits, "logits")
+    _check_2d_float(x, "x")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
+    return _ops.bracket_update(
+        logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out,
+        float(beta), int(max_steps), int(method),
+    )
+
+
+@torch.library.register_fake("deepdig_fast::bracket_propose")
+def _bracket_propose_fake(a, b, idx, fstate, method):
+    m = idx.shape[0]
+    return (
+        a.new_empty((m, a.shape[1])),
+        fstate.new_empty((m,)),
+        a.new_empty((m,), dtype=torch.bool),
+    )
+
+
+@torch.library.register_fake("deepdig_fast::bracket_update")
+def _bracket_update_fake(logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out,
+                         beta, max_steps, method):
+    return idx.new_empty((logits.shape[0],))
+
+
+# --------------------------------------------------------------------------------------------------
+# nearest_neighbor
+# --------------------------------------------------------------------------------------------------
+
+def nearest_neighbor(queries: Tensor, refs: Tensor) -> tuple[Tensor, Tensor]:
+    """For each query row, the nearest reference row (Euclidean) and its distance.
+
+    Args:
+        queries: [Q, E] floating; refs: [R, E] same dtype and device, R >= 1 unless Q == 0.
+    Returns:
+        index: [Q] int64 into refs (the lowest index among exact ties); distance: [Q] (dtype of
+        queries). Memory O(Q + R): no [Q, R] matrix is formed.
+    """
+    _check_2d_float(queries, "queries")
+    _check_2d_float(refs, "refs")
+    if refs.shape[1] != queries.shape[1]:
+        raise ValueError(f"refs must have {queries.shape[1]} columns like queries, got shape {_shape(refs)}")
+    if refs.dtype != queries.dtype or refs.device != queries.device:
+        raise ValueError(
+            f"refs must have the dtype and device of queries ({queries.dtype}, {queries.device}), "
+            f"got {refs.dtype}, {refs.device}"
+        )
+    if refs.shape[0] == 0 and queries.shape[0] > 0:
+        raise ValueError("refs must have at least one row")
+    for name, t in (("queries", queries), ("refs", refs)):
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or Inf")
+    return _ops.nearest_neighbor(queries, refs)
+
+
+@torch.library.register_fake("deepdig_fast::nearest_neighbor")
+def _nearest_neighbor_fake(queries, refs):
+    q = queries.shape[0]
+    return queries.new_empty((q,), dtype=torch.int64), queries.new_empty((q,))

@@ -1,0 +1,142 @@
+"""Plain-PyTorch versions of every operator in deepdig_fast.ops (same signatures, same results up
+to float rounding), plus the per-pair bisection loop of the public DeepDIG code as an oracle.
+
+Used by the tests, as documentation of what each kernel computes, and for debugging.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Status codes and state columns; mirror csrc/common/bracket.h.
+PENDING, SUCCESS, THIRD_CLASS, STALLED, MAX_STEPS, INVALID_BRACKET, NONFINITE = -1, 0, 1, 2, 3, 4, 5
+LO, HI, GLO, GHI = 0, 1, 2, 3
+ATTEMPTS, STATUS, INTRUDER, SIDE = 0, 1, 2, 3
+BISECT, ILLINOIS = 0, 1
+
+
+def propose_lambda(f: Tensor, method: int) -> Tensor:
+    """f: [M, 4] float64 rows of fstate -> [M] float64, the next point's lam."""
+    lo, hi, glo, ghi = f.unbind(1)
+    mid = 0.5 * (lo + hi)
+    if method != ILLINOIS:
+        return mid
+    lam = lo + glo * (hi - lo) / (glo - ghi)
+    ok = torch.isfinite(lam) & (lam > lo) & (lam < hi)
+    return torch.where(ok, lam, mid)
+
+
+def bracket_propose(a: Tensor, b: Tensor, idx: Tensor, fstate: Tensor, method: int):
+    """See deepdig_fast.ops.bracket_propose. Interpolates in float64, rounds once to a's dtype."""
+    f = fstate[idx]
+    lam = propose_lambda(f, method)
+    av = a[idx].double()
+    diff = b[idx].double() - av
+    x = (av + lam[:, None] * diff).to(a.dtype)
+    x_lo = (av + f[:, LO, None] * diff).to(a.dtype)
+    x_hi = (av + f[:, HI, None] * diff).to(a.dtype)
+    stalled = (x == x_lo).all(1) | (x == x_hi).all(1)
+    return x, lam, stalled
+
+
+def _softmax_parts(logits: Tensor):
+    """Row max and the softmax denominator, summed in class order (as the kernels do)."""
+    z = logits.double()
+    zmax = z.max(1).values
+    e = torch.exp(z - zmax[:, None])
+    denom = torch.zeros_like(zmax)
+    for c in range(z.shape[1]):
+        denom = denom + e[:, c]
+    return z, e, denom
+
+
+def bracket_update(logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out,
+                   beta: float, max_steps: int, method: int) -> Tensor:
+    """See deepdig_fast.ops.bracket_update; mutates fstate, istate, points, probs, lam_out."""
+    M = logits.shape[0]
+    rows = torch.arange(M, device=logits.device)
+    s, t = source[idx], target[idx]
+    z, e, denom = _softmax_parts(logits)
+    am = logits.argmax(1)
+    finite = torch.isfinite(z).all(1)
+    ps, pt = e[rows, s] / denom, e[rows, t] / denom
+    ist = istate[idx]
+    fs = fstate[idx]
+    ist[:, ATTEMPTS] += 1
+    status = torch.full((M,), PENDING, dtype=torch.int64, device=logits.device)
+    third = (am != s) & (am != t)
+    success = (ps - pt).abs() < beta
+    maxed = ist[:, ATTEMPTS] >= max_steps
+    # Highest precedence last, so it wins.
+    status = torch.where(maxed, MAX_STEPS, status)
+    status = torch.where(stalled, STALLED, status)
+    status = torch.where(success, SUCCESS, status)
+    status = torch.where(third, THIRD_CLASS, status)
+    status = torch.where(~finite, NONFINITE, status)
+    ist[:, INTRUDER] = torch.where(finite & third, am, ist[:, INTRUDER])
+    ist[:, STATUS] = status
+    go = status == PENDING
+    g = z[rows, s] - z[rows, t]
+    low = go & (am == s)
+    high = go & (am != s)
+    illinois = method == ILLINOIS
+    fs[:, LO] = torch.where(low, lam, fs[:, LO])
+    fs[:, GLO] = torch.where(low, g, fs[:, GLO])
+    fs[:, HI] = torch.where(high, lam, fs[:, HI])
+    fs[:, GHI] = torch.where(high, g, fs[:, GHI])
+    if illinois:
+        fs[:, GHI] = torch.where(low & (ist[:, SIDE] == 0), fs[:, GHI] * 0.5, fs[:, GHI])
+        fs[:, GLO] = torch.where(high & (ist[:, SIDE] == 1), fs[:, GLO] * 0.5, fs[:, GLO])
+    ist[:, SIDE] = torch.where(low, 0, torch.where(high, 1, ist[:, SIDE]))
+    istate[idx] = ist
+    fstate[idx] = fs
+    done = ~go
+    if bool(done.any()):
+        p = idx[done]
+        points[p] = x[done]
+        probs[p] = e[done] / denom[done, None]
+        lam_out[p] = lam[done]
+    return status
+
+
+def nearest_neighbor(queries: Tensor, refs: Tensor):
+    """See deepdig_fast.ops.nearest_neighbor: a full float64 distance matrix and argmin."""
+    if queries.shape[0] == 0:
+        return queries.new_empty((0,), dtype=torch.int64), queries.new_empty((0,))
+    d2 = ((queries.double()[:, None, :] - refs.double()[None, :, :]) ** 2).sum(-1)
+    best, index = d2.min(1)  # min returns the first index of the minimum
+    return index, best.sqrt().to(queries.dtype)
+
+
+@torch.no_grad()
+def bisect_pair_reference(model, x1: Tensor, x2: Tensor, c1: int, c2: int, beta: float = 1e-4, max_steps: int = 64):
+    """The public code's Algorithm 1 for one pair: batch size 1, three forwards per step (x1, x2, m).
+
+    Adds what the public loop lacks so that it terminates: the cap `max_steps` and the stall test
+    (the midpoint equals an end in the working precision). Returns (status, point, attempts,
+    intruder, forwards).
+    """
+    attempts, forwards = 0, 0
+
+    def prob(v):
+        nonlocal forwards
+        forwards += 1
+        return torch.softmax(model(v[None]), dim=1)[0]
+
+    while True:
+        m = (x1 + x2) / 2
+        attempts += 1
+        p1, _p2, pm = prob(x1), prob(x2), prob(m)
+        pred_m, pred_1 = int(pm.argmax()), int(p1.argmax())
+        if pred_m not in (c1, c2):
+            return THIRD_CLASS, m, attempts, pred_m, forwards
+        if abs(float(pm[c1]) - float(pm[c2])) < beta:
+            return SUCCESS, m, attempts, -1, forwards
+        if torch.equal(m, x1) or torch.equal(m, x2):
+            return STALLED, m, attempts, -1, forwards
+        if attempts >= max_steps:
+            return MAX_STEPS, m, attempts, -1, forwards
+        if pred_m == pred_1:
+            x1 = m
+        else:
+            x2 = m
