@@ -55,13 +55,15 @@ print("deepdig_fast build configuration: " + ", ".join(f"{k}={v}" for k, v in CO
 def _extension():
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
     opt = ["-O0", "-g"] if CONFIG["debug"] else ["-O3", "-g0"]
-    cxx = ["-std=c++17", *opt, "-fopenmp"]
+    # No -std flag: torch's BuildExtension picks the language level its headers need (C++17 up to
+    # torch 2.13, C++20 from 2.14); the sources themselves are valid C++17.
+    cxx = [*opt, "-fopenmp"]
     define_macros = [("DEEPDIG_TORCH_VERSION", f'"{CONFIG["torch_version"]}"')]
     extra_link = ["-fopenmp"]
     if CONFIG["with_cuda"]:
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         define_macros += [("DEEPDIG_WITH_CUDA", None)]
-        nvcc = ["-std=c++17", "-O3", "--expt-relaxed-constexpr", "-lineinfo"] if not CONFIG["debug"] else ["-std=c++17", "-G"]
+        nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"] if not CONFIG["debug"] else ["-G"]
         return CUDAExtension(
             "deepdig_fast._C",
             sources,

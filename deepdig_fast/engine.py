@@ -281,9 +281,9 @@ def refine_borderline(
     if P and bool((src == tgt).any()):
         raise ValueError("source and target must differ for every pair (source == target found)")
     code = ops.METHODS[method]
-    a2 = a.reshape(P, -1).contiguous()
-    b2 = b.reshape(P, -1).contiguous()
-    D = a2.shape[1]
+    D = math.prod(sample_shape)
+    a2 = a.reshape(P, D).contiguous()
+    b2 = b.reshape(P, D).contiguous()
 
     hook = capture_embeddings(model, embedding_layer) if embedding_layer else contextlib.nullcontext()
     with eval_mode(model), hook as cap:

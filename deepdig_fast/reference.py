@@ -140,3 +140,49 @@ def bisect_pair_reference(model, x1: Tensor, x2: Tensor, c1: int, c2: int, beta:
             x1 = m
         else:
             x2 = m
+
+
+@torch.no_grad()
+def bisect_batched_torch(model, a: Tensor, b: Tensor, source: int, target: int, beta: float = 1e-4,
+                         max_steps: int = 64):
+    """Algorithm 1 for all pairs at once in plain torch: boolean masks, no custom ops, no batch cap.
+
+    What a user would write without deepdig_fast (the benchmark's baseline (b)). Returns
+    (status [P], points [P, ...], attempts [P], forwards).
+    """
+    P = a.shape[0]
+    x1, x2 = a.clone(), b.clone()
+    status = torch.full((P,), PENDING, dtype=torch.int64, device=a.device)
+    attempts = torch.zeros(P, dtype=torch.int64, device=a.device)
+    points = torch.full_like(a, float("nan"))
+    forwards = 0
+    active = torch.ones(P, dtype=torch.bool, device=a.device)
+    while bool(active.any()):
+        ia = active.nonzero().flatten()
+        m = (x1[ia] + x2[ia]) / 2
+        p = torch.softmax(model(m), dim=1)
+        forwards += ia.numel()
+        attempts[ia] += 1
+        pred = p.argmax(1)
+        third = (pred != source) & (pred != target)
+        success = ~third & ((p[:, source] - p[:, target]).abs() < beta)
+        flat_m = m.reshape(m.shape[0], -1)
+        stalled = ~third & ~success & (
+            (flat_m == x1[ia].reshape(m.shape[0], -1)).all(1) | (flat_m == x2[ia].reshape(m.shape[0], -1)).all(1)
+        )
+        capped = ~third & ~success & ~stalled & (attempts[ia] >= max_steps)
+        st = torch.full_like(pred, PENDING)
+        st[capped] = MAX_STEPS
+        st[stalled] = STALLED
+        st[success] = SUCCESS
+        st[third] = THIRD_CLASS
+        done = st != PENDING
+        status[ia] = st
+        points[ia[done]] = m[done]
+        go = ~done
+        low = go & (pred == source)
+        high = go & (pred != source)
+        x1[ia[low]] = m[low]
+        x2[ia[high]] = m[high]
+        active[ia[done]] = False
+    return status, points, attempts, forwards

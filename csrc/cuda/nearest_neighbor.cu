@@ -10,6 +10,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <cuda/std/limits>
+
 #include "common/checks.h"
 
 namespace deepdig_fast {
@@ -27,15 +29,15 @@ __global__ void nearest_neighbor_kernel(const scalar_t* __restrict__ q,
   __shared__ double tile[kTile][kChunk + 1];
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const bool active = i < Q;
-  double best = CUDART_INF;
+  double best = ::cuda::std::numeric_limits<double>::infinity();
   int64_t arg = 0;
   for (int64_t r0 = 0; r0 < R; r0 += kTile) {
-    const int rows = static_cast<int>(min<int64_t>(kTile, R - r0));
+    const int rows = static_cast<int>(R - r0 < kTile ? R - r0 : kTile);
     double acc[kTile];
 #pragma unroll
     for (int k = 0; k < kTile; ++k) acc[k] = 0.0;
     for (int64_t e0 = 0; e0 < E; e0 += kChunk) {
-      const int cols = static_cast<int>(min<int64_t>(kChunk, E - e0));
+      const int cols = static_cast<int>(E - e0 < kChunk ? E - e0 : kChunk);
       __syncthreads();
       for (int t = threadIdx.x; t < rows * cols; t += blockDim.x) {
         const int rr = t / cols, cc = t % cols;

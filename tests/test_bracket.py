@@ -1,0 +1,272 @@
+"""bracket_propose / bracket_update: kernels against the plain-torch reference, opcheck, edge cases."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepdig_fast import ops
+from deepdig_fast import reference as R
+from conftest import DEVICES, needs_cuda
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def make_state(P, D, dtype, device, seed=0, method=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(P, D, generator=g, dtype=torch.float64).to(dtype)
+    b = torch.rand(P, D, generator=g, dtype=torch.float64).to(dtype)
+    lo = torch.rand(P, generator=g, dtype=torch.float64) * 0.5
+    hi = lo + torch.rand(P, generator=g, dtype=torch.float64) * 0.5 + 1e-3
+    glo = torch.rand(P, generator=g, dtype=torch.float64) * 3 + 0.01
+    ghi = -torch.rand(P, generator=g, dtype=torch.float64) * 3 - 0.01
+    fstate = torch.stack([lo, hi, glo, ghi], 1)
+    return a.to(device), b.to(device), fstate.to(device)
+
+
+def run_both(fn_name, *args):
+    out_op = getattr(ops, fn_name)(*args)
+    out_ref = getattr(R, fn_name)(*args)
+    return out_op, out_ref
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", [0, 1])
+def test_propose_matches_reference(device, dtype, method):
+    P, D = 37, 29
+    a, b, fstate = make_state(P, D, dtype, device)
+    idx = torch.randperm(P, device=device)[:23]
+    (x, lam, stalled), (rx, rlam, rstalled) = run_both("bracket_propose", a, b, idx, fstate, method)
+    assert x.dtype == dtype and x.shape == (23, D)
+    torch.testing.assert_close(lam, rlam, rtol=0, atol=0)
+    torch.testing.assert_close(x, rx, rtol=0, atol=0)
+    assert torch.equal(stalled, rstalled)
+    if method == 0:
+        f = fstate[idx]
+        torch.testing.assert_close(lam, 0.5 * (f[:, 0] + f[:, 1]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_propose_illinois_stays_inside_bracket(device):
+    a, b, fstate = make_state(50, 4, torch.float64, device, seed=3)
+    # A degenerate gap (g_lo == g_hi is impossible for a real bracket) must fall back to the midpoint.
+    fstate[0, 2] = float("inf")
+    idx = torch.arange(50, device=device)
+    _, lam, _ = ops.bracket_propose(a, b, idx, fstate, 1)
+    assert bool(((lam > fstate[:, 0]) & (lam < fstate[:, 1])).all())
+    assert float(lam[0]) == pytest.approx(0.5 * float(fstate[0, 0] + fstate[0, 1]))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_propose_stall_detection(device, dtype):
+    P, D = 4, 8
+    a, b, fstate = make_state(P, D, dtype, device)
+    b[0] = a[0]  # identical ends: every point equals both ends
+    fstate[1, 1] = fstate[1, 0] + 1e-300  # bracket far below the working precision
+    idx = torch.arange(P, device=device)
+    _, _, stalled = ops.bracket_propose(a, b, idx, fstate, 0)
+    _, _, rstalled = R.bracket_propose(a, b, idx, fstate, 0)
+    assert stalled.tolist()[:2] == [True, True]
+    assert stalled.tolist()[2:] == [False, False]
+    assert torch.equal(stalled, rstalled)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_propose_empty_and_noncontiguous(device):
+    a, b, fstate = make_state(10, 12, torch.float32, device)
+    x, lam, stalled = ops.bracket_propose(a, b, torch.empty(0, dtype=torch.long, device=device), fstate, 0)
+    assert x.shape == (0, 12) and lam.shape == (0,) and stalled.shape == (0,)
+    big_a = torch.rand(10, 24, device=device)
+    big_b = torch.rand(10, 24, device=device)
+    a_nc, b_nc = big_a[:, ::2], big_b[:, ::2]
+    assert not a_nc.is_contiguous()
+    idx = torch.tensor([9, 0, 4], device=device)
+    (x, lam, st), (rx, rlam, rst) = run_both("bracket_propose", a_nc, b_nc, idx, fstate, 0)
+    torch.testing.assert_close(x, rx, rtol=0, atol=0)
+
+
+def make_update_case(P, C, D, dtype, device, method, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a, b, fstate = make_state(P, D, dtype, device, seed=seed)
+    source = torch.randint(0, C, (P,), generator=g)
+    target = (source + 1 + torch.randint(0, C - 1, (P,), generator=g)) % C
+    M = P - 3
+    idx = torch.randperm(P, generator=g)[:M]
+    logits = torch.randn(M, C, generator=g, dtype=torch.float64) * 3
+    s, t = source[idx], target[idx]
+    rows = torch.arange(M)
+    # Most rows: source or target wins; a few: third class; some: an exact tie (success).
+    kind = torch.randint(0, 6, (M,), generator=g)
+    top = logits.abs().max(1).values + 5
+    logits[rows, s] = torch.where(kind == 0, top, logits[rows, s])
+    logits[rows, t] = torch.where(kind == 1, top, logits[rows, t])
+    logits[rows, s] = torch.where(kind == 2, top, logits[rows, s])
+    logits[rows, t] = torch.where(kind == 2, top + 1e-9, logits[rows, t])  # |ps - pt| < beta
+    logits[rows, s] = torch.where(kind == 3, top, logits[rows, s])
+    logits[rows, t] = torch.where(kind == 3, top - 0.5, logits[rows, t])
+    stalled = torch.rand(M, generator=g) < 0.15
+    istate = torch.zeros(P, 4, dtype=torch.int64)
+    istate[:, 0] = torch.randint(0, 5, (P,), generator=g)
+    istate[:, 1] = -1
+    istate[:, 2] = -1
+    istate[:, 3] = torch.randint(-1, 2, (P,), generator=g)
+    if M:
+        logits[0, 0] = float("nan")
+    lam = torch.rand(M, generator=g, dtype=torch.float64)
+    x = torch.rand(M, D, generator=g, dtype=torch.float64).to(dtype)
+    dev = lambda t: t.to(device)  # noqa: E731
+    return dict(
+        logits=dev(logits.to(dtype)), x=dev(x), idx=dev(idx), lam=dev(lam), stalled=dev(stalled),
+        source=dev(source), target=dev(target), fstate=dev(fstate), istate=dev(istate),
+        points=dev(torch.zeros(P, D, dtype=dtype)), probs=dev(torch.zeros(P, C, dtype=torch.float64)),
+        lam_out=dev(torch.zeros(P, dtype=torch.float64)),
+    )
+
+
+def call_update(fn, case, beta=1e-4, max_steps=5, method=0):
+    c = {k: v.clone() for k, v in case.items()}
+    codes = fn(c["logits"], c["x"], c["idx"], c["lam"], c["stalled"], c["source"], c["target"], c["fstate"],
+               c["istate"], c["points"], c["probs"], c["lam_out"], beta, max_steps, method)
+    return codes, c
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", [0, 1])
+def test_update_matches_reference(device, dtype, method):
+    case = make_update_case(60, 6, 11, dtype, device, method)
+    codes, got = call_update(ops.bracket_update, case, method=method)
+    rcodes, want = call_update(R.bracket_update, case, method=method)
+    assert torch.equal(codes, rcodes)
+    # every outcome is exercised by the case
+    assert set(codes.tolist()) >= {-1, 0, 1, 2, 5}
+    assert torch.equal(got["istate"], want["istate"])
+    torch.testing.assert_close(got["fstate"], want["fstate"], rtol=0, atol=0)
+    torch.testing.assert_close(got["points"], want["points"], rtol=0, atol=0)
+    torch.testing.assert_close(got["probs"], want["probs"], rtol=1e-14, atol=1e-15, equal_nan=True)
+    torch.testing.assert_close(got["lam_out"], want["lam_out"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_update_rules(device):
+    """Hand-made rows whose outcome is known: third class, success, stall, cap, bracket moves."""
+    C, P, D = 3, 6, 2
+    s, t = 0, 1
+    logits = torch.tensor(
+        [
+            [0.0, 0.0, 5.0],    # third class (2) wins -> THIRD_CLASS, intruder 2
+            [1.0, 1.0, -3.0],   # exact tie -> SUCCESS
+            [2.0, 1.0, 0.0],    # source side; stalled -> STALLED
+            [2.0, 1.0, 0.0],    # source side; attempts hits the cap -> MAX_STEPS
+            [2.0, 1.0, 0.0],    # source side -> lo moves to lam
+            [1.0, 2.0, 0.0],    # target side -> hi moves to lam
+        ],
+        dtype=torch.float64,
+        device=device,
+    )
+    idx = torch.arange(P, device=device)
+    lam = torch.full((P,), 0.25, dtype=torch.float64, device=device)
+    stalled = torch.tensor([False, False, True, False, False, False], device=device)
+    fstate = torch.tensor([[0.0, 1.0, 1.0, -1.0]] * P, dtype=torch.float64, device=device)
+    istate = torch.tensor([[0, -1, -1, -1]] * P, device=device)
+    istate[3, 0] = 9
+    points = torch.zeros(P, D, dtype=torch.float64, device=device)
+    x = torch.arange(P * D, dtype=torch.float64, device=device).view(P, D)
+    probs = torch.zeros(P, C, dtype=torch.float64, device=device)
+    lam_out = torch.zeros(P, dtype=torch.float64, device=device)
+    st = torch.full((P,), s, device=device)
+    tt = torch.full((P,), t, device=device)
+    codes = ops.bracket_update(logits, x, idx, lam, stalled, st, tt, fstate, istate, points, probs, lam_out, 1e-4, 10, 0)
+    assert codes.tolist() == [1, 0, 2, 3, -1, -1]
+    assert istate[:, 2].tolist() == [2, -1, -1, -1, -1, -1]
+    assert istate[:, 0].tolist() == [1, 1, 1, 10, 1, 1]
+    assert fstate[4].tolist() == [0.25, 1.0, 1.0, -1.0]
+    assert fstate[5].tolist() == [0.0, 0.25, 1.0, -1.0]
+    assert torch.equal(points[:4], x[:4]) and bool((points[4:] == 0).all())
+    torch.testing.assert_close(probs[1], torch.softmax(logits[1], 0))
+    assert lam_out[:4].tolist() == [0.25] * 4
+
+
+def test_update_illinois_halves_retained_end():
+    logits = torch.tensor([[2.0, 1.0]], dtype=torch.float64)
+    fstate = torch.tensor([[0.0, 1.0, 3.0, -2.0]], dtype=torch.float64)
+    istate = torch.tensor([[1, -1, -1, 0]])  # the low end was replaced last step too
+    args = (logits, torch.zeros(1, 1, dtype=torch.float64), torch.tensor([0]), torch.tensor([0.4], dtype=torch.float64),
+            torch.tensor([False]), torch.tensor([0]), torch.tensor([1]), fstate, istate,
+            torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
+    ops.bracket_update(*args, 1e-4, 10, 1)
+    assert fstate[0].tolist() == [0.4, 1.0, 1.0, -1.0]  # g_hi halved, g_lo = z_s - z_t = 1
+    assert istate[0, 3] == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_update_empty(device):
+    case = make_update_case(3, 4, 5, torch.float32, device, 0)
+    assert case["idx"].numel() == 0
+    codes, got = call_update(ops.bracket_update, case)
+    assert codes.shape == (0,)
+    assert torch.equal(got["istate"], case["istate"])
+
+
+def test_update_argument_errors():
+    case = make_update_case(10, 4, 5, torch.float32, "cpu", 0)
+    bad = dict(case)
+    bad["probs"] = torch.zeros(10, 3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=r"probs must have shape \[10, 4\]"):
+        call_update(ops.bracket_update, bad)
+    bad = dict(case)
+    bad["idx"] = case["idx"].clone()
+    bad["idx"][0] = 99
+    with pytest.raises(RuntimeError, match=r"idx\[0\] = 99 is outside \[0, 10\)"):
+        call_update(ops.bracket_update, bad)
+    bad = dict(case)
+    bad["source"] = case["source"].clone()
+    bad["source"][case["idx"][0]] = 7
+    with pytest.raises(RuntimeError, match=r"must lie in \[0, 4\)"):
+        call_update(ops.bracket_update, bad)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        call_update(ops.bracket_update, case, beta=0.0)
+    a, b, fstate = make_state(5, 3, torch.float32, "cpu")
+    with pytest.raises(ValueError, match=r"b must match a"):
+        ops.bracket_propose(a, b[:, :2], torch.arange(5), fstate, 0)
+    with pytest.raises(ValueError, match=r"fstate must be float64 of shape \[5, 4\]"):
+        ops.bracket_propose(a, b, torch.arange(5), fstate[:, :3], 0)
+    with pytest.raises(RuntimeError, match=r"idx\[0\] = -1 is outside"):
+        torch.ops.deepdig_fast.bracket_propose(a, b, torch.tensor([-1]), fstate, 0)
+    with pytest.raises(RuntimeError, match="a must be a floating-point tensor"):
+        torch.ops.deepdig_fast.bracket_propose(a.long(), b.long(), torch.arange(5), fstate, 0)
+
+
+def test_opcheck():
+    a, b, fstate = make_state(9, 6, torch.float32, "cpu")
+    idx = torch.tensor([3, 1, 7])
+    torch.library.opcheck(torch.ops.deepdig_fast.bracket_propose.default, (a, b, idx, fstate, 0))
+    torch.library.opcheck(torch.ops.deepdig_fast.bracket_propose.default, (a.double(), b.double(), idx, fstate, 1))
+    case = make_update_case(12, 5, 4, torch.float32, "cpu", 0)
+    c = case
+    torch.library.opcheck(
+        torch.ops.deepdig_fast.bracket_update.default,
+        (c["logits"], c["x"], c["idx"], c["lam"], c["stalled"], c["source"], c["target"], c["fstate"].clone(),
+         c["istate"].clone(), c["points"].clone(), c["probs"].clone(), c["lam_out"].clone(), 1e-4, 5, 1),
+    )
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", [0, 1])
+def test_cuda_matches_cpu(dtype, method):
+    a, b, fstate = make_state(300, 784, dtype, "cpu")
+    idx = torch.randperm(300)[:250]
+    cpu = ops.bracket_propose(a, b, idx, fstate, method)
+    gpu = ops.bracket_propose(a.cuda(), b.cuda(), idx.cuda(), fstate.cuda(), method)
+    for u, v in zip(cpu, gpu):
+        assert torch.equal(u, v.cpu())
+    case = make_update_case(300, 10, 784, dtype, "cpu", method)
+    codes, got = call_update(ops.bracket_update, case, method=method)
+    gcase = {k: v.cuda() for k, v in case.items()}
+    gcodes, ggot = call_update(ops.bracket_update, gcase, method=method)
+    assert torch.equal(codes, gcodes.cpu())
+    for k in ("istate", "fstate", "points", "lam_out"):
+        assert torch.equal(got[k], ggot[k].cpu()), k
+    torch.testing.assert_close(got["probs"], ggot["probs"].cpu(), rtol=1e-13, atol=1e-15, equal_nan=True)
