@@ -1,0 +1,359 @@
+"""Save and load classifiers: weights in `<stem>.pt`, metadata in `<stem>.json`.
+
+The `.pt` file holds only the model's state_dict (tensors, moved to the CPU), so it loads with
+`torch.load(weights_only=True)` and never runs pickled code. The `.json` file records how to rebuild
+the model (architecture name and constructor arguments), what it was trained on, and a SHA-256 of
+the weights (`deepdig_fast.io.sha256_state_dict`) that is checked on every load.
+
+JSON fields: format, arch, arch_kwargs (None for a user architecture), dataset, classes,
+num_classes, in_shape, embedding_layer, accuracy, weights_file, weights_sha256, torch_version,
+deepdig_fast_version, created (UTC ISO-8601), extra.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import math
+import os
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .io import ChecksumError, atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
+from .models import ARCHITECTURES, build_classifier
+
+__all__ = ["FORMAT", "save_classifier", "load_classifier", "load_user_model", "checkpoint_paths", "ChecksumError"]
+
+FORMAT = "deepdig_fast.classifier/1"
+
+PathLike = str | os.PathLike
+
+
+def checkpoint_paths(path: PathLike, default_stem: str | None = None) -> tuple[Path, Path]:
+    """(weights .pt, metadata .json) for a checkpoint path.
+
+    `path` may be "<stem>.pt", "<stem>.json", "<stem>" (no suffix, not an existing directory), or a
+    directory, in which case the stem is `default_stem` (required then).
+    """
+    p = Path(path)
+    if p.suffix in (".pt", ".json"):
+        stem = p.with_suffix("")
+    elif p.is_dir() or str(path).endswith(("/", os.sep)):
+        if default_stem is None:
+            raise ValueError(f"path {str(p)!r} is a directory; expected a '<name>.pt' or '<name>.json' path")
+        stem = p / default_stem
+    else:
+        stem = p
+    return stem.with_name(stem.name + ".pt"), stem.with_name(stem.name + ".json")
+
+
+def _jsonable(value: Any, arg: str) -> Any:
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{arg} must be JSON-serialisable ({e})") from e
+    return value
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", s).strip("-") or "model"
+
+
+def save_classifier(
+    path: PathLike,
+    model: nn.Module,
+    *,
+    arch: str,
+    dataset: str,
+    classes: Sequence[str],
+    accuracy: float | None,
+    extra: Mapping[str, Any] | None = None,
+    in_shape: Sequence[int] | None = None,
+    embedding_layer: str | None = None,
+) -> Path:
+    """Write `model`'s weights and metadata; returns the path of the `.pt` file (the `.json` is beside it).
+
+    Args:
+        path: "<stem>.pt", "<stem>.json", "<stem>", or a directory (then the stem is
+            "<dataset>_<arch>").
+        model: the classifier. Built-in models (`deepdig_fast.models`) also record their
+            constructor arguments so `load_classifier` can rebuild them.
+        arch: the architecture's name: a key of `ARCHITECTURES`, or any name for a user model
+            (which then must be passed to `load_classifier(model=...)`).
+        dataset: the training data set's name.
+        classes: class names, one per output logit.
+        accuracy: test accuracy (or None).
+        extra: more JSON-serialisable metadata (e.g. the dict returned by `train_classifier`).
+        in_shape: (C, H, W) of one input; defaults to `model.in_shape` when present.
+        embedding_layer: the submodule name whose output is the embedding; defaults to
+            `model.EMBEDDING_LAYER` when present.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(arch, str) or not arch:
+        raise ValueError(f"arch must be a non-empty str, got {arch!r}")
+    if not isinstance(dataset, str) or not dataset:
+        raise ValueError(f"dataset must be a non-empty str, got {dataset!r}")
+    classes = [str(c) for c in classes]
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is not None and num_classes != len(classes):
+        raise ValueError(f"classes names {len(classes)} classes but the model has num_classes={num_classes}")
+    if accuracy is not None:
+        accuracy = float(accuracy)
+        if not (math.isnan(accuracy) or 0.0 <= accuracy <= 1.0):
+            raise ValueError(f"accuracy must be a fraction in [0, 1] or None, got {accuracy}")
+    if in_shape is None:
+        in_shape = getattr(model, "in_shape", None)
+    if embedding_layer is None:
+        embedding_layer = getattr(model, "EMBEDDING_LAYER", None)
+    if embedding_layer is not None:
+        name = embedding_layer.partition(":")[0]
+        if name not in dict(model.named_modules()):
+            raise ValueError(f"embedding_layer {embedding_layer!r} is not a submodule of the model")
+
+    arch_kwargs = None
+    if arch in ARCHITECTURES:
+        if not isinstance(model, ARCHITECTURES[arch]):
+            raise TypeError(f"arch={arch!r} names {ARCHITECTURES[arch].__name__}, but model is a {type(model).__name__}")
+        arch_kwargs = model.config()  # type: ignore[operator]
+        arch_kwargs.pop("num_classes", None)
+        arch_kwargs.pop("in_shape", None)
+
+    state: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"model.state_dict()[{k!r}] is a {type(v).__name__}; only tensor entries can be saved")
+        state[k] = v.detach().to("cpu").clone()
+    pt_path, json_path = checkpoint_paths(path, default_stem=_safe_name(f"{dataset}_{arch}"))
+    from . import __version__
+
+    meta = {
+        "format": FORMAT,
+        "arch": arch,
+        "arch_kwargs": arch_kwargs,
+        "dataset": dataset,
+        "classes": classes,
+        "num_classes": len(classes),
+        "in_shape": None if in_shape is None else [int(s) for s in in_shape],
+        "embedding_layer": embedding_layer,
+        "accuracy": accuracy,
+        "weights_file": pt_path.name,
+        "weights_sha256": sha256_state_dict(state),
+        "torch_version": torch.__version__,
+        "deepdig_fast_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "extra": _jsonable(dict(extra) if extra is not None else None, "extra"),
+    }
+    atomic_save_tensors(pt_path, state)
+    atomic_write_text(json_path, json.dumps(meta, indent=2, allow_nan=True) + "\n")
+    return pt_path
+
+
+def _find_checkpoint(path: PathLike) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.is_dir():
+        metas = sorted(p.glob("*.json"))
+        metas = [m for m in metas if m.with_suffix(".pt").is_file()]
+        if len(metas) != 1:
+            found = ", ".join(m.name for m in metas) or "none"
+            raise ValueError(
+                f"path {str(p)!r} is a directory with {len(metas)} checkpoints ({found}); expected exactly one "
+                "or a '<name>.pt' / '<name>.json' path"
+            )
+        return metas[0].with_suffix(".pt"), metas[0]
+    return checkpoint_paths(p)
+
+
+def _state_dict_from(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """Accept a plain state_dict, or a dict wrapping one under "state_dict" / "model_state_dict"."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model_state_dict"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise ValueError(f"{source}: expected a state_dict (a dict of parameter names to tensors)")
+    return dict(obj)
+
+
+def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, strict: bool = True) -> None:
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as e:
+        raise ValueError(f"{source}: the weights do not fit the model {type(model).__name__}: {e}") from e
+
+
+def load_classifier(
+    path: PathLike,
+    *,
+    model: nn.Module | None = None,
+    device: str | torch.device = "cpu",
+    verify: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a classifier written by `save_classifier`.
+
+    Args:
+        path: the `.pt` or `.json` file, their common stem, or a directory holding one checkpoint.
+        model: an instance of the architecture to load into (needed for user architectures; for
+            built-in ones the model is rebuilt from the JSON when this is None).
+        device: where to put the model.
+        verify: check the weights' SHA-256 against the JSON (raises ChecksumError on mismatch).
+
+    Returns:
+        (model in eval mode on `device`, metadata dict from the JSON).
+    """
+    pt_path, json_path = _find_checkpoint(path)
+    if not json_path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint metadata {json_path} not found (expected beside {pt_path.name}); "
+            "for a bare state_dict use load_user_model"
+        )
+    if not pt_path.is_file():
+        raise FileNotFoundError(f"checkpoint weights {pt_path} not found (expected beside {json_path.name})")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{json_path}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{json_path}: not a deepdig_fast classifier checkpoint (expected format {FORMAT!r})")
+
+    state = _state_dict_from(load_tensors(pt_path), str(pt_path))
+    if verify:
+        expected = meta.get("weights_sha256")
+        actual = sha256_state_dict(state)
+        if actual != expected:
+            raise ChecksumError(
+                f"checksum mismatch for {pt_path}: weights SHA-256 is {actual}, but {json_path.name} says "
+                f"{expected}; the weights file is corrupt or does not belong to this metadata"
+            )
+
+    if model is None:
+        arch = meta.get("arch")
+        if arch not in ARCHITECTURES:
+            raise ValueError(
+                f"{json_path}: arch {arch!r} is not built in ({sorted(ARCHITECTURES)}); pass model= with an "
+                "instance of the architecture to load into"
+            )
+        model = build_classifier(arch, meta["num_classes"], meta.get("in_shape"), **(meta.get("arch_kwargs") or {}))
+    elif not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or None, got {type(model).__name__}")
+    _load_into(model, state, str(pt_path))
+    return model.to(device).eval(), meta
+
+
+_SPEC = re.compile(r"^(?P<module>[^:]+):(?P<attr>[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$")
+
+
+def _import_spec_module(module: str, spec: str) -> Any:
+    if module.endswith(".py") or os.sep in module or "/" in module:
+        file = Path(module)
+        if not file.is_file():
+            raise ValueError(f"spec {spec!r}: module file {file} does not exist")
+        name = f"_deepdig_user_{_safe_name(file.stem)}_{abs(hash(str(file.resolve())))}"
+        mod_spec = importlib.util.spec_from_file_location(name, file)
+        if mod_spec is None or mod_spec.loader is None:
+            raise ValueError(f"spec {spec!r}: cannot import {file} as a Python module")
+        mod = importlib.util.module_from_spec(mod_spec)
+        sys.modules[name] = mod
+        try:
+            mod_spec.loader.exec_module(mod)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return mod
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module):
+        raise ValueError(f"spec {spec!r}: {module!r} is not a dotted module name")
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise ValueError(f"spec {spec!r}: cannot import module {module!r} ({e})") from e
+
+
+def load_user_model(
+    spec: str,
+    weights: PathLike | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    strict: bool = True,
+    factory_kwargs: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """Build a user's classifier from "module:factory" and load its weights.
+
+    Args:
+        spec: "package.module:factory" (or "path/to/file.py:factory"); `factory` may be a dotted
+            attribute (e.g. "Net.pretrained") and is called with `factory_kwargs` to get an nn.Module.
+        weights: a file saved with `torch.save(model.state_dict())` (or a dict holding it under
+            "state_dict" / "model_state_dict"), loaded with `weights_only=True`. None keeps the
+            factory's weights.
+        device: where to put the model.
+        strict: passed to `load_state_dict`.
+
+    Returns:
+        the model in eval mode on `device`.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str 'package.module:factory', got {type(spec).__name__}")
+    m = _SPEC.match(spec.strip())
+    if m is None:
+        raise ValueError(f"spec must look like 'package.module:factory' (or 'file.py:factory'), got {spec!r}")
+    mod = _import_spec_module(m.group("module"), spec)
+    obj: Any = mod
+    for part in m.group("attr").split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"spec {spec!r}: {m.group('module')} has no attribute {m.group('attr')!r}") from None
+    if not callable(obj):
+        raise ValueError(f"spec {spec!r}: {m.group('attr')!r} is a {type(obj).__name__}, expected a callable returning an nn.Module")
+    model = obj(**dict(factory_kwargs or {}))
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"spec {spec!r}: the factory returned {type(model).__name__}, expected an nn.Module")
+    if weights is not None:
+        state = _state_dict_from(load_tensors(weights), str(weights))
+        _load_into(model, state, str(weights), strict=strict)
+    return model.to(device).eval()
+
+
+def load_or_train_classifier(
+    path: PathLike,
+    arch: str,
+    data,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    retrain: bool = False,
+    log=None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The reference classifier `arch` for `data`, cached at `path` (a checkpoint stem).
+
+    Loads the checkpoint when it exists and matches (architecture, data set, classes); otherwise,
+    or with retrain=True, trains one with `train_classifier`'s defaults (seeded) and saves it
+    atomically. Returns (model in eval mode on `device`, metadata).
+    """
+    from .models import train_classifier
+
+    pt_path, json_path = checkpoint_paths(path)
+    if pt_path.is_file() and json_path.is_file() and not retrain:
+        model, meta = load_classifier(pt_path, device=device)
+        if meta.get("arch") == arch and meta.get("dataset") == data.name and list(meta.get("classes", [])) == list(data.classes):
+            return model, meta
+        if log:
+            log(f"{pt_path} holds a {meta.get('arch')} for {meta.get('dataset')}; training a new {arch}")
+    if log:
+        log(f"training the reference {arch} classifier on {data.name} (seed {seed}); it is saved to {pt_path}")
+    model = build_classifier(arch, data.num_classes, tuple(data.sample_shape), seed=seed)
+    kw = {} if epochs is None else {"epochs": epochs}
+    stats = train_classifier(model, data, seed=seed, device=device, progress=progress, **kw)
+    save_classifier(
+        pt_path, model, arch=arch, dataset=data.name, classes=data.classes, accuracy=stats["test_accuracy"],
+        extra={"training": {k: v for k, v in stats.items() if k != "epoch_losses"}},
+    )
+    return load_classifier(pt_path, device=device)

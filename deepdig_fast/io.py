@@ -1,0 +1,169 @@
+"""Crash-safe file writing, tensor (de)serialisation and checksums.
+
+Every writer here puts the data into a temporary file in the destination's own directory, flushes and
+fsyncs it, then renames it over the destination with `os.replace` (atomic on POSIX and Windows) and,
+where the platform allows, fsyncs the directory. A reader therefore sees either the old file or the
+complete new one, never a torn write.
+
+Tensors are read back with `torch.load(weights_only=True)`: only tensors and plain containers
+(dict, list, tuple, str, int, float, bool, None) can come out of a file, never arbitrary objects.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, IO, Mapping
+
+import torch
+
+__all__ = [
+    "ChecksumError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_save_tensors",
+    "load_tensors",
+    "sha256_file",
+    "sha256_bytes",
+    "sha256_state_dict",
+]
+
+PathLike = str | os.PathLike
+
+
+class ChecksumError(ValueError):
+    """A data or weights file does not match its recorded SHA-256."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Best-effort fsync of a directory so a rename inside it survives a crash (POSIX only)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call `write(f)` on a temp file beside `path`, fsync it, then atomically rename it to `path`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    dest = Path(path)
+    directory = dest.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+    return dest
+
+
+def atomic_write_bytes(path: PathLike, data: bytes | bytearray | memoryview) -> Path:
+    """Atomically replace `path` with `data`; returns the destination as a Path."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
+    return _atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Atomically replace `path` with `text` encoded as `encoding` (UTF-8 by default)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_save_tensors(path: PathLike, obj: Mapping[str, Any]) -> Path:
+    """Atomically `torch.save` a dict of tensors and plain values (str, int, float, bool, None,
+    lists/tuples/dicts of those) to `path`.
+
+    Only what `torch.load(weights_only=True)` can read back is meaningful here; tensors are stored
+    as they are (call `.cpu()` first if the file must load on machines without the device).
+    """
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"obj must be a mapping of names to tensors/plain values, got {type(obj).__name__}")
+    payload = dict(obj)
+    return _atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_tensors(path: PathLike) -> Any:
+    """Load a file written by `atomic_save_tensors` (or any `torch.save` of tensors and plain values)
+    with `weights_only=True` onto the CPU. Raises FileNotFoundError naming the path if it is absent,
+    and ValueError if the file holds anything but tensors and plain containers."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"path {str(p)!r}: no such file (expected a tensor file written by torch.save)")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError, RuntimeError for corrupt zips, ...
+        raise ValueError(
+            f"path {str(p)!r}: could not be loaded with torch.load(weights_only=True); expected a file of "
+            f"tensors and plain values ({type(e).__name__}: {e})"
+        ) from e
+
+
+def sha256_bytes(data: bytes | bytearray | memoryview) -> str:
+    """Hex SHA-256 of a bytes-like object."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's contents, read in chunks of `chunk_size` bytes."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"path {str(p)!r}: no such file to checksum")
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    """Raw little-endian storage bytes of a dense tensor of any dtype (bfloat16, bool, ... included)."""
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    if flat.dtype.is_complex:
+        flat = torch.view_as_real(flat).reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes()
+
+
+def sha256_state_dict(state_dict: Mapping[str, Any]) -> str:
+    """A stable hex SHA-256 of a model's weights.
+
+    Entries are visited in sorted name order; for each tensor the name, dtype, shape and raw bytes
+    enter the hash, so the value depends only on the weights, not on the file format, the device or
+    the insertion order. Non-tensor entries (rare "extra state") enter as their `repr`.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        if not isinstance(name, str):
+            raise TypeError(f"state_dict keys must be str, got {type(name).__name__} ({name!r})")
+        value = state_dict[name]
+        h.update(b"name\0" + name.encode("utf-8") + b"\0")
+        if isinstance(value, torch.Tensor):
+            if value.layout != torch.strided:
+                value = value.to_dense()
+            h.update(f"tensor\0{value.dtype}\0{tuple(value.shape)}\0".encode())
+            h.update(_tensor_bytes(value))
+        else:
+            h.update(f"value\0{value!r}\0".encode())
+    return h.hexdigest()

@@ -1,0 +1,356 @@
+"""Reference classifiers (METHOD.md, "Reference classifiers") and a small training loop.
+
+Every model here follows one convention so the DeepDIG engine can read its embedding with a forward
+hook (`deepdig_fast.hooks`) instead of returning a (logits, features) tuple:
+
+- `model(x)` returns logits [N, num_classes] for inputs x [N, C, H, W] in [0, 1];
+- `model.embedding` is a submodule whose output is the embedding h(x) [N, E]: the input of the last
+  linear layer, after its activation; `model.head` is that last linear layer;
+- the class attribute `EMBEDDING_LAYER = "embedding"` names it for `dict(model.named_modules())`;
+- `model.config()` returns the constructor arguments, so a checkpoint can rebuild the model;
+- attributes `num_classes`, `in_shape` (C, H, W) and `embedding_dim` (E) describe it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .data import ClassificationData
+
+__all__ = [
+    "MnistCNN",
+    "MnistFCN",
+    "CifarResNet",
+    "ARCHITECTURES",
+    "build_classifier",
+    "train_classifier",
+    "evaluate_accuracy",
+    "predict",
+]
+
+
+def _check_shape(in_shape: Sequence[int], arg: str = "in_shape") -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in in_shape)
+    if len(shape) != 3 or any(s <= 0 for s in shape):
+        raise ValueError(f"{arg} must be (C, H, W) with positive sizes, got {tuple(in_shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def _check_classes(num_classes: int) -> int:
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    return num_classes
+
+
+class MnistCNN(nn.Module):
+    """The paper's MNIST / Fashion-MNIST CNN.
+
+    Conv(C→10, k3) → maxpool 2 → ReLU → Conv(10→10, k3) → maxpool 2 → ReLU → flatten (250 for
+    28×28) → Linear(250→50) → ReLU [embedding, 50-d] → Linear(50→num_classes).
+
+    Input [N, C, H, W] (default [N, 1, 28, 28]); output logits [N, num_classes]; `embedding` outputs
+    [N, 50].
+    """
+
+    EMBEDDING_LAYER = "embedding"
+
+    def __init__(self, num_classes: int = 10, in_shape: Sequence[int] = (1, 28, 28), channels: int = 10, hidden: int = 50):
+        super().__init__()
+        c, h, w = _check_shape(in_shape)
+        self.num_classes = _check_classes(num_classes)
+        self.in_shape = (c, h, w)
+        self.channels, self.hidden = int(channels), int(hidden)
+        fh, fw = ((h - 2) // 2 - 2) // 2, ((w - 2) // 2 - 2) // 2
+        if fh <= 0 or fw <= 0:
+            raise ValueError(f"in_shape {self.in_shape} is too small for MnistCNN; expected H, W >= 10")
+        self.features = nn.Sequential(
+            nn.Conv2d(c, self.channels, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(self.channels, self.channels, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),
+        )
+        self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(self.channels * fh * fw, self.hidden), nn.ReLU())
+        self.head = nn.Linear(self.hidden, self.num_classes)
+        self.embedding_dim = self.hidden
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serialisable) that rebuild this architecture."""
+        return {"num_classes": self.num_classes, "in_shape": list(self.in_shape), "channels": self.channels, "hidden": self.hidden}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> logits [N, num_classes]."""
+        return self.head(self.embedding(self.features(x)))
+
+
+class MnistFCN(nn.Module):
+    """The paper's fully connected MNIST / Fashion-MNIST classifier.
+
+    flatten (784) → Linear(784→50) → ReLU → Linear(50→50) → ReLU [embedding, 50-d] →
+    Linear(50→num_classes). Input [N, C, H, W] (any shape whose sample has C·H·W values); output
+    logits [N, num_classes]; `embedding` outputs [N, 50].
+    """
+
+    EMBEDDING_LAYER = "embedding"
+
+    def __init__(self, num_classes: int = 10, in_shape: Sequence[int] = (1, 28, 28), hidden: int = 50):
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        self.num_classes = _check_classes(num_classes)
+        self.hidden = int(hidden)
+        d = math.prod(self.in_shape)
+        self.embedding = nn.Sequential(
+            nn.Flatten(), nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.hidden), nn.ReLU()
+        )
+        self.head = nn.Linear(self.hidden, self.num_classes)
+        self.embedding_dim = self.hidden
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serialisable) that rebuild this architecture."""
+        return {"num_classes": self.num_classes, "in_shape": list(self.in_shape), "hidden": self.hidden}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> logits [N, num_classes]."""
+        return self.head(self.embedding(x))
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block: two 3×3 conv-BN layers with an identity (or 1×1 projection) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """A CIFAR-style ResNet (3×3 stem, no initial max-pool) with basic blocks.
+
+    `depth` 18 → blocks (2, 2, 2, 2), 34 → (3, 4, 6, 3) (the paper's CIFAR-10 model); `blocks`
+    overrides it with any per-stage block counts (e.g. (1, 1) for a tiny test model). Stage i has
+    `width · 2**i` channels and stride 2 from the second stage on. The embedding is the global
+    average of the last stage's ReLU feature map, [N, width · 2**(len(blocks) − 1)] (512 for the
+    default width 64 and four stages).
+
+    Input [N, C, H, W] (default [N, 3, 32, 32]); output logits [N, num_classes]. Uses BatchNorm:
+    call `.eval()` before analysing the model.
+    """
+
+    EMBEDDING_LAYER = "embedding"
+    DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_shape: Sequence[int] = (3, 32, 32),
+        depth: int = 18,
+        width: int = 64,
+        blocks: Sequence[int] | None = None,
+    ):
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        self.num_classes = _check_classes(num_classes)
+        if blocks is None:
+            if depth not in self.DEPTHS:
+                raise ValueError(f"depth must be one of {sorted(self.DEPTHS)} (or pass blocks=), got {depth!r}")
+            blocks = self.DEPTHS[depth]
+        self.blocks = tuple(int(b) for b in blocks)
+        if not self.blocks or any(b < 1 for b in self.blocks):
+            raise ValueError(f"blocks must be a non-empty sequence of positive ints, got {tuple(blocks)}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive int, got {width!r}")
+        self.depth, self.width = int(depth), width
+        layers: list[nn.Module] = [
+            nn.Conv2d(self.in_shape[0], width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        ]
+        c_in = width
+        for i, n in enumerate(self.blocks):
+            c_out = width * 2**i
+            for j in range(n):
+                layers.append(_BasicBlock(c_in, c_out, stride=2 if (i > 0 and j == 0) else 1))
+                c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.embedding = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(c_in, self.num_classes)
+        self.embedding_dim = c_in
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serialisable) that rebuild this architecture."""
+        return {
+            "num_classes": self.num_classes, "in_shape": list(self.in_shape),
+            "depth": self.depth, "width": self.width, "blocks": list(self.blocks),
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] -> logits [N, num_classes]."""
+        return self.head(self.embedding(self.features(x)))
+
+
+#: Built-in architectures by name.
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": MnistCNN, "fcn": MnistFCN, "resnet": CifarResNet}
+
+_DEFAULT_SHAPES = {"cnn": (1, 28, 28), "fcn": (1, 28, 28), "resnet": (3, 32, 32)}
+
+
+def build_classifier(
+    arch: str,
+    num_classes: int = 10,
+    in_shape: Sequence[int] | None = None,
+    *,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a fresh built-in classifier.
+
+    Args:
+        arch: "cnn" (MnistCNN), "fcn" (MnistFCN) or "resnet" (CifarResNet).
+        num_classes: number of output logits.
+        in_shape: (C, H, W) of one input; None means the architecture's default ((1, 28, 28) for
+            cnn/fcn, (3, 32, 32) for resnet).
+        seed: if given, the weights are initialised from this seed without touching the global RNG.
+        **kwargs: further constructor arguments (e.g. width=, blocks= for resnet).
+    """
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    shape = _DEFAULT_SHAPES[arch] if in_shape is None else tuple(in_shape)
+    cls = ARCHITECTURES[arch]
+    try:
+        if seed is None:
+            return cls(num_classes=num_classes, in_shape=shape, **kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            return cls(num_classes=num_classes, in_shape=shape, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"build_classifier({arch!r}): bad keyword arguments {sorted(kwargs)} ({e})") from e
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted labels int64 [N] (on x's device) for inputs x [N, *sample_shape], in eval mode."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        out = [model(x[i : i + batch_size].to(device)).argmax(1).to(x.device) for i in range(0, x.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=x.device)
+
+
+def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Share of inputs x [N, *sample_shape] whose predicted label equals y [N] (eval mode; NaN if N = 0)."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]} labels; expected equal counts")
+    if x.shape[0] == 0:
+        return float("nan")
+    return float((predict(model, x, batch_size) == y.to(x.device)).double().mean())
+
+
+def train_classifier(
+    model: nn.Module,
+    data: ClassificationData,
+    *,
+    epochs: int = 5,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    eval_train: bool = True,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train `model` on data's train split with Adam and cross-entropy (the paper's setting).
+
+    Each epoch visits the training set once in a random order drawn from `seed` (the global RNG is
+    left untouched), in mini-batches of `batch_size` (the last one may be smaller). The model ends
+    on `device` in eval mode. `on_epoch_end(epoch, mean_loss)`, if given, is called after each epoch
+    (epoch counts from 1; e.g. to log test accuracy with `evaluate_accuracy`, which keeps the mode).
+
+    Returns:
+        {"test_accuracy", "train_accuracy" (None unless eval_train), "epochs", "seconds" (training
+        time, excluding evaluation), "epoch_losses" (mean loss per epoch), "lr", "batch_size", "seed"}.
+    """
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not (lr > 0):
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if not isinstance(data, ClassificationData):
+        raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
+    n = data.x_train.shape[0]
+    if n == 0:
+        raise ValueError("data has no training samples")
+    dev = torch.device(device)
+    model.to(dev)
+    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)  # one copy up front on an accelerator
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    steps = math.ceil(n / batch_size)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=epochs * steps, desc=f"train {type(model).__name__}", unit="batch", leave=False)
+    losses: list[float] = []
+    rng_devices = [dev] if dev.type == "cuda" else []
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=rng_devices):  # dropout etc. draw from a seeded, private stream
+        torch.manual_seed(int(seed))
+        model.train()
+        try:
+            for epoch in range(epochs):
+                order = torch.randperm(n, generator=gen).to(dev)
+                total = torch.zeros((), dtype=torch.float64, device=dev)
+                for i in range(steps):
+                    idx = order[i * batch_size : (i + 1) * batch_size]
+                    xb, yb = x_train[idx], y_train[idx]
+                    loss = F.cross_entropy(model(xb), yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += loss.detach() * idx.numel()
+                    if bar is not None:
+                        bar.update(1)
+                        if i % 20 == 0:
+                            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+                losses.append(float(total) / n)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, losses[-1])
+        finally:
+            if bar is not None:
+                bar.close()
+            model.eval()
+    seconds = time.perf_counter() - start
+    test_acc = evaluate_accuracy(model, data.x_test, data.y_test)
+    train_acc = evaluate_accuracy(model, x_train, y_train) if eval_train else None
+    return {
+        "test_accuracy": test_acc,
+        "train_accuracy": train_acc,
+        "epochs": epochs,
+        "seconds": seconds,
+        "epoch_losses": losses,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
