@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One prepared check for a GPU machine (an H200 here: Python 3.12, torch 2.11 + CUDA 13, no network).
+# Builds the extension with CUDA against the machine's own torch, runs the op/engine tests (CUDA
+# parity included) and the engine benchmark at GPU sizes, and prints a table. Budget: < 8 minutes.
+#   bash benchmarks/gpu_check.sh            (writes logs and JSON to ${OUT:-.benchmarks/gpu})
+# Carry checkpoints/ along to skip training the MNIST CNN there (about half a minute on a GPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+OUT=${OUT:-.benchmarks/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+t0=$SECONDS
+step() { printf '\n=== [%ss] %s\n' "$((SECONDS - t0))" "$*"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+$PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
+
+step "build with CUDA (sm_90)"
+rm -f deepdig_fast/_C*.so
+FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="9.0" MAX_JOBS=16 $PY setup.py -q build_ext --inplace > "$OUT/build.log" 2>&1 \
+  || { tail -40 "$OUT/build.log"; exit 1; }
+$PY -c "import deepdig_fast, json; print(json.dumps(deepdig_fast.build_info()))" | tee "$OUT/build_info.json"
+
+step "tests: ops and engine on CPU and CUDA"
+timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_bracket.py tests/test_nearest_neighbor.py tests/test_engine.py 2>&1 \
+  | tee "$OUT/tests.txt" | tail -15
+
+step "benchmark: borderline engine at GPU size"
+DEEPDIG_BENCH_PAIRS=${DEEPDIG_BENCH_PAIRS:-100000} DEEPDIG_BENCH_REF_PAIRS=${DEEPDIG_BENCH_REF_PAIRS:-300} \
+  timeout 300 $PY -m pytest -q -p no:cacheprovider benchmarks/bench_bisect.py --benchmark-only -s \
+  --benchmark-json "$OUT/bench_bisect.json" 2>&1 | tee "$OUT/bench.txt" | tail -30
+cp .benchmarks/bisect-summary.json "$OUT/" 2>/dev/null || true
+step "done"

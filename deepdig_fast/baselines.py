@@ -1,0 +1,86 @@
+"""Baseline starting pairs for the borderline engine (METHOD.md "Baselines").
+
+RPBS  random pairs: correctly classified training inputs of class s and of class t, shuffled,
+      truncated to the shorter list, paired index by index.
+EPBS  embedding-nearest pairs: every correctly classified input of class s with the correctly
+      classified input of class t nearest to it in the classifier's embedding space (Euclidean).
+      The public DeepDIG code takes one norm over the whole difference matrix and so pairs every s
+      input with the same t input; this is the intended nearest-neighbour search, done by the fused
+      `nearest_neighbor` op in O(queries + references) memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from deepdig_fast.hooks import embed
+
+
+@dataclass
+class PairSet:
+    """Starting pairs: a [P, ...] (class s, predicted s), b [P, ...] (class t, predicted t), and the
+    rows of the input tensor they came from (a_index, b_index: [P] int64). `distance` [P] is the
+    embedding distance for EPBS, None for RPBS."""
+
+    a: Tensor
+    b: Tensor
+    a_index: Tensor
+    b_index: Tensor
+    distance: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.a.shape[0])
+
+
+def _check(x: Tensor, y: Tensor, s: int, t: int) -> None:
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise ValueError(f"x must be a floating-point tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}")
+    if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must be a label tensor of shape [{x.shape[0]}], got {getattr(y, 'shape', type(y).__name__)}")
+    if s == t:
+        raise ValueError(f"source and target must differ, got {s} and {t}")
+
+
+@torch.no_grad()
+def _correct(model, x: Tensor, y: Tensor, c: int, batch_size: int) -> Tensor:
+    """Indices (into x) of the inputs labelled c that the model predicts as c."""
+    idx = (y == c).nonzero().flatten()
+    if idx.numel() == 0:
+        return idx
+    preds = torch.cat([model(x[idx[i : i + batch_size]]).argmax(1) for i in range(0, idx.numel(), batch_size)])
+    return idx[preds.to(idx.device) == c]
+
+
+def random_pairs(model, x: Tensor, y: Tensor, source: int, target: int, *, seed: int = 0,
+                 batch_size: int = 1024) -> PairSet:
+    """RPBS pairs. x: [N, ...] inputs, y: [N] labels (on any device; the model runs on x's)."""
+    _check(x, y, source, target)
+    ia = _correct(model, x, y, source, batch_size)
+    ib = _correct(model, x, y, target, batch_size)
+    g = torch.Generator().manual_seed(seed)
+    ia = ia[torch.randperm(ia.numel(), generator=g).to(ia.device)]
+    ib = ib[torch.randperm(ib.numel(), generator=g).to(ib.device)]
+    n = min(ia.numel(), ib.numel())
+    ia, ib = ia[:n], ib[:n]
+    return PairSet(x[ia], x[ib], ia, ib)
+
+
+def embedding_nearest_pairs(model, x: Tensor, y: Tensor, source: int, target: int, embedding_layer: str, *,
+                            batch_size: int = 1024) -> PairSet:
+    """EPBS pairs: each correctly classified source input with its nearest correctly classified
+    target input in the embedding read from `embedding_layer` (see deepdig_fast.hooks)."""
+    from deepdig_fast import ops
+
+    _check(x, y, source, target)
+    ia = _correct(model, x, y, source, batch_size)
+    ib = _correct(model, x, y, target, batch_size)
+    if ia.numel() == 0 or ib.numel() == 0:
+        empty = ia[:0]
+        return PairSet(x[empty], x[empty], empty, empty.clone(), x.new_empty((0,)))
+    _, ha = embed(model, x[ia], embedding_layer, batch_size)
+    _, hb = embed(model, x[ib], embedding_layer, batch_size)
+    nearest, dist = ops.nearest_neighbor(ha.contiguous(), hb.contiguous())
+    jb = ib[nearest.to(ib.device)]
+    return PairSet(x[ia], x[jb], ia, jb, dist)

@@ -1,0 +1,423 @@
+"""DeepDIG for one class pair, end to end: components I -> II -> III in both directions, then the
+RPBS and EPBS baselines refined by the same engine.
+
+    result = run_pair(classifier, data, s, t, PairConfig(), out_dir="runs/x")
+
+With `out_dir`, every stage's output is written atomically to the run folder together with a key
+(a digest of its settings and of its inputs); a rerun reuses each finished stage whose key still
+matches and recomputes the rest, so an interrupted run resumes where it stopped.
+
+Run folder:
+    manifest.json                 versions, seed, every setting, the classifier's checksum
+    results.json                  per direction and method: pairs, success rate, attempts, failures,
+                                  forwards, wall time per stage (schema in docs: RESULTS_SCHEMA)
+    components/ae1_S-T.pt         AE_I state_dict, the adversarial set A(S->T) and its counts
+    components/ae2_S-T.pt         AE_II state_dict and the kept pairs (a, a'')
+    borderline/<method>_S-T.pt    borderline points, probs, embeddings, status, attempts, pair indices
+    (each .pt has a .json beside it with its key, settings and wall time; load the .pt files with
+    torch.load(path, weights_only=True))
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import platform
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from deepdig_fast import __version__
+from deepdig_fast.adversarial import AdversarialConfig, component_one, component_two
+from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
+from deepdig_fast.data import ClassificationData
+from deepdig_fast.engine import BorderlineResult, refine_borderline
+from deepdig_fast.io import atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
+
+RESULTS_SCHEMA = 1
+
+
+@dataclass
+class PairConfig:
+    """Settings of one pair run (defaults: the paper's).
+
+    adversarial: training of the four autoencoders (AdversarialConfig: alpha 0.8, Adam 0.01,
+    StepLR(1000, 0.95), 5000 steps, batch 128). beta, max_steps, method: the engine's (see
+    refine_borderline). seed: the run's seed; every stage derives its own from it and its name.
+    baselines: also run RPBS and EPBS. engine_batch_size: live-batch cap (None: measured).
+    """
+
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    beta: float = 1e-4
+    max_steps: int = 64
+    method: str = "bisect"
+    seed: int = 0
+    baselines: bool = True
+    engine_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.adversarial, dict):
+            self.adversarial = AdversarialConfig(**self.adversarial)
+        if not (isinstance(self.beta, (int, float)) and 0 < self.beta < 1):
+            raise ValueError(f"PairConfig.beta must be in (0, 1), got {self.beta!r}")
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"PairConfig.max_steps must be a positive int, got {self.max_steps!r}")
+        if self.method not in ("bisect", "illinois"):
+            raise ValueError(f"PairConfig.method must be 'bisect' or 'illinois', got {self.method!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"PairConfig.seed must be a non-negative int, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class DirectionResult:
+    """One direction source -> target. `borderline` maps a method ("deepdig", "rpbs", "epbs") to
+    its BorderlineResult (missing when the method had no pairs; `skipped` says why)."""
+
+    source: int
+    target: int
+    component_one: dict
+    component_two: dict | None
+    borderline: dict[str, BorderlineResult]
+    skipped: dict[str, str]
+
+
+@dataclass
+class PairResult:
+    source: int
+    target: int
+    directions: dict[str, DirectionResult]
+    results: dict        # what results.json holds
+    out_dir: Path | None
+
+    def summary_rows(self) -> list[dict]:
+        """One row per (direction, method): success rate and mean attempts, for tables."""
+        rows = []
+        for key, d in self.results["directions"].items():
+            for method, m in d["methods"].items():
+                rows.append({"direction": key, "method": method, **{k: m.get(k) for k in (
+                    "pairs", "success_rate", "mean_attempts_success", "mean_attempts_all", "forwards")},
+                    "skipped": m.get("skipped")})
+        return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# stage store: atomic, keyed, resumable
+# --------------------------------------------------------------------------------------------------
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class StageStore:
+    """Runs named stages, caching each output in `root/<name>.pt` (+ `.json` with its key)."""
+
+    def __init__(self, root: Path | None, progress: Callable[[str], None] | None = None):
+        self.root = None if root is None else Path(root)
+        self.timings: dict[str, dict] = {}
+        self.progress = progress
+
+    def run(self, name: str, spec: dict, compute: Callable[[], dict]) -> tuple[dict, str]:
+        key = _digest({"stage": name, **spec})
+        if self.root is not None:
+            pt, meta = self.root / f"{name}.pt", self.root / f"{name}.json"
+            if pt.exists() and meta.exists():
+                try:
+                    info = json.loads(meta.read_text())
+                except json.JSONDecodeError:
+                    info = {}
+                if info.get("key") == key:
+                    out = load_tensors(pt)
+                    self.timings[name] = {"seconds": info.get("seconds"), "reused": True}
+                    if self.progress:
+                        self.progress(f"{name}: reused (finished earlier)")
+                    return out, key
+        if self.progress:
+            self.progress(f"{name}: running")
+        t0 = time.perf_counter()
+        out = compute()
+        seconds = time.perf_counter() - t0
+        self.timings[name] = {"seconds": seconds, "reused": False}
+        if self.root is not None:
+            atomic_save_tensors(self.root / f"{name}.pt", out)
+            atomic_write_text(self.root / f"{name}.json", json.dumps(
+                {"key": key, "stage": name, "seconds": seconds, "spec": spec}, indent=2, default=str))
+        return out, key
+
+
+def _stage_seed(seed: int, name: str) -> int:
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31 - 1)
+
+
+def data_fingerprint(data: ClassificationData) -> dict:
+    """Identifies a data set cheaply: name, shapes, and checksums of the labels and of a sample."""
+    def h(t: Tensor) -> str:
+        return hashlib.sha256(t.contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
+
+    return {
+        "name": data.name,
+        "train": list(data.x_train.shape),
+        "test": list(data.x_test.shape),
+        "y_train": h(data.y_train),
+        "y_test": h(data.y_test),
+        "x_train_sample": h(data.x_train[:: max(1, data.x_train.shape[0] // 256)]),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# serialisation of engine results
+# --------------------------------------------------------------------------------------------------
+
+def _result_to_dict(r: BorderlineResult, a_index: Tensor, b_index: Tensor) -> dict:
+    return {
+        "points": r.points.cpu(), "status": r.status.cpu(), "intruder": r.intruder.cpu(),
+        "attempts": r.attempts.cpu(), "probs": r.probs.cpu(), "lam": r.lam.cpu(),
+        "embeddings": None if r.embeddings is None else r.embeddings.cpu(),
+        "source": r.source.cpu(), "target": r.target.cpu(),
+        "a_index": a_index.cpu(), "b_index": b_index.cpu(),
+        "forwards": r.forwards, "method": r.method, "beta": r.beta, "max_steps": r.max_steps,
+        "batch_size": r.batch_size, "seconds": r.seconds, "steps": r.steps,
+    }
+
+
+def _result_from_dict(d: dict) -> BorderlineResult:
+    names = {f.name for f in dataclasses.fields(BorderlineResult)}
+    return BorderlineResult(**{k: v for k, v in d.items() if k in names})
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# the pipeline
+# --------------------------------------------------------------------------------------------------
+
+def _model_device(model) -> torch.device:
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def run_pair(
+    classifier: nn.Module,
+    data: ClassificationData,
+    source: int,
+    target: int,
+    config: PairConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    embedding_layer: str | None = None,
+    autoencoder: Callable[[], nn.Module] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    manifest_extra: dict | None = None,
+) -> PairResult:
+    """Run DeepDIG on classes (source, target) of `data` with `classifier`, both directions.
+
+    Args:
+        classifier: nn.Module mapping [N, *sample_shape] to logits [N, C]; runs on its own device
+            (inputs are moved there).
+        data: the data set (ClassificationData); training inputs feed every stage, test inputs are
+            only reported (component I's share made adversarial).
+        source, target: class ids, different, in [0, C).
+        config: PairConfig (the paper's defaults when None).
+        out_dir: run folder (resumable, see the module docstring); None keeps everything in memory.
+        embedding_layer: submodule holding the embedding (default: classifier.EMBEDDING_LAYER when
+            the classifier defines it). Without one, embeddings are not recorded and EPBS is skipped.
+        autoencoder: a factory returning a fresh autoencoder (default: the paper's MLP for 28x28,
+            a convolutional one for colour images).
+        progress: progress bars on the long stages; log: called with one line per stage.
+    Returns:
+        PairResult; `results` is what results.json holds.
+    """
+    config = config or PairConfig()
+    if not isinstance(data, ClassificationData):
+        raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
+    C = data.num_classes
+    for name, v in (("source", source), ("target", target)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < C:
+            raise ValueError(f"{name} must be a class id in [0, {C}), got {v!r}")
+    if source == target:
+        raise ValueError(f"source and target must differ, got {source} and {target}")
+    if embedding_layer is None:
+        embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
+    device = _model_device(classifier)
+    root = None if out_dir is None else Path(out_dir)
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda msg: None)
+    store = StageStore(root, say)
+    classifier_sha = sha256_state_dict(classifier.state_dict()) if isinstance(classifier, nn.Module) else None
+    base_spec = {
+        "classifier": classifier_sha,
+        "data": data_fingerprint(data),
+        "embedding_layer": embedding_layer,
+        "autoencoder": "default" if autoencoder is None else getattr(autoencoder, "__qualname__", repr(autoencoder)),
+    }
+    make_ae = autoencoder  # None: the default autoencoder, built under each stage's seed
+    t_run = time.perf_counter()
+    if root is not None:
+        _write_manifest(root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra)
+
+    directions: dict[str, DirectionResult] = {}
+    for s, t in ((source, target), (target, source)):
+        directions[f"{s}->{t}"] = _run_direction(
+            classifier, data, s, t, config, store, base_spec, make_ae, embedding_layer, device, progress
+        )
+
+    results = _results_json(source, target, directions, store, config, time.perf_counter() - t_run)
+    if root is not None:
+        atomic_write_text(root / "results.json", json.dumps(_nan_to_none(results), indent=2))
+    return PairResult(source, target, directions, results, root)
+
+
+def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, embedding_layer, device, progress):
+    tag = f"{s}-{t}"
+    x_s = data.class_inputs(s, "train").to(device)
+    x_s_test = data.class_inputs(s, "test").to(device)
+    skipped: dict[str, str] = {}
+    borderline: dict[str, BorderlineResult] = {}
+    engine_kw = dict(beta=config.beta, max_steps=config.max_steps, method=config.method,
+                     embedding_layer=embedding_layer, batch_size=config.engine_batch_size)
+    engine_spec = {k: v for k, v in engine_kw.items() if k != "batch_size"}
+
+    # Component I
+    name1 = f"components/ae1_{tag}"
+    adv_cfg1 = dataclasses.replace(config.adversarial, seed=_stage_seed(config.seed, name1))
+
+    def comp1():
+        r = component_one(classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=make_ae, progress=progress)
+        return {
+            "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
+            "adversarial": r.adversarial.cpu(), "source_index": r.source_index.cpu(),
+            "stats": {
+                "train": dataclasses.asdict(r.train), "test": None if r.test is None else dataclasses.asdict(r.test),
+                "fraction_of_correct": r.fraction_of_correct, "fraction_of_all": r.fraction_of_all,
+                "test_accuracy": r.test_accuracy, "test_fraction_of_correct": r.test_fraction_of_correct,
+                "test_fraction_of_all": r.test_fraction_of_all, "collapse": r.collapse,
+                "final_loss": r.history.final_loss, "train_seconds": r.history.seconds,
+            },
+        }
+
+    c1, key1 = store.run(name1, {**base_spec, "s": s, "t": t, "adversarial": dataclasses.asdict(adv_cfg1)}, comp1)
+    adversarial = c1["adversarial"].to(device)
+
+    # Component II
+    c2 = None
+    if adversarial.shape[0] == 0:
+        skipped["deepdig"] = c1["stats"]["collapse"] or "component I produced no adversarial samples"
+    else:
+        name2 = f"components/ae2_{tag}"
+        adv_cfg2 = dataclasses.replace(config.adversarial, seed=_stage_seed(config.seed, name2))
+
+        def comp2():
+            r = component_two(classifier, adversarial, s, t, adv_cfg2, autoencoder=make_ae, progress=progress)
+            return {
+                "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
+                "a": r.a.cpu(), "a2": r.a2.cpu(), "index": r.index.cpu(),
+                "stats": {"pairs": int(r.a.shape[0]), "counts": dataclasses.asdict(r.stats),
+                          "collapse": r.collapse, "final_loss": r.history.final_loss,
+                          "train_seconds": r.history.seconds},
+            }
+
+        c2, key2 = store.run(name2, {"upstream": key1, "adversarial": dataclasses.asdict(adv_cfg2)}, comp2)
+        if c2["a"].shape[0] == 0:
+            skipped["deepdig"] = c2["stats"]["collapse"] or "component II kept no pairs"
+        else:
+            # Component III: a'' (predicted s) -> a (predicted t)
+            a_end, b_end = c2["a2"].to(device), c2["a"].to(device)
+            index = c2["index"]
+
+            def comp3():
+                r = refine_borderline(classifier, a_end, b_end, s, t, **engine_kw)
+                # pair i: a = AE_II(adversarial[index[i]]), b = adversarial[index[i]]
+                return _result_to_dict(r, index, index)
+
+            out, _ = store.run(f"borderline/deepdig_{tag}", {"upstream": key2, "engine": engine_spec}, comp3)
+            borderline["deepdig"] = _result_from_dict(out)
+
+    # Baselines
+    if config.baselines:
+        x_all, y_all = data.x_train.to(device), data.y_train.to(device)
+
+        def rpbs():
+            p = random_pairs(classifier, x_all, y_all, s, t, seed=_stage_seed(config.seed, f"rpbs_{tag}"))
+            return _result_to_dict(refine_borderline(classifier, p.a, p.b, s, t, **engine_kw), p.a_index, p.b_index)
+
+        out, _ = store.run(f"borderline/rpbs_{tag}", {**base_spec, "s": s, "t": t, "seed": config.seed, "engine": engine_spec}, rpbs)
+        borderline["rpbs"] = _result_from_dict(out)
+        if embedding_layer is None:
+            skipped["epbs"] = "no embedding layer: pass embedding_layer (or --embedding-layer)"
+        else:
+            def epbs():
+                p = embedding_nearest_pairs(classifier, x_all, y_all, s, t, embedding_layer)
+                d = _result_to_dict(refine_borderline(classifier, p.a, p.b, s, t, **engine_kw), p.a_index, p.b_index)
+                d["pair_distance"] = p.distance.cpu()
+                return d
+
+            out, _ = store.run(f"borderline/epbs_{tag}", {**base_spec, "s": s, "t": t, "engine": engine_spec}, epbs)
+            borderline["epbs"] = _result_from_dict(out)
+
+    return DirectionResult(s, t, c1["stats"], None if c2 is None else c2["stats"], borderline, skipped)
+
+
+def _results_json(source, target, directions, store, config, seconds) -> dict:
+    out = {
+        "schema": RESULTS_SCHEMA,
+        "pair": [source, target],
+        "config": config.to_dict(),
+        "directions": {},
+        "stages": store.timings,
+        "seconds": seconds,
+    }
+    for key, d in directions.items():
+        methods = {}
+        for m in ("deepdig", "rpbs", "epbs"):
+            if m in d.borderline:
+                methods[m] = d.borderline[m].summary()
+            elif m in d.skipped:
+                methods[m] = {"pairs": 0, "skipped": d.skipped[m]}
+        out["directions"][key] = {
+            "source": d.source, "target": d.target,
+            "component_one": d.component_one, "component_two": d.component_two,
+            "methods": methods,
+        }
+    return out
+
+
+def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedding_layer, extra):
+    from deepdig_fast._ext import build_info
+
+    manifest = {
+        "tool": "deepdig_fast",
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "build": build_info(),
+        "pair": [s, t],
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "classifier": {"sha256": classifier_sha, "class": type(classifier).__name__, "embedding_layer": embedding_layer},
+        "data": data_fingerprint(data),
+        "classes": list(data.classes),
+        **(extra or {}),
+    }
+    atomic_write_text(root / "manifest.json", json.dumps(_nan_to_none(manifest), indent=2, default=str))

@@ -1,0 +1,156 @@
+"""run_pair end to end on a small slice of MNIST: invariants, baselines, resume, kill-and-rerun."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepdig_fast.adversarial import AdversarialConfig
+from deepdig_fast.engine import Status
+from deepdig_fast.pipeline import PairConfig, run_pair
+
+ROOT = Path(__file__).resolve().parent.parent
+S, T = 3, 5
+
+
+def small_config(**kw):
+    return PairConfig(adversarial=AdversarialConfig(steps=150, infer_batch_size=1024), **kw)
+
+
+@pytest.fixture(scope="module")
+def pair_run(small_fcn, tmp_path_factory):
+    model, data = small_fcn
+    small = data.take(3000, 1000)
+    out = tmp_path_factory.mktemp("run")
+    res = run_pair(model, small, S, T, small_config(), out_dir=out)
+    return model, small, res, out
+
+
+def test_invariants(pair_run):
+    model, data, res, out = pair_run
+    assert set(res.directions) == {f"{S}->{T}", f"{T}->{S}"}
+    for key, d in res.directions.items():
+        assert d.component_one["train"]["kept"] > 0, key
+        for method, r in d.borderline.items():
+            ok = r.success
+            assert len(r) > 0
+            p = r.probs[ok]
+            assert bool(((p[:, d.source] - p[:, d.target]).abs() < 1e-4).all()), (key, method)
+            assert r.embeddings is not None and r.embeddings.shape == (len(r), 50)
+        # DeepDIG's success rate is reported per direction
+        m = res.results["directions"][key]["methods"]
+        assert 0.0 <= m["deepdig"]["success_rate"] <= 1.0
+        assert m["deepdig"]["pairs"] == d.component_two["pairs"]
+    # points lie on their pair's segment: deepdig s->t pairs are (AE_II(a), a)
+    c2 = torch.load(out / "components" / f"ae2_{S}-{T}.pt", weights_only=True)
+    r = res.directions[f"{S}->{T}"].borderline["deepdig"]
+    ok = r.success
+    lam = r.lam[ok].float().view(-1, 1, 1, 1)
+    a, b = c2["a2"][ok], c2["a"][ok]
+    torch.testing.assert_close(r.points[ok], a + lam * (b - a), atol=1e-6, rtol=0)
+
+
+def test_epbs_pairs_are_true_nearest_neighbours(pair_run):
+    model, data, res, out = pair_run
+    saved = torch.load(out / "borderline" / f"epbs_{S}-{T}.pt", weights_only=True)
+    ia, ib = saved["a_index"], saved["b_index"]
+    assert len(set(ib.tolist())) > 10, "EPBS must not pair every source input with the same target input"
+    from deepdig_fast.hooks import embed
+
+    x, y = data.x_train, data.y_train
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    cand = ((y == T) & (pred == T)).nonzero().flatten()
+    _, ha = embed(model, x[ia[:50]], "embedding")
+    _, hc = embed(model, x[cand], "embedding")
+    nearest = cand[torch.cdist(ha.double(), hc.double()).argmin(1)]
+    assert torch.equal(nearest, ib[:50])
+
+
+def _comparable(results: dict) -> dict:
+    """results.json without wall-clock fields (and the live-batch size, which is measured, and the
+    number of engine steps that follows from it)."""
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k not in ("seconds", "train_seconds", "stages", "batch_size", "steps")}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        if isinstance(o, float) and o != o:
+            return None  # NaN (an undefined mean) compares equal to itself here
+        return o
+    return strip(results)
+
+
+def test_rerun_reuses_every_stage(pair_run):
+    model, data, res, out = pair_run
+    lines = []
+    again = run_pair(model, data, S, T, small_config(), out_dir=out, log=lines.append)
+    assert all(v["reused"] for v in again.results["stages"].values())
+    assert _comparable(again.results) == _comparable(res.results)
+    # a changed setting invalidates exactly the stages that depend on it
+    lines.clear()
+    changed = run_pair(model, data, S, T, small_config(beta=5e-4), out_dir=out, log=lines.append)
+    reused = {k for k, v in changed.results["stages"].items() if v["reused"]}
+    assert all(k.startswith("components/") for k in reused) and len(reused) == 4
+
+
+def test_results_json_is_valid(pair_run):
+    _, _, res, out = pair_run
+    results = json.loads((out / "results.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert results["schema"] == 1 and results["pair"] == [S, T]
+    assert manifest["classifier"]["sha256"] and manifest["seed"] == 0
+    for d in results["directions"].values():
+        for m in d["methods"].values():
+            assert set(m["counts"]) == {s.name for s in Status if s is not Status.PENDING}
+
+
+SCRIPT = r"""
+import sys, torch
+sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+from conftest import _train_small
+from deepdig_fast.adversarial import AdversarialConfig
+from deepdig_fast.pipeline import PairConfig, run_pair
+torch.set_num_threads(1)
+model, data = _train_small("fcn", n=3000, steps=200)
+cfg = PairConfig(adversarial=AdversarialConfig(steps=int(sys.argv[2]), infer_batch_size=1024))
+run_pair(model, data.take(3000, 1000), 3, 5, cfg, out_dir=sys.argv[1], log=lambda m: print(m, flush=True))
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    steps = "400"
+    ref_dir, killed_dir = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run([sys.executable, str(script), str(ref_dir), steps], check=True, capture_output=True, timeout=600)
+    # start the same run, kill it with SIGKILL once the second stage has started
+    proc = subprocess.Popen([sys.executable, str(script), str(killed_dir), steps], stdout=subprocess.PIPE, text=True)
+    started = 0
+    for line in proc.stdout:
+        started += line.endswith("running\n")
+        if started == 2:
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed_dir / "results.json").exists()
+    done = subprocess.run([sys.executable, str(script), str(killed_dir), steps], check=True, capture_output=True,
+                          text=True, timeout=600)
+    assert "reused" in done.stdout
+    ref = json.loads((ref_dir / "results.json").read_text())
+    got = json.loads((killed_dir / "results.json").read_text())
+    assert _comparable(got) == _comparable(ref)
+    for name in ("borderline/deepdig_3-5.pt", "borderline/deepdig_5-3.pt"):
+        a = torch.load(ref_dir / name, weights_only=True)
+        b = torch.load(killed_dir / name, weights_only=True)
+        assert torch.equal(a["status"], b["status"]) and torch.equal(a["points"].nan_to_num(), b["points"].nan_to_num())
