@@ -1,0 +1,883 @@
+"""DeepDIG Components I and II: adversarial autoencoders that push inputs across a decision boundary.
+
+Component I trains an autoencoder AE_I on the training inputs of a source class s so that its
+outputs x' = AE_I(x) stay close to x (reconstruction BCE) while the classifier f assigns them to a
+target class t (BCE between softmax(f(x')) and onehot(t)). The outputs with f(x) = s and f(x') = t
+form the adversarial set A(s→t).
+
+Component II trains a fresh autoencoder AE_II of the same shape on A(s→t) with target s; the pairs
+(a, a'') with a'' = AE_II(a), f(a) = t and f(a'') = s straddle the s|t boundary and feed the
+bisection of Component III.
+
+Loss (METHOD.md, both terms ``torch.nn.BCELoss`` with mean reduction)::
+
+    L = BCE(x', x) + alpha * BCE(softmax(f(x')), onehot(target))
+
+Shapes: the classifier maps ``[N, *in_shape] -> [N, C]`` logits; autoencoders map
+``[N, *in_shape] -> [N, *in_shape]`` with outputs in (0, 1). All inputs must lie in [0, 1].
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field, fields
+from typing import Callable, Iterator, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "MLPAutoencoder",
+    "ConvAutoencoder",
+    "default_autoencoder",
+    "AdversarialConfig",
+    "TrainHistory",
+    "train_adversarial_autoencoder",
+    "apply_autoencoder",
+    "predict",
+    "SplitStats",
+    "ComponentOneResult",
+    "ComponentTwoResult",
+    "component_one",
+    "component_two",
+]
+
+Classifier = Callable[[torch.Tensor], torch.Tensor]
+AutoencoderSpec = Union[nn.Module, Callable[[], nn.Module], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Autoencoders
+# --------------------------------------------------------------------------------------------------
+def _check_shape(in_shape: Sequence[int], name: str = "in_shape") -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in in_shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of positive ints, got {in_shape!r}") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {in_shape!r}")
+    return shape
+
+
+def _dropout(p: float) -> nn.Module:
+    # nn.Identity at p = 0 keeps the forward free of dropout calls; the module indices (and so the
+    # state_dict keys) are the same for every p.
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
+def _check_dropout(dropout: float) -> float:
+    if not (0.0 <= float(dropout) < 1.0):
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
+class MLPAutoencoder(nn.Module):
+    """The paper's MNIST autoencoder: Linear(D→hidden), ReLU | Linear(hidden→bottleneck), ReLU,
+    Linear(bottleneck→D), Sigmoid, with D = prod(in_shape).
+
+    ``encoder`` holds the part before the paper's "|" and ``decoder`` the rest; the narrowest layer
+    has ``bottleneck`` units. Dropout (default 0, as in the paper) follows each ReLU.
+
+    forward: ``[N, *in_shape] -> [N, *in_shape]``, values in (0, 1).
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int] = (1, 28, 28),
+        hidden: int = 100,
+        bottleneck: int = 50,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        if int(hidden) <= 0:
+            raise ValueError(f"hidden must be a positive int, got {hidden!r}")
+        if int(bottleneck) <= 0:
+            raise ValueError(f"bottleneck must be a positive int, got {bottleneck!r}")
+        p = _check_dropout(dropout)
+        d = math.prod(self.in_shape)
+        self.encoder = nn.Sequential(nn.Linear(d, int(hidden)), nn.ReLU(), _dropout(p))
+        self.decoder = nn.Sequential(
+            nn.Linear(int(hidden), int(bottleneck)),
+            nn.ReLU(),
+            _dropout(p),
+            nn.Linear(int(bottleneck), d),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        return self.decoder(self.encoder(x.reshape(n, -1))).reshape(n, *self.in_shape)
+
+
+class ConvAutoencoder(nn.Module):
+    """Convolutional autoencoder with a real (under-complete) bottleneck for image inputs.
+
+    Encoder: Conv3x3(C→c0) + ReLU, then one stride-2 Conv4x4 + ReLU per entry of ``channels``
+    (each halves H and W), then Conv1x1(→code_channels) + ReLU. Decoder mirrors it with stride-2
+    ConvTranspose4x4 layers and ends in Conv3x3(→C) + Sigmoid.
+
+    With the defaults and a 3×32×32 input: 32×32 → 16×16 (32 ch) → 8×8 (64 ch) → code 8×8×8
+    = 512 values, 6× fewer than the 3072 input values. ``code_shape`` / ``code_size`` give the
+    bottleneck for the configured input. H and W must be divisible by 2**len(channels).
+
+    forward: ``[N, C, H, W] -> [N, C, H, W]``, values in (0, 1).
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int] = (3, 32, 32),
+        channels: Sequence[int] = (32, 64),
+        code_channels: int = 8,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        if len(self.in_shape) != 3:
+            raise ValueError(f"in_shape must be (C, H, W) for ConvAutoencoder, got {in_shape!r}")
+        chans = tuple(int(c) for c in channels)
+        if not chans or any(c <= 0 for c in chans):
+            raise ValueError(f"channels must be a non-empty sequence of positive ints, got {channels!r}")
+        if int(code_channels) <= 0:
+            raise ValueError(f"code_channels must be a positive int, got {code_channels!r}")
+        p = _check_dropout(dropout)
+        c, h, w = self.in_shape
+        factor = 2 ** len(chans)
+        if h % factor or w % factor:
+            raise ValueError(
+                f"in_shape {self.in_shape}: H and W must be divisible by {factor} "
+                f"(2**len(channels)) for ConvAutoencoder"
+            )
+        self.code_shape = (int(code_channels), h // factor, w // factor)
+        self.code_size = math.prod(self.code_shape)
+
+        enc: list[nn.Module] = [nn.Conv2d(c, chans[0], 3, padding=1), nn.ReLU()]
+        prev = chans[0]
+        for ch in chans:
+            enc += [nn.Conv2d(prev, ch, 4, stride=2, padding=1), nn.ReLU(), _dropout(p)]
+            prev = ch
+        enc += [nn.Conv2d(prev, int(code_channels), 1), nn.ReLU()]
+        self.encoder = nn.Sequential(*enc)
+
+        dec: list[nn.Module] = [nn.Conv2d(int(code_channels), chans[-1], 3, padding=1), nn.ReLU()]
+        prev = chans[-1]
+        for ch in reversed(chans):
+            dec += [nn.ConvTranspose2d(prev, ch, 4, stride=2, padding=1), nn.ReLU(), _dropout(p)]
+            prev = ch
+        dec += [nn.Conv2d(prev, c, 3, padding=1), nn.Sigmoid()]
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def default_autoencoder(in_shape: Sequence[int], dropout: float = 0.0) -> nn.Module:
+    """The autoencoder DeepDIG uses for inputs shaped ``in_shape`` (without the batch dimension).
+
+    Multi-channel images (C, H, W) with C > 1 and H, W divisible by 4 get a :class:`ConvAutoencoder`;
+    everything else (1-channel images such as MNIST, flat vectors) gets the paper's
+    :class:`MLPAutoencoder`.
+    """
+    shape = _check_shape(in_shape)
+    if len(shape) == 3 and shape[0] > 1 and shape[1] % 4 == 0 and shape[2] % 4 == 0:
+        return ConvAutoencoder(shape, dropout=dropout)
+    return MLPAutoencoder(shape, dropout=dropout)
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration and history
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class AdversarialConfig:
+    """Training settings of one adversarial autoencoder (defaults: METHOD.md / the paper).
+
+    alpha: weight of the adversarial BCE term. lr: Adam learning rate. step_size, gamma: StepLR,
+    stepped every iteration. steps: training iterations, each on a random batch of ``batch_size``
+    distinct inputs (the whole set when it is smaller). seed: seeds weight initialisation (when
+    the autoencoder is built here), dropout and batch sampling. infer_batch_size: batch size of
+    the inference passes. log_every: history records the mean loss of every window of this many
+    steps. collapse_std: outputs whose mean per-feature std across samples is below this are
+    diagnosed as collapsed (all nearly identical).
+    """
+
+    alpha: float = 0.8
+    lr: float = 0.01
+    step_size: int = 1000
+    gamma: float = 0.95
+    steps: int = 5000
+    batch_size: int = 128
+    seed: int = 0
+    infer_batch_size: int = 4096
+    log_every: int = 100
+    collapse_std: float = 1e-3
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError/TypeError naming the first invalid field."""
+        ints = {"step_size", "steps", "batch_size", "seed", "infer_batch_size", "log_every"}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ints:
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise TypeError(f"AdversarialConfig.{f.name} must be an int, got {v!r}")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"AdversarialConfig.{f.name} must be a number, got {v!r}")
+            elif not math.isfinite(v):
+                raise ValueError(f"AdversarialConfig.{f.name} must be finite, got {v!r}")
+        for name in ("lr", "step_size", "steps", "batch_size", "infer_batch_size", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"AdversarialConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.alpha < 0:
+            raise ValueError(f"AdversarialConfig.alpha must be >= 0, got {self.alpha!r}")
+        if not (0 < self.gamma <= 1):
+            raise ValueError(f"AdversarialConfig.gamma must be in (0, 1], got {self.gamma!r}")
+        if self.seed < 0:
+            raise ValueError(f"AdversarialConfig.seed must be >= 0, got {self.seed!r}")
+        if self.collapse_std < 0:
+            raise ValueError(f"AdversarialConfig.collapse_std must be >= 0, got {self.collapse_std!r}")
+
+
+@dataclass
+class TrainHistory:
+    """Loss trace of one autoencoder training run.
+
+    ``step[k]`` is the last step (1-based) of logging window k and ``loss[k]``,
+    ``reconstruction[k]``, ``adversarial[k]`` the mean of the total loss and of its two BCE terms
+    over that window. ``final_loss`` is the mean total loss of the last window; ``seconds`` the wall
+    time of the training loop.
+    """
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    reconstruction: list[float] = field(default_factory=list)
+    adversarial: list[float] = field(default_factory=list)
+    final_loss: float = float("nan")
+    seconds: float = 0.0
+    steps: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _eval_mode(module: object) -> Iterator[None]:
+    """Put an nn.Module (and every submodule) in eval mode; restore each one's mode afterwards."""
+    if not isinstance(module, nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+@contextlib.contextmanager
+def _frozen(classifier: object) -> Iterator[None]:
+    """Eval mode and requires_grad=False on the classifier's parameters; both restored afterwards.
+
+    Gradients still flow through the classifier to its input, but none is computed for its weights.
+    """
+    with _eval_mode(classifier):
+        if not isinstance(classifier, nn.Module):
+            yield
+            return
+        flags = [(p, p.requires_grad) for p in classifier.parameters()]
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed the global CPU (and ``device``'s) RNG inside the block; restore both afterwards."""
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def _check_inputs(x: object, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"{name} must be shaped [N, *in_shape], got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_unit_range(x: torch.Tensor, name: str) -> None:
+    if x.numel() == 0:
+        return
+    lo, hi = torch.aminmax(x)
+    lo, hi = float(lo), float(hi)
+    if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
+        raise ValueError(
+            f"{name} must have values in [0, 1] (BCE reconstruction loss), got min {lo:g}, max {hi:g}"
+        )
+
+
+def _check_class(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int class index, got {value!r}")
+    return value
+
+
+def _check_classifier_device(classifier: object, device: torch.device) -> None:
+    if isinstance(classifier, nn.Module):
+        p = next(classifier.parameters(), None)
+        if p is not None and p.device != device:
+            raise ValueError(
+                f"classifier parameters are on {p.device} but the inputs are on {device}; "
+                f"move the classifier to {device} (everything runs on the inputs' device)"
+            )
+
+
+def _build_autoencoder(spec: AutoencoderSpec, in_shape: tuple[int, ...]) -> nn.Module:
+    if spec is None:
+        return default_autoencoder(in_shape)
+    if isinstance(spec, nn.Module):
+        return spec
+    if callable(spec):
+        ae = spec()
+        if not isinstance(ae, nn.Module):
+            raise TypeError(f"autoencoder factory must return an nn.Module, got {type(ae).__name__}")
+        return ae
+    raise TypeError(
+        f"autoencoder must be None, an nn.Module or a zero-argument factory, got {type(spec).__name__}"
+    )
+
+
+def _check_logits(out: object, n: int) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            f"classifier must return a logits tensor [N, C], got {type(out).__name__} "
+            f"(wrap models that return tuples so they return only the logits)"
+        )
+    if out.dim() != 2 or out.shape[0] != n:
+        raise ValueError(f"classifier must return logits shaped [N, C]; got {tuple(out.shape)} for N={n}")
+
+
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return batch_size
+
+
+# --------------------------------------------------------------------------------------------------
+# Inference
+# --------------------------------------------------------------------------------------------------
+def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Logits ``[N, C]`` of ``classifier`` on ``x`` ``[N, *in_shape]``, in batches, without grad.
+
+    An nn.Module classifier runs in eval mode; its own modes are restored afterwards.
+    """
+    x = _check_inputs(x, "x")
+    bs = _check_batch_size(batch_size)
+    with torch.no_grad(), _eval_mode(classifier):
+        if x.shape[0] <= bs:
+            out = classifier(x)
+        else:
+            out = torch.cat([classifier(x[i : i + bs]) for i in range(0, x.shape[0], bs)])
+    _check_logits(out, x.shape[0])
+    return out
+
+
+def apply_autoencoder(ae: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """``ae(x)`` in batches, without grad and in eval mode (modes restored): ``[N, *s] -> [N, *s]``."""
+    x = _check_inputs(x, "x")
+    bs = _check_batch_size(batch_size)
+    with torch.no_grad(), _eval_mode(ae):
+        if x.shape[0] <= bs:
+            return ae(x)
+        return torch.cat([ae(x[i : i + bs]) for i in range(0, x.shape[0], bs)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+def _batch_indices(n: int, batch: int, steps: int, gen: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    """Yield ``steps`` index tensors [batch], each batch of distinct indices drawn uniformly from
+    range(n); produced a chunk of steps at a time (one RNG call and one device copy per chunk)."""
+    if batch >= n:
+        all_idx = torch.arange(n, device=device)
+        for _ in range(steps):
+            yield all_idx
+        return
+    chunk = max(1, min(steps, (1 << 22) // n))  # bounds the [chunk, n] key matrix to ~16 MB
+    done = 0
+    while done < steps:
+        k = min(chunk, steps - done)
+        # the `batch` smallest of n iid uniform keys: a uniform sample without replacement
+        idx = torch.rand(k, n, generator=gen).topk(batch, dim=1, largest=False, sorted=False).indices
+        idx = idx.to(device)
+        for row in idx:
+            yield row
+        done += k
+
+
+def train_adversarial_autoencoder(
+    classifier: Classifier,
+    x: torch.Tensor,
+    target: int,
+    config: AdversarialConfig | None = None,
+    *,
+    autoencoder: AutoencoderSpec = None,
+    progress: bool = False,
+) -> tuple[nn.Module, TrainHistory]:
+    """Train an autoencoder so that its outputs reconstruct ``x`` and are classified as ``target``.
+
+    Args:
+        classifier: frozen model ``[N, *in_shape] -> [N, C]`` logits (nn.Module or any callable),
+            on ``x``'s device. It runs in eval mode with requires_grad off for its parameters
+            during training; both are restored afterwards.
+        x: training inputs ``[N, *in_shape]``, floating point, values in [0, 1].
+        target: class index the outputs should be pushed to (0 <= target < C).
+        config: :class:`AdversarialConfig` (defaults when None).
+        autoencoder: None (build :func:`default_autoencoder` for ``x.shape[1:]``), a module (trained
+            in place from its current weights), or a zero-argument factory (called under the seed).
+        progress: show a tqdm bar.
+
+    Returns:
+        ``(autoencoder, history)``: the trained autoencoder, on ``x``'s device in eval mode, and its
+        :class:`TrainHistory`.
+
+    Loss per step on a batch xb: ``BCE(ae(xb), xb) + alpha * BCE(softmax(f(ae(xb))), onehot(target))``
+    (mean reductions), Adam(lr), StepLR(step_size, gamma) stepped every step.
+    """
+    cfg = AdversarialConfig() if config is None else config
+    if not isinstance(cfg, AdversarialConfig):
+        raise TypeError(f"config must be an AdversarialConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    x = _check_inputs(x, "x")
+    if x.shape[0] == 0:
+        raise ValueError("x must contain at least one input, got an empty tensor")
+    _check_unit_range(x, "x")
+    target = _check_class(target, "target")
+    device = x.device
+    _check_classifier_device(classifier, device)
+
+    with _seeded(cfg.seed, device):
+        ae = _build_autoencoder(autoencoder, tuple(x.shape[1:]))
+        ae.to(device=device, dtype=x.dtype)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        with _frozen(classifier):
+            history = _train_loop(classifier, ae, x, target, cfg, gen, progress)
+    ae.eval()
+    return ae, history
+
+
+def _train_loop(
+    classifier: Classifier,
+    ae: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    cfg: AdversarialConfig,
+    gen: torch.Generator,
+    progress: bool,
+) -> TrainHistory:
+    n = x.shape[0]
+    device = x.device
+    with torch.no_grad(), _eval_mode(ae):
+        probe = ae(x[:1])
+        if not isinstance(probe, torch.Tensor) or probe.shape != x[:1].shape:
+            got = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
+            raise ValueError(
+                f"autoencoder must map [N, *in_shape] to the same shape; got {got} for {tuple(x[:1].shape)}"
+            )
+        logits = classifier(probe)
+    _check_logits(logits, 1)
+    num_classes = logits.shape[1]
+    if target >= num_classes:
+        raise ValueError(f"target must be < the classifier's number of classes ({num_classes}), got {target}")
+    del probe, logits
+
+    batch = min(cfg.batch_size, n)
+    onehot = torch.zeros(batch, num_classes, device=device, dtype=x.dtype)
+    onehot[:, target] = 1.0
+    alpha = float(cfg.alpha)
+
+    ae.train()
+    params = [p for p in ae.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("autoencoder has no trainable parameters")
+    # fused Adam: one kernel for all parameters (the fastest variant on CPU as well as CUDA)
+    fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
+    opt = torch.optim.Adam(params, lr=cfg.lr, fused=fused or None)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+
+    hist = TrainHistory()
+    acc_rec = torch.zeros((), device=device, dtype=torch.float32)
+    acc_adv = torch.zeros((), device=device, dtype=torch.float32)
+    window = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, desc=f"AE → class {target}", unit="step", leave=False)
+
+    bce = F.binary_cross_entropy
+    t0 = time.perf_counter()
+    try:
+        for step, idx in enumerate(_batch_indices(n, batch, cfg.steps, gen, device), start=1):
+            xb = x.index_select(0, idx)
+            out = ae(xb)
+            prob = classifier(out).softmax(dim=1)
+            rec = bce(out, xb)
+            adv = bce(prob, onehot)
+            loss = rec + alpha * adv
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            acc_rec += rec.detach()
+            acc_adv += adv.detach()
+            window += 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                r, a = (torch.stack([acc_rec, acc_adv]) / window).tolist()
+                total = r + alpha * a
+                if not math.isfinite(total):
+                    raise FloatingPointError(
+                        f"adversarial autoencoder loss became non-finite ({total}) by step {step}; "
+                        f"try a smaller AdversarialConfig.lr (now {cfg.lr})"
+                    )
+                hist.step.append(step)
+                hist.loss.append(total)
+                hist.reconstruction.append(r)
+                hist.adversarial.append(a)
+                acc_rec.zero_()
+                acc_adv.zero_()
+                if bar is not None:
+                    bar.update(step - bar.n)
+                    bar.set_postfix(loss=f"{total:.4f}", refresh=False)
+                window = 0
+    finally:
+        if bar is not None:
+            bar.close()
+    hist.seconds = time.perf_counter() - t0
+    hist.steps = cfg.steps
+    hist.final_loss = hist.loss[-1]
+    return hist
+
+
+# --------------------------------------------------------------------------------------------------
+# Components I and II
+# --------------------------------------------------------------------------------------------------
+def _frac(num: int, den: int) -> float:
+    return num / den if den else float("nan")
+
+
+@dataclass
+class SplitStats:
+    """Counts for one split of inputs run through a generator pushing class ``from`` to ``to``.
+
+    n_inputs: inputs run. inputs_correct: inputs with f(x) = from. outputs_target: outputs with
+    f(x') = to (whatever the input's prediction). kept: both hold (the adversarial samples).
+    """
+
+    n_inputs: int
+    inputs_correct: int
+    outputs_target: int
+    kept: int
+
+    @property
+    def accuracy(self) -> float:
+        """Share of inputs f classifies as the source class (NaN when there are none)."""
+        return _frac(self.inputs_correct, self.n_inputs)
+
+    @property
+    def fraction_of_correct(self) -> float:
+        """kept / inputs_correct (NaN when f classifies no input correctly)."""
+        return _frac(self.kept, self.inputs_correct)
+
+    @property
+    def fraction_of_all(self) -> float:
+        """kept / n_inputs."""
+        return _frac(self.kept, self.n_inputs)
+
+
+@dataclass
+class ComponentOneResult:
+    """Output of :func:`component_one` (adversarial set A(source→target)).
+
+    adversarial: kept outputs x' ``[K, *in_shape]`` with f(x) = source and f(x') = target.
+    source_index: ``[K]`` int64 indices into ``x_train_s`` of their originals.
+    train / test: :class:`SplitStats` of the train split and (when given) the test split.
+    collapse: human-readable diagnosis when the generator failed (nothing kept, no output classified
+    as target, outputs nearly identical, ...), else None.
+    """
+
+    source: int
+    target: int
+    autoencoder: nn.Module
+    adversarial: torch.Tensor
+    source_index: torch.Tensor
+    train: SplitStats
+    test: SplitStats | None
+    history: TrainHistory
+    collapse: str | None
+
+    @property
+    def originals_correct(self) -> int:
+        """Number of training inputs with f(x) = source."""
+        return self.train.inputs_correct
+
+    @property
+    def fraction_of_correct(self) -> float:
+        """Train: kept / correctly classified originals."""
+        return self.train.fraction_of_correct
+
+    @property
+    def fraction_of_all(self) -> float:
+        """Train: kept / all class-source inputs."""
+        return self.train.fraction_of_all
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """Accuracy of f on the test originals (None without a test split)."""
+        return None if self.test is None else self.test.accuracy
+
+    @property
+    def test_fraction_of_correct(self) -> float | None:
+        return None if self.test is None else self.test.fraction_of_correct
+
+    @property
+    def test_fraction_of_all(self) -> float | None:
+        return None if self.test is None else self.test.fraction_of_all
+
+
+@dataclass
+class ComponentTwoResult:
+    """Output of :func:`component_two`: pairs straddling the source|target boundary.
+
+    a: kept adversarial inputs ``[P, *in_shape]`` (f(a) = target). a2: their images a'' = AE_II(a)
+    ``[P, *in_shape]`` (f(a'') = source). index: ``[P]`` int64 indices into the ``adversarial``
+    argument. stats: :class:`SplitStats` with from = target, to = source. collapse: diagnosis or None.
+
+    For the engine's bisection (end a of class ``source``, end b of class ``target``) pass
+    ``a=result.a2, b=result.a``.
+    """
+
+    source: int
+    target: int
+    autoencoder: nn.Module
+    a: torch.Tensor
+    a2: torch.Tensor
+    index: torch.Tensor
+    stats: SplitStats
+    history: TrainHistory
+    collapse: str | None
+
+    @property
+    def n_pairs(self) -> int:
+        return self.stats.kept
+
+    @property
+    def n_inputs(self) -> int:
+        return self.stats.n_inputs
+
+    @property
+    def fraction(self) -> float:
+        """Pairs / adversarial inputs."""
+        return self.stats.fraction_of_all
+
+
+def _class_histogram(labels: torch.Tensor, top: int = 3) -> str:
+    counts = torch.bincount(labels)
+    order = torch.argsort(counts, descending=True)[:top]
+    return ", ".join(f"class {int(c)}: {int(counts[c])}" for c in order if counts[c] > 0)
+
+
+def _diagnose(
+    what: str,
+    from_cls: int,
+    to_cls: int,
+    outputs: torch.Tensor,
+    inputs: torch.Tensor,
+    pred_in: torch.Tensor,
+    pred_out: torch.Tensor,
+    stats: SplitStats,
+    collapse_std: float,
+) -> str | None:
+    """Reasons the generator from_cls→to_cls failed, joined by '; ' (None when it did not)."""
+    n = stats.n_inputs
+    reasons: list[str] = []
+    if stats.outputs_target == 0:
+        reasons.append(
+            f"no output of the {what} generator is classified as {to_cls} (0 of {n}); "
+            f"outputs are classified as {_class_histogram(pred_out)}"
+        )
+    if stats.inputs_correct == 0:
+        reasons.append(
+            f"the classifier assigns none of the {n} inputs to class {from_cls} "
+            f"(inputs are classified as {_class_histogram(pred_in)})"
+        )
+    if stats.kept == 0 and stats.outputs_target > 0 and stats.inputs_correct > 0:
+        reasons.append(
+            f"{stats.outputs_target} of {n} outputs are classified as {to_cls} but none of them comes "
+            f"from one of the {stats.inputs_correct} inputs classified as {from_cls}"
+        )
+    if n >= 2:
+        out_std = float(outputs.reshape(n, -1).std(dim=0).mean())
+        if out_std < collapse_std:
+            in_std = float(inputs.reshape(n, -1).std(dim=0).mean())
+            reasons.append(
+                f"the {what} generator's outputs are nearly identical (mean per-feature std across "
+                f"outputs {out_std:.2e} < {collapse_std:g}; inputs: {in_std:.2e})"
+            )
+    if not reasons:
+        return None
+    return f"{what} generator collapsed: " + "; ".join(reasons)
+
+
+def component_one(
+    classifier: Classifier,
+    x_train_s: torch.Tensor,
+    source: int,
+    target: int,
+    config: AdversarialConfig | None = None,
+    *,
+    x_test_s: torch.Tensor | None = None,
+    autoencoder: AutoencoderSpec = None,
+    progress: bool = False,
+) -> ComponentOneResult:
+    """DeepDIG Component I: adversarial set A(source→target).
+
+    Trains AE_I on ``x_train_s`` ``[N, *in_shape]`` (all training inputs labelled ``source``,
+    unfiltered, values in [0, 1]) with target ``target``, runs it over ``x_train_s`` and keeps
+    x' = AE_I(x) where f(x) = source and f(x') = target. ``x_test_s`` ``[M, *in_shape]``, when
+    given, is only reported (``result.test``). See :func:`train_adversarial_autoencoder` for
+    ``config``, ``autoencoder`` and ``progress``.
+
+    When the generator collapsed (see :class:`ComponentOneResult`) ``result.collapse`` says how and
+    a warning with the same text is emitted; the (possibly empty) set is still returned.
+    """
+    source = _check_class(source, "source")
+    target = _check_class(target, "target")
+    if source == target:
+        raise ValueError(f"source and target must differ, got {source} for both")
+    cfg = AdversarialConfig() if config is None else config
+    x_train_s = _check_inputs(x_train_s, "x_train_s")
+    if x_train_s.shape[0] == 0:
+        raise ValueError("x_train_s must contain at least one input of the source class, got none")
+    _check_unit_range(x_train_s, "x_train_s")
+    if x_test_s is not None:
+        x_test_s = _check_inputs(x_test_s, "x_test_s")
+        if x_test_s.shape[1:] != x_train_s.shape[1:]:
+            raise ValueError(
+                f"x_test_s must be shaped [M, {', '.join(map(str, x_train_s.shape[1:]))}] like x_train_s, "
+                f"got {tuple(x_test_s.shape)}"
+            )
+        if x_test_s.device != x_train_s.device:
+            raise ValueError(f"x_test_s must be on {x_train_s.device} like x_train_s, got {x_test_s.device}")
+
+    ae, history = train_adversarial_autoencoder(
+        classifier, x_train_s, target, cfg, autoencoder=autoencoder, progress=progress
+    )
+    bs = cfg.infer_batch_size
+    what = f"{source}→{target}"
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, SplitStats]:
+        out = apply_autoencoder(ae, x, bs)
+        pred_in = predict(classifier, x, bs).argmax(dim=1)
+        pred_out = predict(classifier, out, bs).argmax(dim=1)
+        correct = pred_in == source
+        hit = pred_out == target
+        keep = correct & hit
+        stats = SplitStats(x.shape[0], int(correct.sum()), int(hit.sum()), int(keep.sum()))
+        return out, keep, pred_in, pred_out, stats
+
+    out, keep, pred_in, pred_out, train_stats = run(x_train_s)
+    index = keep.nonzero().squeeze(1)
+    collapse = _diagnose(what, source, target, out, x_train_s, pred_in, pred_out, train_stats, cfg.collapse_std)
+    test_stats = None
+    if x_test_s is not None and x_test_s.shape[0] > 0:
+        test_stats = run(x_test_s)[4]
+    if collapse is not None:
+        warnings.warn(collapse, RuntimeWarning, stacklevel=2)
+    return ComponentOneResult(
+        source=source,
+        target=target,
+        autoencoder=ae,
+        adversarial=out.index_select(0, index),
+        source_index=index,
+        train=train_stats,
+        test=test_stats,
+        history=history,
+        collapse=collapse,
+    )
+
+
+def component_two(
+    classifier: Classifier,
+    adversarial: torch.Tensor,
+    source: int,
+    target: int,
+    config: AdversarialConfig | None = None,
+    *,
+    autoencoder: AutoencoderSpec = None,
+    progress: bool = False,
+) -> ComponentTwoResult:
+    """DeepDIG Component II: boundary-straddling pairs for the source→target direction.
+
+    Trains a fresh AE_II on ``adversarial`` ``[K, *in_shape]`` (A(source→target) from
+    :func:`component_one`) with target ``source``, computes a'' = AE_II(a) and keeps the pairs with
+    f(a) = target and f(a'') = source. Pass a new module or a factory as ``autoencoder`` for a custom
+    architecture (None builds :func:`default_autoencoder`, the same shape component I uses by default).
+
+    Raises ValueError when ``adversarial`` is empty. Collapse is reported as in component_one.
+    """
+    source = _check_class(source, "source")
+    target = _check_class(target, "target")
+    if source == target:
+        raise ValueError(f"source and target must differ, got {source} for both")
+    adversarial = _check_inputs(adversarial, "adversarial")
+    if adversarial.shape[0] == 0:
+        raise ValueError(
+            f"adversarial is empty: component I produced no adversarial samples for {source}→{target}, "
+            f"so component II has nothing to train on"
+        )
+    cfg = AdversarialConfig() if config is None else config
+    ae, history = train_adversarial_autoencoder(
+        classifier, adversarial, source, cfg, autoencoder=autoencoder, progress=progress
+    )
+    bs = cfg.infer_batch_size
+    a2_all = apply_autoencoder(ae, adversarial, bs)
+    pred_a = predict(classifier, adversarial, bs).argmax(dim=1)
+    pred_a2 = predict(classifier, a2_all, bs).argmax(dim=1)
+    is_t = pred_a == target
+    is_s = pred_a2 == source
+    keep = is_t & is_s
+    stats = SplitStats(adversarial.shape[0], int(is_t.sum()), int(is_s.sum()), int(keep.sum()))
+    index = keep.nonzero().squeeze(1)
+    collapse = _diagnose(
+        f"{target}→{source}", target, source, a2_all, adversarial, pred_a, pred_a2, stats, cfg.collapse_std
+    )
+    if collapse is not None:
+        warnings.warn(collapse, RuntimeWarning, stacklevel=2)
+    return ComponentTwoResult(
+        source=source,
+        target=target,
+        autoencoder=ae,
+        a=adversarial.index_select(0, index),
+        a2=a2_all.index_select(0, index),
+        index=index,
+        stats=stats,
+        history=history,
+        collapse=collapse,
+    )

@@ -1,0 +1,316 @@
+"""Tests of deepdig_fast.adversarial (DeepDIG Components I and II) on small real-MNIST slices."""
+from __future__ import annotations
+
+import gzip
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepdig_fast.adversarial import (
+    AdversarialConfig,
+    ConvAutoencoder,
+    MLPAutoencoder,
+    apply_autoencoder,
+    component_one,
+    component_two,
+    default_autoencoder,
+    predict,
+    train_adversarial_autoencoder,
+)
+
+MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
+S, T = 1, 7
+
+
+def _read_idx(name: str, header: int, count: int, item: int) -> np.ndarray:
+    with gzip.open(MNIST / name, "rb") as f:
+        raw = f.read(header + count * item)
+    return np.frombuffer(raw, dtype=np.uint8, offset=header)
+
+
+def _mnist_slice(split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n images [n, 1, 28, 28] in [0, 1] and labels [n] of a split."""
+    prefix = "train" if split == "train" else "t10k"
+    x = _read_idx(f"{prefix}-images-idx3-ubyte.gz", 16, n, 784).reshape(n, 1, 28, 28)
+    y = _read_idx(f"{prefix}-labels-idx1-ubyte.gz", 8, n, 1)
+    return torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y.astype(np.int64))
+
+
+def _fcn() -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 10)
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """One intra-op thread while this module runs (restored afterwards): these batches are tiny, and
+    on a 2-core machine shared with other jobs two OpenMP threads can make a step 10-30x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    if not (MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST not found in {MNIST}")
+    x, y = _mnist_slice("train", 3000)
+    xt, yt = _mnist_slice("test", 1000)
+    g = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        clf = _fcn()
+    opt = torch.optim.Adam(clf.parameters(), lr=0.01)
+    for _ in range(300):
+        idx = torch.randint(0, x.shape[0], (128,), generator=g)
+        loss = nn.functional.cross_entropy(clf(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    clf.zero_grad(set_to_none=True)
+    clf.eval()
+    acc = (predict(clf, xt).argmax(1) == yt).float().mean().item()
+    assert acc > 0.85, f"fixture classifier too weak: test accuracy {acc:.3f}"
+    return {"clf": clf, "xs": x[y == S], "xt_s": xt[yt == S]}
+
+
+@pytest.fixture(scope="module")
+def stage_one(mnist):
+    cfg = AdversarialConfig(steps=400, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a healthy run must not warn about collapse
+        r1 = component_one(mnist["clf"], mnist["xs"], S, T, cfg, x_test_s=mnist["xt_s"])
+    return r1
+
+
+# ----------------------------------------------------------------------------- configuration
+def test_config_defaults_match_method():
+    c = AdversarialConfig()
+    assert (c.alpha, c.lr, c.step_size, c.gamma, c.steps, c.batch_size, c.seed, c.infer_batch_size) == (
+        0.8, 0.01, 1000, 0.95, 5000, 128, 0, 4096
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, field",
+    [
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"lr": -1e-3}, ValueError, "lr"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"batch_size": -5}, ValueError, "batch_size"),
+        ({"step_size": 0}, ValueError, "step_size"),
+        ({"infer_batch_size": 0}, ValueError, "infer_batch_size"),
+        ({"gamma": 0.0}, ValueError, "gamma"),
+        ({"gamma": 1.5}, ValueError, "gamma"),
+        ({"alpha": -0.1}, ValueError, "alpha"),
+        ({"alpha": float("nan")}, ValueError, "alpha"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"steps": 10.5}, TypeError, "steps"),
+        ({"batch_size": True}, TypeError, "batch_size"),
+        ({"lr": "0.01"}, TypeError, "lr"),
+    ],
+)
+def test_config_validation(kwargs, exc, field):
+    with pytest.raises(exc, match=rf"AdversarialConfig\.{field}\b"):
+        AdversarialConfig(**kwargs)
+
+
+# ----------------------------------------------------------------------------- autoencoders
+def test_mlp_autoencoder_matches_paper():
+    ae = MLPAutoencoder()
+    linears = [m for m in ae.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(784, 100), (100, 50), (50, 784)]
+    x = torch.rand(5, 1, 28, 28)
+    y = ae(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert MLPAutoencoder((784,))(torch.rand(3, 784)).shape == (3, 784)
+    with pytest.raises(ValueError, match="dropout"):
+        MLPAutoencoder(dropout=1.0)
+
+
+def test_conv_autoencoder_has_real_bottleneck():
+    ae = ConvAutoencoder((3, 32, 32))
+    x = torch.rand(4, 3, 32, 32)
+    code = ae.encoder(x)
+    assert tuple(code.shape[1:]) == ae.code_shape == (8, 8, 8)
+    assert ae.code_size == 512 < 3 * 32 * 32
+    y = ae(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    with pytest.raises(ValueError, match="divisible"):
+        ConvAutoencoder((3, 30, 30))
+    with pytest.raises(ValueError, match="in_shape"):
+        ConvAutoencoder((784,))
+
+
+def test_default_autoencoder_choice():
+    assert isinstance(default_autoencoder((1, 28, 28)), MLPAutoencoder)
+    assert isinstance(default_autoencoder((784,)), MLPAutoencoder)
+    assert isinstance(default_autoencoder((3, 32, 32)), ConvAutoencoder)
+    with pytest.raises(ValueError, match="in_shape"):
+        default_autoencoder((0, 28))
+
+
+def test_batched_inference_matches_single_pass():
+    torch.manual_seed(1)
+    ae, clf = MLPAutoencoder(), _fcn()
+    clf.train()
+    x = torch.rand(23, 1, 28, 28)
+    torch.testing.assert_close(apply_autoencoder(ae, x, 7), apply_autoencoder(ae, x, 100))
+    torch.testing.assert_close(predict(clf, x, 5), predict(clf, x, 4096))
+    assert clf.training  # mode restored
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(clf, x, 0)
+
+
+# ----------------------------------------------------------------------------- training
+def test_training_decreases_loss_and_leaves_classifier_alone(mnist):
+    clf = mnist["clf"]
+    clf.train()  # training must not change the caller's mode (or weights, or grad flags)
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    rng = torch.random.get_rng_state()
+    try:
+        cfg = AdversarialConfig(steps=200, log_every=50)
+        ae, h = train_adversarial_autoencoder(clf, mnist["xs"], T, cfg)
+    finally:
+        modes = [m.training for m in clf.modules()]
+        clf.eval()
+    assert all(modes)
+    assert all(p.requires_grad and p.grad is None for p in clf.parameters())
+    for k, v in clf.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(torch.random.get_rng_state(), rng)  # global RNG untouched
+    assert h.step == [50, 100, 150, 200] and h.steps == 200
+    assert h.loss[-1] < 0.6 * h.loss[0]
+    assert h.final_loss == h.loss[-1] and h.seconds > 0
+    assert h.loss[-1] == pytest.approx(h.reconstruction[-1] + 0.8 * h.adversarial[-1])
+    assert not ae.training
+
+
+def test_training_is_deterministic(mnist):
+    xs = mnist["xs"][:200]
+    cfg = AdversarialConfig(steps=30, batch_size=64, log_every=10, seed=3)
+    ae1, h1 = train_adversarial_autoencoder(mnist["clf"], xs, T, cfg)
+    ae2, h2 = train_adversarial_autoencoder(mnist["clf"], xs, T, cfg)
+    for (k, v1), v2 in zip(ae1.state_dict().items(), ae2.state_dict().values()):
+        assert torch.equal(v1, v2), k
+    assert h1.loss == h2.loss
+    ae3, h3 = train_adversarial_autoencoder(mnist["clf"], xs, T, AdversarialConfig(steps=30, batch_size=64, seed=4))
+    assert not torch.equal(ae1.encoder[0].weight, ae3.encoder[0].weight)
+
+
+def test_small_set_and_callable_classifier(mnist):
+    """Fewer inputs than batch_size (full batch every step) and a plain function as classifier."""
+    clf = mnist["clf"]
+    ae, h = train_adversarial_autoencoder(lambda z: clf(z), mnist["xs"][:10], T, AdversarialConfig(steps=5))
+    assert h.steps == 5 and len(h.loss) == 1
+
+
+def test_training_input_errors(mnist):
+    clf, xs = mnist["clf"], mnist["xs"][:20]
+    cfg = AdversarialConfig(steps=2)
+    with pytest.raises(ValueError, match="target must be < .*10"):
+        train_adversarial_autoencoder(clf, xs, 10, cfg)
+    with pytest.raises(ValueError, match="target"):
+        train_adversarial_autoencoder(clf, xs, -1, cfg)
+    with pytest.raises(ValueError, match=r"x must have values in \[0, 1\]"):
+        train_adversarial_autoencoder(clf, xs * 2, T, cfg)
+    with pytest.raises(TypeError, match="x must be a floating-point"):
+        train_adversarial_autoencoder(clf, (xs * 255).to(torch.uint8), T, cfg)
+    with pytest.raises(ValueError, match="empty"):
+        train_adversarial_autoencoder(clf, xs[:0], T, cfg)
+    with pytest.raises(TypeError, match="config"):
+        train_adversarial_autoencoder(clf, xs, T, {"steps": 2})
+    with pytest.raises(ValueError, match="source and target must differ"):
+        component_one(clf, xs, S, S, cfg)
+
+
+# ----------------------------------------------------------------------------- components I and II
+def test_component_one_yields_adversarial_samples(mnist, stage_one):
+    clf, xs = mnist["clf"], mnist["xs"]
+    r = stage_one
+    assert r.collapse is None
+    k = r.adversarial.shape[0]
+    assert k > 0.5 * r.originals_correct
+    assert r.adversarial.shape[1:] == xs.shape[1:]
+    assert r.adversarial.min() >= 0 and r.adversarial.max() <= 1
+    assert (predict(clf, r.adversarial).argmax(1) == T).all()
+    assert r.source_index.shape == (k,)
+    assert (predict(clf, xs[r.source_index]).argmax(1) == S).all()
+    torch.testing.assert_close(r.adversarial, apply_autoencoder(r.autoencoder, xs[r.source_index]))
+    assert r.train.n_inputs == xs.shape[0] and r.train.kept == k
+    assert r.fraction_of_correct == pytest.approx(k / r.originals_correct)
+    assert r.fraction_of_all == pytest.approx(k / xs.shape[0])
+    assert r.test is not None and r.test.n_inputs == mnist["xt_s"].shape[0]
+    assert r.test_accuracy > 0.85 and 0 < r.test_fraction_of_correct <= 1
+
+
+def test_component_two_yields_boundary_pairs(mnist, stage_one):
+    clf = mnist["clf"]
+    r2 = component_two(clf, stage_one.adversarial, S, T, AdversarialConfig(steps=400, seed=1))
+    assert r2.collapse is None
+    p = r2.n_pairs
+    assert p > 0.5 * stage_one.adversarial.shape[0]
+    assert r2.a.shape == r2.a2.shape == (p, 1, 28, 28)
+    assert (predict(clf, r2.a).argmax(1) == T).all()
+    assert (predict(clf, r2.a2).argmax(1) == S).all()
+    assert torch.equal(r2.a, stage_one.adversarial[r2.index])
+    assert r2.a2.min() >= 0 and r2.a2.max() <= 1
+    assert r2.stats.n_inputs == stage_one.adversarial.shape[0]
+
+
+class _AlwaysZero(nn.Module):
+    """Classifier that predicts class 0 for every input (its logits ignore the input's content)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.bias.copy_(torch.tensor([20.0] + [0.0] * 9))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+def test_collapse_no_output_classified_as_target(mnist):
+    xs = mnist["xs"][:100]
+    with pytest.warns(RuntimeWarning, match=f"no output of the 0→{T} generator is classified as {T}"):
+        r = component_one(_AlwaysZero(), xs, 0, T, AdversarialConfig(steps=20))
+    assert r.adversarial.shape == (0, 1, 28, 28) and r.source_index.numel() == 0
+    assert f"(0 of {xs.shape[0]})" in r.collapse
+    with pytest.raises(ValueError, match="component I produced no adversarial samples"):
+        component_two(_AlwaysZero(), r.adversarial, 0, T, AdversarialConfig(steps=20))
+
+
+def test_collapse_identical_outputs(mnist):
+    class ConstantAE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.img = nn.Parameter(torch.zeros(1, 1, 28, 28))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.img).expand(x.shape[0], -1, -1, -1)
+
+    with pytest.warns(RuntimeWarning, match="nearly identical"):
+        r = component_one(mnist["clf"], mnist["xs"][:100], S, T, AdversarialConfig(steps=20), autoencoder=ConstantAE)
+    assert "std across outputs" in r.collapse
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_components_on_cuda(mnist):
+    dev = torch.device("cuda")
+    clf = _fcn().to(dev)
+    clf.load_state_dict(mnist["clf"].state_dict())
+    xs = mnist["xs"].to(dev)
+    r1 = component_one(clf, xs, S, T, AdversarialConfig(steps=400))
+    assert r1.adversarial.device.type == "cuda" and r1.adversarial.shape[0] > 0
+    r2 = component_two(clf, r1.adversarial, S, T, AdversarialConfig(steps=400))
+    assert r2.a2.device.type == "cuda" and r2.n_pairs > 0
+    assert (predict(clf, r2.a2).argmax(1) == S).all()
