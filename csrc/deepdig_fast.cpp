@@ -16,6 +16,12 @@ TORCH_LIBRARY(deepdig_fast, m) {
         " Tensor(d!) probs, Tensor(e!) lam_out, float beta, int max_steps, int method) -> Tensor");
   // Embedding-nearest pairs (stem: nearest_neighbor).
   m.def("nearest_neighbor(Tensor queries, Tensor refs) -> (Tensor index, Tensor distance)");
+  // Trajectory oscillation (stem: trajectory): segment points, then per-segment label statistics.
+  m.def("segment_points(Tensor x, Tensor i_idx, Tensor j_idx, int T) -> Tensor");
+  m.def("trajectory_stats(Tensor logits, Tensor source, Tensor target, int T, float band_lo,"
+        " float band_hi) -> Tensor");
+  // Embedding linearity (stem: linear_distances): signed hyperplane distances and their summary.
+  m.def("linear_distances(Tensor h, Tensor w, float bias, Tensor labels) -> (Tensor d, Tensor summary)");
 }
 
 namespace {

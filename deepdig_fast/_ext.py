@@ -12,7 +12,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         f"(original error: {exc})"
     ) from exc
 
-OPS = ("bracket_propose", "bracket_update", "nearest_neighbor")
+OPS = ("bracket_propose", "bracket_update", "nearest_neighbor", "segment_points", "trajectory_stats", "linear_distances")
 
 
 def build_info() -> dict:

@@ -38,6 +38,8 @@ def _device(spec: str):
         raise CLIError(f"--device must be cpu, cuda, cuda:N or auto, got {spec!r}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CLIError(f"--device {spec}: no CUDA device is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CLIError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return dev
 
 

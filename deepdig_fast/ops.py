@@ -7,6 +7,8 @@ their fake kernels are trivial and they work under torch.compile; filtering happ
 Stems (one per op family, the same name across csrc/cpu, csrc/cuda, tests and benchmarks):
   bracket           bracket_propose, bracket_update   (the borderline engine's step)
   nearest_neighbor  nearest_neighbor                  (EPBS pairs)
+  trajectory        segment_points, trajectory_stats  (trajectory oscillation)
+  linear_distances  linear_distances                  (embedding linearity)
 """
 from __future__ import annotations
 
@@ -153,3 +155,93 @@ def nearest_neighbor(queries: Tensor, refs: Tensor) -> tuple[Tensor, Tensor]:
 def _nearest_neighbor_fake(queries, refs):
     q = queries.shape[0]
     return queries.new_empty((q,), dtype=torch.int64), queries.new_empty((q,))
+
+
+# --------------------------------------------------------------------------------------------------
+# trajectory
+# --------------------------------------------------------------------------------------------------
+
+def segment_points(x: Tensor, i_idx: Tensor, j_idx: Tensor, T: int) -> Tensor:
+    """T points on each of S segments between rows of x, in one gather-and-interpolate pass.
+
+    Args:
+        x: [N, D] floating (the borderline samples, flattened); i_idx, j_idx: [S] int64 rows of x.
+        T: points per segment.
+    Returns:
+        [S * T, D] (x's dtype): row s*T + k is tau_k * x[i_idx[s]] + (1 - tau_k) * x[j_idx[s]],
+        tau_k = k / T (k = 0..T-1; the paper's trajectory, which stops one step short of x_i).
+    """
+    _check_2d_float(x, "x")
+    for name, t in (("i_idx", i_idx), ("j_idx", j_idx)):
+        if t.dim() != 1 or t.dtype != torch.int64:
+            raise ValueError(f"{name} must be a 1-d int64 tensor, got shape {_shape(t)} and {t.dtype}")
+    if i_idx.shape != j_idx.shape:
+        raise ValueError(f"i_idx and j_idx must have the same shape, got {_shape(i_idx)} and {_shape(j_idx)}")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    return _ops.segment_points(x, i_idx, j_idx, T)
+
+
+def trajectory_stats(logits: Tensor, source: Tensor, target: Tensor, T: int, band_lo: float = -0.1,
+                     band_hi: float = 0.1) -> Tensor:
+    """Per-segment label statistics from the logits at segment_points' points.
+
+    Args:
+        logits: [S * T, C] (segment-major, as segment_points orders them); source, target: [S] int64
+        (the classes of the segment's set); T: points per segment; [band_lo, band_hi]: interval of
+        p_source - p_target that counts as inside the boundary band (Yang et al., 2020).
+    Returns:
+        [S, 4] int64: label changes #{k < T-1 : y_k != y_k+1} (oscillation = changes / T), distinct
+        labels, changes where either label is a third class, points inside the band.
+    """
+    _check_2d_float(logits, "logits")
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    if source.dim() != 1 or target.shape != source.shape:
+        raise ValueError(f"source and target must be 1-d of the same shape, got {_shape(source)} and {_shape(target)}")
+    if logits.shape[0] != source.shape[0] * T:
+        raise ValueError(f"logits must have S*T = {source.shape[0] * T} rows, got shape {_shape(logits)}")
+    if not band_lo <= band_hi:
+        raise ValueError(f"band_lo must be <= band_hi, got {band_lo} > {band_hi}")
+    return _ops.trajectory_stats(logits, source, target, T, float(band_lo), float(band_hi))
+
+
+@torch.library.register_fake("deepdig_fast::segment_points")
+def _segment_points_fake(x, i_idx, j_idx, T):
+    return x.new_empty((i_idx.shape[0] * T, x.shape[1]))
+
+
+@torch.library.register_fake("deepdig_fast::trajectory_stats")
+def _trajectory_stats_fake(logits, source, target, T, band_lo, band_hi):
+    return source.new_empty((source.shape[0], 4))
+
+
+# --------------------------------------------------------------------------------------------------
+# linear_distances
+# --------------------------------------------------------------------------------------------------
+
+SUMMARY_FIELDS = ("mean_abs", "m1", "mean_abs_misclassified", "m2", "max", "mean", "min", "accuracy", "misclassified")
+
+
+def linear_distances(h: Tensor, w: Tensor, bias: float, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Signed distances of embeddings to a hyperplane and the linearity summary, in one pass.
+
+    Args:
+        h: [N, E] floating embeddings; w: [E] float64 normal (e.g. LinearSVC.coef_[0]); bias: the
+        intercept; labels: [N] int64, 1 for the side where h @ w + bias > 0, else 0.
+    Returns:
+        d: [N] float64, (h @ w + bias) / ||w||; summary: [9] float64 in SUMMARY_FIELDS order:
+        mean|d|, m1 = mean|d| / (1 + mean|d|), mean|d| over misclassified, m2, max d, mean d, min d,
+        accuracy, misclassified count (NaN where a mean is over nothing).
+    """
+    _check_2d_float(h, "h")
+    if w.dim() != 1 or w.shape[0] != h.shape[1]:
+        raise ValueError(f"w must have shape [{h.shape[1]}], got {_shape(w)}")
+    if labels.dim() != 1 or labels.shape[0] != h.shape[0]:
+        raise ValueError(f"labels must have shape [{h.shape[0]}], got {_shape(labels)}")
+    return _ops.linear_distances(h, w.to(torch.float64), float(bias), labels.to(torch.int64))
+
+
+@torch.library.register_fake("deepdig_fast::linear_distances")
+def _linear_distances_fake(h, w, bias, labels):
+    return h.new_empty((h.shape[0],), dtype=torch.float64), h.new_empty((9,), dtype=torch.float64)

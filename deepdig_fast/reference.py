@@ -186,3 +186,54 @@ def bisect_batched_torch(model, a: Tensor, b: Tensor, source: int, target: int, 
         x2[ia[high]] = m[high]
         active[ia[done]] = False
     return status, points, attempts, forwards
+
+
+def segment_points(x: Tensor, i_idx: Tensor, j_idx: Tensor, T: int) -> Tensor:
+    """See deepdig_fast.ops.segment_points: row s*T + k is x[j] + (k/T) * (x[i] - x[j]), i.e.
+    tau_k * x[i] + (1 - tau_k) * x[j] with tau_k = k / T, computed in float64, rounded once."""
+    S = i_idx.shape[0]
+    xi = x[i_idx].double()
+    xj = x[j_idx].double()
+    tau = torch.arange(T, dtype=torch.float64, device=x.device) / T
+    pts = xj[:, None, :] + tau[None, :, None] * (xi - xj)[:, None, :]
+    return pts.reshape(S * T, x.shape[1]).to(x.dtype)
+
+
+def trajectory_stats(logits: Tensor, source: Tensor, target: Tensor, T: int, band_lo: float, band_hi: float) -> Tensor:
+    """See deepdig_fast.ops.trajectory_stats. logits [S*T, C] -> [S, 4] int64 per segment:
+    label changes, distinct labels, changes involving a third class, points in the band."""
+    S = source.shape[0]
+    C = logits.shape[1]
+    y = logits.argmax(1).view(S, T)
+    z, e, denom = _softmax_parts(logits)
+    rows = torch.arange(S * T, device=logits.device)
+    s_rep = source.repeat_interleave(T)
+    t_rep = target.repeat_interleave(T)
+    gap = ((e[rows, s_rep] - e[rows, t_rep]) / denom).view(S, T)
+    change = y[:, 1:] != y[:, :-1]
+    third = lambda v: (v != source[:, None]) & (v != target[:, None])  # noqa: E731
+    third_change = change & (third(y[:, 1:]) | third(y[:, :-1]))
+    distinct = torch.zeros(S, C, dtype=torch.bool, device=logits.device)
+    distinct.scatter_(1, y, True)
+    band = (gap >= band_lo) & (gap <= band_hi)
+    return torch.stack([change.sum(1), distinct.sum(1), third_change.sum(1), band.sum(1)], 1).to(torch.int64)
+
+
+def linear_distances(h: Tensor, w: Tensor, bias: float, labels: Tensor):
+    """See deepdig_fast.ops.linear_distances. Signed distances d = (h @ w + bias) / ||w|| (float64)
+    and a summary [9] float64: mean|d|, m1 = mean|d| / (1 + mean|d|), mean|d| over misclassified,
+    m2 (the same on those), max d, mean d, min d, accuracy, misclassified count. labels: 1 for the
+    positive side (decision > 0), 0 for the negative side."""
+    nan = float("nan")
+    d = (h.double() @ w.double() + bias) / torch.linalg.vector_norm(w.double())
+    n = d.shape[0]
+    if n == 0:
+        return d, torch.tensor([nan] * 7 + [nan, 0.0], dtype=torch.float64, device=h.device)
+    wrong = (d > 0) != (labels == 1)
+    a = d.abs().mean()
+    aw = d.abs()[wrong].mean() if bool(wrong.any()) else torch.tensor(nan, dtype=torch.float64)
+    summary = torch.stack([
+        a, a / (1 + a), aw.to(d.device), (aw / (1 + aw)).to(d.device), d.max(), d.mean(), d.min(),
+        1 - wrong.double().mean(), wrong.double().sum(),
+    ])
+    return d, summary

@@ -108,4 +108,65 @@ inline void check_update_args(const at::Tensor& logits, const at::Tensor& x, con
   for (int i = 0; i < 11; ++i) check_same_device(*all[i], logits, names[i]);
 }
 
+// Checks shared by both backends of nearest_neighbor.
+inline void check_nearest_neighbor_args(const at::Tensor& queries, const at::Tensor& refs) {
+  check_dim(queries, 2, "queries");
+  check_dim(refs, 2, "refs");
+  check_floating(queries, "queries");
+  TORCH_CHECK(refs.scalar_type() == queries.scalar_type(), "refs must have the dtype of queries (",
+              queries.scalar_type(), "), got ", refs.scalar_type());
+  TORCH_CHECK(refs.size(1) == queries.size(1), "refs must have ", queries.size(1),
+              " columns like queries, got shape ", refs.sizes());
+  check_same_device(refs, queries, "refs");
+  TORCH_CHECK(refs.size(0) > 0 || queries.size(0) == 0,
+              "refs must have at least one row when queries is not empty");
+}
+
+// Checks shared by both backends of segment_points.
+inline void check_segment_args(const at::Tensor& x, const at::Tensor& i_idx, const at::Tensor& j_idx,
+                        int64_t T) {
+  check_dim(x, 2, "x");
+  check_floating(x, "x");
+  check_dim(i_idx, 1, "i_idx");
+  check_dtype(i_idx, at::kLong, "i_idx");
+  TORCH_CHECK(j_idx.dim() == 1 && j_idx.size(0) == i_idx.size(0), "j_idx must have shape [",
+              i_idx.size(0), "] like i_idx, got ", j_idx.sizes());
+  check_dtype(j_idx, at::kLong, "j_idx");
+  TORCH_CHECK(T >= 1, "T must be >= 1, got ", T);
+  check_same_device(i_idx, x, "i_idx");
+  check_same_device(j_idx, x, "j_idx");
+}
+
+// Checks shared by both backends of trajectory_stats.
+inline void check_trajectory_stats_args(const at::Tensor& logits, const at::Tensor& source,
+                                        const at::Tensor& target, int64_t T) {
+  check_dim(logits, 2, "logits");
+  check_floating(logits, "logits");
+  TORCH_CHECK(T >= 1, "T must be >= 1, got ", T);
+  check_dim(source, 1, "source");
+  check_dtype(source, at::kLong, "source");
+  const int64_t S = source.size(0);
+  TORCH_CHECK(target.dim() == 1 && target.size(0) == S, "target must have shape [", S,
+              "] like source, got ", target.sizes());
+  check_dtype(target, at::kLong, "target");
+  TORCH_CHECK(logits.size(0) == S * T, "logits must have S*T = ", S * T, " rows, got shape ",
+              logits.sizes());
+  check_same_device(source, logits, "source");
+  check_same_device(target, logits, "target");
+}
+
+// Checks shared by both backends of linear_distances.
+inline void check_linear_args(const at::Tensor& h, const at::Tensor& w, const at::Tensor& labels) {
+  check_dim(h, 2, "h");
+  check_floating(h, "h");
+  TORCH_CHECK(w.dim() == 1 && w.size(0) == h.size(1), "w must have shape [", h.size(1),
+              "] (one weight per embedding feature), got ", w.sizes());
+  check_dtype(w, at::kDouble, "w");
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == h.size(0), "labels must have shape [",
+              h.size(0), "], got ", labels.sizes());
+  check_dtype(labels, at::kLong, "labels");
+  check_same_device(w, h, "w");
+  check_same_device(labels, h, "labels");
+}
+
 }  // namespace deepdig_fast

@@ -15,15 +15,8 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor> nearest_neighbor_cpu(const at::Tensor& queries_in,
                                                         const at::Tensor& refs_in) {
-  check_dim(queries_in, 2, "queries");
-  check_dim(refs_in, 2, "refs");
-  check_floating(queries_in, "queries");
-  TORCH_CHECK(refs_in.scalar_type() == queries_in.scalar_type(), "refs must have the dtype of queries (",
-              queries_in.scalar_type(), "), got ", refs_in.scalar_type());
-  TORCH_CHECK(refs_in.size(1) == queries_in.size(1), "refs must have ", queries_in.size(1),
-              " columns like queries, got shape ", refs_in.sizes());
+  check_nearest_neighbor_args(queries_in, refs_in);
   const int64_t Q = queries_in.size(0), R = refs_in.size(0), E = queries_in.size(1);
-  TORCH_CHECK(R > 0 || Q == 0, "refs must have at least one row when queries is not empty");
   const at::Tensor q = queries_in.contiguous(), ref = refs_in.contiguous();
   at::Tensor index = at::empty({Q}, q.options().dtype(at::kLong));
   at::Tensor dist = at::empty({Q}, q.options());

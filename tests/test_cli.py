@@ -1,0 +1,51 @@
+"""The deepdig command line: help on every command, one-line errors with a non-zero status."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from deepdig_fast.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "deepdig_fast", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["run"], ["info"]])
+def test_help(command):
+    r = run_cli(*command, "--help")
+    assert r.returncode == 0 and "usage: deepdig" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--pair", "1,1", "--out", "x"], "the two classes must differ"),
+        (["run", "--pair", "one,2", "--out", "x"], "expected two class ids like 1,2"),
+        (["run", "--pair", "1,2"], "the following arguments are required: --out"),
+        (["run", "--pair", "1,2", "--out", "x", "--steps", "0"], "expected a positive integer"),
+        (["run", "--pair", "1,2", "--out", "x", "--dataset", "imagenet"], "invalid choice"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_give_one_line(args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_library_errors_are_one_line(tmp_path, capsys):
+    assert main(["run", "--pair", "1,12", "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["deepdig run: error: --pair classes must lie in [0, 10) for mnist, got 1,12"]
+    assert main(["run", "--pair", "1,2", "--out", str(tmp_path / "r"), "--dataset", "cifar10"]) == 2
+    assert "needs --data-root" in capsys.readouterr().err
+    assert main(["run", "--pair", "1,2", "--out", str(tmp_path / "r"), "--device", "cuda:7"]) == 2
+
+
+def test_info():
+    r = run_cli("info")
+    assert r.returncode == 0 and '"kernels"' in r.stdout
