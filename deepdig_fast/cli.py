@@ -2,6 +2,7 @@
 
     deepdig train --dataset mnist --arch cnn            train (or refresh) a reference classifier
     deepdig run --dataset mnist --arch cnn --pair 1,2 --out runs/mnist-cnn-1-2
+    deepdig report RUN_DIR                              (re)write report.md / report.html of a run
     deepdig info                                        how the extension was built
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
+TRAJECTORY_SEGMENTS = 5000  # CLI default: estimate mode (the exact design is |B| * 50 segments)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,7 +129,8 @@ def cmd_run(args) -> int:
     model, meta = _classifier(args, data, device, log)
     adv = AdversarialConfig(steps=args.steps)
     config = PairConfig(adversarial=adv, beta=args.beta, max_steps=args.max_steps, method=args.method,
-                        seed=args.seed, baselines=not args.no_baselines)
+                        seed=args.seed, baselines=not args.no_baselines, characterize=not args.no_characterize,
+                        trajectory_segments=None if args.trajectory_exact else args.trajectory_segments)
     t0 = time.perf_counter()
     result = run_pair(
         model, data, s, t, config, out_dir=args.out, embedding_layer=args.embedding_layer,
@@ -135,6 +138,24 @@ def cmd_run(args) -> int:
         manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset},
     )
     _print_summary(result, time.perf_counter() - t0, args.out)
+    if not args.no_report:
+        from deepdig_fast.report import write_report
+
+        paths = write_report(args.out)
+        print(f"report: {paths.get('report.html', Path(args.out) / 'report.html')}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from deepdig_fast.report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "results.json").is_file():
+        raise CLIError(f"{run_dir} is not a finished run folder (no results.json); run `deepdig run ... --out {run_dir}` first")
+    paths = write_report(run_dir)
+    for name in ("report.md", "report.html"):
+        if name in paths:
+            print(paths[name])
     return 0
 
 
@@ -193,7 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--beta", type=float, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
     q.add_argument("--no-baselines", action="store_true", help="skip the RPBS and EPBS baselines")
+    q.add_argument("--trajectory-segments", type=_positive_int, default=TRAJECTORY_SEGMENTS,
+                   help=f"estimate the trajectory oscillation from this many sampled segments, with a 95%% "
+                   f"confidence interval (default {TRAJECTORY_SEGMENTS}; keeps a CPU run short)")
+    q.add_argument("--trajectory-exact", action="store_true",
+                   help="the paper's exact design instead: K = 50 partners per borderline sample, T = 50 points each")
+    q.add_argument("--no-characterize", action="store_true", help="skip the trajectory and linearity metrics")
+    q.add_argument("--no-report", action="store_true", help="do not write report.md / report.html at the end")
     q.set_defaults(fn=cmd_run)
+
+    q = sub.add_parser("report", help="write report.md and a self-contained report.html for a run folder")
+    q.add_argument("run_dir", help="a run folder written by `deepdig run`")
+    q.set_defaults(fn=cmd_report)
 
     q = sub.add_parser("info", help="print how the C++/CUDA extension was built")
     q.set_defaults(fn=cmd_info)

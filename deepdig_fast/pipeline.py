@@ -14,6 +14,8 @@ Run folder:
     components/ae1_S-T.pt         AE_I state_dict, the adversarial set A(S->T) and its counts
     components/ae2_S-T.pt         AE_II state_dict and the kept pairs (a, a'')
     borderline/<method>_S-T.pt    borderline points, probs, embeddings, status, attempts, pair indices
+    characterize/trajectory_S-T.pt  per-segment statistics (changes, distinct, third-class, in band), i, j
+    characterize/linearity_S-T.pt   signed SVM distances and true labels of train / test / borderline
     (each .pt has a .json beside it with its key, settings and wall time; load the .pt files with
     torch.load(path, weights_only=True))
 """
@@ -61,6 +63,11 @@ class PairConfig:
     seed: int = 0
     baselines: bool = True
     engine_batch_size: int | None = None
+    characterize: bool = True
+    trajectory_K: int = 50
+    trajectory_T: int = 50
+    trajectory_segments: int | None = None
+    band: tuple = (-0.1, 0.1)
 
     def __post_init__(self) -> None:
         if isinstance(self.adversarial, dict):
@@ -73,6 +80,18 @@ class PairConfig:
             raise ValueError(f"PairConfig.method must be 'bisect' or 'illinois', got {self.method!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"PairConfig.seed must be a non-negative int, got {self.seed!r}")
+        for name in ("trajectory_K", "trajectory_T"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"PairConfig.{name} must be a positive int, got {v!r}")
+        if self.trajectory_segments is not None and (
+            isinstance(self.trajectory_segments, bool) or not isinstance(self.trajectory_segments, int)
+            or self.trajectory_segments < 1
+        ):
+            raise ValueError(f"PairConfig.trajectory_segments must be None (exact) or a positive int, got {self.trajectory_segments!r}")
+        self.band = tuple(float(b) for b in self.band)
+        if len(self.band) != 2 or not self.band[0] <= self.band[1]:
+            raise ValueError(f"PairConfig.band must be (lo, hi) with lo <= hi, got {self.band!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -89,6 +108,8 @@ class DirectionResult:
     component_two: dict | None
     borderline: dict[str, BorderlineResult]
     skipped: dict[str, str]
+    keys: dict[str, str] = field(default_factory=dict)   # stage keys, for downstream stages
+    trajectory: dict | None = None                        # TrajectoryResult.to_dict() or {"skipped": why}
 
 
 @dataclass
@@ -282,7 +303,10 @@ def run_pair(
             classifier, data, s, t, config, store, base_spec, make_ae, embedding_layer, device, progress
         )
 
-    results = _results_json(source, target, directions, store, config, time.perf_counter() - t_run)
+    linearity = None
+    if config.characterize:
+        linearity = _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer)
+    results = _results_json(source, target, directions, store, config, time.perf_counter() - t_run, linearity)
     if root is not None:
         atomic_write_text(root / "results.json", json.dumps(_nan_to_none(results), indent=2))
     return PairResult(source, target, directions, results, root)
@@ -294,6 +318,7 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, em
     x_s_test = data.class_inputs(s, "test").to(device)
     skipped: dict[str, str] = {}
     borderline: dict[str, BorderlineResult] = {}
+    keys: dict[str, str] = {}
     engine_kw = dict(beta=config.beta, max_steps=config.max_steps, method=config.method,
                      embedding_layer=embedding_layer, batch_size=config.engine_batch_size)
     engine_spec = {k: v for k, v in engine_kw.items() if k != "batch_size"}
@@ -350,8 +375,9 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, em
                 # pair i: a = AE_II(adversarial[index[i]]), b = adversarial[index[i]]
                 return _result_to_dict(r, index, index)
 
-            out, _ = store.run(f"borderline/deepdig_{tag}", {"upstream": key2, "engine": engine_spec}, comp3)
+            out, key3 = store.run(f"borderline/deepdig_{tag}", {"upstream": key2, "engine": engine_spec}, comp3)
             borderline["deepdig"] = _result_from_dict(out)
+            keys["deepdig"] = key3
 
     # Baselines
     if config.baselines:
@@ -375,10 +401,64 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, em
             out, _ = store.run(f"borderline/epbs_{tag}", {**base_spec, "s": s, "t": t, "engine": engine_spec}, epbs)
             borderline["epbs"] = _result_from_dict(out)
 
-    return DirectionResult(s, t, c1["stats"], None if c2 is None else c2["stats"], borderline, skipped)
+    return DirectionResult(s, t, c1["stats"], None if c2 is None else c2["stats"], borderline, skipped, keys)
 
 
-def _results_json(source, target, directions, store, config, seconds) -> dict:
+def _successes(d: DirectionResult) -> Tensor | None:
+    r = d.borderline.get("deepdig")
+    return None if r is None else r.points[r.success]
+
+
+def _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer) -> dict:
+    """Trajectory oscillation per direction and embedding linearity of the pair (METHOD.md
+    "Characterization"), on the successful DeepDIG borderline samples. Returns results.json's
+    "linearity" entry and fills each direction's `trajectory`."""
+    from deepdig_fast.characterize import linearity, split_linearity, trajectory_oscillation
+
+    device = _model_device(classifier)
+    traj_spec = {"K": config.trajectory_K, "T": config.trajectory_T, "segments": config.trajectory_segments,
+                 "band": list(config.band)}
+    for key, d in directions.items():
+        points = _successes(d)
+        if points is None or points.shape[0] < 2:
+            d.trajectory = {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
+            continue
+        name = f"characterize/trajectory_{d.source}-{d.target}"
+
+        def traj(points=points, d=d, name=name):
+            r = trajectory_oscillation(
+                classifier, points.to(device), d.source, d.target, K=config.trajectory_K, T=config.trajectory_T,
+                segments=config.trajectory_segments, seed=_stage_seed(config.seed, name), band=config.band,
+            )
+            return {**r.tensors(), "summary": r.to_dict()}
+
+        out, _ = store.run(name, {"upstream": d.keys["deepdig"], **traj_spec}, traj)
+        d.trajectory = out["summary"]
+
+    if embedding_layer is None:
+        return {"skipped": "no embedding layer: pass embedding_layer (or --embedding-layer)"}
+    st, ts = directions[f"{source}->{target}"], directions[f"{target}->{source}"]
+    empty = data.x_train[:0]
+    b_st = _successes(st)
+    b_ts = _successes(ts)
+    name = f"characterize/linearity_{source}-{target}"
+
+    def lin():
+        r = linearity(
+            classifier, embedding_layer, data.x_train.to(device), data.y_train.to(device), data.x_test.to(device),
+            data.y_test.to(device), source, target,
+            (empty if b_st is None else b_st).to(device), (empty if b_ts is None else b_ts).to(device),
+            seed=_stage_seed(config.seed, name),
+        )
+        summary, arrays = split_linearity(r)
+        return {**arrays, "summary": summary}
+
+    spec = {**base_spec, "s": source, "t": target, "upstream": [st.keys.get("deepdig"), ts.keys.get("deepdig")]}
+    out, _ = store.run(name, spec, lin)
+    return out["summary"]
+
+
+def _results_json(source, target, directions, store, config, seconds, linearity=None) -> dict:
     out = {
         "schema": RESULTS_SCHEMA,
         "pair": [source, target],
@@ -387,6 +467,8 @@ def _results_json(source, target, directions, store, config, seconds) -> dict:
         "stages": store.timings,
         "seconds": seconds,
     }
+    if linearity is not None:
+        out["linearity"] = linearity
     for key, d in directions.items():
         methods = {}
         for m in ("deepdig", "rpbs", "epbs"):
@@ -399,6 +481,8 @@ def _results_json(source, target, directions, store, config, seconds) -> dict:
             "component_one": d.component_one, "component_two": d.component_two,
             "methods": methods,
         }
+        if d.trajectory is not None:
+            out["directions"][key]["trajectory"] = d.trajectory
     return out
 
 

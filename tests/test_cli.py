@@ -13,7 +13,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "deepdig_fast", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["run"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["run"], ["report"], ["info"]])
 def test_help(command):
     r = run_cli(*command, "--help")
     assert r.returncode == 0 and "usage: deepdig" in r.stdout

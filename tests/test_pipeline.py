@@ -21,7 +21,7 @@ S, T = 3, 5
 
 
 def small_config(**kw):
-    return PairConfig(adversarial=AdversarialConfig(steps=150, infer_batch_size=1024), **kw)
+    return PairConfig(adversarial=AdversarialConfig(steps=150, infer_batch_size=1024), trajectory_segments=400, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +107,16 @@ def test_results_json_is_valid(pair_run):
     manifest = json.loads((out / "manifest.json").read_text())
     assert results["schema"] == 1 and results["pair"] == [S, T]
     assert manifest["classifier"]["sha256"] and manifest["seed"] == 0
+    for key, d in results["directions"].items():
+        traj = d["trajectory"]
+        assert traj["mode"] == "estimate" and traj["n_segments"] == 400 and traj["T"] == 50
+        assert traj["ci95"][0] <= traj["oscillation"] <= traj["ci95"][1]
+    lin = results["linearity"]
+    for split in ("train", "test", "borderline"):
+        assert lin["sets"][split]["n"] > 0 and 0 <= lin["sets"][split]["m1"] < 1
+    # the borderline samples sit much closer to the SVM hyperplane than the data
+    assert lin["sets"]["borderline"]["m1"] < lin["sets"]["train"]["m1"]
+    assert (out / f"characterize/trajectory_{S}-{T}.pt").is_file() and (out / f"characterize/linearity_{S}-{T}.pt").is_file()
     for d in results["directions"].values():
         for m in d["methods"].values():
             assert set(m["counts"]) == {s.name for s in Status if s is not Status.PENDING}
@@ -120,7 +130,7 @@ from deepdig_fast.adversarial import AdversarialConfig
 from deepdig_fast.pipeline import PairConfig, run_pair
 torch.set_num_threads(1)
 model, data = _train_small("fcn", n=3000, steps=200)
-cfg = PairConfig(adversarial=AdversarialConfig(steps=int(sys.argv[2]), infer_batch_size=1024))
+cfg = PairConfig(adversarial=AdversarialConfig(steps=int(sys.argv[2]), infer_batch_size=1024), trajectory_segments=300)
 run_pair(model, data.take(3000, 1000), 3, 5, cfg, out_dir=sys.argv[1], log=lambda m: print(m, flush=True))
 """
 
