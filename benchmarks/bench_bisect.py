@@ -6,7 +6,7 @@
   (d) forwards   the bare model forwards alone: as many images as (c) used, at the fastest batch size
   (e) illinois   the engine with the Illinois root finder (fewer forwards for the same success test)
 
-Run:  .venv/bin/python -m pytest benchmarks/bench_bisect.py --benchmark-only -s
+Run:  .venv/bin/python -m pytest benchmarks/bench_bisect.py -s   (the last test prints the summary)
 Env:  DEEPDIG_BENCH_PAIRS (default 2000 on CPU, 100000 on a GPU), DEEPDIG_BENCH_REF_PAIRS (pairs for
       the slow reference loop; its pairs/s is what is compared), DEEPDIG_BENCH_DEVICE.
 A summary table with the ratios is printed at the end and written to .benchmarks/bisect-summary.json.

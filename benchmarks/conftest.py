@@ -36,7 +36,8 @@ def pairs_of(model, data, s: int, t: int, device, n: int | None = None):
     shuffled with a fixed seed, truncated to the shorter list."""
     from deepdig_fast.baselines import random_pairs
 
-    a, b = random_pairs(model, data.x_train, data.y_train, s, t, seed=0)
+    p = random_pairs(model, data.x_train, data.y_train, s, t, seed=0)
+    a, b = p.a, p.b
     if n is not None:
         a, b = a[:n], b[:n]
     return a.to(device), b.to(device)

@@ -29,7 +29,7 @@ timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_bracket.py tests/tes
 
 step "benchmark: borderline engine at GPU size"
 DEEPDIG_BENCH_PAIRS=${DEEPDIG_BENCH_PAIRS:-100000} DEEPDIG_BENCH_REF_PAIRS=${DEEPDIG_BENCH_REF_PAIRS:-300} \
-  timeout 300 $PY -m pytest -q -p no:cacheprovider benchmarks/bench_bisect.py --benchmark-only -s \
+  timeout 300 $PY -m pytest -q -p no:cacheprovider benchmarks/bench_bisect.py -s \
   --benchmark-json "$OUT/bench_bisect.json" 2>&1 | tee "$OUT/bench.txt" | tail -30
 cp .benchmarks/bisect-summary.json "$OUT/" 2>/dev/null || true
 step "done"

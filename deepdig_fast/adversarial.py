@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepdig_fast.hooks import eval_mode
+
 __all__ = [
     "MLPAutoencoder",
     "ConvAutoencoder",
@@ -265,27 +267,12 @@ class TrainHistory:
 # Helpers
 # --------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _eval_mode(module: object) -> Iterator[None]:
-    """Put an nn.Module (and every submodule) in eval mode; restore each one's mode afterwards."""
-    if not isinstance(module, nn.Module):
-        yield
-        return
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-@contextlib.contextmanager
 def _frozen(classifier: object) -> Iterator[None]:
     """Eval mode and requires_grad=False on the classifier's parameters; both restored afterwards.
 
     Gradients still flow through the classifier to its input, but none is computed for its weights.
     """
-    with _eval_mode(classifier):
+    with eval_mode(classifier):
         if not isinstance(classifier, nn.Module):
             yield
             return
@@ -389,7 +376,7 @@ def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> 
     """
     x = _check_inputs(x, "x")
     bs = _check_batch_size(batch_size)
-    with torch.no_grad(), _eval_mode(classifier):
+    with torch.no_grad(), eval_mode(classifier):
         if x.shape[0] <= bs:
             out = classifier(x)
         else:
@@ -402,7 +389,7 @@ def apply_autoencoder(ae: nn.Module, x: torch.Tensor, batch_size: int = 4096) ->
     """``ae(x)`` in batches, without grad and in eval mode (modes restored): ``[N, *s] -> [N, *s]``."""
     x = _check_inputs(x, "x")
     bs = _check_batch_size(batch_size)
-    with torch.no_grad(), _eval_mode(ae):
+    with torch.no_grad(), eval_mode(ae):
         if x.shape[0] <= bs:
             return ae(x)
         return torch.cat([ae(x[i : i + bs]) for i in range(0, x.shape[0], bs)])
@@ -493,7 +480,7 @@ def _train_loop(
 ) -> TrainHistory:
     n = x.shape[0]
     device = x.device
-    with torch.no_grad(), _eval_mode(ae):
+    with torch.no_grad(), eval_mode(ae):
         probe = ae(x[:1])
         if not isinstance(probe, torch.Tensor) or probe.shape != x[:1].shape:
             got = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__

@@ -21,10 +21,10 @@ from dataclasses import dataclass, fields
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from deepdig_fast import ops
-from deepdig_fast.hooks import capture_embeddings
+from deepdig_fast.hooks import capture_embeddings, eval_mode
 
 
 class Status(enum.IntEnum):
@@ -164,19 +164,6 @@ def _logits(model, x: Tensor, n_classes: int | None) -> Tensor:
     if not out.is_floating_point():
         raise TypeError(f"model must return floating-point logits, got {out.dtype}")
     return out
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """Puts an nn.Module in eval mode for the duration (predictions must be deterministic)."""
-    if isinstance(model, nn.Module) and model.training:
-        model.eval()
-        try:
-            yield
-        finally:
-            model.train()
-    else:
-        yield
 
 
 # --------------------------------------------------------------------------------------------------

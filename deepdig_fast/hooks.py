@@ -7,7 +7,7 @@ input of the last linear layer, the embedding of METHOD.md.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -56,6 +56,23 @@ def capture_embeddings(model: nn.Module, layer: str) -> Iterator[EmbeddingCaptur
         yield cap
     finally:
         handle.remove()
+
+
+@contextlib.contextmanager
+def eval_mode(model) -> Iterator[None]:
+    """Every submodule of an nn.Module in eval mode for the duration (predictions must not depend
+    on dropout or batch statistics); each module's own flag is restored afterwards. Other
+    callables pass through unchanged."""
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 @torch.no_grad()

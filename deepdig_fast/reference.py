@@ -126,7 +126,8 @@ def bisect_pair_reference(model, x1: Tensor, x2: Tensor, c1: int, c2: int, beta:
     while True:
         m = (x1 + x2) / 2
         attempts += 1
-        p1, _p2, pm = prob(x1), prob(x2), prob(m)
+        p1, pm = prob(x1), prob(m)
+        prob(x2)  # the public loop also evaluates x2 at every step; kept for its cost
         pred_m, pred_1 = int(pm.argmax()), int(p1.argmax())
         if pred_m not in (c1, c2):
             return THIRD_CLASS, m, attempts, pred_m, forwards
