@@ -9,8 +9,8 @@ import pytest
 from deepdig_fast.cli import main
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "deepdig_fast", *args], capture_output=True, text=True, timeout=120)
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "deepdig_fast", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["run"], ["report"], ["info"]])
@@ -49,3 +49,30 @@ def test_library_errors_are_one_line(tmp_path, capsys):
 def test_info():
     r = run_cli("info")
     assert r.returncode == 0 and '"kernels"' in r.stdout
+
+
+def test_run_with_a_users_model(tmp_path, small_fcn):
+    """--model file.py:factory --weights --embedding-layer: any nn.Module, weights_only loading."""
+    import json
+
+    import torch
+
+    model, _ = small_fcn
+    weights = tmp_path / "w.pt"
+    torch.save(model.state_dict(), weights)
+    (tmp_path / "mymodel.py").write_text(
+        "from deepdig_fast.models import MnistFCN\n\ndef make():\n    return MnistFCN()\n"
+    )
+    out = tmp_path / "run"
+    r = run_cli(
+        "run", "--pair", "3,5", "--out", str(out), "--device", "cpu", "--steps", "40", "--quiet",
+        "--model", f"{tmp_path / 'mymodel.py'}:make", "--weights", str(weights), "--embedding-layer", "embedding",
+        "--no-characterize", "--no-report", timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "deepdig" in r.stdout and "epbs" in r.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classifier_meta"]["model"].endswith("mymodel.py:make")
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["directions"]) == {"3->5", "5->3"}
+    assert results["directions"]["3->5"]["methods"]["epbs"]["pairs"] > 0
