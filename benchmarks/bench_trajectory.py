@@ -9,8 +9,8 @@
                  estimate mode's 95% interval with DEEPDIG_BENCH_SEGMENTS segments on the same
                  samples (the exact value should lie inside).
 
-Run:  .venv/bin/python benchmarks/bench_trajectory.py
-      (or .venv/bin/python -m pytest benchmarks/bench_trajectory.py -s)
+Run:  .venv/bin/python -m pytest benchmarks/bench_trajectory.py -s   (1: pytest-benchmark, stage vs forwards)
+      .venv/bin/python benchmarks/bench_trajectory.py                 (1 and 2, summary JSON)
 Env:  DEEPDIG_BENCH_RUN         run folder with borderline/deepdig_S-T.pt (default runs/mnist-cnn-1-2)
       DEEPDIG_BENCH_CLASSIFIER  checkpoint (default checkpoints/mnist-cnn.pt)
       DEEPDIG_BENCH_THREADS     torch threads (default: torch's; use 1 on a shared machine)
@@ -151,11 +151,57 @@ def main() -> dict:
     return summary
 
 
-@pytest.mark.slow
-def test_trajectory_benchmark():
-    summary = main()
-    if "overhead" in summary:
-        assert summary["overhead"]["ratio_best"] < 1.15
+# --- pytest-benchmark: the stage against the bare forwards, measured in the same run -------------
+
+TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def traj_inputs():
+    run = Path(os.environ.get("DEEPDIG_BENCH_RUN", ROOT / "runs" / "mnist-cnn-1-2"))
+    if not (run / "manifest.json").is_file():
+        pytest.skip(f"needs the run folder {run} (run the README's main job first)")
+    model, points, s, t, device, _ = load_inputs()
+    n = min(_env_int("DEEPDIG_BENCH_OVERHEAD_SAMPLES", 100), points.shape[0])
+    g = torch.Generator().manual_seed(0)
+    buffer = points[torch.randint(0, points.shape[0], (65536,), generator=g)].to(device)
+    return model, points[:n].to(device), s, t, device, buffer
+
+
+@pytest.mark.benchmark(group="trajectory")
+def test_stage(benchmark, traj_inputs):
+    from deepdig_fast.characterize import trajectory_oscillation
+
+    model, sub, s, t, device, _ = traj_inputs
+    out = {}
+
+    def run():
+        out["r"] = trajectory_oscillation(model, sub, s, t, K=50, T=50)
+        _sync(device)
+
+    benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=1)
+    TIMES["stage"] = benchmark.stats.stats.min
+    TIMES["images"] = out["r"].forwards
+    TIMES["batch_size"] = out["r"].batch_size
+
+
+@pytest.mark.benchmark(group="trajectory")
+def test_bare_forwards(benchmark, traj_inputs):
+    model, sub, s, t, device, buffer = traj_inputs
+    if "images" not in TIMES:
+        pytest.skip("run test_stage first (the whole file)")
+    benchmark.pedantic(bare_forwards, args=(model, buffer, TIMES["images"], TIMES["batch_size"], device),
+                       rounds=2, iterations=1, warmup_rounds=1)
+    TIMES["bare"] = benchmark.stats.stats.min
+
+
+def test_stage_within_15_percent_of_bare_forwards():
+    if "bare" not in TIMES:
+        pytest.skip("run the whole file")
+    ratio = TIMES["stage"] / TIMES["bare"]
+    print(f"\n[trajectory] {TIMES['images']} images, batch {TIMES['batch_size']}: stage {TIMES['stage']:.2f} s, "
+          f"bare forwards {TIMES['bare']:.2f} s, ratio {ratio:.3f} ({torch.get_num_threads()} threads)")
+    assert ratio < 1.15
 
 
 if __name__ == "__main__":
