@@ -346,7 +346,8 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, em
 
     # Component II
     c2 = None
-    if adversarial.shape[0] == 0:
+    if adversarial.shape[0] == 0 or c1["stats"]["collapse"]:
+        # A collapsed generator's outputs (e.g. all nearly identical) make no meaningful pairs.
         skipped["deepdig"] = c1["stats"]["collapse"] or "component I produced no adversarial samples"
     else:
         name2 = f"components/ae2_{tag}"
@@ -363,7 +364,7 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, em
             }
 
         c2, key2 = store.run(name2, {"upstream": key1, "adversarial": dataclasses.asdict(adv_cfg2)}, comp2)
-        if c2["a"].shape[0] == 0:
+        if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:
             skipped["deepdig"] = c2["stats"]["collapse"] or "component II kept no pairs"
         else:
             # Component III: a'' (predicted s) -> a (predicted t)

@@ -76,3 +76,14 @@ def test_run_with_a_users_model(tmp_path, small_fcn):
     results = json.loads((out / "results.json").read_text())
     assert set(results["directions"]) == {"3->5", "5->3"}
     assert results["directions"]["3->5"]["methods"]["epbs"]["pairs"] > 0
+
+
+def test_train_writes_a_checkpoint(tmp_path):
+    out = tmp_path / "fcn"
+    r = run_cli("train", "--arch", "fcn", "--epochs", "1", "--out", str(out), "--device", "cpu", "--quiet", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "fcn on mnist: test accuracy 0.9" in r.stdout
+    from deepdig_fast.checkpoint import load_classifier
+
+    model, meta = load_classifier(str(out) + ".pt")
+    assert meta["arch"] == "fcn" and meta["accuracy"] > 0.9 and meta["embedding_layer"] == "embedding"

@@ -163,3 +163,32 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         a = torch.load(ref_dir / name, weights_only=True)
         b = torch.load(killed_dir / name, weights_only=True)
         assert torch.equal(a["status"], b["status"]) and torch.equal(a["points"].nan_to_num(), b["points"].nan_to_num())
+
+
+class ConstantAutoencoder(torch.nn.Module):
+    """A generator that ignores its input: every output is the same image (a collapse)."""
+
+    def __init__(self):
+        super().__init__()
+        self.image = torch.nn.Parameter(torch.zeros(1, 1, 28, 28))
+
+    def forward(self, x):
+        return torch.sigmoid(self.image).expand(x.shape[0], -1, -1, -1)
+
+
+def test_collapsed_generator_is_reported_not_hidden(small_fcn, tmp_path):
+    """DeepDIG is skipped with the diagnosis, the baselines still run, the report still renders."""
+    model, data = small_fcn
+    small = data.take(2000, 500)
+    cfg = PairConfig(adversarial=AdversarialConfig(steps=20, infer_batch_size=1024), trajectory_segments=100)
+    with pytest.warns(RuntimeWarning, match="generator collapsed"):
+        res = run_pair(model, small, S, T, cfg, out_dir=tmp_path, autoencoder=ConstantAutoencoder)
+    for key in (f"{S}->{T}", f"{T}->{S}"):
+        m = res.results["directions"][key]["methods"]
+        assert m["deepdig"]["pairs"] == 0 and "generator collapsed" in m["deepdig"]["skipped"]
+        assert m["rpbs"]["pairs"] > 0
+        assert res.results["directions"][key]["trajectory"] == {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
+    from deepdig_fast.report import write_report
+
+    paths = write_report(tmp_path)
+    assert "generator" in (tmp_path / "report.md").read_text() and "report.html" in paths
