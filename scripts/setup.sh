@@ -10,16 +10,18 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
+# Runs a pip command without the harmless "Location ... is ignored" warnings of this machine's pip
+# configuration; pip's own exit status is kept (pipefail).
+pip_quiet() { "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }; }
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
 if ! "$VENV/bin/python" -c "import torch, numpy, sklearn, matplotlib, tqdm, pytest, pytest_benchmark, ninja" 2>/dev/null; then
   echo "[setup] installing $TORCH_SPEC and the dependencies"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "$TORCH_SPEC" ninja numpy scikit-learn matplotlib tqdm pytest pytest-benchmark 2>&1 \
-    | grep -v "^WARNING: Location 'file:" || true
+  pip_quiet "$VENV/bin/pip" install -q --disable-pip-version-check "$TORCH_SPEC" ninja numpy scikit-learn matplotlib tqdm pytest pytest-benchmark
 fi
 echo "[setup] building the extension (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))"
-MAX_JOBS=${MAX_JOBS:-2} "$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps -e . 2>&1 \
-  | grep -v "^WARNING: Location 'file:" || true
+MAX_JOBS=${MAX_JOBS:-2} pip_quiet "$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import deepdig_fast; print('[setup] ok:', deepdig_fast.build_info())"
