@@ -292,7 +292,6 @@ def run_pair(
         "embedding_layer": embedding_layer,
         "autoencoder": "default" if autoencoder is None else getattr(autoencoder, "__qualname__", repr(autoencoder)),
     }
-    make_ae = autoencoder  # None: the default autoencoder, built under each stage's seed
     t_run = time.perf_counter()
     if root is not None:
         _write_manifest(root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra)
@@ -300,7 +299,7 @@ def run_pair(
     directions: dict[str, DirectionResult] = {}
     for s, t in ((source, target), (target, source)):
         directions[f"{s}->{t}"] = _run_direction(
-            classifier, data, s, t, config, store, base_spec, make_ae, embedding_layer, device, progress
+            classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
         )
 
     linearity = None
@@ -312,7 +311,9 @@ def run_pair(
     return PairResult(source, target, directions, results, root)
 
 
-def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, embedding_layer, device, progress):
+def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):
+    """One direction s -> t. `autoencoder` is None (the default one) or a factory; components I and
+    II call it under their stage's seed, so the result does not depend on earlier RNG use."""
     tag = f"{s}-{t}"
     x_s = data.class_inputs(s, "train").to(device)
     x_s_test = data.class_inputs(s, "test").to(device)
@@ -328,7 +329,7 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, em
     adv_cfg1 = dataclasses.replace(config.adversarial, seed=_stage_seed(config.seed, name1))
 
     def comp1():
-        r = component_one(classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=make_ae, progress=progress)
+        r = component_one(classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=autoencoder, progress=progress)
         return {
             "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
             "adversarial": r.adversarial.cpu(), "source_index": r.source_index.cpu(),
@@ -354,7 +355,7 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, make_ae, em
         adv_cfg2 = dataclasses.replace(config.adversarial, seed=_stage_seed(config.seed, name2))
 
         def comp2():
-            r = component_two(classifier, adversarial, s, t, adv_cfg2, autoencoder=make_ae, progress=progress)
+            r = component_two(classifier, adversarial, s, t, adv_cfg2, autoencoder=autoencoder, progress=progress)
             return {
                 "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
                 "a": r.a.cpu(), "a2": r.a2.cpu(), "index": r.index.cpu(),
