@@ -758,13 +758,17 @@ def write_report(run_dir) -> dict[str, Path]:
         "`characterize/trajectory_S-T.pt`, `characterize/linearity_S-T.pt`: per-segment statistics and SVM distances.",
         "`figures/*.png`: the figures of this report. Load `.pt` files with `torch.load(path, weights_only=True)`.",
     ])
+    return _finish(doc, figs, root, "report", title)
+
+
+def _finish(doc: _Doc, figs: _Figures, root: Path, stem: str, title: str) -> dict[str, Path]:
+    """List the figures that failed, write <stem>.md and <stem>.html; return every path written."""
     if figs.errors:
         doc.h(2, "Problems while writing this report")
         doc.ul(figs.errors)
-
     written = dict(figs.written)
-    written["report.md"] = atomic_write_text(root / "report.md", doc.markdown())
-    written["report.html"] = atomic_write_text(root / "report.html", doc.html(root, title))
+    written[f"{stem}.md"] = atomic_write_text(root / f"{stem}.md", doc.markdown())
+    written[f"{stem}.html"] = atomic_write_text(root / f"{stem}.html", doc.html(root, title))
     return written
 
 
