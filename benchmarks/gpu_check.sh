@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared check for a GPU machine (an H200 here: Python 3.12, torch 2.11 + CUDA 13, no network).
 # Builds the extension with CUDA against the machine's own torch, runs the op/engine tests (CUDA
-# parity included) and the engine benchmark at GPU sizes, and prints a table. Budget: < 8 minutes.
+# parity included), the engine benchmark at GPU sizes and the full MNIST atlas, and prints tables.
+# Budget: < 10 minutes (DEEPDIG_GPU_ATLAS=0 skips the atlas).
 #   bash benchmarks/gpu_check.sh            (writes logs and JSON to ${OUT:-.benchmarks/gpu})
 # Carry checkpoints/ along to skip training the MNIST CNN there (about half a minute on a GPU).
 set -euo pipefail
@@ -32,4 +33,11 @@ DEEPDIG_BENCH_PAIRS=${DEEPDIG_BENCH_PAIRS:-100000} DEEPDIG_BENCH_REF_PAIRS=${DEE
   timeout 300 $PY -m pytest -q -p no:cacheprovider benchmarks/bench_bisect.py -s \
   --benchmark-json "$OUT/bench_bisect.json" 2>&1 | tee "$OUT/bench.txt" | tail -30
 cp .benchmarks/bisect-summary.json "$OUT/" 2>/dev/null || true
+
+if [ "${DEEPDIG_GPU_ATLAS:-1}" = 1 ]; then
+  step "the full per-target MNIST atlas on one GPU (goal: under 3 minutes)"
+  timeout 420 $PY -m deepdig_fast atlas --dataset mnist --arch cnn --classes all --device cuda --quiet \
+    --out "$OUT/atlas-mnist-cnn" 2>&1 | tail -15 || echo "atlas: did not finish (exit $?)"
+  $PY benchmarks/bench_atlas.py "$OUT/atlas-mnist-cnn" 2>&1 | tee "$OUT/atlas-summary.txt" || true
+fi
 step "done"

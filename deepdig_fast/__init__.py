@@ -33,6 +33,13 @@ _API = {
     "PairConfig": "deepdig_fast.pipeline",
     "PairResult": "deepdig_fast.pipeline",
     "run_pair": "deepdig_fast.pipeline",
+    "AtlasConfig": "deepdig_fast.atlas",
+    "AtlasResult": "deepdig_fast.atlas",
+    "run_atlas": "deepdig_fast.atlas",
+    "atlas_directions": "deepdig_fast.atlas",
+    "load_atlas": "deepdig_fast.atlas_report",
+    "write_atlas_report": "deepdig_fast.atlas_report",
+    "compare_atlases": "deepdig_fast.atlas_report",
 }
 
 __all__ = sorted(_API) + ["__version__"]

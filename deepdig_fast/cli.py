@@ -3,6 +3,9 @@
     deepdig train --dataset mnist --arch cnn            train (or refresh) a reference classifier
     deepdig run --dataset mnist --arch cnn --pair 1,2 --out runs/mnist-cnn-1-2
     deepdig report RUN_DIR                              (re)write report.md / report.html of a run
+    deepdig atlas --dataset mnist --arch cnn --classes all --out runs/atlas-mnist-cnn
+    torchrun --nproc-per-node N -m deepdig_fast atlas ...   the same, sharded over N processes
+    deepdig compare ATLAS_A ATLAS_B --out DIR           two atlases side by side
     deepdig info                                        how the extension was built
 """
 from __future__ import annotations
@@ -175,6 +178,133 @@ def _print_summary(result, seconds, out) -> None:
     print(f"\n'attempts' = mean attempts over successes. Finished in {seconds:.0f} s; results in {out}/results.json")
 
 
+def _classes(text: str):
+    if text.strip().lower() == "all":
+        return None
+    try:
+        out = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or class ids like 0,1,2, got {text!r}") from None
+    if len(set(out)) < 2:
+        raise argparse.ArgumentTypeError(f"expected at least two different class ids, got {text!r}")
+    return out
+
+
+def _pairs(text: str) -> list[tuple[int, int]]:
+    if not all(part.count("-") == 1 for part in text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected pairs like 1-2,4-9, got {text!r}")
+    return [_pair(part) for part in text.split(",")]
+
+
+def _init_distributed(args):
+    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPUs, gloo on CPUs) and
+    return (rank, world, device); otherwise (0, 1, device)."""
+    import datetime
+    import os
+
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, _device(args.device)
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if args.device == "auto":
+        device = torch.device(f"cuda:{local % torch.cuda.device_count()}") if torch.cuda.is_available() else torch.device("cpu")
+    else:
+        device = _device(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(seconds=args.dist_timeout))
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def cmd_atlas(args) -> int:
+    import torch
+
+    from deepdig_fast.adversarial import AdversarialConfig
+    from deepdig_fast.atlas import AtlasConfig, run_atlas
+
+    if args.classes is not None and args.pairs is not None:
+        raise CLIError("give --classes or --pairs, not both")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, world, device = _init_distributed(args)
+    try:
+        log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
+        data = _load_data(args.dataset, args.data_root)
+        for c in ([c for p in args.pairs for c in p] if args.pairs else (args.classes or [])):
+            if not 0 <= c < data.num_classes:
+                raise CLIError(f"class {c} is not in [0, {data.num_classes}) for {args.dataset}")
+        if world > 1:
+            import torch.distributed as dist
+
+            if rank != 0:
+                dist.barrier()   # rank 0 trains / caches the classifier first
+            model, meta = _classifier(args, data, device, log if rank == 0 else (lambda m: None))
+            if rank == 0:
+                dist.barrier()
+        else:
+            model, meta = _classifier(args, data, device, log)
+        config = AtlasConfig(
+            strategy=args.strategy, adversarial=AdversarialConfig(steps=args.steps), beta=args.beta,
+            max_steps=args.max_steps, method=args.method, engine_batch_size=args.engine_batch_size, seed=args.seed,
+            trajectory=not args.no_trajectory,
+            trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
+            linearity=not args.no_linearity, max_inputs_per_class=args.max_per_class, save_points=args.save_points,
+        )
+        t0 = time.perf_counter()
+        result = run_atlas(
+            model, data, config, classes=args.classes, pairs=args.pairs, out_dir=args.out,
+            embedding_layer=args.embedding_layer, progress=not args.quiet and rank == 0, log=log,
+            report=not args.no_report,
+            manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset},
+        )
+        if rank == 0:
+            _print_atlas(result, time.perf_counter() - t0, args.out)
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    return 0
+
+
+def _print_atlas(result, seconds, out) -> None:
+    a = result.atlas
+    rows = a["directions"]
+    done = [r for r in rows if r["success_rate"] is not None]
+    print(f"\natlas of {len(a['classes'])} classes, {len(rows)} directions, strategy {a['strategy']}: "
+          f"{len(done)} with borderline samples, {len(rows) - len(done)} skipped")
+    print(f"{'direction':<10}{'pairs':>7}{'success':>9}{'attempts':>10}{'oscill.':>9}{'m1':>7}{'margin':>8}  note")
+    for r in rows:
+        print(f"{r['source']}->{r['target']:<7}{r['pairs'] or 0:>7}{_fmt(r['success_rate'], True):>9}"
+              f"{_fmt(r['mean_attempts']):>10}{_fmt(r['oscillation']):>9}{_fmt(r['m1_borderline']):>7}"
+              f"{_fmt(r['margin_l2_mean']):>8}  {(r['skipped'] or '')[:60]}")
+    written = ", atlas.html" if "atlas.html" in result.paths else ""
+    print(f"\nFinished in {seconds:.0f} s; {out}/atlas.json, atlas.csv{written}")
+
+
+def cmd_compare(args) -> int:
+    from deepdig_fast.atlas_report import compare_atlases, format_compare_table
+
+    labels = tuple(args.labels.split(",")) if args.labels else None
+    if labels is not None and len(labels) != 2:
+        raise CLIError(f"--labels must be two names like base,robust, got {args.labels!r}")
+    out = args.out or f"{Path(args.atlas_b).name}-vs-{Path(args.atlas_a).name}"
+    kw = {"top": args.top}
+    if labels:
+        kw["labels"] = labels
+    result = compare_atlases(args.atlas_a, args.atlas_b, out, **kw)
+    print(format_compare_table(result, args.top))
+    print(f"\n{Path(out) / 'compare.html'}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from deepdig_fast import build_info
 
@@ -195,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--data-root", help="folder with the data set's files (default for mnist: the shipped copy)")
             q.add_argument("--arch", choices=("cnn", "fcn", "resnet"), help="reference classifier (default cnn; resnet for cifar10)")
 
+    def model_options(q):
+        q.add_argument("--classifier", help="checkpoint (.pt/.json) to use; default checkpoints/DATASET-ARCH, trained if missing")
+        q.add_argument("--model", help="your own architecture as package.module:factory (with --weights)")
+        q.add_argument("--weights", help="state_dict file for --model (loaded with weights_only=True)")
+        q.add_argument("--embedding-layer", help="submodule holding the embedding (NAME or NAME:input)")
+        q.add_argument("--steps", type=_positive_int, default=5000, help="autoencoder training steps (paper: 5000)")
+
     q = sub.add_parser("train", help="train a reference classifier and save it as a checkpoint")
     common(q)
     q.add_argument("--out", help="checkpoint path stem (default checkpoints/DATASET-ARCH)")
@@ -205,11 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(q)
     q.add_argument("--pair", type=_pair, required=True, help="two class ids, e.g. 1,2")
     q.add_argument("--out", required=True, help="run folder (resumable: rerun the same command after a crash)")
-    q.add_argument("--classifier", help="checkpoint (.pt/.json) to use; default checkpoints/DATASET-ARCH, trained if missing")
-    q.add_argument("--model", help="your own architecture as package.module:factory (with --weights)")
-    q.add_argument("--weights", help="state_dict file for --model (loaded with weights_only=True)")
-    q.add_argument("--embedding-layer", help="submodule holding the embedding (NAME or NAME:input)")
-    q.add_argument("--steps", type=_positive_int, default=5000, help="autoencoder training steps (paper: 5000)")
+    model_options(q)
     q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect, the paper's)")
     q.add_argument("--beta", type=float, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
@@ -226,6 +359,41 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("report", help="write report.md and a self-contained report.html for a run folder")
     q.add_argument("run_dir", help="a run folder written by `deepdig run`")
     q.set_defaults(fn=cmd_report)
+
+    q = sub.add_parser("atlas", help="DeepDIG on every class pair of a model (torchrun to shard it)")
+    common(q)
+    which = q.add_mutually_exclusive_group()
+    which.add_argument("--classes", type=_classes, default=None, help="'all' (default) or class ids like 0,1,2")
+    which.add_argument("--pairs", type=_pairs, help="class pairs like 1-2,4-9 (both directions of each)")
+    q.add_argument("--out", required=True, help="atlas folder (resumable: rerun the same command after a crash)")
+    q.add_argument("--strategy", choices=("auto", "per-target", "pairwise"), default="auto",
+                   help="per-target: one generator per target class (K in all); pairwise: the paper's two "
+                   "autoencoders per direction; auto (default): per-target for more than 3 classes")
+    model_options(q)
+    q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)")
+    q.add_argument("--beta", type=float, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
+    q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
+    q.add_argument("--engine-batch-size", type=_positive_int, default=4096, help="live pairs per engine step (default 4096)")
+    q.add_argument("--trajectory-segments", type=_positive_int, default=1000,
+                   help="sampled segments per direction for the oscillation estimate (default 1000)")
+    q.add_argument("--trajectory-exact", action="store_true", help="the paper's exact design (slow on a CPU)")
+    q.add_argument("--no-trajectory", action="store_true", help="skip the trajectory oscillation")
+    q.add_argument("--no-linearity", action="store_true", help="skip the per-direction linear SVM (m1)")
+    q.add_argument("--max-per-class", type=_positive_int, help="use at most this many inputs per class (a seeded subset)")
+    q.add_argument("--save-points", action="store_true", help="keep each direction's borderline samples in its unit file")
+    q.add_argument("--threads", type=_positive_int, help="torch threads per process (results are reproducible for a fixed value)")
+    q.add_argument("--dist-timeout", type=_positive_int, default=4 * 3600,
+                   help="seconds a rank waits for the others at a phase boundary (default 14400)")
+    q.add_argument("--no-report", action="store_true", help="do not write atlas.md / atlas.html / heatmaps")
+    q.set_defaults(fn=cmd_atlas)
+
+    q = sub.add_parser("compare", help="two atlases side by side: difference heatmaps and the largest changes")
+    q.add_argument("atlas_a", help="atlas folder A (the reference)")
+    q.add_argument("atlas_b", help="atlas folder B (differences are B - A)")
+    q.add_argument("--out", help="folder for compare.html / compare.json (default: B-vs-A in the current folder)")
+    q.add_argument("--labels", help="names of A and B, like base,robust (default: the folder names)")
+    q.add_argument("--top", type=_positive_int, default=15, help="rows of the largest-changes table (default 15)")
+    q.set_defaults(fn=cmd_compare)
 
     q = sub.add_parser("info", help="print how the C++/CUDA extension was built")
     q.set_defaults(fn=cmd_info)

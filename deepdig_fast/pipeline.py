@@ -147,21 +147,35 @@ class StageStore:
         self.timings: dict[str, dict] = {}
         self.progress = progress
 
+    @staticmethod
+    def key(name: str, spec: dict) -> str:
+        """The key a stage's output is stored under: a digest of its name and settings."""
+        return _digest({"stage": name, **spec})
+
+    def _meta(self, name: str) -> dict:
+        meta = self.root / f"{name}.json"
+        if not (meta.exists() and (self.root / f"{name}.pt").exists()):
+            return {}
+        try:
+            info = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def finished(self, name: str, spec: dict) -> bool:
+        """Whether stage `name` is stored with the key of `spec` (always False without a root)."""
+        return self.root is not None and self._meta(name).get("key") == self.key(name, spec)
+
     def run(self, name: str, spec: dict, compute: Callable[[], dict]) -> tuple[dict, str]:
-        key = _digest({"stage": name, **spec})
+        key = self.key(name, spec)
         if self.root is not None:
-            pt, meta = self.root / f"{name}.pt", self.root / f"{name}.json"
-            if pt.exists() and meta.exists():
-                try:
-                    info = json.loads(meta.read_text())
-                except json.JSONDecodeError:
-                    info = {}
-                if info.get("key") == key:
-                    out = load_tensors(pt)
-                    self.timings[name] = {"seconds": info.get("seconds"), "reused": True}
-                    if self.progress:
-                        self.progress(f"{name}: reused (finished earlier)")
-                    return out, key
+            info = self._meta(name)
+            if info.get("key") == key:
+                out = load_tensors(self.root / f"{name}.pt")
+                self.timings[name] = {"seconds": info.get("seconds"), "reused": True}
+                if self.progress:
+                    self.progress(f"{name}: reused (finished earlier)")
+                return out, key
         if self.progress:
             self.progress(f"{name}: running")
         t0 = time.perf_counter()

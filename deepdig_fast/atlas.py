@@ -1,0 +1,697 @@
+"""The boundary atlas: DeepDIG on every ordered class pair (s, t) of a model, optionally sharded
+over processes with torch.distributed.
+
+    result = run_atlas(classifier, data, AtlasConfig(), out_dir="runs/atlas-mnist-cnn")
+    result.atlas["directions"]      # one row per direction s -> t (ROW_FIELDS)
+
+Two strategies make the adversarial samples of a direction s -> t:
+
+    pairwise     the paper's design: AE_I(s->t) trained on the class-s training inputs, AE_II(s->t)
+                 trained on AE_I's adversarial samples back to s; 2 K (K - 1) autoencoders.
+    per-target   one generator G_t per target class t, trained (same loss and settings) on the
+                 correctly classified training inputs of every other class of the data set;
+                 A(s->t) = {G_t(x) : x of class s, f(x) = s, f(G_t(x)) = t} and the
+                 adversarial-of-adversarial step applies G_s to A(s->t). K generators in all.
+                 The generators do not depend on which classes the atlas covers.
+
+Either way, component III (refine_borderline) runs on the kept pairs (G_s(a) or AE_II(a), a),
+and each direction is characterized: success rate, attempts, failures per reason, trajectory
+oscillation (sampled segments by default), linearity m1 of its borderline samples, and the L2
+distance from each borderline sample to the training input it came from (a margin estimate).
+
+Work comes in units -- the generators (AE_I per direction for pairwise), then the directions --
+each stored atomically under out_dir/units/ with a key of its settings and inputs. With
+torch.distributed initialized (e.g. under torchrun), rank 0 lists the unfinished units of a phase,
+every rank takes every world_size-th one, and all ranks meet at the end of the phase; rank 0 then
+merges. A rerun, or an elastic restart, computes only the units not yet stored, so no finished unit
+is computed twice. Every unit seeds itself from (seed, unit name) and uses fixed batch sizes, so
+the atlas does not depend on the number of processes -- given the same number of torch threads
+per process (torchrun sets OMP_NUM_THREADS=1). Ranks must share the file system of out_dir.
+
+Folder:
+    atlas.json      deterministic results (schema in docs/RESULTS-SCHEMA.md): classes, strategy,
+                    settings, generators, one row per direction
+    atlas.csv       the direction rows as a table
+    timings.json    wall time per phase, per stage and per unit, ranks, forwards (varies by run)
+    manifest.json   versions, command, world size
+    atlas.md, atlas.html, figures/   the report (deepdig_fast.atlas_report)
+    units/generators/*.pt, units/directions/*.pt   the units (+ .json with key and seconds)
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from deepdig_fast import __version__
+from deepdig_fast.adversarial import (
+    AdversarialConfig, SplitStats, _build_autoencoder, _diagnose, apply_autoencoder, predict,
+    train_adversarial_autoencoder,
+)
+from deepdig_fast.data import ClassificationData
+from deepdig_fast.io import atomic_write_text, load_tensors, sha256_state_dict
+from deepdig_fast.pipeline import StageStore, _model_device, _nan_to_none, _stage_seed, data_fingerprint
+
+ATLAS_SCHEMA = 1
+STRATEGIES = ("per-target", "pairwise")
+
+#: the columns of atlas.csv / the keys of every row of atlas.json["directions"]
+ROW_FIELDS = (
+    "source", "target",
+    "inputs", "inputs_correct", "adversarial", "adversarial_rate", "pairs", "pair_rate",
+    "successes", "success_rate", "yield_rate", "mean_attempts", "mean_attempts_all",
+    "third_class", "stalled", "max_steps", "invalid_bracket", "nonfinite", "forwards",
+    "oscillation", "oscillation_ci_low", "oscillation_ci_high", "trajectory_segments",
+    "third_class_oscillation",
+    "m1_borderline", "m1_train", "svm_accuracy_borderline", "svm_accuracy_train",
+    "margin_l2_mean", "margin_l2_median",
+    "skipped",
+)
+_FAILURES = {"THIRD_CLASS": "third_class", "STALLED": "stalled", "MAX_STEPS": "max_steps",
+             "INVALID_BRACKET": "invalid_bracket", "NONFINITE": "nonfinite"}
+
+
+@dataclass
+class AtlasConfig:
+    """Settings of an atlas (defaults: the paper's where it has one).
+
+    strategy: "auto" (per-target when the atlas covers more than 3 classes, else pairwise),
+        "per-target" or "pairwise" (see the module docstring).
+    adversarial: training of every autoencoder (AdversarialConfig; its seed is replaced by each
+        unit's own). beta, max_steps, method: the engine's (refine_borderline).
+    engine_batch_size: live-batch cap of the engine; fixed (not measured) so that results do not
+        depend on timing. seed: every unit derives its seed from it and its name.
+    trajectory_segments: sampled segments per direction for the oscillation estimate (None: the
+        paper's exact design, K partners per sample); trajectory: False skips it.
+    trajectory_K, trajectory_T, band: as in trajectory_oscillation.
+    linearity: fit the s|t linear SVM per direction and report its borderline m1 (needs an
+        embedding layer). max_inputs_per_class: use at most this many training (and test) inputs
+        per class, a seeded random subset (None: all). save_points: keep each direction's
+        successful borderline samples in its unit file.
+    """
+
+    strategy: str = "auto"
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    beta: float = 1e-4
+    max_steps: int = 64
+    method: str = "bisect"
+    engine_batch_size: int = 4096
+    seed: int = 0
+    trajectory: bool = True
+    trajectory_segments: int | None = 1000
+    trajectory_K: int = 50
+    trajectory_T: int = 50
+    band: tuple = (-0.1, 0.1)
+    linearity: bool = True
+    max_inputs_per_class: int | None = None
+    save_points: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.adversarial, dict):
+            self.adversarial = AdversarialConfig(**self.adversarial)
+        if not isinstance(self.adversarial, AdversarialConfig):
+            raise TypeError(f"AtlasConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}")
+        if self.strategy not in ("auto",) + STRATEGIES:
+            raise ValueError(f"AtlasConfig.strategy must be 'auto', 'per-target' or 'pairwise', got {self.strategy!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not 0 < self.beta < 1:
+            raise ValueError(f"AtlasConfig.beta must be in (0, 1), got {self.beta!r}")
+        if self.method not in ("bisect", "illinois"):
+            raise ValueError(f"AtlasConfig.method must be 'bisect' or 'illinois', got {self.method!r}")
+        for name in ("max_steps", "engine_batch_size", "trajectory_K", "trajectory_T"):
+            _positive(getattr(self, name), f"AtlasConfig.{name}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"AtlasConfig.seed must be a non-negative int, got {self.seed!r}")
+        for name in ("trajectory_segments", "max_inputs_per_class"):
+            if getattr(self, name) is not None:
+                _positive(getattr(self, name), f"AtlasConfig.{name}")
+        self.band = tuple(float(b) for b in self.band)
+        if len(self.band) != 2 or not self.band[0] <= self.band[1]:
+            raise ValueError(f"AtlasConfig.band must be (lo, hi) with lo <= hi, got {self.band!r}")
+
+    def resolved_strategy(self, n_classes: int) -> str:
+        if self.strategy != "auto":
+            return self.strategy
+        return "per-target" if n_classes > 3 else "pairwise"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _positive(v, name: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+@dataclass
+class AtlasResult:
+    """What run_atlas returns (on every rank). atlas: what atlas.json holds; timings: timings.json;
+    paths: files written by rank 0 (relative name -> Path; empty without out_dir)."""
+
+    atlas: dict
+    timings: dict
+    out_dir: Path | None
+    paths: dict = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        return self.atlas["directions"]
+
+    def row(self, source: int, target: int) -> dict:
+        for r in self.atlas["directions"]:
+            if r["source"] == source and r["target"] == target:
+                return r
+        raise KeyError(f"the atlas has no direction {source}->{target}")
+
+
+# --------------------------------------------------------------------------------------------------
+# which directions
+# --------------------------------------------------------------------------------------------------
+
+def atlas_directions(num_classes: int, classes: Iterable[int] | None = None,
+                     pairs: Iterable[Sequence[int]] | None = None) -> list[tuple[int, int]]:
+    """The ordered directions of an atlas, sorted: every (s, t), s != t, of `classes` (default: all
+    classes), or both directions of each unordered pair in `pairs` (not both arguments)."""
+    if classes is not None and pairs is not None:
+        raise ValueError("give classes or pairs, not both")
+
+    def cls(v, what):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < num_classes:
+            raise ValueError(f"{what} must hold class ids in [0, {num_classes}), got {v!r}")
+        return v
+
+    if pairs is not None:
+        out = set()
+        for p in pairs:
+            p = tuple(p)
+            if len(p) != 2:
+                raise ValueError(f"pairs must hold two class ids each, got {p!r}")
+            s, t = cls(p[0], "pairs"), cls(p[1], "pairs")
+            if s == t:
+                raise ValueError(f"pairs must hold two different classes, got {p!r}")
+            out |= {(s, t), (t, s)}
+        if not out:
+            raise ValueError("pairs is empty")
+        return sorted(out)
+    chosen = sorted({cls(c, "classes") for c in (range(num_classes) if classes is None else classes)})
+    if len(chosen) < 2:
+        raise ValueError(f"classes must name at least 2 classes, got {chosen}")
+    return [(s, t) for s in chosen for t in chosen if s != t]
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.distributed
+# --------------------------------------------------------------------------------------------------
+
+def _world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _broadcast(obj, world: int):
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _gather(obj, world: int) -> list:
+    if world == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# units
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Unit:
+    name: str
+    spec: dict
+    compute: Callable[[], dict]
+
+
+class _Atlas:
+    """The state one process needs to compute units: model, data, settings, cached predictions."""
+
+    def __init__(self, classifier, data, config, strategy, embedding_layer, autoencoder, store, progress, say):
+        self.f = classifier
+        self.data = data
+        self.cfg = config
+        self.strategy = strategy
+        self.embedding_layer = embedding_layer
+        self.autoencoder = autoencoder
+        self.store = store
+        self.progress = progress
+        self.say = say
+        self.device = _model_device(classifier)
+        self.memory: dict[str, dict] = {}   # unit outputs when there is no out_dir
+        self._pred: Tensor | None = None
+        self._gen_cache: dict[str, nn.Module] = {}
+        self.bs = config.adversarial.infer_batch_size
+
+    # ---- data
+    def train_pred(self) -> Tensor:
+        """Predicted labels of every training input (computed once per process)."""
+        if self._pred is None:
+            self._pred = predict(self.f, self.data.x_train.to(self.device), self.bs).argmax(dim=1).cpu()
+        return self._pred
+
+    def class_train(self, c: int) -> tuple[Tensor, Tensor]:
+        mask = self.data.y_train == c
+        return self.data.x_train[mask].to(self.device), self.train_pred()[mask]
+
+    # ---- generators
+    def adv_config(self, unit: str) -> AdversarialConfig:
+        return dataclasses.replace(self.cfg.adversarial, seed=_stage_seed(self.cfg.seed, unit))
+
+    def output(self, name: str) -> dict:
+        if name in self.memory:
+            return self.memory[name]
+        return load_tensors(self.store.root / f"{name}.pt")
+
+    def generator(self, name: str) -> nn.Module:
+        if name not in self._gen_cache:
+            state = self.output(name)["state_dict"]
+            ae = _build_autoencoder(self.autoencoder, tuple(self.data.x_train.shape[1:]))
+            ae.load_state_dict(state)
+            ae.to(device=self.device, dtype=self.data.x_train.dtype).eval()
+            if len(self._gen_cache) >= 4:
+                self._gen_cache.pop(next(iter(self._gen_cache)))
+            self._gen_cache[name] = ae
+        return self._gen_cache[name]
+
+
+def _generator_name(strategy: str, s: int, t: int) -> str:
+    return f"generators/to_{t}" if strategy == "per-target" else f"generators/ae1_{s}-{t}"
+
+
+def _generator_stats(ctx: _Atlas, ae: nn.Module, x: Tensor, target: int, history) -> dict:
+    """How often the trained generator's outputs on its own training inputs are classified `target`,
+    and a collapse diagnosis (None when it did not collapse)."""
+    out = apply_autoencoder(ae, x, ctx.bs)
+    pred_out = predict(ctx.f, out, ctx.bs).argmax(dim=1).cpu()
+    n = int(x.shape[0])
+    hit = int((pred_out == target).sum())
+    collapse = None
+    reasons = []
+    if hit == 0:
+        reasons.append(f"no output of the generator into {target} is classified {target} (0 of {n})")
+    if n >= 2:
+        std = float(out.reshape(n, -1).std(dim=0).mean())
+        if std < ctx.cfg.adversarial.collapse_std:
+            reasons.append(f"its outputs are nearly identical (mean per-feature std {std:.2e})")
+    if reasons:
+        collapse = f"generator into {target} collapsed: " + "; ".join(reasons)
+    return {"inputs": n, "outputs_target": hit, "final_loss": history.final_loss, "train_seconds": history.seconds,
+            "collapse": collapse}
+
+
+def _per_target_generator(ctx: _Atlas, t: int, name: str) -> dict:
+    pred = ctx.train_pred()
+    y = ctx.data.y_train
+    pool = (y != t) & (pred == y)
+    if not bool(pool.any()):
+        raise ValueError(f"no correctly classified training input outside class {t}: cannot train the generator into {t}")
+    x = ctx.data.x_train[pool].to(ctx.device)
+    ae, hist = train_adversarial_autoencoder(ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder,
+                                             progress=ctx.progress)
+    stats = _generator_stats(ctx, ae, x, t, hist)
+    stats["inputs_correct"] = stats["inputs"]   # the pool holds correctly classified inputs only
+    return {"state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
+            "stats": {"target": t, "sources": sorted({int(c) for c in y[pool].unique()}), **stats}}
+
+
+def _pairwise_generator(ctx: _Atlas, s: int, t: int, name: str) -> dict:
+    x, pred = ctx.class_train(s)
+    if x.shape[0] == 0:
+        raise ValueError(f"the data set has no training input of class {s}")
+    ae, hist = train_adversarial_autoencoder(ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder,
+                                             progress=ctx.progress)
+    stats = _generator_stats(ctx, ae, x, t, hist)
+    stats["inputs_correct"] = int((pred == s).sum())
+    return {"state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
+            "stats": {"target": t, "sources": [s], **stats}}
+
+
+def _empty_row(s: int, t: int) -> dict:
+    row = {k: None for k in ROW_FIELDS}
+    row.update(source=s, target=t)
+    return row
+
+
+def _ratio(a, b):
+    return a / b if b else None
+
+
+def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
+    """One direction s -> t: components I/II from the stored generators, III, characterization."""
+    from deepdig_fast.engine import refine_borderline
+
+    cfg = ctx.cfg
+    times: dict[str, float] = {}
+    row = _empty_row(s, t)
+    tic = time.perf_counter()
+    x_s, pred_in = ctx.class_train(s)
+    g1 = ctx.generator(_generator_name(ctx.strategy, s, t))
+    out = apply_autoencoder(g1, x_s, ctx.bs)
+    pred_out = predict(ctx.f, out, ctx.bs).argmax(dim=1).cpu()
+    correct, hit = pred_in == s, pred_out == t
+    keep = correct & hit
+    st1 = SplitStats(int(x_s.shape[0]), int(correct.sum()), int(hit.sum()), int(keep.sum()))
+    collapse = _diagnose(f"{s}→{t}", s, t, out, x_s, pred_in, pred_out, st1, cfg.adversarial.collapse_std)
+    src = keep.nonzero().squeeze(1)
+    adv = out[src.to(out.device)]
+    row.update(inputs=st1.n_inputs, inputs_correct=st1.inputs_correct, adversarial=st1.kept,
+               adversarial_rate=_ratio(st1.kept, st1.inputs_correct))
+    times["component_one"] = time.perf_counter() - tic
+    result = {"row": row, "times": times}
+    if st1.kept == 0 or collapse:
+        row["skipped"] = collapse or f"component I kept no adversarial sample for {s}->{t}"
+        return result
+
+    # component II: back to s with G_s (per-target) or a fresh AE_II (pairwise)
+    tic = time.perf_counter()
+    if ctx.strategy == "per-target":
+        g2 = ctx.generator(_generator_name(ctx.strategy, t, s))
+    else:
+        g2, hist2 = train_adversarial_autoencoder(ctx.f, adv, s, ctx.adv_config(f"{name}/ae2"),
+                                                  autoencoder=ctx.autoencoder, progress=ctx.progress)
+        result["ae2_final_loss"] = hist2.final_loss
+    a2 = apply_autoencoder(g2, adv, ctx.bs)
+    pred_a, pred_a2 = pred_out[src], predict(ctx.f, a2, ctx.bs).argmax(dim=1).cpu()
+    is_t, is_s = pred_a == t, pred_a2 == s
+    keep2 = is_t & is_s
+    st2 = SplitStats(int(adv.shape[0]), int(is_t.sum()), int(is_s.sum()), int(keep2.sum()))
+    collapse2 = _diagnose(f"{t}→{s}", t, s, a2, adv, pred_a, pred_a2, st2, cfg.adversarial.collapse_std)
+    row.update(pairs=st2.kept, pair_rate=_ratio(st2.kept, st2.n_inputs))
+    times["component_two"] = time.perf_counter() - tic
+    if st2.kept == 0 or collapse2:
+        row["skipped"] = collapse2 or f"component II kept no pair for {s}->{t}"
+        return result
+
+    # component III
+    tic = time.perf_counter()
+    k2 = keep2.nonzero().squeeze(1).to(adv.device)
+    r = refine_borderline(ctx.f, a2[k2], adv[k2], s, t, beta=cfg.beta, max_steps=cfg.max_steps,
+                          method=cfg.method, batch_size=cfg.engine_batch_size)
+    summ = r.summary()
+    ok = r.success.cpu()
+    points = r.points[ok.to(r.points.device)]
+    row.update(successes=summ["successes"], success_rate=summ["success_rate"],
+               yield_rate=_ratio(summ["successes"], st1.inputs_correct),
+               mean_attempts=summ["mean_attempts_success"], mean_attempts_all=summ["mean_attempts_all"],
+               forwards=summ["forwards"], **{v: summ["counts"][k] for k, v in _FAILURES.items()})
+    origin = x_s[src[keep2].to(x_s.device)][ok.to(x_s.device)]
+    dist = (points.to(origin.device) - origin).flatten(1).double().norm(dim=1).cpu()
+    if dist.numel():
+        row.update(margin_l2_mean=float(dist.mean()), margin_l2_median=float(dist.median()))
+    times["engine"] = time.perf_counter() - tic
+    result.update(status=r.status.cpu(), attempts=r.attempts.cpu(), source_index=src[keep2],
+                  margin_l2=dist)
+    if cfg.save_points:
+        result["points"] = points.cpu()
+
+    # characterization
+    n_ok = int(points.shape[0])
+    if cfg.trajectory and n_ok >= 2:
+        from deepdig_fast.characterize import trajectory_oscillation
+
+        tic = time.perf_counter()
+        tr = trajectory_oscillation(ctx.f, points, s, t, K=cfg.trajectory_K, T=cfg.trajectory_T,
+                                    segments=cfg.trajectory_segments, seed=_stage_seed(cfg.seed, f"{name}/trajectory"),
+                                    band=cfg.band)
+        ci = tr.ci95 or (None, None)
+        row.update(oscillation=tr.oscillation, oscillation_ci_low=ci[0], oscillation_ci_high=ci[1],
+                   trajectory_segments=tr.n_segments, third_class_oscillation=tr.third_class_oscillation)
+        result["trajectory_forwards"] = tr.forwards
+        times["trajectory"] = time.perf_counter() - tic
+    if cfg.linearity and ctx.embedding_layer is not None and n_ok >= 1:
+        from deepdig_fast.characterize import linearity
+
+        tic = time.perf_counter()
+        d = ctx.data
+        lin = linearity(ctx.f, ctx.embedding_layer, d.x_train, d.y_train, d.x_test, d.y_test, s, t,
+                        points, d.x_train[:0], seed=_stage_seed(cfg.seed, f"{name}/linearity"))
+        sets = lin["sets"]
+        row.update(m1_borderline=sets["borderline"]["m1"], m1_train=sets["train"]["m1"],
+                   svm_accuracy_borderline=sets["borderline"]["accuracy"], svm_accuracy_train=sets["train"]["accuracy"])
+        times["linearity"] = time.perf_counter() - tic
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# run_atlas
+# --------------------------------------------------------------------------------------------------
+
+def run_atlas(
+    classifier: nn.Module,
+    data: ClassificationData,
+    config: AtlasConfig | None = None,
+    *,
+    classes: Iterable[int] | None = None,
+    pairs: Iterable[Sequence[int]] | None = None,
+    out_dir: str | Path | None = None,
+    embedding_layer: str | None = None,
+    autoencoder: Callable[[], nn.Module] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    report: bool = True,
+    manifest_extra: dict | None = None,
+) -> AtlasResult:
+    """DeepDIG on every direction s -> t of `classes` (default: all) or of `pairs`.
+
+    Args:
+        classifier: nn.Module mapping [N, *sample_shape] to logits [N, C], on its own device.
+        data: ClassificationData; training inputs feed every unit, test inputs only the SVM's test m1.
+        config: AtlasConfig (defaults when None).
+        classes / pairs: the directions (atlas_directions); K = the classes they involve.
+        out_dir: the atlas folder (resumable); required when torch.distributed is initialized
+            with more than one process. None keeps everything in memory and writes nothing.
+        embedding_layer: submodule holding the embedding (default classifier.EMBEDDING_LAYER);
+            without one the linearity columns stay empty.
+        autoencoder: factory of a fresh autoencoder (default: the paper's MLP / a conv AE for colour).
+        progress: progress bars; log: called with one line per unit. report: write atlas.md,
+            atlas.html and heatmaps. manifest_extra: merged into manifest.json.
+    Returns:
+        AtlasResult (the same on every rank).
+    """
+    config = config or AtlasConfig()
+    if not isinstance(config, AtlasConfig):
+        raise TypeError(f"config must be an AtlasConfig, got {type(config).__name__}")
+    if not isinstance(data, ClassificationData):
+        raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
+    if not isinstance(classifier, nn.Module):
+        raise TypeError(f"classifier must be an nn.Module, got {type(classifier).__name__}")
+    directions = atlas_directions(data.num_classes, classes, pairs)
+    covered = sorted({c for d in directions for c in d})
+    strategy = config.resolved_strategy(len(covered))
+    rank, world = _world()
+    if world > 1 and out_dir is None:
+        raise ValueError("out_dir is required when running on more than one process (the ranks share units through it)")
+    if embedding_layer is None:
+        embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
+    prefix = f"[rank {rank}] " if world > 1 else ""
+    say = (lambda m: log(prefix + m)) if log else (lambda m: None)
+    root = None if out_dir is None else Path(out_dir)
+    if root is not None and rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    full_fp = data_fingerprint(data)
+    if config.max_inputs_per_class is not None:
+        data = data.subset(per_class=config.max_inputs_per_class, seed=config.seed)
+    store = StageStore(None if root is None else root / "units", say)
+    ctx = _Atlas(classifier, data, config, strategy, embedding_layer, autoencoder, store, progress and rank == 0, say)
+    classifier_sha = sha256_state_dict(classifier.state_dict())
+    adv = dataclasses.asdict(config.adversarial)
+    adv.pop("seed")
+    base = {"classifier": classifier_sha, "data": full_fp, "max_inputs_per_class": config.max_inputs_per_class,
+            "data_seed": config.seed if config.max_inputs_per_class else None, "seed": config.seed,
+            "adversarial": adv, "dtype": str(data.x_train.dtype),
+            "autoencoder": "default" if autoencoder is None else getattr(autoencoder, "__qualname__", repr(autoencoder))}
+
+    # phase 1: generators
+    gen_units: dict[str, _Unit] = {}
+    for s, t in directions:
+        if strategy == "per-target":
+            for c in (t, s):   # s -> t needs G_t and G_s
+                name = _generator_name(strategy, 0, c)
+                if name not in gen_units:
+                    gen_units[name] = _Unit(name, {**base, "target": c, "pool": "all-other-classes-correct"},
+                                            lambda c=c, name=name: _per_target_generator(ctx, c, name))
+        else:
+            name = _generator_name(strategy, s, t)
+            gen_units[name] = _Unit(name, {**base, "source": s, "target": t},
+                                    lambda s=s, t=t, name=name: _pairwise_generator(ctx, s, t, name))
+    gen_units = dict(sorted(gen_units.items()))
+    phase_seconds = {}
+    tic = time.perf_counter()
+    _phase("generators", list(gen_units.values()), ctx, rank, world, say)
+    phase_seconds["generators"] = time.perf_counter() - tic
+
+    # phase 2: directions
+    engine = {"beta": config.beta, "max_steps": config.max_steps, "method": config.method,
+              "batch_size": config.engine_batch_size}
+    charact = {"trajectory": config.trajectory, "segments": config.trajectory_segments, "K": config.trajectory_K,
+               "T": config.trajectory_T, "band": list(config.band),
+               "linearity": config.linearity, "embedding_layer": embedding_layer, "save_points": config.save_points}
+    dir_units = []
+    for s, t in directions:
+        name = f"directions/{s}-{t}"
+        ups = [_generator_name(strategy, s, t)] + ([_generator_name(strategy, t, s)] if strategy == "per-target" else [])
+        spec = {"strategy": strategy, "s": s, "t": t, "engine": engine, "characterize": charact,
+                "upstream": [store.key(u, gen_units[u].spec) for u in ups]}
+        if strategy == "pairwise":
+            spec["base"] = base
+        dir_units.append(_Unit(name, spec, lambda s=s, t=t, name=name: _direction(ctx, s, t, name)))
+    tic = time.perf_counter()
+    _phase("directions", dir_units, ctx, rank, world, say)
+    phase_seconds["directions"] = time.perf_counter() - tic
+
+    # merge (rank 0), then everyone reads the result
+    paths: dict[str, Path] = {}
+    merged = None
+    if rank == 0:
+        tic = time.perf_counter()
+        atlas = _merge(ctx, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp)
+        timings = _timings(ctx, gen_units, dir_units, phase_seconds, world)
+        timings["phases"]["merge"] = time.perf_counter() - tic
+        timings["wall_seconds"] = time.perf_counter() - t_start
+        if root is not None:
+            paths = _write(root, atlas, timings, config, classifier, world, manifest_extra)
+            if report:   # reads timings.json
+                from deepdig_fast.atlas_report import write_atlas_report
+
+                tic = time.perf_counter()
+                paths.update(write_atlas_report(root))
+                timings["phases"]["report"] = time.perf_counter() - tic
+                timings["wall_seconds"] = time.perf_counter() - t_start
+                atomic_write_text(root / "timings.json", json.dumps(_nan_to_none(timings), indent=2))
+        merged = (atlas, timings)
+    atlas, timings = _broadcast(merged, world)
+    return AtlasResult(atlas, timings, root, paths)
+
+
+def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, say) -> None:
+    """Compute the unfinished units of a phase, split over the ranks; raise on every rank if any
+    rank failed (so no rank waits forever for one that died of an exception)."""
+    todo = None
+    if rank == 0:
+        todo = [i for i, u in enumerate(units) if not ctx.store.finished(u.name, u.spec)]
+        say(f"{what}: {len(units) - len(todo)} of {len(units)} units finished earlier, {len(todo)} to compute"
+            + (f" on {world} processes" if world > 1 else ""))
+    todo = _broadcast(todo, world)
+    error = None
+    for i in todo[rank::world]:
+        u = units[i]
+        try:
+            out, _ = ctx.store.run(u.name, u.spec, u.compute)
+        except Exception as exc:  # reported on every rank below
+            if world == 1:
+                raise
+            error = f"rank {rank}, unit {u.name}: {type(exc).__name__}: {exc}"
+            break
+        if ctx.store.root is None:
+            ctx.memory[u.name] = out
+        ctx.store.timings[u.name]["rank"] = rank
+    errors = [e for e in _gather(error, world) if e]
+    if errors:
+        raise RuntimeError(f"atlas {what} phase failed: " + "; ".join(errors))
+    # learn the other ranks' timings (for timings.json on rank 0)
+    for t in _gather({u: v for u, v in ctx.store.timings.items()}, world):
+        for u, v in t.items():
+            ctx.store.timings.setdefault(u, v)
+
+
+def _merge(ctx, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp) -> dict:
+    gens = []
+    for name in gen_units:
+        st = ctx.output(name)["stats"]
+        gens.append({"unit": name, **{k: st.get(k) for k in ("target", "sources", "inputs", "inputs_correct",
+                                                              "outputs_target", "final_loss", "collapse")}})
+    rows = [ctx.output(u.name)["row"] for u in dir_units]
+    names = list(ctx.data.classes)
+    cfg = ctx.cfg.to_dict()
+    return _nan_to_none({
+        "schema": ATLAS_SCHEMA,
+        "kind": "deepdig-atlas",
+        "strategy": strategy,
+        "classes": covered,
+        "class_names": [names[c] for c in covered],
+        "n_directions": len(directions),
+        "dataset": full_fp,
+        "classifier": {"sha256": classifier_sha, "class": type(ctx.f).__name__, "embedding_layer": embedding_layer},
+        "config": cfg,
+        "generators": gens,
+        "directions": rows,
+    })
+
+
+def _timings(ctx, gen_units, dir_units, phase_seconds, world) -> dict:
+    units = {}
+    stages: dict[str, float] = {"generator_training": 0.0}
+    forwards = {"engine": 0, "trajectory": 0}
+    def info(name):
+        if name in ctx.store.timings:
+            return ctx.store.timings[name]
+        return {"seconds": ctx.store._meta(name).get("seconds"), "reused": True}   # finished by an earlier run
+
+    for name in gen_units:
+        units[name] = info(name)
+        stages["generator_training"] += float(ctx.output(name)["stats"]["train_seconds"] or 0.0)
+    for u in dir_units:
+        units[u.name] = info(u.name)
+        out = ctx.output(u.name)
+        for k, v in out["times"].items():
+            stages[k] = stages.get(k, 0.0) + v
+        forwards["engine"] += int(out["row"]["forwards"] or 0)
+        forwards["trajectory"] += int(out.get("trajectory_forwards", 0))
+    reused = sum(1 for v in units.values() if v.get("reused"))
+    return {"world_size": world, "phases": dict(phase_seconds), "stages": stages, "forwards": forwards,
+            "units_computed": len(units) - reused, "units_reused": reused, "units": units}
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(ROW_FIELDS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in ROW_FIELDS})
+    return buf.getvalue()
+
+
+def _write(root: Path, atlas, timings, config, classifier, world, extra) -> dict[str, Path]:
+    from deepdig_fast._ext import build_info
+
+    atomic_write_text(root / "atlas.json", json.dumps(atlas, indent=2))
+    atomic_write_text(root / "timings.json", json.dumps(_nan_to_none(timings), indent=2))
+    atomic_write_text(root / "atlas.csv", _csv(atlas["directions"]))
+    manifest = {
+        "tool": "deepdig_fast", "version": __version__, "python": sys.version.split()[0],
+        "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "build": build_info(), "world_size": world, "strategy": atlas["strategy"], "classes": atlas["classes"],
+        "config": config.to_dict(), "classifier": atlas["classifier"], **(extra or {}),
+    }
+    atomic_write_text(root / "manifest.json", json.dumps(_nan_to_none(manifest), indent=2, default=str))
+    return {n: root / n for n in ("atlas.json", "atlas.csv", "timings.json", "manifest.json")}
+
