@@ -1,7 +1,8 @@
 """Atlas cost: the full per-target MNIST atlas, and per-target vs pairwise on the same classes.
 
-1. pytest-benchmark, both strategies in the same run (short training, 3 classes) — the ratio of
-   their costs per direction:
+1. pytest-benchmark, both strategies in the same run (3 classes, 300 autoencoder steps, 500
+   inputs per class) — the ratio of their costs (12 autoencoders against 3 for K = 3; the gap grows
+   as 2(K - 1) autoencoders per target class against 1):
 
        .venv/bin/python -m pytest benchmarks/bench_atlas.py -s
 
@@ -80,7 +81,10 @@ def _atlas(model, data, strategy, out):
     from deepdig_fast.adversarial import AdversarialConfig
     from deepdig_fast.atlas import AtlasConfig, run_atlas
 
-    cfg = AtlasConfig(strategy=strategy, adversarial=AdversarialConfig(steps=300), trajectory_segments=500)
+    # short training and 500 inputs per class keep this at about two minutes; the autoencoders still
+    # dominate, as they do at the paper's settings
+    cfg = AtlasConfig(strategy=strategy, adversarial=AdversarialConfig(steps=300), trajectory_segments=500,
+                      max_inputs_per_class=500)
     return run_atlas(model, data, cfg, classes=[3, 5, 8], out_dir=out, report=False)
 
 
@@ -98,10 +102,10 @@ def test_atlas_strategies(benchmark, mnist_cnn, tmp_path):
     mean = {s: sum(x["success_rate"] or 0 for x in r.rows()) / len(r.rows()) for s, r in out.items()}
     benchmark.extra_info.update({f"{s}_seconds": v for s, v in cost.items()})
     benchmark.extra_info["pairwise_over_per_target"] = ratio
-    print(f"\n[bench] 3 classes, 300 steps: pairwise {cost['pairwise']:.1f} s, per-target {cost['per-target']:.1f} s, "
+    print(f"\n[bench] 3 classes, 300 steps, 500 inputs per class: pairwise {cost['pairwise']:.1f} s, per-target {cost['per-target']:.1f} s, "
           f"ratio {ratio:.2f}; mean success {mean['pairwise']:.4f} vs {mean['per-target']:.4f}")
-    # 12 autoencoders against 3: the per-target strategy must be the cheaper one
-    assert ratio > 1.5
+    # 12 autoencoders against 3: the per-target strategy must be clearly the cheaper one
+    assert ratio > 2
 
 
 def main(argv=None) -> int:

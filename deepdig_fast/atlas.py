@@ -64,6 +64,10 @@ from deepdig_fast.pipeline import StageStore, _model_device, _nan_to_none, _stag
 
 ATLAS_SCHEMA = 1
 STRATEGIES = ("per-target", "pairwise")
+# the engine's live batch when not given: the MNIST CNN's fastest per-image batch on the dev CPU
+# (benchmarks/RESULTS.md) and a size that fills a GPU; fixed so that results never depend on timing
+ENGINE_BATCH_CPU = 512
+ENGINE_BATCH_ACCELERATOR = 16384
 
 #: the columns of atlas.csv / the keys of every row of atlas.json["directions"]
 ROW_FIELDS = (
@@ -89,8 +93,8 @@ class AtlasConfig:
         "per-target" or "pairwise" (see the module docstring).
     adversarial: training of every autoencoder (AdversarialConfig; its seed is replaced by each
         unit's own). beta, max_steps, method: the engine's (refine_borderline).
-    engine_batch_size: live-batch cap of the engine; fixed (not measured) so that results do not
-        depend on timing. seed: every unit derives its seed from it and its name.
+    engine_batch_size: live-batch cap of the engine; fixed, never measured, so that results do not
+        depend on timing (None: 512 on a CPU, 16384 on an accelerator). seed: every unit derives its seed from it and its name.
     trajectory_segments: sampled segments per direction for the oscillation estimate (None: the
         paper's exact design, K partners per sample); trajectory: False skips it.
     trajectory_K, trajectory_T, band: as in trajectory_oscillation.
@@ -105,7 +109,7 @@ class AtlasConfig:
     beta: float = 1e-4
     max_steps: int = 64
     method: str = "bisect"
-    engine_batch_size: int = 4096
+    engine_batch_size: int | None = None
     seed: int = 0
     trajectory: bool = True
     trajectory_segments: int | None = 1000
@@ -127,11 +131,11 @@ class AtlasConfig:
             raise ValueError(f"AtlasConfig.beta must be in (0, 1), got {self.beta!r}")
         if self.method not in ("bisect", "illinois"):
             raise ValueError(f"AtlasConfig.method must be 'bisect' or 'illinois', got {self.method!r}")
-        for name in ("max_steps", "engine_batch_size", "trajectory_K", "trajectory_T"):
+        for name in ("max_steps", "trajectory_K", "trajectory_T"):
             _positive(getattr(self, name), f"AtlasConfig.{name}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"AtlasConfig.seed must be a non-negative int, got {self.seed!r}")
-        for name in ("trajectory_segments", "max_inputs_per_class"):
+        for name in ("engine_batch_size", "trajectory_segments", "max_inputs_per_class"):
             if getattr(self, name) is not None:
                 _positive(getattr(self, name), f"AtlasConfig.{name}")
         self.band = tuple(float(b) for b in self.band)
@@ -510,6 +514,9 @@ def run_atlas(
         raise ValueError("out_dir is required when running on more than one process (the ranks share units through it)")
     if embedding_layer is None:
         embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
+    if config.engine_batch_size is None:
+        cpu = _model_device(classifier).type == "cpu"
+        config = dataclasses.replace(config, engine_batch_size=ENGINE_BATCH_CPU if cpu else ENGINE_BATCH_ACCELERATOR)
     prefix = f"[rank {rank}] " if world > 1 else ""
     say = (lambda m: log(prefix + m)) if log else (lambda m: None)
     root = None if out_dir is None else Path(out_dir)

@@ -373,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)")
     q.add_argument("--beta", type=float, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
-    q.add_argument("--engine-batch-size", type=_positive_int, default=4096, help="live pairs per engine step (default 4096)")
+    q.add_argument("--engine-batch-size", type=_positive_int,
+                   help="live pairs per engine step (default 512 on a CPU, 16384 on a GPU)")
     q.add_argument("--trajectory-segments", type=_positive_int, default=1000,
                    help="sampled segments per direction for the oscillation estimate (default 1000)")
     q.add_argument("--trajectory-exact", action="store_true", help="the paper's exact design (slow on a CPU)")

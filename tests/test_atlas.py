@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deepdig_fast.adversarial import AdversarialConfig
-from deepdig_fast.atlas import ROW_FIELDS, AtlasConfig, atlas_directions, run_atlas
+from deepdig_fast.atlas import ENGINE_BATCH_CPU, ROW_FIELDS, AtlasConfig, atlas_directions, run_atlas
 
 CLASSES = [3, 5, 8]
 # few steps and few inputs: a 3-class atlas takes seconds, the boundaries are still real
@@ -91,6 +91,7 @@ def test_per_target_atlas_rows_and_reuse(small_fcn, tmp_path):
     res = run_atlas(model, data, small(strategy="per-target"), classes=CLASSES, out_dir=out, report=False)
     a = res.atlas
     assert a["strategy"] == "per-target" and a["classes"] == CLASSES and a["kind"] == "deepdig-atlas"
+    assert a["config"]["engine_batch_size"] == ENGINE_BATCH_CPU   # fixed per device type, never measured
     check_rows(a, atlas_directions(10, CLASSES))
     assert sum(r["successes"] or 0 for r in a["directions"]) > 0.5 * sum(r["inputs_correct"] for r in a["directions"])
     # one generator per target, trained on the correctly classified inputs of every other class
