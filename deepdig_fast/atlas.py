@@ -257,7 +257,7 @@ class _Unit:
 class _Atlas:
     """The state one process needs to compute units: model, data, settings, cached predictions."""
 
-    def __init__(self, classifier, data, config, strategy, embedding_layer, autoencoder, store, progress, say):
+    def __init__(self, classifier, data, config, strategy, embedding_layer, autoencoder, store, progress):
         self.f = classifier
         self.data = data
         self.cfg = config
@@ -266,7 +266,6 @@ class _Atlas:
         self.autoencoder = autoencoder
         self.store = store
         self.progress = progress
-        self.say = say
         self.device = _model_device(classifier)
         self.memory: dict[str, dict] = {}   # unit outputs when there is no out_dir
         self._pred: Tensor | None = None
@@ -528,7 +527,7 @@ def run_atlas(
     if config.max_inputs_per_class is not None:
         data = data.subset(per_class=config.max_inputs_per_class, seed=config.seed)
     store = StageStore(None if root is None else root / "units", say)
-    ctx = _Atlas(classifier, data, config, strategy, embedding_layer, autoencoder, store, progress and rank == 0, say)
+    ctx = _Atlas(classifier, data, config, strategy, embedding_layer, autoencoder, store, progress and rank == 0)
     classifier_sha = sha256_state_dict(classifier.state_dict())
     adv = dataclasses.asdict(config.adversarial)
     adv.pop("seed")

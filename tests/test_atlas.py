@@ -239,3 +239,50 @@ def test_cli_compare(one_process, tmp_path, small_fcn, checkpoint):
     assert "Largest changes" in r.stdout
     first = cmp["top"][0]
     assert first["delta"] == pytest.approx(first["b"] - first["a"]) and first["delta"] != 0
+
+
+def _phase_worker(rank: int, world: int, store_file: str, root: str, q) -> None:
+    """One rank of test_a_failing_rank_stops_every_rank: unit 'bad' raises on whichever rank gets it."""
+    import torch.distributed as dist
+
+    from deepdig_fast.atlas import _phase, _Unit
+    from deepdig_fast.pipeline import StageStore
+
+    dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world)
+
+    def bad():
+        raise ValueError("this unit is broken")
+
+    class Ctx:
+        store = StageStore(Path(root))
+        memory: dict = {}
+
+    units = [_Unit("u/good0", {}, lambda: {"x": 0}), _Unit("u/bad", {}, bad), _Unit("u/good2", {}, lambda: {"x": 2})]
+    try:
+        _phase("test", units, Ctx, rank, world, lambda m: None)
+        q.put((rank, "finished"))
+    except RuntimeError as exc:
+        q.put((rank, str(exc)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_failing_rank_stops_every_rank(tmp_path):
+    """A unit's exception on one rank reaches every rank as a RuntimeError naming rank and unit
+    (no rank waits forever at the phase boundary); the other units are stored."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_phase_worker, args=(r, 2, str(tmp_path / "store"), str(tmp_path / "units"), q))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    got = dict(q.get(timeout=5) for _ in range(2))
+    for rank in (0, 1):
+        assert "atlas test phase failed: rank 1, unit u/bad: ValueError: this unit is broken" in got[rank]
+    assert (tmp_path / "units" / "u" / "good0.json").is_file() and (tmp_path / "units" / "u" / "good2.json").is_file()
+    assert not (tmp_path / "units" / "u" / "bad.json").exists()
