@@ -579,8 +579,9 @@ def run_atlas(
     merged = None
     if rank == 0:
         tic = time.perf_counter()
-        atlas = _merge(ctx, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp)
-        timings = _timings(ctx, gen_units, dir_units, phase_seconds, world)
+        outs = {name: ctx.output(name) for name in [*gen_units, *(u.name for u in dir_units)]}   # read once
+        atlas = _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp)
+        timings = _timings(ctx, outs, gen_units, dir_units, phase_seconds, world)
         timings["phases"]["merge"] = time.perf_counter() - tic
         timings["wall_seconds"] = time.perf_counter() - t_start
         if root is not None:
@@ -629,13 +630,13 @@ def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, sa
             ctx.store.timings.setdefault(u, v)
 
 
-def _merge(ctx, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp) -> dict:
+def _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp) -> dict:
     gens = []
     for name in gen_units:
-        st = ctx.output(name)["stats"]
+        st = outs[name]["stats"]
         gens.append({"unit": name, **{k: st.get(k) for k in ("target", "sources", "inputs", "inputs_correct",
                                                               "outputs_target", "final_loss", "collapse")}})
-    rows = [ctx.output(u.name)["row"] for u in dir_units]
+    rows = [outs[u.name]["row"] for u in dir_units]
     names = list(ctx.data.classes)
     cfg = ctx.cfg.to_dict()
     return _nan_to_none({
@@ -653,7 +654,7 @@ def _merge(ctx, gen_units, dir_units, covered, directions, strategy, classifier_
     })
 
 
-def _timings(ctx, gen_units, dir_units, phase_seconds, world) -> dict:
+def _timings(ctx, outs, gen_units, dir_units, phase_seconds, world) -> dict:
     units = {}
     stages: dict[str, float] = {"generator_training": 0.0}
     forwards = {"engine": 0, "trajectory": 0}
@@ -664,10 +665,10 @@ def _timings(ctx, gen_units, dir_units, phase_seconds, world) -> dict:
 
     for name in gen_units:
         units[name] = info(name)
-        stages["generator_training"] += float(ctx.output(name)["stats"]["train_seconds"] or 0.0)
+        stages["generator_training"] += float(outs[name]["stats"]["train_seconds"] or 0.0)
     for u in dir_units:
         units[u.name] = info(u.name)
-        out = ctx.output(u.name)
+        out = outs[u.name]
         for k, v in out["times"].items():
             stages[k] = stages.get(k, 0.0) + v
         forwards["engine"] += int(out["row"]["forwards"] or 0)
