@@ -336,24 +336,24 @@ def _per_target_generator(ctx: _Atlas, t: int, name: str) -> dict:
     if not bool(pool.any()):
         raise ValueError(f"no correctly classified training input outside class {t}: cannot train the generator into {t}")
     x = ctx.data.x_train[pool].to(ctx.device)
-    ae, hist = train_adversarial_autoencoder(ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder,
-                                             progress=ctx.progress)
-    stats = _generator_stats(ctx, ae, x, t, hist)
-    stats["inputs_correct"] = stats["inputs"]   # the pool holds correctly classified inputs only
-    return {"state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
-            "stats": {"target": t, "sources": sorted({int(c) for c in y[pool].unique()}), **stats}}
+    # the pool holds correctly classified inputs only
+    return _train_generator(ctx, x, t, name, sorted({int(c) for c in y[pool].unique()}), int(x.shape[0]))
 
 
 def _pairwise_generator(ctx: _Atlas, s: int, t: int, name: str) -> dict:
     x, pred = ctx.class_train(s)
     if x.shape[0] == 0:
         raise ValueError(f"the data set has no training input of class {s}")
+    return _train_generator(ctx, x, t, name, [s], int((pred == s).sum()))
+
+
+def _train_generator(ctx: _Atlas, x: Tensor, t: int, name: str, sources: list[int], inputs_correct: int) -> dict:
+    """Train a generator into class t on x under the unit's seed; its weights and stats."""
     ae, hist = train_adversarial_autoencoder(ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder,
                                              progress=ctx.progress)
     stats = _generator_stats(ctx, ae, x, t, hist)
-    stats["inputs_correct"] = int((pred == s).sum())
     return {"state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
-            "stats": {"target": t, "sources": [s], **stats}}
+            "stats": {"target": t, "sources": sources, "inputs_correct": inputs_correct, **stats}}
 
 
 def _empty_row(s: int, t: int) -> dict:

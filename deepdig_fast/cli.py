@@ -226,19 +226,18 @@ def cmd_atlas(args) -> int:
     import torch
 
     from deepdig_fast.adversarial import AdversarialConfig
-    from deepdig_fast.atlas import AtlasConfig, run_atlas
+    from deepdig_fast.atlas import AtlasConfig, atlas_directions, run_atlas
 
-    if args.classes is not None and args.pairs is not None:
-        raise CLIError("give --classes or --pairs, not both")
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, device = _init_distributed(args)
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
         data = _load_data(args.dataset, args.data_root)
-        for c in ([c for p in args.pairs for c in p] if args.pairs else (args.classes or [])):
-            if not 0 <= c < data.num_classes:
-                raise CLIError(f"class {c} is not in [0, {data.num_classes}) for {args.dataset}")
+        try:   # before the classifier is loaded (or trained)
+            atlas_directions(data.num_classes, args.classes, args.pairs)
+        except ValueError as exc:
+            raise CLIError(f"{exc} ({args.dataset} has {data.num_classes} classes)") from None
         if world > 1:
             import torch.distributed as dist
 
@@ -296,10 +295,7 @@ def cmd_compare(args) -> int:
     if labels is not None and len(labels) != 2:
         raise CLIError(f"--labels must be two names like base,robust, got {args.labels!r}")
     out = args.out or f"{Path(args.atlas_b).name}-vs-{Path(args.atlas_a).name}"
-    kw = {"top": args.top}
-    if labels:
-        kw["labels"] = labels
-    result = compare_atlases(args.atlas_a, args.atlas_b, out, **kw)
+    result = compare_atlases(args.atlas_a, args.atlas_b, out, top=args.top, labels=labels)
     print(format_compare_table(result, args.top))
     print(f"\n{Path(out) / 'compare.html'}")
     return 0

@@ -164,6 +164,7 @@ def test_atlas_arguments():
     (["--pairs", "1:2"], "expected pairs like 1-2,4-9"),
     (["--classes", "1,2", "--pairs", "1-2"], "not allowed with argument"),
     (["--strategy", "greedy"], "invalid choice"),
+    (["--pairs", "1-12", "--device", "cpu"], "class ids in [0, 10), got 12 (mnist has 10 classes)"),
 ])
 def test_cli_atlas_bad_arguments(args, message, tmp_path):
     r = subprocess.run([sys.executable, "-m", "deepdig_fast", "atlas", "--out", str(tmp_path / "x"), *args],
