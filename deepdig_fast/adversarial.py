@@ -22,7 +22,7 @@ import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence, Union
 
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepdig_fast.hooks import eval_mode
+from deepdig_fast.validation import Int, Number, check_class_id, check_int, validate_fields
 
 __all__ = [
     "MLPAutoencoder",
@@ -41,6 +42,9 @@ __all__ = [
     "apply_autoencoder",
     "predict",
     "SplitStats",
+    "GeneratorOutput",
+    "apply_generator",
+    "build_autoencoder",
     "ComponentOneResult",
     "ComponentTwoResult",
     "component_one",
@@ -219,29 +223,22 @@ class AdversarialConfig:
     def __post_init__(self) -> None:
         self.validate()
 
+    CONSTRAINTS = {
+        "alpha": Number(low=0),
+        "lr": Number(0, None, "neither"),
+        "step_size": Int(1),
+        "gamma": Number(0, 1, "right"),
+        "steps": Int(1),
+        "batch_size": Int(1),
+        "seed": Int(0),
+        "infer_batch_size": Int(1),
+        "log_every": Int(1),
+        "collapse_std": Number(low=0),
+    }
+
     def validate(self) -> None:
-        """Raise ValueError/TypeError naming the first invalid field."""
-        ints = {"step_size", "steps", "batch_size", "seed", "infer_batch_size", "log_every"}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name in ints:
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise TypeError(f"AdversarialConfig.{f.name} must be an int, got {v!r}")
-            elif isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"AdversarialConfig.{f.name} must be a number, got {v!r}")
-            elif not math.isfinite(v):
-                raise ValueError(f"AdversarialConfig.{f.name} must be finite, got {v!r}")
-        for name in ("lr", "step_size", "steps", "batch_size", "infer_batch_size", "log_every"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"AdversarialConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.alpha < 0:
-            raise ValueError(f"AdversarialConfig.alpha must be >= 0, got {self.alpha!r}")
-        if not (0 < self.gamma <= 1):
-            raise ValueError(f"AdversarialConfig.gamma must be in (0, 1], got {self.gamma!r}")
-        if self.seed < 0:
-            raise ValueError(f"AdversarialConfig.seed must be >= 0, got {self.seed!r}")
-        if self.collapse_std < 0:
-            raise ValueError(f"AdversarialConfig.collapse_std must be >= 0, got {self.collapse_std!r}")
+        """Raise ValueError naming the first invalid field."""
+        validate_fields(self, self.CONSTRAINTS)
 
 
 @dataclass
@@ -320,9 +317,7 @@ def _check_unit_range(x: torch.Tensor, name: str) -> None:
 
 
 def _check_class(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int class index, got {value!r}")
-    return value
+    return check_class_id(value, name)
 
 
 def _check_classifier_device(classifier: object, device: torch.device) -> None:
@@ -335,7 +330,9 @@ def _check_classifier_device(classifier: object, device: torch.device) -> None:
             )
 
 
-def _build_autoencoder(spec: AutoencoderSpec, in_shape: tuple[int, ...]) -> nn.Module:
+def build_autoencoder(spec: AutoencoderSpec, in_shape: tuple[int, ...]) -> nn.Module:
+    """An autoencoder from a spec: None (default_autoencoder for in_shape), a module (returned as
+    is) or a zero-argument factory (called)."""
     if spec is None:
         return default_autoencoder(in_shape)
     if isinstance(spec, nn.Module):
@@ -361,9 +358,7 @@ def _check_logits(out: object, n: int) -> None:
 
 
 def _check_batch_size(batch_size: object) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
+    return check_int(batch_size, "batch_size", low=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -460,7 +455,7 @@ def train_adversarial_autoencoder(
     _check_classifier_device(classifier, device)
 
     with _seeded(cfg.seed, device):
-        ae = _build_autoencoder(autoencoder, tuple(x.shape[1:]))
+        ae = build_autoencoder(autoencoder, tuple(x.shape[1:]))
         ae.to(device=device, dtype=x.dtype)
         gen = torch.Generator().manual_seed(cfg.seed)
         with _frozen(classifier):
@@ -691,8 +686,8 @@ def _class_histogram(labels: torch.Tensor, top: int = 3) -> str:
 
 
 def _diagnose(
-    what: str,
-    from_cls: int,
+    name: str,
+    from_cls: int | None,
     to_cls: int,
     outputs: torch.Tensor,
     inputs: torch.Tensor,
@@ -701,15 +696,16 @@ def _diagnose(
     stats: SplitStats,
     collapse_std: float,
 ) -> str | None:
-    """Reasons the generator from_cls→to_cls failed, joined by '; ' (None when it did not)."""
+    """Reasons the generator `name` (e.g. "1→2 generator") failed, joined by '; ' (None when it did
+    not). from_cls None: the inputs come from several classes and are all counted as correct."""
     n = stats.n_inputs
     reasons: list[str] = []
     if stats.outputs_target == 0:
         reasons.append(
-            f"no output of the {what} generator is classified as {to_cls} (0 of {n}); "
+            f"no output of the {name} is classified as {to_cls} (0 of {n}); "
             f"outputs are classified as {_class_histogram(pred_out)}"
         )
-    if stats.inputs_correct == 0:
+    if stats.inputs_correct == 0 and from_cls is not None:
         reasons.append(
             f"the classifier assigns none of the {n} inputs to class {from_cls} "
             f"(inputs are classified as {_class_histogram(pred_in)})"
@@ -724,12 +720,68 @@ def _diagnose(
         if out_std < collapse_std:
             in_std = float(inputs.reshape(n, -1).std(dim=0).mean())
             reasons.append(
-                f"the {what} generator's outputs are nearly identical (mean per-feature std across "
+                f"the {name}'s outputs are nearly identical (mean per-feature std across "
                 f"outputs {out_std:.2e} < {collapse_std:g}; inputs: {in_std:.2e})"
             )
     if not reasons:
         return None
-    return f"{what} generator collapsed: " + "; ".join(reasons)
+    return f"{name} collapsed: " + "; ".join(reasons)
+
+
+@dataclass
+class GeneratorOutput:
+    """A generator applied to inputs and classified (:func:`apply_generator`), all on the inputs'
+    device: outputs ``[N, *in_shape]``, pred_in / pred_out ``[N]`` int64 predicted classes of the
+    inputs and outputs, keep ``[N]`` bool (input predicted from_cls and output predicted to_cls),
+    index ``[K]`` int64 = keep.nonzero(), stats (:class:`SplitStats`), collapse (diagnosis or None)."""
+
+    outputs: torch.Tensor
+    pred_in: torch.Tensor
+    pred_out: torch.Tensor
+    keep: torch.Tensor
+    index: torch.Tensor
+    stats: SplitStats
+    collapse: str | None
+
+    @property
+    def kept(self) -> torch.Tensor:
+        """The kept outputs ``[K, *in_shape]``."""
+        return self.outputs.index_select(0, self.index)
+
+
+def apply_generator(
+    classifier: Classifier,
+    generator: nn.Module,
+    x: torch.Tensor,
+    from_cls: int | None,
+    to_cls: int,
+    *,
+    pred_in: torch.Tensor | None = None,
+    batch_size: int = 4096,
+    collapse_std: float = 1e-3,
+    name: str | None = None,
+) -> GeneratorOutput:
+    """Apply a trained generator to ``x``, classify inputs and outputs, keep, count and diagnose.
+
+    The one sequence behind components I and II and the atlas's directions and generators: outputs
+    = generator(x); keep where f(x) = from_cls (any class when from_cls is None) and f(output) =
+    to_cls; a collapse diagnosis (nothing classified to_cls, no correct input, nothing kept, or
+    nearly identical outputs). ``pred_in`` ``[N]`` skips classifying the inputs when their
+    predicted classes are known. ``name`` words the diagnosis (default "<from>→<to> generator").
+    """
+    x = _check_inputs(x, "x")
+    outputs = apply_autoencoder(generator, x, batch_size)
+    if pred_in is None:
+        pred_in = predict(classifier, x, batch_size).argmax(dim=1)
+    pred_in = pred_in.to(x.device)
+    pred_out = predict(classifier, outputs, batch_size).argmax(dim=1)
+    correct = torch.ones_like(pred_in, dtype=torch.bool) if from_cls is None else pred_in == from_cls
+    hit = pred_out == to_cls
+    keep = correct & hit
+    stats = SplitStats(int(x.shape[0]), int(correct.sum()), int(hit.sum()), int(keep.sum()))
+    label = name or f"{from_cls}→{to_cls} generator"
+    collapse = _diagnose(label, from_cls, to_cls, outputs, x, pred_in, pred_out, stats, collapse_std)
+    return GeneratorOutput(outputs, pred_in, pred_out, keep, keep.nonzero().squeeze(1), stats, collapse)
 
 
 def component_one(
@@ -776,37 +828,23 @@ def component_one(
     ae, history = train_adversarial_autoencoder(
         classifier, x_train_s, target, cfg, autoencoder=autoencoder, progress=progress
     )
-    bs = cfg.infer_batch_size
-    what = f"{source}→{target}"
-
-    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, SplitStats]:
-        out = apply_autoencoder(ae, x, bs)
-        pred_in = predict(classifier, x, bs).argmax(dim=1)
-        pred_out = predict(classifier, out, bs).argmax(dim=1)
-        correct = pred_in == source
-        hit = pred_out == target
-        keep = correct & hit
-        stats = SplitStats(x.shape[0], int(correct.sum()), int(hit.sum()), int(keep.sum()))
-        return out, keep, pred_in, pred_out, stats
-
-    out, keep, pred_in, pred_out, train_stats = run(x_train_s)
-    index = keep.nonzero().squeeze(1)
-    collapse = _diagnose(what, source, target, out, x_train_s, pred_in, pred_out, train_stats, cfg.collapse_std)
+    kw = dict(batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
+    train = apply_generator(classifier, ae, x_train_s, source, target, **kw)
     test_stats = None
     if x_test_s is not None and x_test_s.shape[0] > 0:
-        test_stats = run(x_test_s)[4]
-    if collapse is not None:
-        warnings.warn(collapse, RuntimeWarning, stacklevel=2)
+        test_stats = apply_generator(classifier, ae, x_test_s, source, target, **kw).stats
+    if train.collapse is not None:
+        warnings.warn(train.collapse, RuntimeWarning, stacklevel=2)
     return ComponentOneResult(
         source=source,
         target=target,
         autoencoder=ae,
-        adversarial=out.index_select(0, index),
-        source_index=index,
-        train=train_stats,
+        adversarial=train.kept,
+        source_index=train.index,
+        train=train.stats,
         test=test_stats,
         history=history,
-        collapse=collapse,
+        collapse=train.collapse,
     )
 
 
@@ -843,28 +881,18 @@ def component_two(
     ae, history = train_adversarial_autoencoder(
         classifier, adversarial, source, cfg, autoencoder=autoencoder, progress=progress
     )
-    bs = cfg.infer_batch_size
-    a2_all = apply_autoencoder(ae, adversarial, bs)
-    pred_a = predict(classifier, adversarial, bs).argmax(dim=1)
-    pred_a2 = predict(classifier, a2_all, bs).argmax(dim=1)
-    is_t = pred_a == target
-    is_s = pred_a2 == source
-    keep = is_t & is_s
-    stats = SplitStats(adversarial.shape[0], int(is_t.sum()), int(is_s.sum()), int(keep.sum()))
-    index = keep.nonzero().squeeze(1)
-    collapse = _diagnose(
-        f"{target}→{source}", target, source, a2_all, adversarial, pred_a, pred_a2, stats, cfg.collapse_std
-    )
-    if collapse is not None:
-        warnings.warn(collapse, RuntimeWarning, stacklevel=2)
+    back = apply_generator(classifier, ae, adversarial, target, source,
+                           batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
+    if back.collapse is not None:
+        warnings.warn(back.collapse, RuntimeWarning, stacklevel=2)
     return ComponentTwoResult(
         source=source,
         target=target,
         autoencoder=ae,
-        a=adversarial.index_select(0, index),
-        a2=a2_all.index_select(0, index),
-        index=index,
-        stats=stats,
+        a=adversarial.index_select(0, back.index),
+        a2=back.kept,
+        index=back.index,
+        stats=back.stats,
         history=history,
-        collapse=collapse,
+        collapse=back.collapse,
     )

@@ -39,35 +39,35 @@ Folder:
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
-import json
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import torch
 from torch import Tensor, nn
 
-from deepdig_fast import __version__
 from deepdig_fast.adversarial import (
-    AdversarialConfig, SplitStats, _build_autoencoder, _diagnose, apply_autoencoder, predict,
-    train_adversarial_autoencoder,
+    AdversarialConfig, apply_generator, build_autoencoder, predict, train_adversarial_autoencoder,
 )
 from deepdig_fast.data import ClassificationData
-from deepdig_fast.io import atomic_write_text, load_tensors, sha256_state_dict
-from deepdig_fast.pipeline import StageStore, _model_device, _nan_to_none, _stage_seed, data_fingerprint
+from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
+from deepdig_fast.io import atomic_write_text, sha256_state_dict
+from deepdig_fast.rundir import (
+    StageStore, claim_folder, data_fingerprint, digest, environment, model_device, nan_to_none, ratio, stage_seed,
+    write_json,
+)
+from deepdig_fast.status import FAILURES
+from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, check_classifier, validate_fields
 
-ATLAS_SCHEMA = 1
+ATLAS_SCHEMA = 2
+ATLAS_KIND = "deepdig-atlas"
 STRATEGIES = ("per-target", "pairwise")
-# the engine's live batch when not given: the MNIST CNN's fastest per-image batch on the dev CPU
-# (benchmarks/RESULTS.md) and a size that fills a GPU; fixed so that results never depend on timing
-ENGINE_BATCH_CPU = 512
-ENGINE_BATCH_ACCELERATOR = 16384
+ENGINE_BATCH_CPU = DEFAULT_BATCH_SIZE["cpu"]
+ENGINE_BATCH_ACCELERATOR = DEFAULT_BATCH_SIZE["accelerator"]
 
 #: the columns of atlas.csv / the keys of every row of atlas.json["directions"]
 ROW_FIELDS = (
@@ -81,8 +81,8 @@ ROW_FIELDS = (
     "margin_l2_mean", "margin_l2_median",
     "skipped",
 )
-_FAILURES = {"THIRD_CLASS": "third_class", "STALLED": "stalled", "MAX_STEPS": "max_steps",
-             "INVALID_BRACKET": "invalid_bracket", "NONFINITE": "nonfinite"}
+#: row column of each failure status (the Status name in lower case)
+_FAILURES = {status.name: status.name.lower() for status in FAILURES}
 
 
 @dataclass
@@ -120,27 +120,26 @@ class AtlasConfig:
     max_inputs_per_class: int | None = None
     save_points: bool = False
 
+    CONSTRAINTS = {
+        "strategy": Options(("auto",) + STRATEGIES),
+        "beta": Number(0, 1, "neither"),
+        "max_steps": Int(1),
+        "method": Options(("bisect", "illinois")),
+        "engine_batch_size": Optional(Int(1)),
+        "seed": Int(0),
+        "trajectory_segments": Optional(Int(1)),
+        "trajectory_K": Int(1),
+        "trajectory_T": Int(1),
+        "band": BAND,
+        "max_inputs_per_class": Optional(Int(1)),
+    }
+
     def __post_init__(self) -> None:
         if isinstance(self.adversarial, dict):
             self.adversarial = AdversarialConfig(**self.adversarial)
         if not isinstance(self.adversarial, AdversarialConfig):
             raise TypeError(f"AtlasConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}")
-        if self.strategy not in ("auto",) + STRATEGIES:
-            raise ValueError(f"AtlasConfig.strategy must be 'auto', 'per-target' or 'pairwise', got {self.strategy!r}")
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not 0 < self.beta < 1:
-            raise ValueError(f"AtlasConfig.beta must be in (0, 1), got {self.beta!r}")
-        if self.method not in ("bisect", "illinois"):
-            raise ValueError(f"AtlasConfig.method must be 'bisect' or 'illinois', got {self.method!r}")
-        for name in ("max_steps", "trajectory_K", "trajectory_T"):
-            _positive(getattr(self, name), f"AtlasConfig.{name}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"AtlasConfig.seed must be a non-negative int, got {self.seed!r}")
-        for name in ("engine_batch_size", "trajectory_segments", "max_inputs_per_class"):
-            if getattr(self, name) is not None:
-                _positive(getattr(self, name), f"AtlasConfig.{name}")
-        self.band = tuple(float(b) for b in self.band)
-        if len(self.band) != 2 or not self.band[0] <= self.band[1]:
-            raise ValueError(f"AtlasConfig.band must be (lo, hi) with lo <= hi, got {self.band!r}")
+        validate_fields(self, self.CONSTRAINTS)
 
     def resolved_strategy(self, n_classes: int) -> str:
         if self.strategy != "auto":
@@ -149,11 +148,6 @@ class AtlasConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _positive(v, name: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 
 @dataclass
@@ -188,9 +182,10 @@ def atlas_directions(num_classes: int, classes: Iterable[int] | None = None,
         raise ValueError("give classes or pairs, not both")
 
     def cls(v, what):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < num_classes:
-            raise ValueError(f"{what} must hold class ids in [0, {num_classes}), got {v!r}")
-        return v
+        try:
+            return check_class_id(v, what, num_classes)
+        except ValueError:
+            raise ValueError(f"{what} must hold class ids in [0, {num_classes}), got {v!r}") from None
 
     if pairs is not None:
         out = set()
@@ -266,11 +261,12 @@ class _Atlas:
         self.autoencoder = autoencoder
         self.store = store
         self.progress = progress
-        self.device = _model_device(classifier)
+        self.device = model_device(classifier)
         self.memory: dict[str, dict] = {}   # unit outputs when there is no out_dir
         self._pred: Tensor | None = None
         self._gen_cache: dict[str, nn.Module] = {}
         self.bs = config.adversarial.infer_batch_size
+        self.gen_specs: dict[str, dict] = {}   # generator unit -> its spec (set by run_atlas)
 
     # ---- data
     def train_pred(self) -> Tensor:
@@ -285,17 +281,18 @@ class _Atlas:
 
     # ---- generators
     def adv_config(self, unit: str) -> AdversarialConfig:
-        return dataclasses.replace(self.cfg.adversarial, seed=_stage_seed(self.cfg.seed, unit))
+        return dataclasses.replace(self.cfg.adversarial, seed=stage_seed(self.cfg.seed, unit))
 
-    def output(self, name: str) -> dict:
+    def output(self, name: str, spec: dict) -> dict:
+        """A finished unit's output (verified against the key of `spec`)."""
         if name in self.memory:
             return self.memory[name]
-        return load_tensors(self.store.root / f"{name}.pt")
+        return self.store.load(name, spec)
 
     def generator(self, name: str) -> nn.Module:
         if name not in self._gen_cache:
-            state = self.output(name)["state_dict"]
-            ae = _build_autoencoder(self.autoencoder, tuple(self.data.x_train.shape[1:]))
+            state = self.output(name, self.gen_specs[name])["state_dict"]
+            ae = build_autoencoder(self.autoencoder, tuple(self.data.x_train.shape[1:]))
             ae.load_state_dict(state)
             ae.to(device=self.device, dtype=self.data.x_train.dtype).eval()
             if len(self._gen_cache) >= 4:
@@ -311,22 +308,10 @@ def _generator_name(strategy: str, s: int, t: int) -> str:
 def _generator_stats(ctx: _Atlas, ae: nn.Module, x: Tensor, target: int, history) -> dict:
     """How often the trained generator's outputs on its own training inputs are classified `target`,
     and a collapse diagnosis (None when it did not collapse)."""
-    out = apply_autoencoder(ae, x, ctx.bs)
-    pred_out = predict(ctx.f, out, ctx.bs).argmax(dim=1).cpu()
-    n = int(x.shape[0])
-    hit = int((pred_out == target).sum())
-    collapse = None
-    reasons = []
-    if hit == 0:
-        reasons.append(f"no output of the generator into {target} is classified {target} (0 of {n})")
-    if n >= 2:
-        std = float(out.reshape(n, -1).std(dim=0).mean())
-        if std < ctx.cfg.adversarial.collapse_std:
-            reasons.append(f"its outputs are nearly identical (mean per-feature std {std:.2e})")
-    if reasons:
-        collapse = f"generator into {target} collapsed: " + "; ".join(reasons)
-    return {"inputs": n, "outputs_target": hit, "final_loss": history.final_loss, "train_seconds": history.seconds,
-            "collapse": collapse}
+    g = apply_generator(ctx.f, ae, x, None, target, batch_size=ctx.bs, collapse_std=ctx.cfg.adversarial.collapse_std,
+                        name=f"generator into {target}")
+    return {"inputs": g.stats.n_inputs, "outputs_target": g.stats.outputs_target, "final_loss": history.final_loss,
+            "train_seconds": history.seconds, "collapse": g.collapse}
 
 
 def _per_target_generator(ctx: _Atlas, t: int, name: str) -> dict:
@@ -362,10 +347,6 @@ def _empty_row(s: int, t: int) -> dict:
     return row
 
 
-def _ratio(a, b):
-    return a / b if b else None
-
-
 def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
     """One direction s -> t: components I/II from the stored generators, III, characterization."""
     from deepdig_fast.engine import refine_borderline
@@ -375,21 +356,16 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
     row = _empty_row(s, t)
     tic = time.perf_counter()
     x_s, pred_in = ctx.class_train(s)
-    g1 = ctx.generator(_generator_name(ctx.strategy, s, t))
-    out = apply_autoencoder(g1, x_s, ctx.bs)
-    pred_out = predict(ctx.f, out, ctx.bs).argmax(dim=1).cpu()
-    correct, hit = pred_in == s, pred_out == t
-    keep = correct & hit
-    st1 = SplitStats(int(x_s.shape[0]), int(correct.sum()), int(hit.sum()), int(keep.sum()))
-    collapse = _diagnose(f"{s}→{t}", s, t, out, x_s, pred_in, pred_out, st1, cfg.adversarial.collapse_std)
-    src = keep.nonzero().squeeze(1)
-    adv = out[src.to(out.device)]
+    kw = dict(batch_size=ctx.bs, collapse_std=cfg.adversarial.collapse_std)
+    one = apply_generator(ctx.f, ctx.generator(_generator_name(ctx.strategy, s, t)), x_s, s, t, pred_in=pred_in, **kw)
+    st1, src = one.stats, one.index
+    adv = one.kept
     row.update(inputs=st1.n_inputs, inputs_correct=st1.inputs_correct, adversarial=st1.kept,
-               adversarial_rate=_ratio(st1.kept, st1.inputs_correct))
+               adversarial_rate=ratio(st1.kept, st1.inputs_correct))
     times["component_one"] = time.perf_counter() - tic
     result = {"row": row, "times": times}
-    if st1.kept == 0 or collapse:
-        row["skipped"] = collapse or f"component I kept no adversarial sample for {s}->{t}"
+    if st1.kept == 0 or one.collapse:
+        row["skipped"] = one.collapse or f"component I kept no adversarial sample for {s}->{t}"
         return result
 
     # component II: back to s with G_s (per-target) or a fresh AE_II (pairwise)
@@ -400,36 +376,32 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
         g2, hist2 = train_adversarial_autoencoder(ctx.f, adv, s, ctx.adv_config(f"{name}/ae2"),
                                                   autoencoder=ctx.autoencoder, progress=ctx.progress)
         result["ae2_final_loss"] = hist2.final_loss
-    a2 = apply_autoencoder(g2, adv, ctx.bs)
-    pred_a, pred_a2 = pred_out[src], predict(ctx.f, a2, ctx.bs).argmax(dim=1).cpu()
-    is_t, is_s = pred_a == t, pred_a2 == s
-    keep2 = is_t & is_s
-    st2 = SplitStats(int(adv.shape[0]), int(is_t.sum()), int(is_s.sum()), int(keep2.sum()))
-    collapse2 = _diagnose(f"{t}→{s}", t, s, a2, adv, pred_a, pred_a2, st2, cfg.adversarial.collapse_std)
-    row.update(pairs=st2.kept, pair_rate=_ratio(st2.kept, st2.n_inputs))
+    two = apply_generator(ctx.f, g2, adv, t, s, pred_in=one.pred_out[src], **kw)
+    st2, k2 = two.stats, two.index
+    a2 = two.outputs
+    row.update(pairs=st2.kept, pair_rate=ratio(st2.kept, st2.n_inputs))
     times["component_two"] = time.perf_counter() - tic
-    if st2.kept == 0 or collapse2:
-        row["skipped"] = collapse2 or f"component II kept no pair for {s}->{t}"
+    if st2.kept == 0 or two.collapse:
+        row["skipped"] = two.collapse or f"component II kept no pair for {s}->{t}"
         return result
 
     # component III
     tic = time.perf_counter()
-    k2 = keep2.nonzero().squeeze(1).to(adv.device)
     r = refine_borderline(ctx.f, a2[k2], adv[k2], s, t, beta=cfg.beta, max_steps=cfg.max_steps,
                           method=cfg.method, batch_size=cfg.engine_batch_size)
     summ = r.summary()
     ok = r.success.cpu()
     points = r.points[ok.to(r.points.device)]
     row.update(successes=summ["successes"], success_rate=summ["success_rate"],
-               yield_rate=_ratio(summ["successes"], st1.inputs_correct),
+               yield_rate=ratio(summ["successes"], st1.inputs_correct),
                mean_attempts=summ["mean_attempts_success"], mean_attempts_all=summ["mean_attempts_all"],
                forwards=summ["forwards"], **{v: summ["counts"][k] for k, v in _FAILURES.items()})
-    origin = x_s[src[keep2].to(x_s.device)][ok.to(x_s.device)]
+    origin = x_s[src[k2]][ok.to(x_s.device)]
     dist = (points.to(origin.device) - origin).flatten(1).double().norm(dim=1).cpu()
     if dist.numel():
         row.update(margin_l2_mean=float(dist.mean()), margin_l2_median=float(dist.median()))
     times["engine"] = time.perf_counter() - tic
-    result.update(status=r.status.cpu(), attempts=r.attempts.cpu(), source_index=src[keep2],
+    result.update(status=r.status.cpu(), attempts=r.attempts.cpu(), source_index=src[k2].cpu(),
                   margin_l2=dist)
     if cfg.save_points:
         result["points"] = points.cpu()
@@ -441,7 +413,7 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
 
         tic = time.perf_counter()
         tr = trajectory_oscillation(ctx.f, points, s, t, K=cfg.trajectory_K, T=cfg.trajectory_T,
-                                    segments=cfg.trajectory_segments, seed=_stage_seed(cfg.seed, f"{name}/trajectory"),
+                                    segments=cfg.trajectory_segments, seed=stage_seed(cfg.seed, f"{name}/trajectory"),
                                     band=cfg.band)
         ci = tr.ci95 or (None, None)
         row.update(oscillation=tr.oscillation, oscillation_ci_low=ci[0], oscillation_ci_high=ci[1],
@@ -454,7 +426,7 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
         tic = time.perf_counter()
         d = ctx.data
         lin = linearity(ctx.f, ctx.embedding_layer, d.x_train, d.y_train, d.x_test, d.y_test, s, t,
-                        points, d.x_train[:0], seed=_stage_seed(cfg.seed, f"{name}/linearity"))
+                        points, d.x_train[:0], seed=stage_seed(cfg.seed, f"{name}/linearity"))
         sets = lin["sets"]
         row.update(m1_borderline=sets["borderline"]["m1"], m1_train=sets["train"]["m1"],
                    svm_accuracy_borderline=sets["borderline"]["accuracy"], svm_accuracy_train=sets["train"]["accuracy"])
@@ -513,21 +485,15 @@ def run_atlas(
         raise ValueError("out_dir is required when running on more than one process (the ranks share units through it)")
     if embedding_layer is None:
         embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
+    check_classifier(classifier, data, embedding_layer)   # one forward, before any expensive work
     if config.engine_batch_size is None:
-        cpu = _model_device(classifier).type == "cpu"
-        config = dataclasses.replace(config, engine_batch_size=ENGINE_BATCH_CPU if cpu else ENGINE_BATCH_ACCELERATOR)
+        config = dataclasses.replace(config, engine_batch_size=default_batch_size(model_device(classifier)))
     prefix = f"[rank {rank}] " if world > 1 else ""
     say = (lambda m: log(prefix + m)) if log else (lambda m: None)
     root = None if out_dir is None else Path(out_dir)
-    if root is not None and rank == 0:
-        root.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
     full_fp = data_fingerprint(data)
-    if config.max_inputs_per_class is not None:
-        data = data.subset(per_class=config.max_inputs_per_class, seed=config.seed)
-    store = StageStore(None if root is None else root / "units", say)
-    ctx = _Atlas(classifier, data, config, strategy, embedding_layer, autoencoder, store, progress and rank == 0)
     classifier_sha = sha256_state_dict(classifier.state_dict())
     adv = dataclasses.asdict(config.adversarial)
     adv.pop("seed")
@@ -535,68 +501,113 @@ def run_atlas(
             "data_seed": config.seed if config.max_inputs_per_class else None, "seed": config.seed,
             "adversarial": adv, "dtype": str(data.x_train.dtype),
             "autoencoder": "default" if autoencoder is None else getattr(autoencoder, "__qualname__", repr(autoencoder))}
+    scope = {"directions": [list(d) for d in directions]}
+    run_id = digest({**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer})
 
-    # phase 1: generators
-    gen_units: dict[str, _Unit] = {}
-    for s, t in directions:
-        if strategy == "per-target":
-            for c in (t, s):   # s -> t needs G_t and G_s
-                name = _generator_name(strategy, 0, c)
-                if name not in gen_units:
-                    gen_units[name] = _Unit(name, {**base, "target": c, "pool": "all-other-classes-correct"},
-                                            lambda c=c, name=name: _per_target_generator(ctx, c, name))
-        else:
-            name = _generator_name(strategy, s, t)
-            gen_units[name] = _Unit(name, {**base, "source": s, "target": t},
-                                    lambda s=s, t=t, name=name: _pairwise_generator(ctx, s, t, name))
-    gen_units = dict(sorted(gen_units.items()))
-    phase_seconds = {}
-    tic = time.perf_counter()
-    _phase("generators", list(gen_units.values()), ctx, rank, world, say)
-    phase_seconds["generators"] = time.perf_counter() - tic
+    manifest = {
+        **environment(), "kind": ATLAS_KIND, "scope": scope, "run_id": run_id, "world_size": world,
+        "strategy": strategy, "classes": covered, "config": config.to_dict(),
+        "classifier": {"sha256": classifier_sha, "class": type(classifier).__name__, "embedding_layer": embedding_layer},
+        **(manifest_extra or {}),
+    }
+    with _claim(root, manifest, rank, world):
+        if config.max_inputs_per_class is not None:
+            data = data.subset(per_class=config.max_inputs_per_class, seed=config.seed)
+        store = StageStore(None if root is None else root / "units", say)
+        ctx = _Atlas(classifier, data, config, strategy, embedding_layer, autoencoder, store, progress and rank == 0)
 
-    # phase 2: directions
-    engine = {"beta": config.beta, "max_steps": config.max_steps, "method": config.method,
-              "batch_size": config.engine_batch_size}
-    charact = {"trajectory": config.trajectory, "segments": config.trajectory_segments, "K": config.trajectory_K,
-               "T": config.trajectory_T, "band": list(config.band),
-               "linearity": config.linearity, "embedding_layer": embedding_layer, "save_points": config.save_points}
-    dir_units = []
-    for s, t in directions:
-        name = f"directions/{s}-{t}"
-        ups = [_generator_name(strategy, s, t)] + ([_generator_name(strategy, t, s)] if strategy == "per-target" else [])
-        spec = {"strategy": strategy, "s": s, "t": t, "engine": engine, "characterize": charact,
-                "upstream": [store.key(u, gen_units[u].spec) for u in ups]}
-        if strategy == "pairwise":
-            spec["base"] = base
-        dir_units.append(_Unit(name, spec, lambda s=s, t=t, name=name: _direction(ctx, s, t, name)))
-    tic = time.perf_counter()
-    _phase("directions", dir_units, ctx, rank, world, say)
-    phase_seconds["directions"] = time.perf_counter() - tic
-
-    # merge (rank 0), then everyone reads the result
-    paths: dict[str, Path] = {}
-    merged = None
-    if rank == 0:
+        # phase 1: generators
+        gen_units: dict[str, _Unit] = {}
+        for s, t in directions:
+            if strategy == "per-target":
+                for c in (t, s):   # s -> t needs G_t and G_s
+                    name = _generator_name(strategy, 0, c)
+                    if name not in gen_units:
+                        gen_units[name] = _Unit(name, {**base, "target": c, "pool": "all-other-classes-correct"},
+                                                lambda c=c, name=name: _per_target_generator(ctx, c, name))
+            else:
+                name = _generator_name(strategy, s, t)
+                gen_units[name] = _Unit(name, {**base, "source": s, "target": t},
+                                        lambda s=s, t=t, name=name: _pairwise_generator(ctx, s, t, name))
+        gen_units = dict(sorted(gen_units.items()))
+        ctx.gen_specs = {name: u.spec for name, u in gen_units.items()}
+        phase_seconds = {}
         tic = time.perf_counter()
-        outs = {name: ctx.output(name) for name in [*gen_units, *(u.name for u in dir_units)]}   # read once
-        atlas = _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp)
-        timings = _timings(ctx, outs, gen_units, dir_units, phase_seconds, world)
-        timings["phases"]["merge"] = time.perf_counter() - tic
-        timings["wall_seconds"] = time.perf_counter() - t_start
-        if root is not None:
-            paths = _write(root, atlas, timings, config, classifier, world, manifest_extra)
-            if report:   # reads timings.json
-                from deepdig_fast.atlas_report import write_atlas_report
+        _phase("generators", list(gen_units.values()), ctx, rank, world, say)
+        phase_seconds["generators"] = time.perf_counter() - tic
 
-                tic = time.perf_counter()
-                paths.update(write_atlas_report(root))
-                timings["phases"]["report"] = time.perf_counter() - tic
-                timings["wall_seconds"] = time.perf_counter() - t_start
-                atomic_write_text(root / "timings.json", json.dumps(_nan_to_none(timings), indent=2))
-        merged = (atlas, timings)
-    atlas, timings = _broadcast(merged, world)
+        # phase 2: directions
+        engine = {"beta": config.beta, "max_steps": config.max_steps, "method": config.method,
+                  "batch_size": config.engine_batch_size}
+        charact = {"trajectory": config.trajectory, "segments": config.trajectory_segments, "K": config.trajectory_K,
+                   "T": config.trajectory_T, "band": list(config.band),
+                   "linearity": config.linearity, "embedding_layer": embedding_layer, "save_points": config.save_points}
+        dir_units = []
+        for s, t in directions:
+            name = f"directions/{s}-{t}"
+            ups = [_generator_name(strategy, s, t)] + ([_generator_name(strategy, t, s)] if strategy == "per-target" else [])
+            spec = {"strategy": strategy, "s": s, "t": t, "engine": engine, "characterize": charact,
+                    "upstream": [store.key(u, gen_units[u].spec) for u in ups]}
+            if strategy == "pairwise":
+                spec["base"] = base
+            dir_units.append(_Unit(name, spec, lambda s=s, t=t, name=name: _direction(ctx, s, t, name)))
+        tic = time.perf_counter()
+        _phase("directions", dir_units, ctx, rank, world, say)
+        phase_seconds["directions"] = time.perf_counter() - tic
+
+        # merge (rank 0), then everyone reads the result
+        paths: dict[str, Path] = {}
+        merged = None
+        if rank == 0:
+            tic = time.perf_counter()
+            units = [*gen_units.values(), *dir_units]
+            outs = {u.name: ctx.output(u.name, u.spec) for u in units}   # read once
+            atlas = _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha,
+                           embedding_layer, full_fp, run_id)
+            timings = _timings(ctx, outs, gen_units, dir_units, phase_seconds, world)
+            timings["run_id"] = run_id
+            timings["phases"]["merge"] = time.perf_counter() - tic
+            timings["wall_seconds"] = time.perf_counter() - t_start
+            if root is not None:
+                paths = _write(root, atlas, timings)
+                if report:   # reads timings.json
+                    from deepdig_fast.atlas_report import write_atlas_report
+
+                    tic = time.perf_counter()
+                    paths.update(write_atlas_report(root))
+                    timings["phases"]["report"] = time.perf_counter() - tic
+                    timings["wall_seconds"] = time.perf_counter() - t_start
+                    write_json(root / "timings.json", timings)
+            merged = (atlas, timings)
+        atlas, timings = _broadcast(merged, world)
     return AtlasResult(atlas, timings, root, paths)
+
+
+@contextlib.contextmanager
+def _claim(root: Path | None, manifest: dict, rank: int, world: int):
+    """Rank 0 locks the atlas folder, checks its kind and scope and writes the manifest, for all
+    ranks (the others learn the outcome by broadcast, so a refusal stops every rank at once
+    instead of leaving them waiting)."""
+    if root is None:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        failure: Exception | None = None
+        if rank == 0:
+            try:
+                old = stack.enter_context(claim_folder(root, ATLAS_KIND, manifest["scope"]))
+                if old is not None and old.get("run_id") != manifest["run_id"]:
+                    for name in ("atlas.json", "atlas.csv", "timings.json"):   # another run's results
+                        (root / name).unlink(missing_ok=True)
+                write_json(root / "manifest.json", manifest)
+            except (ValueError, OSError) as exc:
+                failure = exc
+        message = _broadcast(None if failure is None else str(failure), world)
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise RuntimeError(f"rank 0 could not take the atlas folder: {message}")
+        yield
 
 
 def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, say) -> None:
@@ -630,7 +641,8 @@ def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, sa
             ctx.store.timings.setdefault(u, v)
 
 
-def _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp) -> dict:
+def _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp,
+           run_id) -> dict:
     gens = []
     for name in gen_units:
         st = outs[name]["stats"]
@@ -639,9 +651,10 @@ def _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, class
     rows = [outs[u.name]["row"] for u in dir_units]
     names = list(ctx.data.classes)
     cfg = ctx.cfg.to_dict()
-    return _nan_to_none({
+    return nan_to_none({
         "schema": ATLAS_SCHEMA,
-        "kind": "deepdig-atlas",
+        "kind": ATLAS_KIND,
+        "run_id": run_id,
         "strategy": strategy,
         "classes": covered,
         "class_names": [names[c] for c in covered],
@@ -661,7 +674,7 @@ def _timings(ctx, outs, gen_units, dir_units, phase_seconds, world) -> dict:
     def info(name):
         if name in ctx.store.timings:
             return ctx.store.timings[name]
-        return {"seconds": ctx.store._meta(name).get("seconds"), "reused": True}   # finished by an earlier run
+        return {"seconds": ctx.store.stored(name).get("seconds"), "reused": True}   # finished by an earlier run
 
     for name in gen_units:
         units[name] = info(name)
@@ -687,18 +700,8 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _write(root: Path, atlas, timings, config, classifier, world, extra) -> dict[str, Path]:
-    from deepdig_fast._ext import build_info
-
-    atomic_write_text(root / "atlas.json", json.dumps(atlas, indent=2))
-    atomic_write_text(root / "timings.json", json.dumps(_nan_to_none(timings), indent=2))
+def _write(root: Path, atlas, timings) -> dict[str, Path]:
+    write_json(root / "atlas.json", atlas)
+    write_json(root / "timings.json", timings)
     atomic_write_text(root / "atlas.csv", _csv(atlas["directions"]))
-    manifest = {
-        "tool": "deepdig_fast", "version": __version__, "python": sys.version.split()[0],
-        "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "build": build_info(), "world_size": world, "strategy": atlas["strategy"], "classes": atlas["classes"],
-        "config": config.to_dict(), "classifier": atlas["classifier"], **(extra or {}),
-    }
-    atomic_write_text(root / "manifest.json", json.dumps(_nan_to_none(manifest), indent=2, default=str))
     return {n: root / n for n in ("atlas.json", "atlas.csv", "timings.json", "manifest.json")}
-

@@ -26,8 +26,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from deepdig_fast.io import atomic_write_text
-from deepdig_fast.report import _Doc, _Figures, _finish, _fmt_g, _int, _num, _pct, _read_json, _secs
+from deepdig_fast.atlas import ATLAS_KIND, ATLAS_SCHEMA
+from deepdig_fast.rundir import check_same_run, ratio, read_manifest
+from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, num, pct, read_json, secs
 
 __all__ = [
     "DIRECTION_COLUMNS",
@@ -40,8 +41,6 @@ __all__ = [
     "write_atlas_report",
 ]
 
-ATLAS_KIND = "deepdig-atlas"
-ATLAS_SCHEMA = 1
 COMPARE_KIND = "deepdig-atlas-compare"
 
 Pair = tuple[int, int]
@@ -75,13 +74,8 @@ class MetricSpec:
         return self.vrange is not None
 
 
-def _ratio(num, den) -> float | None:
-    n, d = _num(num), _num(den)
-    return None if n is None or d is None or d <= 0 else n / d
-
-
 def _third_class_share(row: Mapping[str, Any]) -> float | None:
-    return _ratio(row.get("third_class"), row.get("pairs"))
+    return ratio(row.get("third_class"), row.get("pairs"))
 
 
 _RATE = (0.0, 1.0)
@@ -135,13 +129,13 @@ def _valid_metrics() -> list[str]:
 def _value(row: Mapping[str, Any], metric: str) -> float | None:
     spec = HEATMAP_METRICS.get(metric)
     if spec is not None and spec.derive is not None:
-        return _num(spec.derive(row))
-    return _num(row.get(metric))
+        return num(spec.derive(row))
+    return num(row.get(metric))
 
 
 def _show(metric: str, v, delta: bool = False) -> str:
     """One value (or a difference, signed) in the metric's format."""
-    f = _num(v)
+    f = num(v)
     if f is None:
         return "–"
     spec = HEATMAP_METRICS.get(metric)
@@ -201,13 +195,13 @@ def _open(path, arg: str) -> tuple[Path, dict]:
         raise FileNotFoundError(f"{arg}: {p} does not exist (expected an atlas folder or its atlas.json)")
     if not file.is_file():
         raise FileNotFoundError(f"{arg}: {p} holds no atlas.json (is the atlas finished?)")
-    atlas = _read_json(file, "the atlas")
+    atlas = read_json(file, "the atlas")
     if atlas.get("kind") != ATLAS_KIND:
         raise ValueError(f"{arg}: {file} is not a DeepDIG atlas (expected \"kind\": \"{ATLAS_KIND}\", "
                          f"got {atlas.get('kind')!r})")
-    if atlas.get("schema") != ATLAS_SCHEMA:
+    if atlas.get("schema") not in (1, ATLAS_SCHEMA):
         raise ValueError(f"{arg}: {file} has \"schema\": {atlas.get('schema')!r}; this reader understands "
-                         f"schema {ATLAS_SCHEMA}")
+                         f"schemas 1 and {ATLAS_SCHEMA}")
     _structure(atlas, str(file))
     return file.parent, atlas
 
@@ -296,7 +290,7 @@ def _fig_matrix(fig, M: np.ndarray, names: list[str], title: str, fmt: str, cmap
     return None
 
 
-def _draw_heatmap(figs: _Figures, name: str, M: np.ndarray, names: list[str], metric: str,
+def _draw_heatmap(figs: Figures, name: str, M: np.ndarray, names: list[str], metric: str,
                   diff: bool, title: str) -> tuple[str | None, str | None]:
     spec = HEATMAP_METRICS[metric]
     if diff:
@@ -327,7 +321,7 @@ def _higher_text(spec: MetricSpec) -> str:
 
 
 def _total(rows: Mapping[Pair, Mapping], key: str) -> float | None:
-    vals = [v for v in (_num(r.get(key)) for r in rows.values()) if v is not None]
+    vals = [v for v in (num(r.get(key)) for r in rows.values()) if v is not None]
     return sum(vals) if vals else None
 
 
@@ -374,17 +368,17 @@ def _direction_rows(rows: Mapping[Pair, Mapping], names: Mapping[int, str]) -> l
     out = []
     for (s, t), r in sorted(rows.items()):
         osc = _show("oscillation", r.get("oscillation"))
-        if _num(r.get("oscillation_ci_low")) is not None:
-            osc += f" [{_fmt_g(r.get('oscillation_ci_low'))}, {_fmt_g(r.get('oscillation_ci_high'))}]"
-        fails = " / ".join(_int(r.get(k)) for k in ("third_class", "stalled", "max_steps", "invalid_bracket", "nonfinite"))
+        if num(r.get("oscillation_ci_low")) is not None:
+            osc += f" [{fmt_g(r.get('oscillation_ci_low'))}, {fmt_g(r.get('oscillation_ci_high'))}]"
+        fails = " / ".join(int_text(r.get(k)) for k in ("third_class", "stalled", "max_steps", "invalid_bracket", "nonfinite"))
         out.append([
-            _label(names, s, t), f"{_int(r.get('inputs_correct'))} / {_int(r.get('inputs'))}",
-            f"{_int(r.get('adversarial'))} ({_pct(r.get('adversarial_rate'))})",
-            f"{_int(r.get('pairs'))} ({_pct(r.get('pair_rate'))})", _int(r.get("successes")),
-            _pct(r.get("success_rate")), _pct(r.get("yield_rate")), _show("mean_attempts", r.get("mean_attempts")),
-            fails, osc, f"{_fmt_g(r.get('m1_borderline'))} / {_fmt_g(r.get('m1_train'))}",
-            _pct(r.get("svm_accuracy_borderline")),
-            f"{_fmt_g(r.get('margin_l2_mean'))} / {_fmt_g(r.get('margin_l2_median'))}", _int(r.get("forwards")),
+            _label(names, s, t), f"{int_text(r.get('inputs_correct'))} / {int_text(r.get('inputs'))}",
+            f"{int_text(r.get('adversarial'))} ({pct(r.get('adversarial_rate'))})",
+            f"{int_text(r.get('pairs'))} ({pct(r.get('pair_rate'))})", int_text(r.get("successes")),
+            pct(r.get("success_rate")), pct(r.get("yield_rate")), _show("mean_attempts", r.get("mean_attempts")),
+            fails, osc, f"{fmt_g(r.get('m1_borderline'))} / {fmt_g(r.get('m1_train'))}",
+            pct(r.get("svm_accuracy_borderline")),
+            f"{fmt_g(r.get('margin_l2_mean'))} / {fmt_g(r.get('margin_l2_median'))}", int_text(r.get("forwards")),
             f"skipped: {r['skipped']}" if r.get("skipped") else "",
         ])
     return out
@@ -397,7 +391,7 @@ _DIRECTION_HEADER = [
 ]
 
 
-def _generators_section(doc: _Doc, atlas: Mapping, names: Mapping[int, str]) -> None:
+def _generators_section(doc: Doc, atlas: Mapping, names: Mapping[int, str]) -> None:
     gens = atlas.get("generators") or []
     doc.h(2, "Generators")
     if not isinstance(gens, list) or not gens:
@@ -413,9 +407,9 @@ def _generators_section(doc: _Doc, atlas: Mapping, names: Mapping[int, str]) -> 
         tgt = g.get("target")
         srcs = g.get("sources")
         src_text = ", ".join(str(names.get(c, c)) for c in srcs) if isinstance(srcs, list) else "?"
-        share = _ratio(g.get("outputs_target"), g.get("inputs"))
-        rows.append([f"`{g.get('unit', '?')}`", str(names.get(tgt, tgt)), src_text, _int(g.get("inputs")),
-                     f"{_int(g.get('outputs_target'))} ({_pct(share)})", _fmt_g(g.get("final_loss"), 4),
+        share = ratio(g.get("outputs_target"), g.get("inputs"))
+        rows.append([f"`{g.get('unit', '?')}`", str(names.get(tgt, tgt)), src_text, int_text(g.get("inputs")),
+                     f"{int_text(g.get('outputs_target'))} ({pct(share)})", fmt_g(g.get("final_loss"), 4),
                      str(g.get("collapse") or "")])
         if g.get("collapse"):
             collapsed.append(f"`{g.get('unit', '?')}`: {g['collapse']}")
@@ -424,35 +418,35 @@ def _generators_section(doc: _Doc, atlas: Mapping, names: Mapping[int, str]) -> 
         doc.note("Generators flagged as collapsed (see the skipped directions): " + "; ".join(collapsed))
 
 
-def _timing_table(doc: _Doc, part, wall: float | None, limit: int = 30) -> None:
-    items = [(str(k), _num(v)) for k, v in part.items()]
+def _timing_table(doc: Doc, part, wall: float | None, limit: int = 30) -> None:
+    items = [(str(k), num(v)) for k, v in part.items()]
     items.sort(key=lambda kv: -(kv[1] or 0.0))
-    rows = [[f"`{k}`", _secs(v), _pct(v / wall) if v is not None and wall else "–"] for k, v in items[:limit]]
+    rows = [[f"`{k}`", secs(v), pct(v / wall) if v is not None and wall else "–"] for k, v in items[:limit]]
     if len(items) > limit:
-        rows.append([f"… {len(items) - limit} more", _secs(sum(v or 0.0 for _, v in items[limit:])), ""])
+        rows.append([f"… {len(items) - limit} more", secs(sum(v or 0.0 for _, v in items[limit:])), ""])
     doc.table(["name", "time", "share of wall time"], rows)
 
 
-def _timings_section(doc: _Doc, root: Path) -> float | None:
+def _timings_section(doc: Doc, root: Path) -> float | None:
     """Append the timings of timings.json (when present); returns its wall time."""
     path = root / "timings.json"
     if not path.is_file():
         return None
     doc.h(2, "Timings")
     try:
-        tm = _read_json(path, "timings")
+        tm = read_json(path, "timings")
     except ValueError as exc:
         doc.note(f"timings.json could not be read: {exc}")
         return None
-    wall = _num(tm.get("wall_seconds"))
+    wall = num(tm.get("wall_seconds"))
     units = tm.get("units") if isinstance(tm.get("units"), Mapping) else {}
     done = [u for u in units.values() if isinstance(u, Mapping)]
     reused = sum(1 for u in done if u.get("reused"))
-    doc.p(f"Wall time {_secs(wall)} on {tm.get('world_size', '?')} process(es); {len(done)} units "
-          f"({reused} reused from an earlier run), {_secs(sum(_num(u.get('seconds')) or 0.0 for u in done))} of unit time.")
+    doc.p(f"Wall time {secs(wall)} on {tm.get('world_size', '?')} process(es); {len(done)} units "
+          f"({reused} reused from an earlier run), {secs(sum(num(u.get('seconds')) or 0.0 for u in done))} of unit time.")
     fw = tm.get("forwards")
     if isinstance(fw, Mapping) and fw:
-        doc.p("Classifier forward passes: " + "; ".join(f"{k} {_int(v)}" for k, v in fw.items()) + ".")
+        doc.p("Classifier forward passes: " + "; ".join(f"{k} {int_text(v)}" for k, v in fw.items()) + ".")
     for key, what in (("phases", "Phases"), ("stages", "Stages")):
         part = tm.get(key)
         if isinstance(part, Mapping) and part:
@@ -470,11 +464,14 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
         {path relative to the atlas folder: absolute Path} of every file written.
     """
     root, atlas = _open(atlas_dir, "atlas_dir")
+    manifest = read_manifest(root)
+    if manifest is not None:
+        check_same_run(root, manifest, atlas, "atlas.json")
     classes, class_names, rows = _structure(atlas, str(root / "atlas.json"))
     names = dict(zip(classes, class_names))
     K = len(classes)
-    figs = _Figures(root)
-    doc = _Doc()
+    figs = Figures(root)
+    doc = Doc()
     dataset = atlas.get("dataset")
     clf = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
     skipped = {p: r["skipped"] for p, r in sorted(rows.items()) if r.get("skipped")}
@@ -492,8 +489,8 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
         ["classes", f"K = {K}: {', '.join(class_names[:30])}{' …' if K > 30 else ''}"],
         ["directions", f"{len(rows)} of the {n_pairs} ordered pairs; {len(skipped)} skipped; "
                        f"{n_pairs - len(rows)} not in the atlas"],
-        ["borderline samples found", _int(_total(rows, "successes"))],
-        ["classifier forwards (borderline search)", _int(_total(rows, "forwards"))],
+        ["borderline samples found", int_text(_total(rows, "successes"))],
+        ["classifier forwards (borderline search)", int_text(_total(rows, "forwards"))],
         ["settings", _settings(atlas.get("config"))],
     ]
     doc.table(["item", "value"], header)
@@ -511,11 +508,11 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
     doc.p("Mean over the directions that have a value, with the lowest and highest direction.")
     doc.table(["metric", "mean", "directions", "lowest", "highest", "reading"], _summary_rows(rows, names))
     doc.table(["total over directions", "value"], [
-        ["inputs classified as their source", _int(_total(rows, "inputs_correct"))],
-        ["adversarial samples (component I)", _int(_total(rows, "adversarial"))],
-        ["pairs (component II)", _int(_total(rows, "pairs"))],
-        ["borderline samples (successes)", _int(_total(rows, "successes"))],
-        ["classifier forwards of the borderline search", _int(_total(rows, "forwards"))],
+        ["inputs classified as their source", int_text(_total(rows, "inputs_correct"))],
+        ["adversarial samples (component I)", int_text(_total(rows, "adversarial"))],
+        ["pairs (component II)", int_text(_total(rows, "pairs"))],
+        ["borderline samples (successes)", int_text(_total(rows, "successes"))],
+        ["classifier forwards of the borderline search", int_text(_total(rows, "forwards"))],
     ])
 
     doc.h(2, "Heatmaps")
@@ -539,7 +536,7 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
                  f"{' …' if len(missing) > 40 else ''}.")
 
     _timings_section(doc, root)
-    return _finish(doc, figs, root, "atlas", title)
+    return finish_report(doc, figs, root, "atlas", title)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -663,7 +660,7 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figs = _Figures(out)
+    figs = Figures(out)
     metrics: dict[str, dict] = {}
     changes: list[dict] = []
     per_dir = {p: {"source": p[0], "target": p[1], "direction": _label(names, *p),
@@ -706,12 +703,10 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
         "notes": notes, "metrics": metrics, "top_rule": TOP_RULE, "top": top_list,
         "directions": [per_dir[p] for p in common],
     })
-    paths = dict(figs.written)
-    paths["compare.json"] = atomic_write_text(out / "compare.json",
-                                              json.dumps(result, indent=2, allow_nan=False) + "\n")
+    compare_json = (json.dumps(result, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
     title = f"DeepDIG atlas comparison: {la} vs {lb}"
-    doc = _Doc()
+    doc = Doc()
     doc.h(1, title)
     doc.p(f"Δ = {lb} − {la}, over the {len(common)} directions both atlases cover · written "
           f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
@@ -750,11 +745,7 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
     for metric, rel, why in diff_figs:
         spec = HEATMAP_METRICS[metric]
         doc.fig(rel, f"{spec.title}, {lb} − {la}: {spec.meaning}; {_higher_text(spec)}.", why)
-    if figs.errors:
-        doc.h(2, "Problems while writing this comparison")
-        doc.ul(figs.errors)
-    paths["compare.md"] = atomic_write_text(out / "compare.md", doc.markdown())
-    paths["compare.html"] = atomic_write_text(out / "compare.html", doc.html(out, title))
+    paths = finish_report(doc, figs, out, "compare", title, extra={"compare.json": compare_json})
     return {**result, "paths": paths}
 
 

@@ -46,6 +46,8 @@ from torch import Tensor, nn
 
 from deepdig_fast import ops
 from deepdig_fast.hooks import eval_mode
+from deepdig_fast.rundir import model_device
+from deepdig_fast.validation import Int, Optional, check_class_id, check_int
 
 STAT_COLUMNS = ("changes", "distinct_labels", "third_class_changes", "in_band")
 DEFAULT_CHUNK_POINTS = 65536
@@ -57,28 +59,6 @@ _DESIGN_KEYS = 1 << 22  # random keys drawn at once when choosing K partners per
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-
-def _model_device(model, fallback: torch.device) -> torch.device:
-    if isinstance(model, nn.Module):
-        for t in model.parameters():
-            return t.device
-        for t in model.buffers():
-            return t.device
-    return fallback
-
-
-def _check_int(value, name: str, minimum: int, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = f"an int >= {minimum}" + (" or None" if allow_none else "")
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-
-
-def _check_class(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int class id, got {value!r}")
-
 
 def _check_samples(x, name: str) -> None:
     if not isinstance(x, Tensor):
@@ -265,16 +245,16 @@ def trajectory_oscillation(
     """
     t0 = time.perf_counter()
     _check_samples(points, "points")
-    _check_class(source, "source")
-    _check_class(target, "target")
+    check_class_id(source, "source")
+    check_class_id(target, "target")
     if source == target:
         raise ValueError(f"source and target must differ, got {source} and {target}")
-    _check_int(K, "K", 1)
-    _check_int(T, "T", 1)
-    _check_int(segments, "segments", 1, allow_none=True)
-    _check_int(seed, "seed", 0)
-    _check_int(chunk_segments, "chunk_segments", 1, allow_none=True)
-    _check_int(batch_size, "batch_size", 1, allow_none=True)
+    check_int(K, "K", low=1)
+    check_int(T, "T", low=1)
+    Optional(Int(1)).check(segments, "segments")
+    check_int(seed, "seed", low=0)
+    Optional(Int(1)).check(chunk_segments, "chunk_segments")
+    Optional(Int(1)).check(batch_size, "batch_size")
     if (not isinstance(band, (tuple, list)) or len(band) != 2
             or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in band)
             or not band[0] <= band[1]):
@@ -325,7 +305,7 @@ def trajectory_oscillation(
     i_idx, j_idx = _exact_design(N, K, gen) if segments is None else _estimate_design(N, segments, gen)
     S = int(i_idx.shape[0])
 
-    device = _model_device(model, points.device)
+    device = model_device(model, points.device)
     bs = batch_size or min(DEFAULT_BATCH_SIZE["cpu" if device.type == "cpu" else "other"], chunk * T)
     x = points.detach().to(device).reshape(N, -1).contiguous()
     if x.numel() and not bool(torch.isfinite(x).all()):
@@ -444,14 +424,14 @@ def linearity(
         raise TypeError(f"model must be an nn.Module (the embedding is read with a hook), got {type(model).__name__}")
     if not isinstance(embedding_layer, str) or not embedding_layer:
         raise ValueError(f"embedding_layer must be a submodule name like 'embedding', got {embedding_layer!r}")
-    _check_class(source, "source")
-    _check_class(target, "target")
+    check_class_id(source, "source")
+    check_class_id(target, "target")
     if source == target:
         raise ValueError(f"source and target must differ, got {source} and {target}")
     if not isinstance(C, (int, float)) or isinstance(C, bool) or not C > 0:
         raise ValueError(f"C must be a positive number, got {C!r}")
-    _check_int(max_iter, "max_iter", 1)
-    _check_int(seed, "seed", 0)
+    check_int(max_iter, "max_iter", low=1)
+    check_int(seed, "seed", low=0)
     pair = (source, target)
     xtr, ytr = _class_rows(x_train, y_train, pair, "x_train", "y_train")
     xte, yte = _class_rows(x_test, y_test, pair, "x_test", "y_test")
@@ -465,7 +445,7 @@ def linearity(
         if b.shape[0] and tuple(b.shape[1:]) != shape:
             raise ValueError(f"{name} must have sample shape {list(shape)} like x_train, got {list(b.shape[1:])}")
 
-    device = _model_device(model, xtr.device)
+    device = model_device(model, xtr.device)
     with eval_mode(model):
         def h_of(x: Tensor) -> Tensor | None:
             if x.shape[0] == 0:

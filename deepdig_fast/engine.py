@@ -13,7 +13,6 @@ so the batch stays at `batch_size` until the queue runs dry.
 from __future__ import annotations
 
 import contextlib
-import enum
 import math
 import time
 import weakref
@@ -25,18 +24,8 @@ from torch import Tensor
 
 from deepdig_fast import ops
 from deepdig_fast.hooks import capture_embeddings, eval_mode
-
-
-class Status(enum.IntEnum):
-    """Outcome of one pair. PENDING never appears in a finished result."""
-
-    PENDING = -1
-    SUCCESS = 0          # |p_source - p_target| < beta at the returned point
-    THIRD_CLASS = 1      # the evaluated point is predicted as a third class (see `intruder`)
-    STALLED = 2          # the point equals a bracket end in the working precision: no progress left
-    MAX_STEPS = 3        # max_steps points evaluated without success
-    INVALID_BRACKET = 4  # a not predicted source or b not predicted target: not bisected
-    NONFINITE = 5        # the model returned NaN/Inf logits for the pair (at an end or a point)
+from deepdig_fast.status import F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUDER, I_SIDE, I_STATUS, Status
+from deepdig_fast.validation import check_int, check_number
 
 
 @dataclass
@@ -112,6 +101,17 @@ class BorderlineResult:
             "batch_size": self.batch_size,
             "seconds": self.seconds,
         }
+
+
+#: the live batch when none is given: fixed per device type, never measured, so that results do
+#: not depend on timing (the MNIST CNN's fastest per-image batch on the 2-core dev CPU, and a size
+#: that fills a GPU; benchmarks/RESULTS.md)
+DEFAULT_BATCH_SIZE = {"cpu": 512, "accelerator": 16384}
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """The engine's fixed live batch for a device (512 on a CPU, 16384 on an accelerator)."""
+    return DEFAULT_BATCH_SIZE["cpu" if torch.device(device).type == "cpu" else "accelerator"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def refine_borderline(
     beta: float = 1e-4,
     max_steps: int = 64,
     embedding_layer: str | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
     method: str = "bisect",
 ) -> BorderlineResult:
     """Refine pairs (a, b) that straddle the source|target boundary to borderline instances.
@@ -240,8 +240,11 @@ def refine_borderline(
         max_steps: cap on evaluated points per pair (a pair that hits it ends as MAX_STEPS).
         embedding_layer: name of a submodule whose output is recorded at each returned point
             ("name:input" records its input); see deepdig_fast.hooks.
-        batch_size: live-batch cap (bounds memory); None measures the fastest size for this model
-            and device (choose_batch_size).
+        batch_size: live-batch cap (bounds memory). None: the fixed default for the device
+            (default_batch_size: 512 on a CPU, 16384 on an accelerator), so results never depend on
+            timing; "auto": the fastest size measured for this model and device
+            (choose_batch_size) -- faster, but batched forwards round differently at other sizes,
+            so points and attempts can differ in the last bits between machines or loads.
         method: "bisect" (the paper's Algorithm 1: midpoints; reference-exact) or "illinois"
             (false position on the logit gap z_source - z_target with the Illinois modification;
             same success test and same third-class rule, typically far fewer forwards).
@@ -253,12 +256,10 @@ def refine_borderline(
         raise ValueError(f"method must be one of {sorted(ops.METHODS)}, got {method!r}")
     if not callable(model):
         raise TypeError(f"model must be callable (an nn.Module), got {type(model).__name__}")
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and 0 < beta < 1):
-        raise ValueError(f"beta must be a number in (0, 1), got {beta!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    check_number(beta, "beta", low=0, high=1, closed="neither")
+    check_int(max_steps, "max_steps", low=1)
+    if batch_size is not None and batch_size != "auto":
+        check_int(batch_size, "batch_size", low=1)
     _check_pairs(a, b)
     P = a.shape[0]
     sample_shape = tuple(a.shape[1:])
@@ -274,10 +275,10 @@ def refine_borderline(
 
     hook = capture_embeddings(model, embedding_layer) if embedding_layer else contextlib.nullcontext()
     with eval_mode(model), hook as cap:
-        if batch_size is None:
+        if batch_size == "auto":
             live_cap = choose_batch_size(model, a[: min(P, 64)], limit=max(P, 1)) if P else 1
         else:
-            live_cap = batch_size
+            live_cap = batch_size or default_batch_size(device)
 
         # The ends: validate the bracket and read the logit gap there (for the root finders).
         n_classes = None
@@ -303,14 +304,15 @@ def refine_borderline(
         finite_ends = torch.isfinite(za).all(1) & torch.isfinite(zb).all(1)
         valid = finite_ends & (za.argmax(1) == src) & (zb.argmax(1) == tgt)
         fstate = torch.empty((P, 4), dtype=torch.float64, device=device)
-        fstate[:, 0] = 0.0
-        fstate[:, 1] = 1.0
-        fstate[:, 2] = za.double()[rows, src] - za.double()[rows, tgt]
-        fstate[:, 3] = zb.double()[rows, src] - zb.double()[rows, tgt]
+        fstate[:, F_LO] = 0.0
+        fstate[:, F_HI] = 1.0
+        fstate[:, F_G_LO] = za.double()[rows, src] - za.double()[rows, tgt]
+        fstate[:, F_G_HI] = zb.double()[rows, src] - zb.double()[rows, tgt]
         istate = torch.zeros((P, 4), dtype=torch.int64, device=device)
-        istate[:, 1] = torch.where(valid, Status.PENDING, torch.where(finite_ends, Status.INVALID_BRACKET, Status.NONFINITE))
-        istate[:, 2] = -1
-        istate[:, 3] = -1
+        istate[:, I_STATUS] = torch.where(
+            valid, Status.PENDING, torch.where(finite_ends, Status.INVALID_BRACKET, Status.NONFINITE))
+        istate[:, I_INTRUDER] = -1
+        istate[:, I_SIDE] = -1
         points = torch.full((P, D), float("nan"), dtype=a.dtype, device=device)
         probs = torch.full((P, C), float("nan"), dtype=torch.float64, device=device)
         lam_out = torch.full((P,), float("nan"), dtype=torch.float64, device=device)
@@ -343,9 +345,9 @@ def refine_borderline(
 
     return BorderlineResult(
         points=points.view(P, *sample_shape),
-        status=istate[:, 1].clone(),
-        intruder=istate[:, 2].clone(),
-        attempts=istate[:, 0].clone(),
+        status=istate[:, I_STATUS].clone(),
+        intruder=istate[:, I_INTRUDER].clone(),
+        attempts=istate[:, I_ATTEMPTS].clone(),
         probs=probs,
         lam=lam_out,
         embeddings=embeddings,

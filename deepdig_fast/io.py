@@ -22,6 +22,7 @@ __all__ = [
     "ChecksumError",
     "atomic_write_bytes",
     "atomic_write_text",
+    "atomic_write_group",
     "atomic_save_tensors",
     "load_tensors",
     "sha256_file",
@@ -52,8 +53,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call `write(f)` on a temp file beside `path`, fsync it, then atomically rename it to `path`."""
+def _write_temp(path: PathLike, write: Callable[[IO[bytes]], None]) -> tuple[Path, str]:
+    """Call `write(f)` on a new temp file beside `path` and fsync it; (destination, temp name).
+    The temp file is removed again if anything fails."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     dest = Path(path)
@@ -69,15 +71,56 @@ def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        _unlink_quietly(tmp_name)
+        raise
+    return dest, tmp_name
+
+
+def _unlink_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+
+
+def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call `write(f)` on a temp file beside `path`, fsync it, then atomically rename it to `path`."""
+    dest, tmp_name = _write_temp(path, write)
+    try:
         os.replace(tmp_name, dest)
     except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
+        _unlink_quietly(tmp_name)
         raise
-    _fsync_dir(directory)
+    _fsync_dir(dest.parent)
     return dest
+
+
+def atomic_write_group(files: Mapping[PathLike, bytes]) -> list[Path]:
+    """Write several files so that a failure while writing leaves all of them as they were.
+
+    Every file is first written and fsynced to a temp file beside its destination; only when all
+    are written are they renamed into place (renames need no space, so a full disk or a failing
+    write changes nothing). A crash during the short rename phase can leave some files new and
+    some old — each file itself is always whole. Returns the destinations in order.
+    """
+    staged: list[tuple[Path, str]] = []
+    try:
+        for path, data in files.items():
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"files[{str(path)!r}] must be bytes-like, got {type(data).__name__}")
+            staged.append(_write_temp(path, lambda f, data=data: f.write(data)))
+        for i, (dest, tmp_name) in enumerate(staged):
+            os.replace(tmp_name, dest)
+            staged[i] = (dest, "")
+    except BaseException:
+        for _, tmp_name in staged:
+            if tmp_name:
+                _unlink_quietly(tmp_name)
+        raise
+    for directory in {dest.parent for dest, _ in staged}:
+        _fsync_dir(directory)
+    return [dest for dest, _ in staged]
 
 
 def atomic_write_bytes(path: PathLike, data: bytes | bytearray | memoryview) -> Path:

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import ClassificationData
+from .rundir import model_device
 
 __all__ = [
     "MnistCNN",
@@ -236,17 +237,12 @@ def build_classifier(
         raise TypeError(f"build_classifier({arch!r}): bad keyword arguments {sorted(kwargs)} ({e})") from e
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Predicted labels int64 [N] (on x's device) for inputs x [N, *sample_shape], in eval mode."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = _model_device(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:

@@ -22,28 +22,25 @@ Run folder:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import math
-import platform
-import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import torch
 from torch import Tensor, nn
 
-from deepdig_fast import __version__
 from deepdig_fast.adversarial import AdversarialConfig, component_one, component_two
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.data import ClassificationData
-from deepdig_fast.engine import BorderlineResult, refine_borderline
-from deepdig_fast.io import atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
+from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
+from deepdig_fast.io import sha256_state_dict
+from deepdig_fast.rundir import (
+    StageStore, claim_folder, data_fingerprint, digest, environment, model_device, stage_seed, write_json,
+)
+from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, check_classifier, validate_fields
 
-RESULTS_SCHEMA = 1
+RESULTS_SCHEMA = 2
+RUN_KIND = "deepdig-run"
 
 
 @dataclass
@@ -53,7 +50,10 @@ class PairConfig:
     adversarial: training of the four autoencoders (AdversarialConfig: alpha 0.8, Adam 0.01,
     StepLR(1000, 0.95), 5000 steps, batch 128). beta, max_steps, method: the engine's (see
     refine_borderline). seed: the run's seed; every stage derives its own from it and its name.
-    baselines: also run RPBS and EPBS. engine_batch_size: live-batch cap (None: measured).
+    baselines: also run RPBS and EPBS. engine_batch_size: the engine's live batch (None: fixed per
+    device, 512 on a CPU and 16384 on an accelerator, so results do not depend on timing; "auto":
+    measured for the model and device, faster but machine-dependent in the last bits; the value
+    used is part of every engine stage's key).
     """
 
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
@@ -62,36 +62,32 @@ class PairConfig:
     method: str = "bisect"
     seed: int = 0
     baselines: bool = True
-    engine_batch_size: int | None = None
+    engine_batch_size: int | str | None = None
     characterize: bool = True
     trajectory_K: int = 50
     trajectory_T: int = 50
     trajectory_segments: int | None = None
     band: tuple = (-0.1, 0.1)
 
+    CONSTRAINTS = {
+        "beta": Number(0, 1, "neither"),
+        "max_steps": Int(1),
+        "method": Options(("bisect", "illinois")),
+        "seed": Int(0),
+        "trajectory_K": Int(1),
+        "trajectory_T": Int(1),
+        "trajectory_segments": Optional(Int(1)),
+        "band": BAND,
+    }
+
     def __post_init__(self) -> None:
         if isinstance(self.adversarial, dict):
             self.adversarial = AdversarialConfig(**self.adversarial)
-        if not (isinstance(self.beta, (int, float)) and 0 < self.beta < 1):
-            raise ValueError(f"PairConfig.beta must be in (0, 1), got {self.beta!r}")
-        if not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"PairConfig.max_steps must be a positive int, got {self.max_steps!r}")
-        if self.method not in ("bisect", "illinois"):
-            raise ValueError(f"PairConfig.method must be 'bisect' or 'illinois', got {self.method!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"PairConfig.seed must be a non-negative int, got {self.seed!r}")
-        for name in ("trajectory_K", "trajectory_T"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"PairConfig.{name} must be a positive int, got {v!r}")
-        if self.trajectory_segments is not None and (
-            isinstance(self.trajectory_segments, bool) or not isinstance(self.trajectory_segments, int)
-            or self.trajectory_segments < 1
-        ):
-            raise ValueError(f"PairConfig.trajectory_segments must be None (exact) or a positive int, got {self.trajectory_segments!r}")
-        self.band = tuple(float(b) for b in self.band)
-        if len(self.band) != 2 or not self.band[0] <= self.band[1]:
-            raise ValueError(f"PairConfig.band must be (lo, hi) with lo <= hi, got {self.band!r}")
+        if not isinstance(self.adversarial, AdversarialConfig):
+            raise TypeError(f"PairConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}")
+        validate_fields(self, self.CONSTRAINTS)
+        if self.engine_batch_size != "auto":
+            Optional(Int(1)).check(self.engine_batch_size, "PairConfig.engine_batch_size (or 'auto')")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -117,8 +113,9 @@ class PairResult:
     source: int
     target: int
     directions: dict[str, DirectionResult]
-    results: dict        # what results.json holds
+    results: dict        # what results.json holds (deterministic: no timings)
     out_dir: Path | None
+    timings: dict = field(default_factory=dict)   # what timings.json holds: wall times, reuse
 
     def summary_rows(self) -> list[dict]:
         """One row per (direction, method): success rate and mean attempts, for tables."""
@@ -129,83 +126,6 @@ class PairResult:
                     "pairs", "success_rate", "mean_attempts_success", "mean_attempts_all", "forwards")},
                     "skipped": m.get("skipped")})
         return rows
-
-
-# --------------------------------------------------------------------------------------------------
-# stage store: atomic, keyed, resumable
-# --------------------------------------------------------------------------------------------------
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class StageStore:
-    """Runs named stages, caching each output in `root/<name>.pt` (+ `.json` with its key)."""
-
-    def __init__(self, root: Path | None, progress: Callable[[str], None] | None = None):
-        self.root = None if root is None else Path(root)
-        self.timings: dict[str, dict] = {}
-        self.progress = progress
-
-    @staticmethod
-    def key(name: str, spec: dict) -> str:
-        """The key a stage's output is stored under: a digest of its name and settings."""
-        return _digest({"stage": name, **spec})
-
-    def _meta(self, name: str) -> dict:
-        meta = self.root / f"{name}.json"
-        if not (meta.exists() and (self.root / f"{name}.pt").exists()):
-            return {}
-        try:
-            info = json.loads(meta.read_text())
-        except json.JSONDecodeError:
-            return {}
-        return info if isinstance(info, dict) else {}
-
-    def finished(self, name: str, spec: dict) -> bool:
-        """Whether stage `name` is stored with the key of `spec` (always False without a root)."""
-        return self.root is not None and self._meta(name).get("key") == self.key(name, spec)
-
-    def run(self, name: str, spec: dict, compute: Callable[[], dict]) -> tuple[dict, str]:
-        key = self.key(name, spec)
-        if self.root is not None:
-            info = self._meta(name)
-            if info.get("key") == key:
-                out = load_tensors(self.root / f"{name}.pt")
-                self.timings[name] = {"seconds": info.get("seconds"), "reused": True}
-                if self.progress:
-                    self.progress(f"{name}: reused (finished earlier)")
-                return out, key
-        if self.progress:
-            self.progress(f"{name}: running")
-        t0 = time.perf_counter()
-        out = compute()
-        seconds = time.perf_counter() - t0
-        self.timings[name] = {"seconds": seconds, "reused": False}
-        if self.root is not None:
-            atomic_save_tensors(self.root / f"{name}.pt", out)
-            atomic_write_text(self.root / f"{name}.json", json.dumps(
-                {"key": key, "stage": name, "seconds": seconds, "spec": spec}, indent=2, default=str))
-        return out, key
-
-
-def _stage_seed(seed: int, name: str) -> int:
-    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31 - 1)
-
-
-def data_fingerprint(data: ClassificationData) -> dict:
-    """Identifies a data set cheaply: name, shapes, and checksums of the labels and of a sample."""
-    def h(t: Tensor) -> str:
-        return hashlib.sha256(t.contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
-
-    return {
-        "name": data.name,
-        "train": list(data.x_train.shape),
-        "test": list(data.x_test.shape),
-        "y_train": h(data.y_train),
-        "y_test": h(data.y_test),
-        "x_train_sample": h(data.x_train[:: max(1, data.x_train.shape[0] // 256)]),
-    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,26 +149,9 @@ def _result_from_dict(d: dict) -> BorderlineResult:
     return BorderlineResult(**{k: v for k, v in d.items() if k in names})
 
 
-def _nan_to_none(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj
-
-
 # --------------------------------------------------------------------------------------------------
 # the pipeline
 # --------------------------------------------------------------------------------------------------
-
-def _model_device(model) -> torch.device:
-    if isinstance(model, nn.Module):
-        for p in model.parameters():
-            return p.device
-    return torch.device("cpu")
-
 
 def run_pair(
     classifier: nn.Module,
@@ -283,22 +186,28 @@ def run_pair(
         PairResult; `results` is what results.json holds.
     """
     config = config or PairConfig()
+    if not isinstance(config, PairConfig):
+        raise TypeError(f"config must be a PairConfig, got {type(config).__name__}")
     if not isinstance(data, ClassificationData):
         raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
     C = data.num_classes
-    for name, v in (("source", source), ("target", target)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < C:
-            raise ValueError(f"{name} must be a class id in [0, {C}), got {v!r}")
+    check_class_id(source, "source", C)
+    check_class_id(target, "target", C)
     if source == target:
         raise ValueError(f"source and target must differ, got {source} and {target}")
     if embedding_layer is None:
         embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
-    device = _model_device(classifier)
+    # everything that can be checked is checked before the first stage: the classifier's fit to
+    # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
+    check_classifier(classifier, data, embedding_layer)
+    device = model_device(classifier)
+    if config.engine_batch_size is None:
+        config = dataclasses.replace(config, engine_batch_size=default_batch_size(device))
+    elif config.engine_batch_size == "auto":   # measured once, here, so the value enters every key
+        probe = data.class_inputs(source, "train")[:64].to(device)
+        config = dataclasses.replace(config, engine_batch_size=choose_batch_size(classifier, probe, limit=1 << 16))
     root = None if out_dir is None else Path(out_dir)
-    if root is not None:
-        root.mkdir(parents=True, exist_ok=True)
     say = log or (lambda msg: None)
-    store = StageStore(root, say)
     classifier_sha = sha256_state_dict(classifier.state_dict()) if isinstance(classifier, nn.Module) else None
     base_spec = {
         "classifier": classifier_sha,
@@ -306,23 +215,59 @@ def run_pair(
         "embedding_layer": embedding_layer,
         "autoencoder": "default" if autoencoder is None else getattr(autoencoder, "__qualname__", repr(autoencoder)),
     }
+    inputs = {**base_spec, "pair": [source, target], "config": config.to_dict()}
+    run_id = digest(inputs)
     t_run = time.perf_counter()
-    if root is not None:
-        _write_manifest(root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra)
+    if root is None:
+        return _run(classifier, data, source, target, config, StageStore(None, say), base_spec, autoencoder,
+                    embedding_layer, device, progress, run_id, inputs, t_run)
+    with claim_folder(root, RUN_KIND, {"pair": [source, target]}) as old_manifest:
+        if old_manifest is not None and old_manifest.get("run_id") != run_id:
+            # another run's results must never sit beside this run's manifest
+            for name in ("results.json", "timings.json"):
+                (root / name).unlink(missing_ok=True)
+        _write_manifest(root, classifier, classifier_sha, data, source, target, config, embedding_layer,
+                        manifest_extra, run_id)
+        result = _run(classifier, data, source, target, config, StageStore(root, say), base_spec, autoencoder,
+                      embedding_layer, device, progress, run_id, inputs, t_run)
+        write_json(root / "timings.json", result.timings)
+        write_json(root / "results.json", result.results)
+    return result
 
+
+#: result entries that are wall-clock measurements: they go to timings.json, never results.json
+TIMING_KEYS = ("seconds", "train_seconds")
+
+
+def split_timings(obj):
+    """(obj without TIMING_KEYS entries, the removed entries in the same nesting)."""
+    if not isinstance(obj, dict):
+        return obj, None
+    kept, times = {}, {}
+    for k, v in obj.items():
+        if k in TIMING_KEYS:
+            times[k] = v
+            continue
+        kept[k], sub = split_timings(v)
+        if sub:
+            times[k] = sub
+    return kept, times
+
+
+def _run(classifier, data, source, target, config, store, base_spec, autoencoder, embedding_layer, device,
+         progress, run_id, inputs, t_run) -> PairResult:
     directions: dict[str, DirectionResult] = {}
     for s, t in ((source, target), (target, source)):
         directions[f"{s}->{t}"] = _run_direction(
             classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
         )
-
     linearity = None
     if config.characterize:
         linearity = _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer)
-    results = _results_json(source, target, directions, store, config, time.perf_counter() - t_run, linearity)
-    if root is not None:
-        atomic_write_text(root / "results.json", json.dumps(_nan_to_none(results), indent=2))
-    return PairResult(source, target, directions, results, root)
+    results, timings = split_timings(_results_json(source, target, directions, config, linearity))
+    results = {"schema": RESULTS_SCHEMA, "kind": RUN_KIND, "run_id": run_id, "inputs": inputs, **results}
+    timings = {"run_id": run_id, **(timings or {}), "stages": store.timings, "seconds": time.perf_counter() - t_run}
+    return PairResult(source, target, directions, results, store.root, timings)
 
 
 def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):
@@ -336,11 +281,11 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
     keys: dict[str, str] = {}
     engine_kw = dict(beta=config.beta, max_steps=config.max_steps, method=config.method,
                      embedding_layer=embedding_layer, batch_size=config.engine_batch_size)
-    engine_spec = {k: v for k, v in engine_kw.items() if k != "batch_size"}
+    engine_spec = dict(engine_kw)   # the live batch too: batched forwards round differently at other sizes
 
     # Component I
     name1 = f"components/ae1_{tag}"
-    adv_cfg1 = dataclasses.replace(config.adversarial, seed=_stage_seed(config.seed, name1))
+    adv_cfg1 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1))
 
     def comp1():
         r = component_one(classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=autoencoder, progress=progress)
@@ -366,7 +311,7 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
         skipped["deepdig"] = c1["stats"]["collapse"] or "component I produced no adversarial samples"
     else:
         name2 = f"components/ae2_{tag}"
-        adv_cfg2 = dataclasses.replace(config.adversarial, seed=_stage_seed(config.seed, name2))
+        adv_cfg2 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name2))
 
         def comp2():
             r = component_two(classifier, adversarial, s, t, adv_cfg2, autoencoder=autoencoder, progress=progress)
@@ -400,7 +345,7 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
         x_all, y_all = data.x_train.to(device), data.y_train.to(device)
 
         def rpbs():
-            p = random_pairs(classifier, x_all, y_all, s, t, seed=_stage_seed(config.seed, f"rpbs_{tag}"))
+            p = random_pairs(classifier, x_all, y_all, s, t, seed=stage_seed(config.seed, f"rpbs_{tag}"))
             return _result_to_dict(refine_borderline(classifier, p.a, p.b, s, t, **engine_kw), p.a_index, p.b_index)
 
         out, _ = store.run(f"borderline/rpbs_{tag}", {**base_spec, "s": s, "t": t, "seed": config.seed, "engine": engine_spec}, rpbs)
@@ -431,7 +376,7 @@ def _characterize(classifier, data, source, target, directions, config, store, b
     "linearity" entry and fills each direction's `trajectory`."""
     from deepdig_fast.characterize import linearity, split_linearity, trajectory_oscillation
 
-    device = _model_device(classifier)
+    device = model_device(classifier)
     traj_spec = {"K": config.trajectory_K, "T": config.trajectory_T, "segments": config.trajectory_segments,
                  "band": list(config.band)}
     for key, d in directions.items():
@@ -444,7 +389,7 @@ def _characterize(classifier, data, source, target, directions, config, store, b
         def traj(points=points, d=d, name=name):
             r = trajectory_oscillation(
                 classifier, points.to(device), d.source, d.target, K=config.trajectory_K, T=config.trajectory_T,
-                segments=config.trajectory_segments, seed=_stage_seed(config.seed, name), band=config.band,
+                segments=config.trajectory_segments, seed=stage_seed(config.seed, name), band=config.band,
             )
             return {**r.tensors(), "summary": r.to_dict()}
 
@@ -464,7 +409,7 @@ def _characterize(classifier, data, source, target, directions, config, store, b
             classifier, embedding_layer, data.x_train.to(device), data.y_train.to(device), data.x_test.to(device),
             data.y_test.to(device), source, target,
             (empty if b_st is None else b_st).to(device), (empty if b_ts is None else b_ts).to(device),
-            seed=_stage_seed(config.seed, name),
+            seed=stage_seed(config.seed, name),
         )
         summary, arrays = split_linearity(r)
         return {**arrays, "summary": summary}
@@ -474,14 +419,11 @@ def _characterize(classifier, data, source, target, directions, config, store, b
     return out["summary"]
 
 
-def _results_json(source, target, directions, store, config, seconds, linearity=None) -> dict:
+def _results_json(source, target, directions, config, linearity=None) -> dict:
     out = {
-        "schema": RESULTS_SCHEMA,
         "pair": [source, target],
         "config": config.to_dict(),
         "directions": {},
-        "stages": store.timings,
-        "seconds": seconds,
     }
     if linearity is not None:
         out["linearity"] = linearity
@@ -502,16 +444,12 @@ def _results_json(source, target, directions, store, config, seconds, linearity=
     return out
 
 
-def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedding_layer, extra):
-    from deepdig_fast._ext import build_info
-
+def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedding_layer, extra, run_id):
     manifest = {
-        "tool": "deepdig_fast",
-        "version": __version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "build": build_info(),
+        **environment(),
+        "kind": RUN_KIND,
+        "scope": {"pair": [s, t]},
+        "run_id": run_id,
         "pair": [s, t],
         "seed": config.seed,
         "config": config.to_dict(),
@@ -520,4 +458,4 @@ def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedd
         "classes": list(data.classes),
         **(extra or {}),
     }
-    atomic_write_text(root / "manifest.json", json.dumps(_nan_to_none(manifest), indent=2, default=str))
+    write_json(root / "manifest.json", manifest)

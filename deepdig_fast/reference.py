@@ -8,10 +8,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Status codes and state columns; mirror csrc/common/bracket.h.
-PENDING, SUCCESS, THIRD_CLASS, STALLED, MAX_STEPS, INVALID_BRACKET, NONFINITE = -1, 0, 1, 2, 3, 4, 5
-LO, HI, GLO, GHI = 0, 1, 2, 3
-ATTEMPTS, STATUS, INTRUDER, SIDE = 0, 1, 2, 3
+from deepdig_fast.status import F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUDER, I_SIDE, I_STATUS, Status
+
+# Status codes as plain ints (deepdig_fast.status is their one source).
+PENDING, SUCCESS, THIRD_CLASS, STALLED, MAX_STEPS, INVALID_BRACKET, NONFINITE = (
+    int(Status.PENDING), int(Status.SUCCESS), int(Status.THIRD_CLASS), int(Status.STALLED), int(Status.MAX_STEPS),
+    int(Status.INVALID_BRACKET), int(Status.NONFINITE))
+LO, HI, GLO, GHI = F_LO, F_HI, F_G_LO, F_G_HI
+ATTEMPTS, STATUS, INTRUDER, SIDE = I_ATTEMPTS, I_STATUS, I_INTRUDER, I_SIDE
 BISECT, ILLINOIS = 0, 1
 
 

@@ -36,84 +36,23 @@ matplotlib's Agg canvas without pyplot, so no global matplotlib state changes.
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
-import io
-import json
 import math
-import re
 from pathlib import Path
 
 import torch
 
-from deepdig_fast.io import atomic_write_bytes, atomic_write_text
+from deepdig_fast.rundir import check_same_run
+from deepdig_fast.status import STATUS_TEXT as _STATUS_TEXT
+from deepdig_fast.document import Doc, Figures, finish_report, fmt, fmt_g, int_text, load_pt, num, pct, read_json, secs
 
 METHOD_NAMES = {"deepdig": "DeepDIG", "rpbs": "RPBS", "epbs": "EPBS"}
 METHOD_COLORS = {"deepdig": "#1f77b4", "rpbs": "#ff7f0e", "epbs": "#2ca02c"}
-STATUS_TEXT = {
-    "SUCCESS": "success",
-    "THIRD_CLASS": "a third class won at the midpoint",
-    "STALLED": "no progress left in float precision",
-    "MAX_STEPS": "step cap reached",
-    "INVALID_BRACKET": "ends not classified as s and t",
-    "NONFINITE": "NaN/Inf logits",
-}
-_RC = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
-       "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13}
-
+STATUS_TEXT = {status.name: text for status, text in _STATUS_TEXT.items()}
 
 # --------------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------------
-
-def _num(v) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _fmt(v, digits: int = 2) -> str:
-    f = _num(v)
-    if f is None:
-        return "–"
-    return f"{f:.{digits}f}"
-
-
-def _fmt_g(v, digits: int = 3) -> str:
-    f = _num(v)
-    return "–" if f is None else f"{f:.{digits}g}"
-
-
-def _pct(v, digits: int = 1) -> str:
-    f = _num(v)
-    return "–" if f is None else f"{100 * f:.{digits}f}%"
-
-
-def _int(v) -> str:
-    f = _num(v)
-    return "–" if f is None else f"{int(f):,}"
-
-
-def _secs(v) -> str:
-    f = _num(v)
-    if f is None:
-        return "–"
-    if f < 120:
-        return f"{f:.1f} s"
-    return f"{f / 60:.1f} min"
-
-
-def _load_pt(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    return obj if isinstance(obj, dict) else None
-
 
 def _arrow(key: str) -> str:
     return key.replace("->", "→")
@@ -149,42 +88,6 @@ def _spread(idx: torch.Tensor, k: int) -> torch.Tensor:
 # figures
 # --------------------------------------------------------------------------------------------------
 
-class _Figures:
-    """Draws figures into run_dir/figures and remembers what was written or why not."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.dir = root / "figures"
-        self.written: dict[str, Path] = {}
-        self.errors: list[str] = []
-
-    def save(self, fig, name: str) -> str:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100, facecolor="white")
-        path = atomic_write_bytes(self.dir / name, buf.getvalue())
-        rel = f"figures/{name}"
-        self.written[rel] = path
-        return rel
-
-    def draw(self, name: str, fn, *args) -> tuple[str | None, str | None]:
-        """(relative path, None) or (None, why) -- a failing figure is reported, not raised."""
-        import matplotlib
-
-        from matplotlib.figure import Figure
-
-        try:
-            with matplotlib.rc_context(_RC):
-                fig = Figure(layout="constrained")
-                out = fn(fig, *args)
-                if out is not None:  # fn declined: a reason
-                    return None, out
-                return self.save(fig, name), None
-        except Exception as exc:  # a report must not take a finished run down with it
-            msg = f"figure {name} could not be drawn: {type(exc).__name__}: {exc}"
-            self.errors.append(msg)
-            return None, msg
-
-
 def _fig_success(fig, directions: dict, labels: dict) -> str | None:
     keys = list(directions)
     if not keys:
@@ -199,7 +102,7 @@ def _fig_success(fig, directions: dict, labels: dict) -> str | None:
             x = di + (mi - 1) * width
             if info is None:
                 continue
-            rate = _num(info.get("success_rate"))
+            rate = num(info.get("success_rate"))
             if info.get("skipped") or rate is None:
                 ax.text(x, 0.02, "skipped" if info.get("skipped") else "no pairs", rotation=90, ha="center",
                         va="bottom", fontsize=9, color="0.4")
@@ -362,7 +265,7 @@ def _fig_svm(fig, arrays: dict, sets: dict, names: list[str]) -> str | None:
             ax.axvline(0.0, color="k", linewidth=1)
             ax.legend(frameon=False, fontsize=9)
         info = sets.get(name) or {}
-        ax.set_title(f"{name}: m1 = {_fmt_g(info.get('m1'))}, SVM acc. {_pct(info.get('accuracy'))}", fontsize=11)
+        ax.set_title(f"{name}: m1 = {fmt_g(info.get('m1'))}, SVM acc. {pct(info.get('accuracy'))}", fontsize=11)
         ax.set_xlabel("signed distance to the SVM hyperplane")
         if k == 0:
             ax.set_ylabel("inputs")
@@ -383,7 +286,7 @@ def _training_inputs(manifest: dict) -> tuple[torch.Tensor | None, str | None]:
                       "(only the shipped MNIST is)")
     try:
         from deepdig_fast.data import load_mnist
-        from deepdig_fast.pipeline import data_fingerprint
+        from deepdig_fast.rundir import data_fingerprint
 
         data = load_mnist()
         n_train = (fp.get("train") or [None])[0]
@@ -419,116 +322,9 @@ def _strip_rows(method: str, d: dict, s: int, t: int, ends, k: int) -> list[dict
 # document model: blocks rendered to Markdown and HTML
 # --------------------------------------------------------------------------------------------------
 
-class _Doc:
-    def __init__(self):
-        self.blocks: list[tuple] = []
-
-    def h(self, level: int, text: str):
-        self.blocks.append(("h", level, text))
-
-    def p(self, text: str):
-        self.blocks.append(("p", text))
-
-    def ul(self, items: list[str]):
-        self.blocks.append(("ul", items))
-
-    def note(self, text: str):
-        self.blocks.append(("note", text))
-
-    def table(self, header: list[str], rows: list[list[str]]):
-        self.blocks.append(("table", header, rows))
-
-    def fig(self, rel: str | None, caption: str, why: str | None = None):
-        if rel is None:
-            self.note(f"Figure not drawn: {why}.")
-        else:
-            self.blocks.append(("fig", rel, caption))
-
-    # ---- Markdown
-    def markdown(self) -> str:
-        out = []
-        for b in self.blocks:
-            kind = b[0]
-            if kind == "h":
-                out.append("#" * b[1] + " " + b[2])
-            elif kind == "p":
-                out.append(b[1])
-            elif kind == "ul":
-                out.append("\n".join(f"- {i}" for i in b[1]))
-            elif kind == "note":
-                out.append(f"> **Note.** {b[1]}")
-            elif kind == "table":
-                esc = lambda c: str(c).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-                lines = ["| " + " | ".join(esc(c) for c in b[1]) + " |",
-                         "|" + "|".join("---" for _ in b[1]) + "|"]
-                lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in b[2]]
-                out.append("\n".join(lines))
-            elif kind == "fig":
-                out.append(f"![{b[2].split('.')[0]}]({b[1]})\n\n*{b[2]}*")
-        return "\n\n".join(out) + "\n"
-
-    # ---- HTML
-    @staticmethod
-    def _inline(text: str) -> str:
-        s = html.escape(text, quote=False)
-        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-        s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
-        s = re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", s)
-        return s
-
-    def html(self, root: Path, title: str) -> str:
-        body = []
-        for b in self.blocks:
-            kind = b[0]
-            if kind == "h":
-                body.append(f"<h{b[1]}>{self._inline(b[2])}</h{b[1]}>")
-            elif kind == "p":
-                body.append(f"<p>{self._inline(b[1])}</p>")
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{self._inline(i)}</li>" for i in b[1]) + "</ul>")
-            elif kind == "note":
-                body.append(f'<div class="note"><strong>Note.</strong> {self._inline(b[1])}</div>')
-            elif kind == "table":
-                head = "".join(f"<th>{self._inline(str(c))}</th>" for c in b[1])
-                rows = "".join("<tr>" + "".join(f"<td>{self._inline(str(c))}</td>" for c in row) + "</tr>" for row in b[2])
-                body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
-            elif kind == "fig":
-                data = base64.b64encode((root / b[1]).read_bytes()).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(b[1])}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{self._inline(b[2])}</figcaption></figure>")
-        css = (
-            "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;max-width:1000px;"
-            "margin:2em auto;padding:0 1em;line-height:1.5;color:#222}"
-            "h1{border-bottom:2px solid #ddd;padding-bottom:.3em}h2{margin-top:2em;border-bottom:1px solid #eee}"
-            "table{border-collapse:collapse;margin:1em 0;font-size:.92em}"
-            "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}"
-            "th{background:#f3f5f7}tr:nth-child(even) td{background:#fafafa}"
-            ".scroll{overflow-x:auto}figure{margin:1.5em 0}img{max-width:100%;height:auto;border:1px solid #eee}"
-            "figcaption{font-size:.92em;color:#444;margin-top:.4em}"
-            "code{background:#f3f3f3;padding:0 .25em;border-radius:3px}"
-            ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em .8em;margin:1em 0}"
-        )
-        return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-                f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n</head>\n<body>\n"
-                + "\n".join(body) + "\n</body>\n</html>\n")
-
-
 # --------------------------------------------------------------------------------------------------
 # the report
 # --------------------------------------------------------------------------------------------------
-
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"run_dir must hold {path.name} ({what}); {path} does not exist")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(obj).__name__}")
-    return obj
-
 
 def write_report(run_dir) -> dict[str, Path]:
     """Write report.md, report.html (figures embedded) and figures/*.png into a run folder.
@@ -544,8 +340,10 @@ def write_report(run_dir) -> dict[str, Path]:
     root = Path(run_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"run_dir must be a run folder written by `deepdig run`; {root} is not a directory")
-    manifest = _read_json(root / "manifest.json", "the run's settings")
-    results = _read_json(root / "results.json", "the run's results; is the run finished?")
+    manifest = read_json(root / "manifest.json", "the run's settings")
+    results = read_json(root / "results.json", "the run's results; is the run finished?")
+    check_same_run(root, manifest, results, "results.json")
+    timings = read_json(root / "timings.json", "") if (root / "timings.json").is_file() else {}
 
     pair = results.get("pair") or manifest.get("pair")
     if not (isinstance(pair, list) and len(pair) == 2):
@@ -556,8 +354,8 @@ def write_report(run_dir) -> dict[str, Path]:
     names += [str(c) for c in range(len(names), n_classes)]
     directions: dict = results.get("directions") or {}
     labels = {k: f"{names[v.get('source', 0)]} → {names[v.get('target', 0)]}" for k, v in directions.items()}
-    figs = _Figures(root)
-    doc = _Doc()
+    figs = Figures(root)
+    doc = Doc()
     cfg = manifest.get("config") or results.get("config") or {}
     adv = cfg.get("adversarial") or {}
     dataset = manifest.get("dataset") or (manifest.get("data") or {}).get("name") or "?"
@@ -571,11 +369,11 @@ def write_report(run_dir) -> dict[str, Path]:
     for key, d in directions.items():
         s, t = d.get("source"), d.get("target")
         tag = f"{s}-{t}"
-        borderline[key] = {m: _load_pt(root / "borderline" / f"{m}_{tag}.pt") for m in ("deepdig", "rpbs", "epbs")}
-        c2 = _load_pt(root / "components" / f"ae2_{tag}.pt")
+        borderline[key] = {m: load_pt(root / "borderline" / f"{m}_{tag}.pt") for m in ("deepdig", "rpbs", "epbs")}
+        c2 = load_pt(root / "components" / f"ae2_{tag}.pt")
         ae2[key] = None if c2 is None else {"a": c2.get("a"), "a2": c2.get("a2")}
-        trajectory_pt[key] = _load_pt(root / "characterize" / f"trajectory_{tag}.pt")
-    linearity_pt = _load_pt(root / "characterize" / f"linearity_{S}-{T}.pt")
+        trajectory_pt[key] = load_pt(root / "characterize" / f"trajectory_{tag}.pt")
+    linearity_pt = load_pt(root / "characterize" / f"linearity_{S}-{T}.pt")
     lin = results.get("linearity")
     charac = results.get("characterization")
 
@@ -590,12 +388,12 @@ def write_report(run_dir) -> dict[str, Path]:
         if m.get("skipped"):
             summary.append(f"**{labels[key]}**: DeepDIG found no borderline samples ({m['skipped']}).")
         else:
-            summary.append(f"**{labels[key]}**: DeepDIG refined {_int(m.get('pairs'))} pairs into "
-                           f"{_int(m.get('successes'))} borderline samples (success rate {_pct(m.get('success_rate'))}, "
-                           f"{_fmt(m.get('mean_attempts_success'), 1)} attempts on average).")
+            summary.append(f"**{labels[key]}**: DeepDIG refined {int_text(m.get('pairs'))} pairs into "
+                           f"{int_text(m.get('successes'))} borderline samples (success rate {pct(m.get('success_rate'))}, "
+                           f"{fmt(m.get('mean_attempts_success'), 1)} attempts on average).")
             tr = d.get("trajectory") or {}
-            if _num(tr.get("oscillation")) is not None:
-                summary[-1] += f" Trajectory oscillation {_fmt_g(tr['oscillation'])}."
+            if num(tr.get("oscillation")) is not None:
+                summary[-1] += f" Trajectory oscillation {fmt_g(tr['oscillation'])}."
     if isinstance(lin, dict) and lin.get("sets"):
         summary.append(_linearity_reading(lin))
     doc.h(2, "Summary")
@@ -608,7 +406,7 @@ def write_report(run_dir) -> dict[str, Path]:
           "finds equally likely to be *s* and *t*. DeepDIG (Karimi, Derr and Tang, \"Characterizing the Decision "
           "Boundary of Deep Neural Networks\") finds inputs on that boundary and then measures its shape.")
     doc.p(f"A **borderline sample** is an input *x* whose softmax probabilities of the two classes agree to within "
-          f"β = {_fmt_g(cfg.get('beta', 1e-4))}: |p_s(x) − p_t(x)| < β, with *s* and *t* ahead of every other class. "
+          f"β = {fmt_g(cfg.get('beta', 1e-4))}: |p_s(x) − p_t(x)| < β, with *s* and *t* ahead of every other class. "
           "Every method below starts from **pairs** of inputs, one classified *s* and one classified *t*, and "
           "walks along the straight line between them by bisection: the midpoint is classified, and the half "
           "whose ends still have different classes is kept, until the midpoint is borderline (a **success**) or "
@@ -629,18 +427,18 @@ def write_report(run_dir) -> dict[str, Path]:
     fp = manifest.get("data") or {}
     acc = meta.get("accuracy")
     rows = [
-        ["data set", f"{dataset}: {_int((fp.get('train') or [None])[0])} training / {_int((fp.get('test') or [None])[0])} test inputs, "
+        ["data set", f"{dataset}: {int_text((fp.get('train') or [None])[0])} training / {int_text((fp.get('test') or [None])[0])} test inputs, "
                      f"input shape {(fp.get('train') or [None])[1:]}"],
         ["classes", f"s = {S} ({names[S]}), t = {T} ({names[T]})"],
-        ["classifier", f"{clf.get('class', '?')}" + (f", test accuracy {_pct(acc, 2)}" if _num(acc) is not None else "")
+        ["classifier", f"{clf.get('class', '?')}" + (f", test accuracy {pct(acc, 2)}" if num(acc) is not None else "")
          + f", weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…"],
         ["embedding layer", f"`{clf.get('embedding_layer')}`" if clf.get("embedding_layer") else "none (EPBS and linearity need one)"],
-        ["autoencoders", f"{_int(adv.get('steps'))} steps, α = {adv.get('alpha', '?')}, Adam lr {adv.get('lr', '?')}, "
+        ["autoencoders", f"{int_text(adv.get('steps'))} steps, α = {adv.get('alpha', '?')}, Adam lr {adv.get('lr', '?')}, "
                          f"batch {adv.get('batch_size', '?')}"],
-        ["borderline search", f"{cfg.get('method', '?')}, β = {_fmt_g(cfg.get('beta'))}, at most {cfg.get('max_steps', '?')} attempts"],
+        ["borderline search", f"{cfg.get('method', '?')}, β = {fmt_g(cfg.get('beta'))}, at most {cfg.get('max_steps', '?')} attempts"],
         ["seed", str(cfg.get("seed", manifest.get("seed", "?")))],
         ["software", f"deepdig_fast {manifest.get('version', '?')}, torch {manifest.get('torch', '?')}, Python {manifest.get('python', '?')}"],
-        ["wall time", _secs(results.get("seconds"))],
+        ["wall time", secs(timings.get("seconds", results.get("seconds")))],
     ]
     doc.table(["item", "value"], rows)
 
@@ -661,9 +459,9 @@ def write_report(run_dir) -> dict[str, Path]:
                 continue
             counts = info.get("counts") or {}
             fails = ", ".join(f"{STATUS_TEXT.get(k, k)}: {v}" for k, v in counts.items() if k != "SUCCESS" and v) or "none"
-            trows.append([labels[key], METHOD_NAMES[m], _int(info.get("pairs")), _int(info.get("successes")),
-                          _pct(info.get("success_rate")), _fmt(info.get("mean_attempts_success"), 1),
-                          _fmt(info.get("mean_attempts_failure"), 1), fails, _int(info.get("forwards"))])
+            trows.append([labels[key], METHOD_NAMES[m], int_text(info.get("pairs")), int_text(info.get("successes")),
+                          pct(info.get("success_rate")), fmt(info.get("mean_attempts_success"), 1),
+                          fmt(info.get("mean_attempts_failure"), 1), fails, int_text(info.get("forwards"))])
     doc.table(["direction", "method", "pairs", "successes", "success rate", "mean attempts (successes)",
                "mean attempts (failures)", "failures by reason", "forwards"], trows)
     crows = []
@@ -671,8 +469,8 @@ def write_report(run_dir) -> dict[str, Path]:
         c1 = d.get("component_one") or {}
         tr = c1.get("train") or {}
         c2 = d.get("component_two") or {}
-        crows.append([labels[key], _int(tr.get("n_inputs")), _int(tr.get("kept")), _pct(c1.get("fraction_of_all")),
-                      _pct(c1.get("test_fraction_of_all")), _int(c2.get("pairs")) if c2 else "–",
+        crows.append([labels[key], int_text(tr.get("n_inputs")), int_text(tr.get("kept")), pct(c1.get("fraction_of_all")),
+                      pct(c1.get("test_fraction_of_all")), int_text(c2.get("pairs")) if c2 else "–",
                       c1.get("collapse") or (c2 or {}).get("collapse") or ""])
     doc.p("DeepDIG's pairs come from its autoencoders. Component I turns the training inputs of the source class "
           "into adversarial samples (kept when the classifier called the original *s* and calls the output *t*); "
@@ -745,7 +543,7 @@ def write_report(run_dir) -> dict[str, Path]:
     doc.h(2, "Shape of the boundary")
     if isinstance(charac, dict) and charac.get("note"):
         doc.note(str(charac["note"]))
-    _trajectory_section(doc, figs, directions, labels, trajectory_pt)
+    _trajectory_section(doc, figs, directions, labels, trajectory_pt, timings.get("directions") or {})
     _linearity_section(doc, figs, lin, linearity_pt, names, S, T)
 
     # ---- files
@@ -758,18 +556,7 @@ def write_report(run_dir) -> dict[str, Path]:
         "`characterize/trajectory_S-T.pt`, `characterize/linearity_S-T.pt`: per-segment statistics and SVM distances.",
         "`figures/*.png`: the figures of this report. Load `.pt` files with `torch.load(path, weights_only=True)`.",
     ])
-    return _finish(doc, figs, root, "report", title)
-
-
-def _finish(doc: _Doc, figs: _Figures, root: Path, stem: str, title: str) -> dict[str, Path]:
-    """List the figures that failed, write <stem>.md and <stem>.html; return every path written."""
-    if figs.errors:
-        doc.h(2, "Problems while writing this report")
-        doc.ul(figs.errors)
-    written = dict(figs.written)
-    written[f"{stem}.md"] = atomic_write_text(root / f"{stem}.md", doc.markdown())
-    written[f"{stem}.html"] = atomic_write_text(root / f"{stem}.html", doc.html(root, title))
-    return written
+    return finish_report(doc, figs, root, "report", title)
 
 
 def _linearity_reading(lin: dict) -> str:
@@ -777,9 +564,9 @@ def _linearity_reading(lin: dict) -> str:
     sets = lin.get("sets") or {}
     b = sets.get("borderline") or {}
     refs = [(sets.get(k) or {}) for k in ("train", "test")]
-    ref_m1 = [v for v in (_num(r.get("m1")) for r in refs) if v is not None]
-    ref_abs = [v for v in (_num(r.get("mean_abs")) for r in refs) if v is not None]
-    bm1, babs, bacc = _num(b.get("m1")), _num(b.get("mean_abs")), _num(b.get("accuracy"))
+    ref_m1 = [v for v in (num(r.get("m1")) for r in refs) if v is not None]
+    ref_abs = [v for v in (num(r.get("mean_abs")) for r in refs) if v is not None]
+    bm1, babs, bacc = num(b.get("m1")), num(b.get("mean_abs")), num(b.get("accuracy"))
     if bm1 is None or not ref_m1:
         return "Embedding linearity: not enough data for a reading (no borderline or train/test inputs)."
     ratio = bm1 / min(ref_m1) if min(ref_m1) > 0 else float("inf")
@@ -792,12 +579,13 @@ def _linearity_reading(lin: dict) -> str:
         verdict = "the boundary is close to, but not exactly, a hyperplane in embedding space"
     else:
         verdict = "the boundary is far from a hyperplane in embedding space"
-    return (f"Embedding linearity: borderline m1 = {_fmt_g(bm1)} against {_fmt_g(min(ref_m1))} for train/test "
-            f"(ratio {_fmt_g(ratio, 2)}{closer}); the SVM classifies the borderline samples with accuracy "
-            f"{_pct(bacc)} (50% = chance): {verdict}.")
+    return (f"Embedding linearity: borderline m1 = {fmt_g(bm1)} against {fmt_g(min(ref_m1))} for train/test "
+            f"(ratio {fmt_g(ratio, 2)}{closer}); the SVM classifies the borderline samples with accuracy "
+            f"{pct(bacc)} (50% = chance): {verdict}.")
 
 
-def _trajectory_section(doc: _Doc, figs: _Figures, directions: dict, labels: dict, trajectory_pt: dict) -> None:
+def _trajectory_section(doc: Doc, figs: Figures, directions: dict, labels: dict, trajectory_pt: dict,
+                        times: dict) -> None:
     doc.h(3, "Trajectory oscillation")
     doc.p("How often does the predicted class change when you walk from one borderline sample to another? For each "
           "borderline sample x_i, K other samples x_j of the same direction are drawn; T evenly spaced points on "
@@ -819,15 +607,16 @@ def _trajectory_section(doc: _Doc, figs: _Figures, directions: dict, labels: dic
             continue
         any_result = True
         ci = tr.get("ci95")
-        osc = _fmt_g(tr.get("oscillation"), 4)
-        if ci and _num(ci[0]) is not None:
-            osc += f" (95% CI {_fmt_g(ci[0], 4)} – {_fmt_g(ci[1], 4)})"
+        osc = fmt_g(tr.get("oscillation"), 4)
+        if ci and num(ci[0]) is not None:
+            osc += f" (95% CI {fmt_g(ci[0], 4)} – {fmt_g(ci[1], 4)})"
         band = tr.get("band") or [None, None]
-        rows.append([labels[key], tr.get("mode", "?"), _int(tr.get("n_samples")),
-                     f"K = {tr.get('K')}, T = {tr.get('T')}", _int(tr.get("n_segments")), osc,
-                     _fmt(tr.get("mean_distinct_labels"), 2), _pct(tr.get("third_class_change_share")),
-                     f"{_pct(tr.get('band_share'))} in [{_fmt_g(band[0])}, {_fmt_g(band[1])}]",
-                     f"{_int(tr.get('forwards'))} / {_secs(tr.get('seconds'))}"])
+        rows.append([labels[key], tr.get("mode", "?"), int_text(tr.get("n_samples")),
+                     f"K = {tr.get('K')}, T = {tr.get('T')}", int_text(tr.get("n_segments")), osc,
+                     fmt(tr.get("mean_distinct_labels"), 2), pct(tr.get("third_class_change_share")),
+                     f"{pct(tr.get('band_share'))} in [{fmt_g(band[0])}, {fmt_g(band[1])}]",
+                     f"{int_text(tr.get('forwards'))} / "
+                     f"{secs(((times.get(key) or {}).get('trajectory') or {}).get('seconds', tr.get('seconds')))}"])
     doc.table(["direction", "mode", "samples", "design", "segments", "oscillation", "distinct labels (mean)",
                "third-class share of changes", "band share", "forwards / time"], rows)
     if not any_result:
@@ -844,13 +633,13 @@ def _trajectory_section(doc: _Doc, figs: _Figures, directions: dict, labels: dic
             doc.note(f"characterize/trajectory file of {labels[key]} has no T; histogram skipped.")
             continue
         tag = key.replace("->", "-")
-        mean = _num((d.get("trajectory") or {}).get("oscillation"))
+        mean = num((d.get("trajectory") or {}).get("oscillation"))
         rel, why = figs.draw(f"oscillation_{tag}.png", _fig_oscillation, pt["stats"], T, key, mean)
         doc.fig(rel, f"Per-segment oscillation and number of classes met, {labels[key]}. A spike at 0 means most "
                      "segments between borderline samples stay within one class.", why)
 
 
-def _linearity_section(doc: _Doc, figs: _Figures, lin, arrays, names: list[str], S: int, T: int) -> None:
+def _linearity_section(doc: Doc, figs: Figures, lin, arrays, names: list[str], S: int, T: int) -> None:
     doc.h(3, "Linearity in embedding space")
     doc.p("Is the boundary a flat hyperplane in the classifier's embedding space (its penultimate layer)? A linear "
           "SVM is fitted to the embeddings of all training inputs of the two classes; for every input the "
@@ -869,9 +658,9 @@ def _linearity_section(doc: _Doc, figs: _Figures, lin, arrays, names: list[str],
         s = (lin.get("sets") or {}).get(name)
         if s is None:
             continue
-        rows.append([name, _int(s.get("n")), _fmt_g(s.get("m1"), 4), _fmt_g(s.get("m2"), 4), _fmt_g(s.get("mean_abs"), 4),
-                     _fmt_g(s.get("max"), 4), _fmt_g(s.get("mean"), 4), _fmt_g(s.get("min"), 4),
-                     _pct(s.get("accuracy")), _int(s.get("misclassified"))])
+        rows.append([name, int_text(s.get("n")), fmt_g(s.get("m1"), 4), fmt_g(s.get("m2"), 4), fmt_g(s.get("mean_abs"), 4),
+                     fmt_g(s.get("max"), 4), fmt_g(s.get("mean"), 4), fmt_g(s.get("min"), 4),
+                     pct(s.get("accuracy")), int_text(s.get("misclassified"))])
     doc.table(["set", "n", "m1", "m2", "mean |d|", "max d", "mean d (public code: \"min\")", "min d",
                "SVM accuracy", "misclassified"], rows)
     svm = lin.get("svm") or {}

@@ -105,9 +105,12 @@ def test_per_target_atlas_rows_and_reuse(small_fcn, tmp_path):
     assert [int(r["successes"] or 0) for r in table] == [r["successes"] or 0 for r in a["directions"]]
     t = json.loads((out / "timings.json").read_text())
     assert t["units_computed"] == 3 + 6 and t["units_reused"] == 0 and t["forwards"]["engine"] > 0
-    # the generators do not depend on the classes covered: a sub-atlas reuses them and agrees
-    sub = run_atlas(model, data, small(strategy="per-target"), pairs=[(3, 5)], out_dir=out, report=False)
-    assert sub.timings["units_computed"] == 0 and sub.timings["units_reused"] == 2 + 2
+    # a folder holds one atlas: another set of directions is refused before any work ...
+    with pytest.raises(ValueError, match="give each run its own folder"):
+        run_atlas(model, data, small(strategy="per-target"), pairs=[(3, 5)], out_dir=out, report=False)
+    # ... and the generators do not depend on the classes covered: a sub-atlas agrees row for row
+    sub = run_atlas(model, data, small(strategy="per-target"), pairs=[(3, 5)], out_dir=tmp_path / "sub", report=False)
+    assert sub.timings["units_computed"] == 2 + 2
     assert sub.row(3, 5) == res.row(3, 5) and sub.row(5, 3) == res.row(5, 3)
     # a changed engine setting recomputes the directions only
     again = run_atlas(model, data, small(strategy="per-target", max_steps=8), classes=CLASSES, out_dir=out, report=False)
@@ -206,12 +209,12 @@ def test_killed_run_resumes_to_the_same_atlas(one_process, checkpoint, tmp_path)
     units = out / "units"
     deadline = time.time() + 300
     try:
-        while time.time() < deadline and len(list(units.glob("generators/*.json"))) < 2:
+        while time.time() < deadline and len(list(units.glob("generators/*.pt"))) < 2:
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    done = {p: p.stat().st_mtime_ns for p in units.rglob("*.json")}
+    done = {p: p.stat().st_mtime_ns for p in units.rglob("*.pt")}
     assert len(done) >= 2 and not (out / "atlas.json").exists()
     cli_atlas(out, checkpoint, 1)
     assert (out / "atlas.json").read_bytes() == (one_process / "atlas.json").read_bytes()
@@ -247,7 +250,7 @@ def _phase_worker(rank: int, world: int, store_file: str, root: str, q) -> None:
     import torch.distributed as dist
 
     from deepdig_fast.atlas import _phase, _Unit
-    from deepdig_fast.pipeline import StageStore
+    from deepdig_fast.rundir import StageStore
 
     dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world)
 
@@ -285,5 +288,5 @@ def test_a_failing_rank_stops_every_rank(tmp_path):
     got = dict(q.get(timeout=5) for _ in range(2))
     for rank in (0, 1):
         assert "atlas test phase failed: rank 1, unit u/bad: ValueError: this unit is broken" in got[rank]
-    assert (tmp_path / "units" / "u" / "good0.json").is_file() and (tmp_path / "units" / "u" / "good2.json").is_file()
-    assert not (tmp_path / "units" / "u" / "bad.json").exists()
+    assert (tmp_path / "units" / "u" / "good0.pt").is_file() and (tmp_path / "units" / "u" / "good2.pt").is_file()
+    assert not (tmp_path / "units" / "u" / "bad.pt").exists()

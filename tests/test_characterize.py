@@ -170,13 +170,13 @@ def test_model_is_in_eval_mode_during_the_call_and_restored_after():
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"K": 0}, "K must be an int >= 1"),
-    ({"T": 0}, "T must be an int >= 1"),
-    ({"T": 2.5}, "T must be an int >= 1"),
-    ({"segments": 0}, "segments must be an int >= 1 or None"),
-    ({"chunk_segments": 0}, "chunk_segments must be an int >= 1 or None"),
-    ({"batch_size": -1}, "batch_size must be an int >= 1 or None"),
-    ({"seed": -1}, "seed must be an int >= 0"),
+    ({"K": 0}, "K must be a positive int"),
+    ({"T": 0}, "T must be a positive int"),
+    ({"T": 2.5}, "T must be a positive int"),
+    ({"segments": 0}, r"segments must be a positive int, got .* \(or None\)"),
+    ({"chunk_segments": 0}, r"chunk_segments must be a positive int, got .* \(or None\)"),
+    ({"batch_size": -1}, r"batch_size must be a positive int, got .* \(or None\)"),
+    ({"seed": -1}, "seed must be a non-negative int"),
     ({"band": (0.1, -0.1)}, "band must be a pair"),
     ({"band": 0.1}, "band must be a pair"),
 ])

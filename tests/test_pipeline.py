@@ -91,12 +91,12 @@ def test_rerun_reuses_every_stage(pair_run):
     model, data, res, out = pair_run
     lines = []
     again = run_pair(model, data, S, T, small_config(), out_dir=out, log=lines.append)
-    assert all(v["reused"] for v in again.results["stages"].values())
+    assert all(v["reused"] for v in again.timings["stages"].values())
     assert _comparable(again.results) == _comparable(res.results)
     # a changed setting invalidates exactly the stages that depend on it
     lines.clear()
     changed = run_pair(model, data, S, T, small_config(beta=5e-4), out_dir=out, log=lines.append)
-    reused = {k for k, v in changed.results["stages"].items() if v["reused"]}
+    reused = {k for k, v in changed.timings["stages"].items() if v["reused"]}
     assert all(k.startswith("components/") for k in reused) and len(reused) == 4
 
 
@@ -104,8 +104,16 @@ def test_results_json_is_valid(pair_run):
     _, _, res, out = pair_run
     results = json.loads((out / "results.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
-    assert results["schema"] == 1 and results["pair"] == [S, T]
+    assert results["schema"] == 2 and results["pair"] == [S, T] and results["kind"] == "deepdig-run"
     assert manifest["classifier"]["sha256"] and manifest["seed"] == 0
+    # results.json says exactly what it was computed from, and nothing measured at run time
+    assert results["run_id"] == manifest["run_id"]
+    assert results["inputs"]["classifier"] == manifest["classifier"]["sha256"]
+    assert results["inputs"]["data"] == manifest["data"] and results["inputs"]["config"] == manifest["config"]
+    text = (out / "results.json").read_text()
+    assert '"seconds"' not in text and '"train_seconds"' not in text and '"stages"' not in text
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["run_id"] == results["run_id"] and timings["stages"] and timings["seconds"] > 0
     for key, d in results["directions"].items():
         traj = d["trajectory"]
         assert traj["mode"] == "estimate" and traj["n_segments"] == 400 and traj["T"] == 50

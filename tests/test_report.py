@@ -40,8 +40,8 @@ def add_characterization(model, data, run: Path) -> dict:
     """The pipeline's characterization stages on a copy of the run (the other stages are reused);
     estimate mode with short segments keeps it quick. Writes the layout deepdig_fast.report reads."""
     res = run_pair(model, data, S, T, small_config(trajectory_T=10, trajectory_segments=300), out_dir=run)
-    assert not any(t["reused"] for k, t in res.results["stages"].items() if k.startswith("characterize/"))
-    assert all(t["reused"] for k, t in res.results["stages"].items() if not k.startswith("characterize/"))
+    assert not any(t["reused"] for k, t in res.timings["stages"].items() if k.startswith("characterize/"))
+    assert all(t["reused"] for k, t in res.timings["stages"].items() if not k.startswith("characterize/"))
     return json.loads((run / "results.json").read_text())
 
 

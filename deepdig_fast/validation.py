@@ -1,0 +1,248 @@
+"""Argument constraints, declared once and checked by one validator.
+
+Every public function and config of deepdig_fast checks its scalar arguments with the helpers here,
+so "a positive int" or "a number in (0, 1)" means the same thing — and is worded the same way — in
+every error message:
+
+    check_int(max_steps, "max_steps", low=1)                     -> "max_steps must be a positive int, got 0"
+    check_number(beta, "beta", low=0, high=1, closed="neither")  -> "beta must be a number in (0, 1), got 2"
+    check_class_id(source, "source", num_classes=10)
+    validate_fields(config, {"beta": Number(0, 1, "neither"), "seed": Int(0), ...})
+
+Configs (PairConfig, AtlasConfig, AdversarialConfig) declare their constraints as a class-level
+mapping `CONSTRAINTS` and call `validate_fields(self, self.CONSTRAINTS)` in `__post_init__`.
+Booleans are never accepted where a number is expected (`True` is an `int` in Python).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "ParameterError",
+    "Int",
+    "Number",
+    "Options",
+    "Optional",
+    "check_int",
+    "check_number",
+    "check_class_id",
+    "check_band",
+    "check_options",
+    "validate_fields",
+    "check_classifier",
+    "BAND",
+]
+
+class ParameterError(ValueError, TypeError):
+    """An argument of the wrong type or out of its range. Both a ValueError and a TypeError, so
+    callers may catch either (as scikit-learn's InvalidParameterError)."""
+
+
+_BRACKETS = {"both": ("[", "]"), "left": ("[", ")"), "right": ("(", "]"), "neither": ("(", ")")}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _describe_int(low: int | None, high: int | None) -> str:
+    if low is not None and high is None:
+        if low == 1:
+            return "a positive int"
+        if low == 0:
+            return "a non-negative int"
+        return f"an int >= {low}"
+    if low is None and high is not None:
+        return f"an int <= {high}"
+    if low is None:
+        return "an int"
+    return f"an int in [{low}, {high}]"
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """`value` as an int in [low, high] (either bound optional); ValueError naming `name` otherwise."""
+    if not _is_int(value) or (low is not None and value < low) or (high is not None and value > high):
+        raise ParameterError(f"{name} must be {_describe_int(low, high)}, got {value!r}")
+    return int(value)
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    closed: str = "both",
+) -> float:
+    """`value` as a finite float within the interval (`closed`: both, left, right or neither)."""
+    lb, rb = _BRACKETS[closed]
+    ok = _is_number(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if lb == "[" else value > low
+    if ok and high is not None:
+        ok = value <= high if rb == "]" else value < high
+    if not ok:
+        if low is None and high is None:
+            what = "a finite number"
+        elif high is None:
+            what = f"a number {'>=' if lb == '[' else '>'} {low:g}"
+        elif low is None:
+            what = f"a number {'<=' if rb == ']' else '<'} {high:g}"
+        else:
+            what = f"a number in {lb}{low:g}, {high:g}{rb}"
+        raise ParameterError(f"{name} must be {what}, got {value!r}")
+    return float(value)
+
+
+def check_class_id(value: Any, name: str, num_classes: int | None = None) -> int:
+    """A class index: a non-negative int, below `num_classes` when it is known."""
+    if num_classes is None:
+        if not _is_int(value) or value < 0:
+            raise ParameterError(f"{name} must be a non-negative int class index, got {value!r}")
+    elif not _is_int(value) or not 0 <= value < num_classes:
+        raise ParameterError(f"{name} must be a class id in [0, {num_classes}), got {value!r}")
+    return int(value)
+
+
+def check_band(value: Any, name: str) -> tuple[float, float]:
+    """A pair (lo, hi) of finite numbers with lo <= hi."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        items = ()
+    if len(items) != 2 or not all(_is_number(b) and math.isfinite(b) for b in items) or not items[0] <= items[1]:
+        raise ParameterError(f"{name} must be (lo, hi), two finite numbers with lo <= hi, got {value!r}")
+    return float(items[0]), float(items[1])
+
+
+def check_options(value: Any, name: str, options: Iterable[Any]) -> Any:
+    """`value` must be one of `options`."""
+    opts = tuple(options)
+    if isinstance(value, bool) or value not in opts:
+        raise ParameterError(f"{name} must be one of {', '.join(repr(o) for o in opts)}, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# declared constraints
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Int:
+    """An int in [low, high] (None: unbounded)."""
+
+    low: int | None = None
+    high: int | None = None
+
+    def check(self, value: Any, name: str) -> Any:
+        return check_int(value, name, low=self.low, high=self.high)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number in the interval; `closed` is both, left, right or neither."""
+
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"
+
+    def check(self, value: Any, name: str) -> Any:
+        return check_number(value, name, low=self.low, high=self.high, closed=self.closed)
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of values."""
+
+    values: tuple
+
+    def check(self, value: Any, name: str) -> Any:
+        return check_options(value, name, self.values)
+
+
+@dataclass(frozen=True)
+class Optional:
+    """None, or a value satisfying `inner` (the message says that None is allowed too)."""
+
+    inner: Int | Number | Options
+
+    def check(self, value: Any, name: str) -> Any:
+        if value is None:
+            return None
+        try:
+            return self.inner.check(value, name)
+        except ParameterError as exc:
+            raise ParameterError(f"{exc} (or None)") from None
+
+
+class _Band:
+    def check(self, value: Any, name: str) -> Any:
+        return check_band(value, name)
+
+
+BAND = _Band()
+
+
+def validate_fields(obj: Any, constraints: Mapping[str, Any], owner: str | None = None) -> None:
+    """Check every attribute of `obj` named in `constraints`; errors name `Owner.field`.
+
+    Values keep their types (an int field stays an int); a band field is normalised to a tuple of
+    floats, the one conversion the configs rely on.
+    """
+    prefix = (owner or type(obj).__name__) + "."
+    for field_name, constraint in constraints.items():
+        value = getattr(obj, field_name)
+        checked = constraint.check(value, prefix + field_name)
+        if constraint is BAND:
+            object.__setattr__(obj, field_name, checked)
+
+
+# --------------------------------------------------------------------------------------------------
+# a classifier against the data it will see
+# --------------------------------------------------------------------------------------------------
+
+def check_classifier(classifier: Any, data: Any, embedding_layer: str | None = None) -> tuple[int, int | None]:
+    """One forward of `classifier` on two of the data's training inputs, before any expensive work.
+
+    Checks that it accepts the data's input shape, returns a floating logits tensor [2, C] with C =
+    data.num_classes, and, with `embedding_layer`, that the layer exists and yields a tensor. The
+    model runs in eval mode without gradients, on a copy of the inputs; its modes are restored.
+    Returns (C, embedding size or None). Raises ValueError (TypeError for a non-callable) with one
+    line naming both sides.
+    """
+    import contextlib
+
+    import torch
+
+    from deepdig_fast.hooks import capture_embeddings, eval_mode
+    from deepdig_fast.rundir import model_device
+
+    if not callable(classifier):
+        raise TypeError(f"classifier must be an nn.Module or a callable returning logits, got {type(classifier).__name__}")
+    shape = list(data.x_train.shape[1:])
+    probe = data.x_train[:2].to(model_device(classifier)).clone()
+    hook = capture_embeddings(classifier, embedding_layer) if embedding_layer else contextlib.nullcontext()
+    with torch.no_grad(), eval_mode(classifier), hook as cap:
+        try:
+            out = classifier(probe)
+        except Exception as exc:
+            raise ValueError(
+                f"the classifier does not accept the data set's inputs ({data.name}: [N, "
+                f"{', '.join(map(str, shape))}]): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from None
+        emb = cap.take() if cap is not None else None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or not out.is_floating_point():
+        got = f"shape {list(out.shape)}, {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the classifier must return floating logits [N, C] for the data's inputs; it returned {got}")
+    if out.shape[1] != data.num_classes:
+        raise ValueError(
+            f"the classifier returns {out.shape[1]} logits per input but the data set {data.name} has "
+            f"{data.num_classes} classes"
+        )
+    return int(out.shape[1]), (None if emb is None else int(emb.shape[1]))
