@@ -21,7 +21,8 @@ TORCH_LIBRARY(deepdig_fast, m) {
   m.def("trajectory_stats(Tensor logits, Tensor source, Tensor target, int T, float band_lo,"
         " float band_hi) -> Tensor");
   // Embedding linearity (stem: linear_distances): signed hyperplane distances and their summary.
-  m.def("linear_distances(Tensor h, Tensor w, float bias, Tensor labels) -> (Tensor d, Tensor summary)");
+  m.def("linear_distances(Tensor h, Tensor w, float bias, Tensor labels)"
+        " -> (Tensor d, Tensor summary)");
 }
 
 namespace {
@@ -30,8 +31,8 @@ pybind11::dict build_info() {
   pybind11::dict info;
 #ifdef DEEPDIG_WITH_CUDA
   info["with_cuda"] = true;
-  info["cuda_version"] = std::to_string(CUDA_VERSION / 1000) + "." +
-                         std::to_string((CUDA_VERSION % 1000) / 10);
+  info["cuda_version"] =
+      std::to_string(CUDA_VERSION / 1000) + "." + std::to_string((CUDA_VERSION % 1000) / 10);
 #else
   info["with_cuda"] = false;
   info["cuda_version"] = pybind11::none();

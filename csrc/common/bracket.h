@@ -2,10 +2,10 @@
 // CUDA kernels so both backends make bit-identical decisions.
 //
 // A pair is the segment x(lam) = a + lam * (b - a), a predicted `source` (lam = 0), b predicted
-// `target` (lam = 1). Its float state is [lo, hi, g_lo, g_hi] (float64): the current bracket and the
-// logit gap g = z_source - z_target at its ends (g_lo > 0 > g_hi). Its integer state is
-// [attempts, status, intruder, side]; `side` remembers which end the previous step replaced (for the
-// Illinois rule), -1 when none yet.
+// `target` (lam = 1). Its float state is [lo, hi, g_lo, g_hi] (float64): the current bracket and
+// the logit gap g = z_source - z_target at its ends (g_lo > 0 > g_hi). Its integer state is
+// [attempts, status, intruder, side]; `side` remembers which end the previous step replaced (for
+// the Illinois rule), -1 when none yet.
 #pragma once
 
 #include <c10/macros/Macros.h>
@@ -75,7 +75,10 @@ C10_HOST_DEVICE inline void scan_logits(const scalar_t* z, int64_t C, int64_t s,
   for (int64_t c = 1; c < C; ++c) {
     const double v = static_cast<double>(z[c]);
     fin = fin && is_finite(v);
-    if (v > m) { m = v; am = c; }
+    if (v > m) {
+      m = v;
+      am = c;
+    }
   }
   double sum = 0.0;
   for (int64_t c = 0; c < C; ++c) sum += ::exp(static_cast<double>(z[c]) - m);
@@ -91,9 +94,9 @@ C10_HOST_DEVICE inline void scan_logits(const scalar_t* z, int64_t C, int64_t s,
 // status (kPending while the pair goes on); *zmax and *denom receive the softmax normaliser.
 template <typename scalar_t>
 C10_HOST_DEVICE inline int64_t update_pair(const scalar_t* z, int64_t C, int64_t s, int64_t t,
-                                           double lam, bool stalled, double beta,
-                                           int64_t max_steps, int64_t method, double* fs,
-                                           int64_t* is, double* zmax, double* denom) {
+                                           double lam, bool stalled, double beta, int64_t max_steps,
+                                           int64_t method, double* fs, int64_t* is, double* zmax,
+                                           double* denom) {
   int64_t am;
   double ps, pt;
   bool finite;

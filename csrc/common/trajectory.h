@@ -16,7 +16,10 @@ C10_HOST_DEVICE inline int64_t argmax_and_gap(const scalar_t* z, int64_t C, int6
   int64_t am = 0;
   for (int64_t c = 1; c < C; ++c) {
     const double v = static_cast<double>(z[c]);
-    if (v > m) { m = v; am = c; }
+    if (v > m) {
+      m = v;
+      am = c;
+    }
   }
   double sum = 0.0;
   for (int64_t c = 0; c < C; ++c) sum += ::exp(static_cast<double>(z[c]) - m);
