@@ -14,16 +14,21 @@
 
 namespace deepdig_fast {
 
-// Status codes; keep in sync with deepdig_fast.engine.Status.
-enum StatusCode : int64_t {
-  kPending = -1,
-  kSuccess = 0,
-  kThirdClass = 1,
-  kStalled = 2,
-  kMaxSteps = 3,
-  kInvalidBracket = 4,
-  kNonFinite = 5,
-};
+// The status codes, as one list (X-macro: X(PYTHON_NAME, enumerator, value)) from which both the
+// enum and the name table that the constants() op reports are made. deepdig_fast.engine.Status is
+// the Python side; tests/test_build.py checks that the two agree by name and value.
+#define DEEPDIG_STATUS_CODES(X)          \
+  X(PENDING, kPending, -1)               \
+  X(SUCCESS, kSuccess, 0)                \
+  X(THIRD_CLASS, kThirdClass, 1)         \
+  X(STALLED, kStalled, 2)                \
+  X(MAX_STEPS, kMaxSteps, 3)             \
+  X(INVALID_BRACKET, kInvalidBracket, 4) \
+  X(NONFINITE, kNonFinite, 5)
+
+#define DEEPDIG_ENUMERATOR(py_name, id, value) id = value,
+enum StatusCode : int64_t { DEEPDIG_STATUS_CODES(DEEPDIG_ENUMERATOR) };
+#undef DEEPDIG_ENUMERATOR
 
 enum Method : int64_t { kBisect = 0, kIllinois = 1 };
 
@@ -38,6 +43,22 @@ C10_HOST_DEVICE inline bool is_finite(double v) {
 // Column layout of the state tensors.
 constexpr int kLo = 0, kHi = 1, kGLo = 2, kGHi = 3, kFloatCols = 4;
 constexpr int kAttempts = 0, kStatus = 1, kIntruder = 2, kSide = 3, kIntCols = 4;
+
+// Names of the constants above, as the constants() op reports them to Python (host only).
+struct NamedConstant {
+  const char* name;
+  int64_t value;
+};
+#define DEEPDIG_NAMED(py_name, id, value) {#py_name, id},
+inline constexpr NamedConstant kStatusNames[] = {DEEPDIG_STATUS_CODES(DEEPDIG_NAMED)};
+#undef DEEPDIG_NAMED
+inline constexpr NamedConstant kMethodNames[] = {{"bisect", kBisect}, {"illinois", kIllinois}};
+inline constexpr NamedConstant kFloatColNames[] = {
+    {"lo", kLo}, {"hi", kHi}, {"g_lo", kGLo}, {"g_hi", kGHi}};
+inline constexpr NamedConstant kIntColNames[] = {
+    {"attempts", kAttempts}, {"status", kStatus}, {"intruder", kIntruder}, {"side", kSide}};
+static_assert(sizeof(kFloatColNames) / sizeof(NamedConstant) == kFloatCols, "name every column");
+static_assert(sizeof(kIntColNames) / sizeof(NamedConstant) == kIntCols, "name every column");
 
 // a + lam * diff with one rounding per operation on every backend (no fused multiply-add), so the
 // CPU kernel, the CUDA kernel and the plain-torch reference materialise identical points.
