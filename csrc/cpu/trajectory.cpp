@@ -71,28 +71,15 @@ at::Tensor trajectory_stats_cpu(const at::Tensor& logits_in, const at::Tensor& s
           std::vector<uint8_t> seen(C);
           for (int64_t s = begin; s < end; ++s) {
             std::fill(seen.begin(), seen.end(), 0);
-            int64_t changes = 0, distinct = 0, third = 0, band = 0, prev = -1;
+            LabelWalk walk;
+            int64_t band = 0;
             for (int64_t k = 0; k < T; ++k) {
               double gap;
               const int64_t y = argmax_and_gap(zp + (s * T + k) * C, C, sp[s], tp[s], &gap);
-              if (!seen[y]) {
-                seen[y] = 1;
-                ++distinct;
-              }
-              if (gap >= band_lo && gap <= band_hi) ++band;
-              if (k > 0 && y != prev) {
-                ++changes;
-                const bool third_y = y != sp[s] && y != tp[s];
-                const bool third_prev = prev != sp[s] && prev != tp[s];
-                if (third_y || third_prev) ++third;
-              }
-              prev = y;
+              walk.step(y, sp[s], tp[s], seen.data());
+              band += in_band(gap, band_lo, band_hi) ? 1 : 0;
             }
-            int64_t* o = op + s * kStatCols;
-            o[kChanges] = changes;
-            o[kDistinct] = distinct;
-            o[kThirdChanges] = third;
-            o[kInBand] = band;
+            walk.write(op + s * kStatCols, band);
           }
         });
       });

@@ -3,8 +3,9 @@
 //                     thread interpolates one element from the two gathered ends.
 //   trajectory_stats: one block per segment; its threads evaluate argmax and p_s - p_t of the T
 //                     points in parallel into shared memory, then thread 0 walks the label
-//                     sequence (changes, third-class changes, distinct labels). The in-band count
-//                     is an integer sum (a shared-memory atomic), so results are deterministic.
+//                     sequence (common/trajectory.h's LabelWalk, the CPU kernel's code). The
+//                     in-band count is an integer sum (a shared-memory atomic), so results are
+//                     deterministic.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
@@ -55,30 +56,15 @@ __global__ void trajectory_stats_kernel(const scalar_t* __restrict__ logits,
   for (int64_t k = threadIdx.x; k < T; k += blockDim.x) {
     double gap;
     labels[k] = static_cast<int>(argmax_and_gap(logits + (s * T + k) * C, C, src, tgt, &gap));
-    local_band += (gap >= band_lo && gap <= band_hi) ? 1 : 0;
+    local_band += in_band(gap, band_lo, band_hi) ? 1 : 0;
   }
   // An integer sum is exact in any order, so this shared-memory atomic is deterministic.
   atomicAdd(&band_count, local_band);
   __syncthreads();
   if (threadIdx.x != 0) return;
-  int64_t changes = 0, distinct = 0, third = 0;
-  for (int64_t k = 0; k < T; ++k) {
-    const int y = labels[k];
-    if (!seen[y]) {
-      seen[y] = 1;
-      ++distinct;
-    }
-    if (k > 0 && y != labels[k - 1]) {
-      ++changes;
-      const int p = labels[k - 1];
-      if ((y != src && y != tgt) || (p != src && p != tgt)) ++third;
-    }
-  }
-  int64_t* o = out + s * kStatCols;
-  o[kChanges] = changes;
-  o[kDistinct] = distinct;
-  o[kThirdChanges] = third;
-  o[kInBand] = band_count;
+  LabelWalk walk;
+  for (int64_t k = 0; k < T; ++k) walk.step(labels[k], src, tgt, seen);
+  walk.write(out + s * kStatCols, band_count);
 }
 
 at::Tensor segment_points_cuda(const at::Tensor& x_in, const at::Tensor& i_in,
