@@ -40,6 +40,14 @@ C10_HOST_DEVICE inline bool is_finite(double v) {
 #endif
 }
 
+C10_HOST_DEVICE inline bool is_nan(double v) {
+#if defined(__CUDA_ARCH__)
+  return ::isnan(v);
+#else
+  return std::isnan(v);
+#endif
+}
+
 // Column layout of the state tensors.
 constexpr int kLo = 0, kHi = 1, kGLo = 2, kGHi = 3, kFloatCols = 4;
 constexpr int kAttempts = 0, kStatus = 1, kIntruder = 2, kSide = 3, kIntCols = 4;
@@ -84,18 +92,25 @@ C10_HOST_DEVICE inline double propose_lambda(const double* fs, int64_t method) {
   return mid;
 }
 
+// Whether softmax is defined on a row of logits whose maximum is zmax (NaN if the row holds a NaN):
+// no NaN, no +inf, and not every entry -inf. Entries of -inf are allowed: they mask classes out
+// (probability 0), as a model may do for classes it never predicts.
+C10_HOST_DEVICE inline bool softmax_defined(bool any_nan, double zmax) {
+  return !any_nan && is_finite(zmax);
+}
+
 // Scans one row of logits: argmax (first maximum, as torch.argmax), softmax of source and target
-// (in double), and whether every logit is finite.
+// (in double), and whether softmax is defined on the row (softmax_defined).
 template <typename scalar_t>
 C10_HOST_DEVICE inline void scan_logits(const scalar_t* z, int64_t C, int64_t s, int64_t t,
                                         int64_t* argmax, double* p_s, double* p_t, double* zmax,
                                         double* denom, bool* finite) {
   double m = static_cast<double>(z[0]);
   int64_t am = 0;
-  bool fin = is_finite(m);
+  bool any_nan = is_nan(m);
   for (int64_t c = 1; c < C; ++c) {
     const double v = static_cast<double>(z[c]);
-    fin = fin && is_finite(v);
+    any_nan = any_nan || is_nan(v);
     if (v > m) {
       m = v;
       am = c;
@@ -108,7 +123,7 @@ C10_HOST_DEVICE inline void scan_logits(const scalar_t* z, int64_t C, int64_t s,
   *denom = sum;
   *p_s = ::exp(static_cast<double>(z[s]) - m) / sum;
   *p_t = ::exp(static_cast<double>(z[t]) - m) / sum;
-  *finite = fin;
+  *finite = softmax_defined(any_nan, m);
 }
 
 // Decides one evaluated point of one pair and updates that pair's state in place. Returns the new
