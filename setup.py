@@ -52,6 +52,14 @@ CONFIG = _config()
 print("deepdig_fast build configuration: " + ", ".join(f"{k}={v}" for k, v in CONFIG.items()), flush=True)
 
 
+def _without_torch_python(ext):
+    # The module is a bare CPython module (csrc/deepdig_fast.cpp, no pybind11): it needs libtorch
+    # only. torch's helpers add libtorch_python for pybind11 users; leaving it out keeps the
+    # extension independent of torch's Python bindings.
+    ext.libraries = [lib for lib in ext.libraries if lib != "torch_python"]
+    return ext
+
+
 def _extension():
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
     opt = ["-O0", "-g"] if CONFIG["debug"] else ["-O3", "-g0"]
@@ -64,22 +72,22 @@ def _extension():
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         define_macros += [("DEEPDIG_WITH_CUDA", None)]
         nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"] if not CONFIG["debug"] else ["-G"]
-        return CUDAExtension(
+        return _without_torch_python(CUDAExtension(
             "deepdig_fast._C",
             sources,
             include_dirs=[os.path.join(ROOT, "csrc")],
             define_macros=define_macros,
             extra_compile_args={"cxx": cxx, "nvcc": nvcc},
             extra_link_args=extra_link,
-        )
-    return CppExtension(
+        ))
+    return _without_torch_python(CppExtension(
         "deepdig_fast._C",
         sources,
         include_dirs=[os.path.join(ROOT, "csrc")],
         define_macros=define_macros,
         extra_compile_args={"cxx": cxx},
         extra_link_args=extra_link,
-    )
+    ))
 
 
 setup(

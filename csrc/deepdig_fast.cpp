@@ -1,11 +1,67 @@
-// Every operator schema of deepdig_fast, in one TORCH_LIBRARY block, plus the Python module that
-// reports how the extension was built. Kernels live in cpu/<stem>.cpp and cuda/<stem>.cu and are
-// registered there with TORCH_LIBRARY_IMPL.
-#include <torch/extension.h>
+// Every operator schema of deepdig_fast, in one TORCH_LIBRARY block, plus two small ops that report
+// how the extension was built and the constants its kernels use. Kernels live in cpu/<stem>.cpp and
+// cuda/<stem>.cu and are registered there with TORCH_LIBRARY_IMPL.
+//
+// No pybind11: the Python module deepdig_fast._C is a bare CPython module whose import loads this
+// library (and so runs the registrations). Only libtorch is linked, not libtorch_python.
+#include <Python.h>
+#include <torch/library.h>
+
+#include <sstream>
+#include <string>
+
+#include "common/bracket.h"
 
 #ifdef DEEPDIG_WITH_CUDA
 #include <cuda.h>
 #endif
+
+namespace deepdig_fast {
+namespace {
+
+// {"name": value, ...} for one table of named constants.
+template <size_t N>
+void write_group(std::ostringstream& out, const char* group, const NamedConstant (&items)[N]) {
+  out << '"' << group << "\": {";
+  for (size_t i = 0; i < N; ++i) {
+    out << (i ? ", " : "") << '"' << items[i].name << "\": " << items[i].value;
+  }
+  out << '}';
+}
+
+// JSON: the status codes, the methods and the state columns of csrc/common/bracket.h, so Python
+// can check that its mirrors (deepdig_fast.engine.Status, ops.METHODS, ...) agree with the kernels.
+std::string constants() {
+  std::ostringstream out;
+  out << '{';
+  write_group(out, "status", kStatusNames);
+  out << ", ";
+  write_group(out, "method", kMethodNames);
+  out << ", ";
+  write_group(out, "fstate", kFloatColNames);
+  out << ", ";
+  write_group(out, "istate", kIntColNames);
+  out << '}';
+  return out.str();
+}
+
+// JSON: with_cuda, cuda_version (of the CUDA toolkit compiled against, or null), torch_version
+// (compiled against) and cplusplus (the language level).
+std::string build_info() {
+  std::ostringstream out;
+#ifdef DEEPDIG_WITH_CUDA
+  out << "{\"with_cuda\": true, \"cuda_version\": \"" << CUDA_VERSION / 1000 << '.'
+      << (CUDA_VERSION % 1000) / 10 << '"';
+#else
+  out << "{\"with_cuda\": false, \"cuda_version\": null";
+#endif
+  out << ", \"torch_version\": \"" << DEEPDIG_TORCH_VERSION << '"';
+  out << ", \"cplusplus\": " << static_cast<long>(__cplusplus) << '}';
+  return out.str();
+}
+
+}  // namespace
+}  // namespace deepdig_fast
 
 TORCH_LIBRARY(deepdig_fast, m) {
   // Borderline engine (stem: bracket). See csrc/common/bracket.h for the state layout.
@@ -21,29 +77,21 @@ TORCH_LIBRARY(deepdig_fast, m) {
   m.def("trajectory_stats(Tensor logits, Tensor source, Tensor target, int T, float band_lo,"
         " float band_hi) -> Tensor");
   // Embedding linearity (stem: linear_distances): signed hyperplane distances and their summary.
-  m.def("linear_distances(Tensor h, Tensor w, float bias, Tensor labels) -> (Tensor d, Tensor summary)");
+  m.def("linear_distances(Tensor h, Tensor w, float bias, Tensor labels)"
+        " -> (Tensor d, Tensor summary)");
+  // About the extension itself (no tensor arguments, one kernel for every backend; JSON strings).
+  m.def("constants() -> str", &deepdig_fast::constants);
+  m.def("build_info() -> str", &deepdig_fast::build_info);
 }
 
-namespace {
-
-pybind11::dict build_info() {
-  pybind11::dict info;
-#ifdef DEEPDIG_WITH_CUDA
-  info["with_cuda"] = true;
-  info["cuda_version"] = std::to_string(CUDA_VERSION / 1000) + "." +
-                         std::to_string((CUDA_VERSION % 1000) / 10);
-#else
-  info["with_cuda"] = false;
-  info["cuda_version"] = pybind11::none();
-#endif
-  info["torch_version"] = DEEPDIG_TORCH_VERSION;
-  info["cplusplus"] = static_cast<long>(__cplusplus);
-  return info;
-}
-
-}  // namespace
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "deepdig_fast C++/CUDA operators (registered under torch.ops.deepdig_fast)";
-  m.def("build_info", &build_info, "How this extension was compiled");
+// The module deepdig_fast._C: empty; importing it is what loads the operators above.
+PyMODINIT_FUNC PyInit__C(void) {
+  static PyModuleDef module = {
+      PyModuleDef_HEAD_INIT,
+      "_C",
+      "deepdig_fast C++/CUDA operators (registered under torch.ops.deepdig_fast)",
+      -1,
+      nullptr,
+  };
+  return PyModule_Create(&module);
 }

@@ -43,6 +43,13 @@ def bracket_propose(a: Tensor, b: Tensor, idx: Tensor, fstate: Tensor, method: i
     return x, lam, stalled
 
 
+def softmax_defined(logits: Tensor) -> Tensor:
+    """[N, C] -> [N] bool: softmax is defined on the row (csrc/common/bracket.h, softmax_defined):
+    no NaN, no +inf, and not every entry -inf. Entries of -inf mask classes out (probability 0).
+    The row maximum is finite exactly then (amax propagates NaN)."""
+    return torch.isfinite(logits.amax(1))
+
+
 def _softmax_parts(logits: Tensor):
     """Row max and the softmax denominator, summed in class order (as the kernels do)."""
     z = logits.double()
@@ -62,7 +69,7 @@ def bracket_update(logits, x, idx, lam, stalled, source, target, fstate, istate,
     s, t = source[idx], target[idx]
     z, e, denom = _softmax_parts(logits)
     am = logits.argmax(1)
-    finite = torch.isfinite(z).all(1)
+    finite = softmax_defined(logits)
     ps, pt = e[rows, s] / denom, e[rows, t] / denom
     ist = istate[idx]
     fs = fstate[idx]

@@ -17,7 +17,8 @@ inline void check_rows(const at::Tensor& t, int64_t rows, const char* name, cons
 }
 
 inline void check_dtype(const at::Tensor& t, at::ScalarType dtype, const char* name) {
-  TORCH_CHECK(t.scalar_type() == dtype, name, " must have dtype ", dtype, ", got ", t.scalar_type());
+  TORCH_CHECK(t.scalar_type() == dtype, name, " must have dtype ", dtype, ", got ",
+              t.scalar_type());
 }
 
 inline void check_floating(const at::Tensor& t, const char* name) {
@@ -38,7 +39,8 @@ inline void check_propose_args(const at::Tensor& a, const at::Tensor& b, const a
                                const at::Tensor& fstate) {
   check_dim(a, 2, "a");
   check_floating(a, "a");
-  TORCH_CHECK(b.sizes() == a.sizes(), "b must have the shape of a ", a.sizes(), ", got ", b.sizes());
+  TORCH_CHECK(b.sizes() == a.sizes(), "b must have the shape of a ", a.sizes(), ", got ",
+              b.sizes());
   TORCH_CHECK(b.scalar_type() == a.scalar_type(), "b must have the dtype of a (", a.scalar_type(),
               "), got ", b.scalar_type());
   check_dim(idx, 1, "idx");
@@ -94,17 +96,17 @@ inline void check_update_args(const at::Tensor& logits, const at::Tensor& x, con
   TORCH_CHECK(probs.dim() == 2 && probs.size(0) == P && probs.size(1) == C,
               "probs must have shape [", P, ", ", C, "], got ", probs.sizes());
   check_dtype(probs, at::kDouble, "probs");
-  TORCH_CHECK(lam_out.dim() == 1 && lam_out.size(0) == P, "lam_out must have shape [", P,
-              "], got ", lam_out.sizes());
+  TORCH_CHECK(lam_out.dim() == 1 && lam_out.size(0) == P, "lam_out must have shape [", P, "], got ",
+              lam_out.sizes());
   check_dtype(lam_out, at::kDouble, "lam_out");
   for (const at::Tensor* t : {&fstate, &istate, &points, &probs, &lam_out}) {
     TORCH_CHECK(t->is_contiguous(), "state and output tensors (fstate, istate, points, probs, "
-                "lam_out) must be contiguous");
+                                    "lam_out) must be contiguous");
   }
-  const at::Tensor* all[] = {&x, &idx, &lam, &stalled, &source, &target,
-                             &fstate, &istate, &points, &probs, &lam_out};
-  const char* names[] = {"x", "idx", "lam", "stalled", "source", "target",
-                         "fstate", "istate", "points", "probs", "lam_out"};
+  const at::Tensor* all[] = {&x,      &idx,    &lam,    &stalled, &source, &target,
+                             &fstate, &istate, &points, &probs,   &lam_out};
+  const char* names[] = {"x",      "idx",    "lam",    "stalled", "source", "target",
+                         "fstate", "istate", "points", "probs",   "lam_out"};
   for (int i = 0; i < 11; ++i) check_same_device(*all[i], logits, names[i]);
 }
 
@@ -123,8 +125,8 @@ inline void check_nearest_neighbor_args(const at::Tensor& queries, const at::Ten
 }
 
 // Checks shared by both backends of segment_points.
-inline void check_segment_args(const at::Tensor& x, const at::Tensor& i_idx, const at::Tensor& j_idx,
-                        int64_t T) {
+inline void check_segment_args(const at::Tensor& x, const at::Tensor& i_idx,
+                               const at::Tensor& j_idx, int64_t T) {
   check_dim(x, 2, "x");
   check_floating(x, "x");
   check_dim(i_idx, 1, "i_idx");

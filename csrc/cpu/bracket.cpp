@@ -1,6 +1,7 @@
 // CPU kernels of the borderline engine: bracket_propose materialises the next point of every live
-// pair (gather + interpolate in one pass, with the stall test), bracket_update decides each evaluated
-// point and updates the pair's state. Work is split over live pairs with at::parallel_for.
+// pair (gather + interpolate in one pass, with the stall test), bracket_update decides each
+// evaluated point and updates the pair's state. Work is split over live pairs with
+// at::parallel_for.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -33,33 +34,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bracket_propose_cpu(const at::Ten
   const double* fs = fstate.data_ptr<double>();
   double* lp = lam.data_ptr<double>();
   bool* sp = stalled.data_ptr<bool>();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "bracket_propose", [&] {
-    const scalar_t* ap = a.data_ptr<scalar_t>();
-    const scalar_t* bp = b.data_ptr<scalar_t>();
-    scalar_t* xp = x.data_ptr<scalar_t>();
-    at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t p = ip[r];
-        const double* f = fs + p * kFloatCols;
-        const double l = propose_lambda(f, method);
-        const double lo = f[kLo], hi = f[kHi];
-        lp[r] = l;
-        const scalar_t* ar = ap + p * D;
-        const scalar_t* br = bp + p * D;
-        scalar_t* xr = xp + r * D;
-        bool same_lo = true, same_hi = true;
-        for (int64_t d = 0; d < D; ++d) {
-          const double av = static_cast<double>(ar[d]);
-          const double diff = static_cast<double>(br[d]) - av;
-          const scalar_t v = static_cast<scalar_t>(lerp_from(av, l, diff));
-          xr[d] = v;
-          same_lo = same_lo && v == static_cast<scalar_t>(lerp_from(av, lo, diff));
-          same_hi = same_hi && v == static_cast<scalar_t>(lerp_from(av, hi, diff));
-        }
-        sp[r] = same_lo || same_hi;
-      }
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, a.scalar_type(), "bracket_propose", [&] {
+        const scalar_t* ap = a.data_ptr<scalar_t>();
+        const scalar_t* bp = b.data_ptr<scalar_t>();
+        scalar_t* xp = x.data_ptr<scalar_t>();
+        at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; ++r) {
+            const int64_t p = ip[r];
+            const double* f = fs + p * kFloatCols;
+            const double l = propose_lambda(f, method);
+            const double lo = f[kLo], hi = f[kHi];
+            lp[r] = l;
+            const scalar_t* ar = ap + p * D;
+            const scalar_t* br = bp + p * D;
+            scalar_t* xr = xp + r * D;
+            bool same_lo = true, same_hi = true;
+            for (int64_t d = 0; d < D; ++d) {
+              const double av = static_cast<double>(ar[d]);
+              const double diff = static_cast<double>(br[d]) - av;
+              const scalar_t v = static_cast<scalar_t>(lerp_from(av, l, diff));
+              xr[d] = v;
+              same_lo = same_lo && v == static_cast<scalar_t>(lerp_from(av, lo, diff));
+              same_hi = same_hi && v == static_cast<scalar_t>(lerp_from(av, hi, diff));
+            }
+            sp[r] = same_lo || same_hi;
+          }
+        });
+      });
   return {x, lam, stalled};
 }
 
@@ -84,8 +86,8 @@ at::Tensor bracket_update_cpu(const at::Tensor& logits_in, const at::Tensor& x_i
   for (int64_t r = 0; r < M; ++r) {
     TORCH_CHECK(ip[r] >= 0 && ip[r] < P, "idx[", r, "] = ", ip[r], " is outside [0, ", P, ")");
     const int64_t s = src[ip[r]], t = tgt[ip[r]];
-    TORCH_CHECK(s >= 0 && s < C && t >= 0 && t < C, "source/target of pair ", ip[r], " (", s,
-                ", ", t, ") must lie in [0, ", C, ")");
+    TORCH_CHECK(s >= 0 && s < C && t >= 0 && t < C, "source/target of pair ", ip[r], " (", s, ", ",
+                t, ") must lie in [0, ", C, ")");
   }
   const double* lp = lam.data_ptr<double>();
   const bool* sp = stalled.data_ptr<bool>();
@@ -97,27 +99,28 @@ at::Tensor bracket_update_cpu(const at::Tensor& logits_in, const at::Tensor& x_i
   const char* xb = static_cast<const char*>(x.data_ptr());
   char* pb = static_cast<char*>(points.data_ptr());
   const int64_t row_bytes = D * static_cast<int64_t>(x.element_size());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "bracket_update", [&] {
-    const scalar_t* zp = logits.data_ptr<scalar_t>();
-    at::parallel_for(0, M, 64, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t p = ip[r];
-        const scalar_t* z = zp + r * C;
-        double zmax, denom;
-        const int64_t status = update_pair(z, C, src[p], tgt[p], lp[r], sp[r], beta, max_steps,
-                                           method, fs + p * kFloatCols, is + p * kIntCols, &zmax,
-                                           &denom);
-        cp[r] = status;
-        if (status != kPending) {
-          std::memcpy(pb + p * row_bytes, xb + r * row_bytes, row_bytes);
-          for (int64_t c = 0; c < C; ++c) {
-            pr[p * C + c] = std::exp(static_cast<double>(z[c]) - zmax) / denom;
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, logits.scalar_type(), "bracket_update", [&] {
+        const scalar_t* zp = logits.data_ptr<scalar_t>();
+        at::parallel_for(0, M, 64, [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; ++r) {
+            const int64_t p = ip[r];
+            const scalar_t* z = zp + r * C;
+            double zmax, denom;
+            const int64_t status =
+                update_pair(z, C, src[p], tgt[p], lp[r], sp[r], beta, max_steps, method,
+                            fs + p * kFloatCols, is + p * kIntCols, &zmax, &denom);
+            cp[r] = status;
+            if (status != kPending) {
+              std::memcpy(pb + p * row_bytes, xb + r * row_bytes, row_bytes);
+              for (int64_t c = 0; c < C; ++c) {
+                pr[p * C + c] = std::exp(static_cast<double>(z[c]) - zmax) / denom;
+              }
+              lo[p] = lp[r];
+            }
           }
-          lo[p] = lp[r];
-        }
-      }
-    });
-  });
+        });
+      });
   return codes;
 }
 

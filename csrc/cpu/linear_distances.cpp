@@ -15,8 +15,9 @@ namespace deepdig_fast {
 
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> linear_distances_cpu(const at::Tensor& h_in, const at::Tensor& w_in,
-                                                        double bias, const at::Tensor& labels_in) {
+std::tuple<at::Tensor, at::Tensor> linear_distances_cpu(const at::Tensor& h_in,
+                                                        const at::Tensor& w_in, double bias,
+                                                        const at::Tensor& labels_in) {
   check_linear_args(h_in, w_in, labels_in);
   const at::Tensor h = h_in.contiguous(), w = w_in.contiguous(), labels = labels_in.contiguous();
   const int64_t N = h.size(0), E = h.size(1);
@@ -28,16 +29,18 @@ std::tuple<at::Tensor, at::Tensor> linear_distances_cpu(const at::Tensor& h_in, 
   norm = std::sqrt(norm);
   TORCH_CHECK(norm > 0, "w must not be all zeros");
   double* dp = d.data_ptr<double>();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, h.scalar_type(), "linear_distances", [&] {
-    const scalar_t* hp = h.data_ptr<scalar_t>();
-    at::parallel_for(0, N, 256, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        double acc = 0.0;
-        for (int64_t e = 0; e < E; ++e) acc += static_cast<double>(hp[i * E + e]) * wp[e];
-        dp[i] = (acc + bias) / norm;
-      }
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, h.scalar_type(), "linear_distances",
+                                  [&] {
+                                    const scalar_t* hp = h.data_ptr<scalar_t>();
+                                    at::parallel_for(0, N, 256, [&](int64_t begin, int64_t end) {
+                                      for (int64_t i = begin; i < end; ++i) {
+                                        double acc = 0.0;
+                                        for (int64_t e = 0; e < E; ++e)
+                                          acc += static_cast<double>(hp[i * E + e]) * wp[e];
+                                        dp[i] = (acc + bias) / norm;
+                                      }
+                                    });
+                                  });
   const int64_t* lp = labels.data_ptr<int64_t>();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   double sum_abs = 0, sum_abs_wrong = 0, sum = 0, mx = -INFINITY, mn = INFINITY;
@@ -48,7 +51,10 @@ std::tuple<at::Tensor, at::Tensor> linear_distances_cpu(const at::Tensor& h_in, 
     sum += v;
     mx = std::max(mx, v);
     mn = std::min(mn, v);
-    if ((v > 0) != (lp[i] == 1)) { ++wrong; sum_abs_wrong += std::fabs(v); }
+    if ((v > 0) != (lp[i] == 1)) {
+      ++wrong;
+      sum_abs_wrong += std::fabs(v);
+    }
   }
   double* sp = summary.data_ptr<double>();
   const double mean_abs = N ? sum_abs / N : nan;

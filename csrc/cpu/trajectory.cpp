@@ -1,6 +1,6 @@
 // CPU kernels of the trajectory stage. segment_points materialises T points on each of S segments
-// (gather + interpolate in one pass, float64 arithmetic, one rounding); trajectory_stats reduces the
-// classifier's logits at those points to per-segment label statistics. Both split over rows /
+// (gather + interpolate in one pass, float64 arithmetic, one rounding); trajectory_stats reduces
+// the classifier's logits at those points to per-segment label statistics. Both split over rows /
 // segments with at::parallel_for.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -60,38 +60,29 @@ at::Tensor trajectory_stats_cpu(const at::Tensor& logits_in, const at::Tensor& s
   const int64_t* sp = source.data_ptr<int64_t>();
   const int64_t* tp = target.data_ptr<int64_t>();
   for (int64_t s = 0; s < S; ++s) {
-    TORCH_CHECK(sp[s] >= 0 && sp[s] < C && tp[s] >= 0 && tp[s] < C, "source/target of segment ",
-                s, " (", sp[s], ", ", tp[s], ") must lie in [0, ", C, ")");
+    TORCH_CHECK(sp[s] >= 0 && sp[s] < C && tp[s] >= 0 && tp[s] < C, "source/target of segment ", s,
+                " (", sp[s], ", ", tp[s], ") must lie in [0, ", C, ")");
   }
   int64_t* op = out.data_ptr<int64_t>();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "trajectory_stats", [&] {
-    const scalar_t* zp = logits.data_ptr<scalar_t>();
-    at::parallel_for(0, S, 16, [&](int64_t begin, int64_t end) {
-      std::vector<uint8_t> seen(C);
-      for (int64_t s = begin; s < end; ++s) {
-        std::fill(seen.begin(), seen.end(), 0);
-        int64_t changes = 0, distinct = 0, third = 0, band = 0, prev = -1;
-        for (int64_t k = 0; k < T; ++k) {
-          double gap;
-          const int64_t y = argmax_and_gap(zp + (s * T + k) * C, C, sp[s], tp[s], &gap);
-          if (!seen[y]) { seen[y] = 1; ++distinct; }
-          if (gap >= band_lo && gap <= band_hi) ++band;
-          if (k > 0 && y != prev) {
-            ++changes;
-            const bool third_y = y != sp[s] && y != tp[s];
-            const bool third_prev = prev != sp[s] && prev != tp[s];
-            if (third_y || third_prev) ++third;
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, logits.scalar_type(), "trajectory_stats", [&] {
+        const scalar_t* zp = logits.data_ptr<scalar_t>();
+        at::parallel_for(0, S, 16, [&](int64_t begin, int64_t end) {
+          std::vector<uint8_t> seen(C);
+          for (int64_t s = begin; s < end; ++s) {
+            std::fill(seen.begin(), seen.end(), 0);
+            LabelWalk walk;
+            int64_t band = 0;
+            for (int64_t k = 0; k < T; ++k) {
+              double gap;
+              const int64_t y = argmax_and_gap(zp + (s * T + k) * C, C, sp[s], tp[s], &gap);
+              walk.step(y, sp[s], tp[s], seen.data());
+              band += in_band(gap, band_lo, band_hi) ? 1 : 0;
+            }
+            walk.write(op + s * kStatCols, band);
           }
-          prev = y;
-        }
-        int64_t* o = op + s * kStatCols;
-        o[kChanges] = changes;
-        o[kDistinct] = distinct;
-        o[kThirdChanges] = third;
-        o[kInBand] = band;
-      }
-    });
-  });
+        });
+      });
   return out;
 }
 

@@ -1,12 +1,13 @@
 // CUDA kernels of the borderline engine. Work decomposition:
 //   bracket_propose: one block per live pair; its threads stride over the D features, and the stall
 //                    test is a block-wide AND (__syncthreads_and).
-//   bracket_update:  one block per evaluated point; thread 0 decides the pair (common/bracket.h, the
+//   bracket_update:  one block per evaluated point; thread 0 decides the pair (common/bracket.h,
+//   the
 //                    same code as the CPU kernel), then the block copies the point and its softmax
 //                    into the outputs when the pair has finished.
 // No atomics: every pair is owned by one block, so results are deterministic.
-#include <ATen/Dispatch.h>
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -57,9 +58,9 @@ __global__ void update_kernel(const scalar_t* __restrict__ logits, const char* _
                               const bool* __restrict__ stalled, const int64_t* __restrict__ source,
                               const int64_t* __restrict__ target, double* __restrict__ fstate,
                               int64_t* __restrict__ istate, char* __restrict__ points,
-                              double* __restrict__ probs, double* __restrict__ lam_out,
-                              int64_t P, int64_t C, int64_t row_bytes, double beta,
-                              int64_t max_steps, int64_t method, int64_t* __restrict__ codes) {
+                              double* __restrict__ probs, double* __restrict__ lam_out, int64_t P,
+                              int64_t C, int64_t row_bytes, double beta, int64_t max_steps,
+                              int64_t method, int64_t* __restrict__ codes) {
   __shared__ int64_t status;
   __shared__ double zmax, denom;
   const int64_t r = blockIdx.x;
@@ -103,13 +104,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bracket_propose_cuda(const at::Te
   if (M == 0) return {x, lam, stalled};
   TORCH_CHECK(M <= 2147483647LL, "bracket_propose: at most 2^31-1 live pairs per call, got ", M);
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "bracket_propose_cuda", [&] {
-    propose_kernel<scalar_t><<<static_cast<unsigned>(M), kThreads, 0, stream>>>(
-        a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), idx.data_ptr<int64_t>(),
-        fstate.data_ptr<double>(), a.size(0), D, method, x.data_ptr<scalar_t>(), lam.data_ptr<double>(),
-        stalled.data_ptr<bool>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, a.scalar_type(), "bracket_propose_cuda", [&] {
+        propose_kernel<scalar_t><<<static_cast<unsigned>(M), kThreads, 0, stream>>>(
+            a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(), idx.data_ptr<int64_t>(),
+            fstate.data_ptr<double>(), a.size(0), D, method, x.data_ptr<scalar_t>(),
+            lam.data_ptr<double>(), stalled.data_ptr<bool>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return {x, lam, stalled};
 }
 
@@ -132,16 +134,17 @@ at::Tensor bracket_update_cuda(const at::Tensor& logits_in, const at::Tensor& x_
   TORCH_CHECK(M <= 2147483647LL, "bracket_update: at most 2^31-1 rows per call, got ", M);
   auto stream = c10::cuda::getCurrentCUDAStream();
   const int64_t row_bytes = x.size(1) * static_cast<int64_t>(x.element_size());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "bracket_update_cuda", [&] {
-    update_kernel<scalar_t><<<static_cast<unsigned>(M), 128, 0, stream>>>(
-        logits.data_ptr<scalar_t>(), static_cast<const char*>(x.data_ptr()),
-        idx.data_ptr<int64_t>(), lam.data_ptr<double>(), stalled.data_ptr<bool>(),
-        source.data_ptr<int64_t>(), target.data_ptr<int64_t>(), fstate.data_ptr<double>(),
-        istate.data_ptr<int64_t>(), static_cast<char*>(points.data_ptr()),
-        probs.data_ptr<double>(), lam_out.data_ptr<double>(), fstate.size(0), C, row_bytes, beta, max_steps,
-        method, codes.data_ptr<int64_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, logits.scalar_type(), "bracket_update_cuda", [&] {
+        update_kernel<scalar_t><<<static_cast<unsigned>(M), 128, 0, stream>>>(
+            logits.data_ptr<scalar_t>(), static_cast<const char*>(x.data_ptr()),
+            idx.data_ptr<int64_t>(), lam.data_ptr<double>(), stalled.data_ptr<bool>(),
+            source.data_ptr<int64_t>(), target.data_ptr<int64_t>(), fstate.data_ptr<double>(),
+            istate.data_ptr<int64_t>(), static_cast<char*>(points.data_ptr()),
+            probs.data_ptr<double>(), lam_out.data_ptr<double>(), fstate.size(0), C, row_bytes,
+            beta, max_steps, method, codes.data_ptr<int64_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return codes;
 }
 

@@ -1,8 +1,8 @@
 // CUDA kernels of linear_distances. Work decomposition: one thread per embedding row computes its
 // signed distance (float64 dot product); then one block of kReduce threads reduces the distances
 // to the summary with a fixed-order shared-memory tree (deterministic, no atomics).
-#include <ATen/Dispatch.h>
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -44,10 +44,18 @@ __global__ void summary_kernel(const double* __restrict__ d, const int64_t* __re
     sum += v;
     mx = v > mx ? v : mx;
     mn = v < mn ? v : mn;
-    if ((v > 0) != (labels[i] == 1)) { ++wrong; aw += ::fabs(v); }
+    if ((v > 0) != (labels[i] == 1)) {
+      ++wrong;
+      aw += ::fabs(v);
+    }
   }
   const int t = threadIdx.x;
-  s_abs[t] = a; s_abs_wrong[t] = aw; s_sum[t] = sum; s_max[t] = mx; s_min[t] = mn; s_wrong[t] = wrong;
+  s_abs[t] = a;
+  s_abs_wrong[t] = aw;
+  s_sum[t] = sum;
+  s_max[t] = mx;
+  s_min[t] = mn;
+  s_wrong[t] = wrong;
   __syncthreads();
   for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
     if (t < stride) {
@@ -75,8 +83,9 @@ __global__ void summary_kernel(const double* __restrict__ d, const int64_t* __re
   out[kWrong] = static_cast<double>(s_wrong[0]);
 }
 
-std::tuple<at::Tensor, at::Tensor> linear_distances_cuda(const at::Tensor& h_in, const at::Tensor& w_in,
-                                                         double bias, const at::Tensor& labels_in) {
+std::tuple<at::Tensor, at::Tensor> linear_distances_cuda(const at::Tensor& h_in,
+                                                         const at::Tensor& w_in, double bias,
+                                                         const at::Tensor& labels_in) {
   check_linear_args(h_in, w_in, labels_in);
   const c10::cuda::CUDAGuard guard(h_in.device());
   const at::Tensor h = h_in.contiguous(), w = w_in.contiguous(), labels = labels_in.contiguous();
@@ -89,14 +98,15 @@ std::tuple<at::Tensor, at::Tensor> linear_distances_cuda(const at::Tensor& h_in,
   if (N > 0) {
     const int threads = 256;
     const int64_t blocks = (N + threads - 1) / threads;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, h.scalar_type(), "linear_distances_cuda", [&] {
-      distances_kernel<scalar_t><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
-          h.data_ptr<scalar_t>(), w.data_ptr<double>(), bias, norm, N, E, d.data_ptr<double>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf, at::kBFloat16, h.scalar_type(), "linear_distances_cuda", [&] {
+          distances_kernel<scalar_t><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(
+              h.data_ptr<scalar_t>(), w.data_ptr<double>(), bias, norm, N, E, d.data_ptr<double>());
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
   }
   summary_kernel<<<1, kReduce, 0, stream>>>(d.data_ptr<double>(), labels.data_ptr<int64_t>(), N,
-                                             summary.data_ptr<double>());
+                                            summary.data_ptr<double>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {d, summary};
 }

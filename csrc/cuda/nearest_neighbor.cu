@@ -3,8 +3,8 @@
 // at a time, and keeps one running squared distance per (query, tile row) in registers.
 // Squared distances accumulate in double; the lowest index wins exact ties, as on the CPU.
 // Memory: O(Q + R), no [Q, R] matrix.
-#include <ATen/Dispatch.h>
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -18,8 +18,8 @@ namespace deepdig_fast {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kTile = 32;    // reference rows per shared-memory tile (one register each)
-constexpr int kChunk = 64;   // features per shared-memory tile
+constexpr int kTile = 32;   // reference rows per shared-memory tile (one register each)
+constexpr int kChunk = 64;  // features per shared-memory tile
 
 template <typename scalar_t>
 __global__ void nearest_neighbor_kernel(const scalar_t* __restrict__ q,
@@ -58,7 +58,10 @@ __global__ void nearest_neighbor_kernel(const scalar_t* __restrict__ q,
     if (active) {
 #pragma unroll
       for (int rr = 0; rr < kTile; ++rr) {
-        if (rr < rows && acc[rr] < best) { best = acc[rr]; arg = r0 + rr; }
+        if (rr < rows && acc[rr] < best) {
+          best = acc[rr];
+          arg = r0 + rr;
+        }
       }
     }
   }
@@ -79,12 +82,13 @@ std::tuple<at::Tensor, at::Tensor> nearest_neighbor_cuda(const at::Tensor& queri
   if (Q == 0) return {index, dist};
   const int64_t blocks = (Q + kThreads - 1) / kThreads;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, q.scalar_type(), "nearest_neighbor_cuda", [&] {
-    nearest_neighbor_kernel<scalar_t><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-        q.data_ptr<scalar_t>(), ref.data_ptr<scalar_t>(), Q, R, E, index.data_ptr<int64_t>(),
-        dist.data_ptr<scalar_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, q.scalar_type(), "nearest_neighbor_cuda", [&] {
+        nearest_neighbor_kernel<scalar_t><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+            q.data_ptr<scalar_t>(), ref.data_ptr<scalar_t>(), Q, R, E, index.data_ptr<int64_t>(),
+            dist.data_ptr<scalar_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return {index, dist};
 }
 
