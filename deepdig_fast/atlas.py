@@ -57,7 +57,7 @@ from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
 from deepdig_fast.rundir import (
-    StageStore, claim_folder, data_fingerprint, digest, environment, model_device, nan_to_none, ratio, stage_seed,
+    RunError, StageStore, claim_folder, data_fingerprint, digest, environment, model_device, nan_to_none, ratio, stage_seed,
     write_json,
 )
 from deepdig_fast.status import FAILURES
@@ -606,7 +606,7 @@ def _claim(root: Path | None, manifest: dict, rank: int, world: int):
         if failure is not None:
             raise failure
         if message is not None:
-            raise RuntimeError(f"rank 0 could not take the atlas folder: {message}")
+            raise RunError(f"rank 0 could not take the atlas folder: {message}")
         yield
 
 
@@ -634,7 +634,7 @@ def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, sa
         ctx.store.timings[u.name]["rank"] = rank
     errors = [e for e in _gather(error, world) if e]
     if errors:
-        raise RuntimeError(f"atlas {what} phase failed: " + "; ".join(errors))
+        raise RunError(f"atlas {what} phase failed: " + "; ".join(errors))
     # learn the other ranks' timings (for timings.json on rank 0)
     for t in _gather({u: v for u, v in ctx.store.timings.items()}, world):
         for u, v in t.items():

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
@@ -66,6 +67,45 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _out_dir(text: str) -> str:
+    """An output folder: non-empty, not an existing file, and inside a folder this user may write."""
+    import os
+
+    if not text or not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, expected a folder")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {probe} is a file, so no folder can be made there")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: {probe} is not writable")
+    return text
+
+
+def _beta(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return v
 
 
@@ -125,15 +165,17 @@ def cmd_run(args) -> int:
     device = _device(args.device)
     torch.manual_seed(args.seed)
     log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
-    data = _load_data(args.dataset, args.data_root)
-    s, t = args.pair
-    if not (0 <= s < data.num_classes and 0 <= t < data.num_classes):
-        raise CLIError(f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got {s},{t}")
-    model, meta = _classifier(args, data, device, log)
+    # every setting is checked before the data, the classifier or the folder is touched
     adv = AdversarialConfig(steps=args.steps)
     config = PairConfig(adversarial=adv, beta=args.beta, max_steps=args.max_steps, method=args.method,
                         seed=args.seed, baselines=not args.no_baselines, characterize=not args.no_characterize,
                         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments)
+    data = _load_data(args.dataset, args.data_root)
+    s, t = args.pair
+    if not (0 <= s < data.num_classes and 0 <= t < data.num_classes):
+        raise CLIError(f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got {s},{t}")
+    _check_folder(args.out, "deepdig-run", {"pair": [s, t]})
+    model, meta = _classifier(args, data, device, log)
     t0 = time.perf_counter()
     result = run_pair(
         model, data, s, t, config, out_dir=args.out, embedding_layer=args.embedding_layer,
@@ -149,10 +191,24 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _check_folder(out: str, kind: str, scope: dict) -> None:
+    """Refuse, before any work, a folder that holds another kind of run or another scope (the run
+    itself checks again under the folder's lock)."""
+    from deepdig_fast.rundir import check_folder
+
+    if Path(out).is_dir():
+        try:
+            check_folder(Path(out), kind, scope)
+        except ValueError as exc:
+            raise CLIError(str(exc).replace("out_dir", "--out", 1)) from None
+
+
 def cmd_report(args) -> int:
     from deepdig_fast.report import write_report
 
     run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise CLIError(f"{run_dir} is not a folder; expected a run folder written by `deepdig run`")
     if not (run_dir / "results.json").is_file():
         raise CLIError(f"{run_dir} is not a finished run folder (no results.json); run `deepdig run ... --out {run_dir}` first")
     paths = write_report(run_dir)
@@ -196,15 +252,39 @@ def _pairs(text: str) -> list[tuple[int, int]]:
     return [_pair(part) for part in text.split(",")]
 
 
+_DIST_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 def _init_distributed(args):
-    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl on GPUs, gloo on CPUs) and
-    return (rank, world, device); otherwise (0, 1, device)."""
+    """Under torchrun: join the process group (nccl on GPUs, gloo on CPUs) and return (rank, world,
+    device); otherwise (0, 1, device).
+
+    torchrun is recognised by TORCHELASTIC_RUN_ID (or asked for with --distributed, for other
+    launchers that set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT). A stray WORLD_SIZE or
+    MASTER_ADDR in an ordinary shell is ignored with a note instead of waiting for peers that never
+    come; joining the group waits at most --dist-init-timeout seconds.
+    """
     import datetime
     import os
 
     import torch
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    env = {k: os.environ.get(k) for k in _DIST_VARS}
+    launched = bool(os.environ.get("TORCHELASTIC_RUN_ID")) or args.distributed
+    if not launched:
+        stray = [f"{k}={v}" for k, v in env.items() if v is not None]
+        if stray and int(env.get("WORLD_SIZE") or "1") > 1 and not args.quiet:
+            print(f"[deepdig] note: {', '.join(stray)} set but this process was not started by torchrun: running as "
+                  "one process (pass --distributed to join a process group from these variables)", file=sys.stderr)
+        return 0, 1, _device(args.device)
+    missing = [k for k, v in env.items() if not v]
+    if missing:
+        raise CLIError(f"distributed run: {', '.join(missing)} not set; start with torchrun (or set all of "
+                       f"{', '.join(_DIST_VARS)})")
+    try:
+        rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
+    except ValueError:
+        raise CLIError(f"distributed run: RANK={env['RANK']!r} and WORLD_SIZE={env['WORLD_SIZE']!r} must be integers") from None
     if world <= 1:
         return 0, 1, _device(args.device)
     import torch.distributed as dist
@@ -217,8 +297,17 @@ def _init_distributed(args):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                timeout=datetime.timedelta(seconds=args.dist_timeout))
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(seconds=args.dist_init_timeout))
+        except Exception as exc:   # DistStoreError, RuntimeError: nobody answered at MASTER_ADDR:MASTER_PORT
+            raise CLIError(f"could not join the process group at {env['MASTER_ADDR']}:{env['MASTER_PORT']} as rank "
+                           f"{rank} of {world} within {args.dist_init_timeout} s ({type(exc).__name__}); are all "
+                           "ranks started?") from None
+        # from now on a rank may wait for the others as long as a phase takes
+        set_timeout = getattr(dist.distributed_c10d, "_set_pg_timeout", None)
+        if set_timeout is not None:
+            set_timeout(datetime.timedelta(seconds=args.dist_timeout))
     return dist.get_rank(), dist.get_world_size(), device
 
 
@@ -230,14 +319,23 @@ def cmd_atlas(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    config = AtlasConfig(   # every setting is checked before any work
+        strategy=args.strategy, adversarial=AdversarialConfig(steps=args.steps), beta=args.beta,
+        max_steps=args.max_steps, method=args.method, engine_batch_size=args.engine_batch_size, seed=args.seed,
+        trajectory=not args.no_trajectory,
+        trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
+        linearity=not args.no_linearity, max_inputs_per_class=args.max_per_class, save_points=args.save_points,
+    )
     rank, world, device = _init_distributed(args)
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
         data = _load_data(args.dataset, args.data_root)
         try:   # before the classifier is loaded (or trained)
-            atlas_directions(data.num_classes, args.classes, args.pairs)
+            directions = atlas_directions(data.num_classes, args.classes, args.pairs)
         except ValueError as exc:
             raise CLIError(f"{exc} ({args.dataset} has {data.num_classes} classes)") from None
+        if rank == 0:
+            _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
         if world > 1:
             import torch.distributed as dist
 
@@ -248,13 +346,6 @@ def cmd_atlas(args) -> int:
                 dist.barrier()
         else:
             model, meta = _classifier(args, data, device, log)
-        config = AtlasConfig(
-            strategy=args.strategy, adversarial=AdversarialConfig(steps=args.steps), beta=args.beta,
-            max_steps=args.max_steps, method=args.method, engine_batch_size=args.engine_batch_size, seed=args.seed,
-            trajectory=not args.no_trajectory,
-            trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
-            linearity=not args.no_linearity, max_inputs_per_class=args.max_per_class, save_points=args.save_points,
-        )
         t0 = time.perf_counter()
         result = run_atlas(
             model, data, config, classes=args.classes, pairs=args.pairs, out_dir=args.out,
@@ -294,7 +385,10 @@ def cmd_compare(args) -> int:
     labels = tuple(args.labels.split(",")) if args.labels else None
     if labels is not None and len(labels) != 2:
         raise CLIError(f"--labels must be two names like base,robust, got {args.labels!r}")
-    out = args.out or f"{Path(args.atlas_b).name}-vs-{Path(args.atlas_a).name}"
+    out = args.out or _out_dir(f"{Path(args.atlas_b).name}-vs-{Path(args.atlas_a).name}")
+    for given in (args.atlas_a, args.atlas_b):
+        if Path(out).resolve() == Path(given).resolve():
+            raise CLIError(f"--out {out} is an input atlas; write the comparison to another folder")
     result = compare_atlases(args.atlas_a, args.atlas_b, out, top=args.top, labels=labels)
     print(format_compare_table(result, args.top))
     print(f"\n{Path(out) / 'compare.html'}")
@@ -314,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(q, data=True):
         q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-        q.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+        q.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
         q.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
         if data:
             q.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default mnist, shipped)")
@@ -337,10 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("run", help="DeepDIG for one class pair, both directions, with baselines")
     common(q)
     q.add_argument("--pair", type=_pair, required=True, help="two class ids, e.g. 1,2")
-    q.add_argument("--out", required=True, help="run folder (resumable: rerun the same command after a crash)")
+    q.add_argument("--out", type=_out_dir, required=True, help="run folder (resumable: rerun the same command after a crash)")
     model_options(q)
     q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect, the paper's)")
-    q.add_argument("--beta", type=float, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
+    q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
     q.add_argument("--no-baselines", action="store_true", help="skip the RPBS and EPBS baselines")
     q.add_argument("--trajectory-segments", type=_positive_int, default=TRAJECTORY_SEGMENTS,
@@ -361,13 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     which = q.add_mutually_exclusive_group()
     which.add_argument("--classes", type=_classes, default=None, help="'all' (default) or class ids like 0,1,2")
     which.add_argument("--pairs", type=_pairs, help="class pairs like 1-2,4-9 (both directions of each)")
-    q.add_argument("--out", required=True, help="atlas folder (resumable: rerun the same command after a crash)")
+    q.add_argument("--out", type=_out_dir, required=True, help="atlas folder (resumable: rerun the same command after a crash)")
     q.add_argument("--strategy", choices=("auto", "per-target", "pairwise"), default="auto",
                    help="per-target: one generator per target class (K in all); pairwise: the paper's two "
                    "autoencoders per direction; auto (default): per-target for more than 3 classes")
     model_options(q)
     q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)")
-    q.add_argument("--beta", type=float, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
+    q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
     q.add_argument("--engine-batch-size", type=_positive_int,
                    help="live pairs per engine step (default 512 on a CPU, 16384 on a GPU)")
@@ -381,13 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threads", type=_positive_int, help="torch threads per process (results are reproducible for a fixed value)")
     q.add_argument("--dist-timeout", type=_positive_int, default=4 * 3600,
                    help="seconds a rank waits for the others at a phase boundary (default 14400)")
+    q.add_argument("--dist-init-timeout", type=_positive_int, default=300,
+                   help="seconds to wait for every rank to join the process group (default 300)")
+    q.add_argument("--distributed", action="store_true",
+                   help="join a process group from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT without torchrun")
     q.add_argument("--no-report", action="store_true", help="do not write atlas.md / atlas.html / heatmaps")
     q.set_defaults(fn=cmd_atlas)
 
     q = sub.add_parser("compare", help="two atlases side by side: difference heatmaps and the largest changes")
     q.add_argument("atlas_a", help="atlas folder A (the reference)")
     q.add_argument("atlas_b", help="atlas folder B (differences are B - A)")
-    q.add_argument("--out", help="folder for compare.html / compare.json (default: B-vs-A in the current folder)")
+    q.add_argument("--out", type=_out_dir, help="folder for compare.html / compare.json (default: B-vs-A in the current folder)")
     q.add_argument("--labels", help="names of A and B, like base,robust (default: the folder names)")
     q.add_argument("--top", type=_positive_int, default=15, help="rows of the largest-changes table (default 15)")
     q.set_defaults(fn=cmd_compare)
@@ -395,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("info", help="print how the C++/CUDA extension was built")
     q.set_defaults(fn=cmd_info)
     return p
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
 
 
 def main(argv=None) -> int:
@@ -406,7 +509,19 @@ def main(argv=None) -> int:
         sys.stderr.write(f"deepdig {args.command}: error: {exc}\n")
         return 2
     except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        sys.stderr.write(f"deepdig {args.command}: error: {exc}\n")
+        sys.stderr.write(f"deepdig {args.command}: error: {_one_line(exc)}\n")
+        return 1
+    except RuntimeError as exc:
+        from deepdig_fast.rundir import RunError
+
+        if not isinstance(exc, RunError):
+            raise
+        sys.stderr.write(f"deepdig {args.command}: error: {_one_line(exc)}\n")
+        return 1
+    except OSError as exc:   # a full disk, a folder without permission, ...
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = "; free some space and rerun the same command to resume" if exc.errno == errno.ENOSPC else ""
+        sys.stderr.write(f"deepdig {args.command}: error: {exc.strerror or exc}{where}{hint}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("deepdig: interrupted; rerun the same command to resume\n")

@@ -504,14 +504,19 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return obj
 
 
+class UnreadablePickleError(pickle.UnpicklingError, ValueError):
+    """A CIFAR pickle that is corrupt or asks for something other than arrays and containers
+    (an UnpicklingError, and a ValueError so callers reporting bad input catch it)."""
+
+
 def _load_cifar_pickle(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-10 file {path} does not exist")
     with open(path, "rb") as f:
         try:
             obj = _RestrictedUnpickler(f, encoding="bytes").load()
-        except pickle.UnpicklingError:
-            raise
+        except pickle.UnpicklingError as e:
+            raise UnreadablePickleError(f"{path}: {e}") from None
         except Exception as e:
             raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):

@@ -301,7 +301,8 @@ def refine_borderline(
             raise ValueError(f"source and target must be class ids in [0, {C}) for this model's {C} classes")
         za, zb = end_logits
         rows = torch.arange(P, device=device)
-        finite_ends = torch.isfinite(za).all(1) & torch.isfinite(zb).all(1)
+        # softmax is defined unless a row has NaN or +inf or is all -inf (-inf alone masks a class)
+        finite_ends = torch.isfinite(za.amax(1)) & torch.isfinite(zb.amax(1))
         valid = finite_ends & (za.argmax(1) == src) & (zb.argmax(1) == tgt)
         fstate = torch.empty((P, 4), dtype=torch.float64, device=device)
         fstate[:, F_LO] = 0.0

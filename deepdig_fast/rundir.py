@@ -44,6 +44,7 @@ from deepdig_fast.io import atomic_save_tensors, atomic_write_text
 __all__ = [
     "STAGE_KEY",
     "FolderBusyError",
+    "RunError",
     "FolderLock",
     "StageStore",
     "check_same_run",
@@ -230,7 +231,11 @@ class StageStore:
 # one process per folder, one kind and scope per folder
 # --------------------------------------------------------------------------------------------------
 
-class FolderBusyError(RuntimeError):
+class RunError(RuntimeError):
+    """A run cannot go on for a reason outside the arguments (another process, another rank)."""
+
+
+class FolderBusyError(RunError):
     """Another process holds the folder's lock."""
 
 

@@ -24,7 +24,7 @@ class Status(enum.IntEnum):
     STALLED = 2          # the point equals a bracket end in the working precision: no progress left
     MAX_STEPS = 3        # max_steps points evaluated without success
     INVALID_BRACKET = 4  # a not predicted source or b not predicted target: not bisected
-    NONFINITE = 5        # the model returned NaN/Inf logits for the pair (at an end or a point)
+    NONFINITE = 5        # softmax undefined at an end or a point: NaN or +inf logits, or all -inf
 
 
 #: what each failure means, for reports and logs
@@ -34,7 +34,7 @@ STATUS_TEXT = {
     Status.STALLED: "no progress left in float precision",
     Status.MAX_STEPS: "step cap reached",
     Status.INVALID_BRACKET: "ends not classified as s and t",
-    Status.NONFINITE: "NaN/Inf logits",
+    Status.NONFINITE: "softmax undefined (NaN, +inf or all -inf logits)",
 }
 #: the outcomes a finished pair can have that are not SUCCESS
 FAILURES = tuple(s for s in Status if s not in (Status.PENDING, Status.SUCCESS))
