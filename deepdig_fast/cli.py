@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--arch", choices=("cnn", "fcn", "resnet"), help="reference classifier (default cnn; resnet for cifar10)")
 
     def model_options(q):
-        q.add_argument("--classifier", help="checkpoint (.pt/.json) to use; default checkpoints/DATASET-ARCH, trained if missing")
+        q.add_argument("--classifier", help="checkpoint to use (STEM, STEM.pt or STEM.json; only read, never written); "
+                       "default checkpoints/DATASET-ARCH, trained there only when nothing is there")
         q.add_argument("--model", help="your own architecture as package.module:factory (with --weights)")
         q.add_argument("--weights", help="state_dict file for --model (loaded with weights_only=True)")
         q.add_argument("--embedding-layer", help="submodule holding the embedding (NAME or NAME:input)")
