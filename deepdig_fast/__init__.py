@@ -24,6 +24,7 @@ _API = {
     "train_classifier": "deepdig_fast.models",
     "save_classifier": "deepdig_fast.checkpoint",
     "load_classifier": "deepdig_fast.checkpoint",
+    "check_fits": "deepdig_fast.checkpoint",
     "AdversarialConfig": "deepdig_fast.adversarial",
     "train_adversarial_autoencoder": "deepdig_fast.adversarial",
     "component_one": "deepdig_fast.adversarial",

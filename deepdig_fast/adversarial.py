@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepdig_fast.hooks import eval_mode
+from deepdig_fast.hooks import eval_mode, inference, private
+from deepdig_fast.progress import progress_bar
 from deepdig_fast.validation import Int, Number, check_class_id, check_int, validate_fields
 
 __all__ = [
@@ -367,15 +368,15 @@ def _check_batch_size(batch_size: object) -> int:
 def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """Logits ``[N, C]`` of ``classifier`` on ``x`` ``[N, *in_shape]``, in batches, without grad.
 
-    An nn.Module classifier runs in eval mode; its own modes are restored afterwards.
+    An nn.Module classifier runs in eval mode; its own modes are restored afterwards. It sees
+    copies of ``x``'s batches, so ``x`` is never modified.
     """
     x = _check_inputs(x, "x")
     bs = _check_batch_size(batch_size)
-    with torch.no_grad(), eval_mode(classifier):
-        if x.shape[0] <= bs:
-            out = classifier(x)
-        else:
-            out = torch.cat([classifier(x[i : i + bs]) for i in range(0, x.shape[0], bs)])
+    with inference(classifier):
+        # max(N, 1): an empty x still gets one (empty) forward, which gives the logits' shape [0, C]
+        outs = [classifier(private(x[i : i + bs])) for i in range(0, max(x.shape[0], 1), bs)]
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
     _check_logits(out, x.shape[0])
     return out
 
@@ -433,7 +434,7 @@ def train_adversarial_autoencoder(
         config: :class:`AdversarialConfig` (defaults when None).
         autoencoder: None (build :func:`default_autoencoder` for ``x.shape[1:]``), a module (trained
             in place from its current weights), or a zero-argument factory (called under the seed).
-        progress: show a tqdm bar.
+        progress: show progress (a bar on a terminal, plain lines in a log; see deepdig_fast.progress).
 
     Returns:
         ``(autoencoder, history)``: the trained autoencoder, on ``x``'s device in eval mode, and its
@@ -507,11 +508,7 @@ def _train_loop(
     acc_rec = torch.zeros((), device=device, dtype=torch.float32)
     acc_adv = torch.zeros((), device=device, dtype=torch.float32)
     window = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, desc=f"AE → class {target}", unit="step", leave=False)
+    bar = progress_bar(cfg.steps, f"AE → class {target}", "step", enabled=progress)
 
     bce = F.binary_cross_entropy
     t0 = time.perf_counter()
@@ -544,13 +541,11 @@ def _train_loop(
                 hist.adversarial.append(a)
                 acc_rec.zero_()
                 acc_adv.zero_()
-                if bar is not None:
-                    bar.update(step - bar.n)
-                    bar.set_postfix(loss=f"{total:.4f}", refresh=False)
+                bar.set_postfix(loss=f"{total:.4f}")
+                bar.update(step - bar.n)
                 window = 0
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     hist.seconds = time.perf_counter() - t0
     hist.steps = cfg.steps
     hist.final_loss = hist.loss[-1]

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from deepdig_fast.adversarial import (
     AdversarialConfig, apply_generator, build_autoencoder, predict, train_adversarial_autoencoder,
 )
+from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
@@ -61,7 +62,7 @@ from deepdig_fast.rundir import (
     write_json,
 )
 from deepdig_fast.status import FAILURES
-from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, check_classifier, validate_fields
+from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 
 ATLAS_SCHEMA = 2
 ATLAS_KIND = "deepdig-atlas"
@@ -485,7 +486,7 @@ def run_atlas(
         raise ValueError("out_dir is required when running on more than one process (the ranks share units through it)")
     if embedding_layer is None:
         embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
-    check_classifier(classifier, data, embedding_layer)   # one forward, before any expensive work
+    check_fits(classifier, data, embedding_layer=embedding_layer)   # one forward, before any expensive work
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(model_device(classifier)))
     prefix = f"[rank {rank}] " if world > 1 else ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from deepdig_fast.hooks import embed
+from deepdig_fast.hooks import embed, inference
 
 
 @dataclass
@@ -43,13 +43,14 @@ def _check(x: Tensor, y: Tensor, s: int, t: int) -> None:
         raise ValueError(f"source and target must differ, got {s} and {t}")
 
 
-@torch.no_grad()
 def _correct(model, x: Tensor, y: Tensor, c: int, batch_size: int) -> Tensor:
-    """Indices (into x) of the inputs labelled c that the model predicts as c."""
+    """Indices (into x) of the inputs labelled c that the model predicts as c (in eval mode, without
+    grad; the model sees copies: indexing with an index tensor copies the rows)."""
     idx = (y == c).nonzero().flatten()
     if idx.numel() == 0:
         return idx
-    preds = torch.cat([model(x[idx[i : i + batch_size]]).argmax(1) for i in range(0, idx.numel(), batch_size)])
+    with inference(model):
+        preds = torch.cat([model(x[idx[i : i + batch_size]]).argmax(1) for i in range(0, idx.numel(), batch_size)])
     return idx[preds.to(idx.device) == c]
 
 

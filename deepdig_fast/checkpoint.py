@@ -11,6 +11,7 @@ deepdig_fast_version, created (UTC ISO-8601), extra.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -28,7 +29,10 @@ from torch import nn
 from .io import ChecksumError, atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
 from .models import ARCHITECTURES, build_classifier
 
-__all__ = ["FORMAT", "save_classifier", "load_classifier", "load_user_model", "checkpoint_paths", "ChecksumError"]
+__all__ = [
+    "FORMAT", "save_classifier", "load_classifier", "load_user_model", "load_or_train_classifier", "check_fits",
+    "checkpoint_paths", "ChecksumError",
+]
 
 FORMAT = "deepdig_fast.classifier/1"
 
@@ -320,6 +324,104 @@ def load_user_model(
     return model.to(device).eval()
 
 
+def _short(values: Sequence[Any], limit: int = 4) -> str:
+    values = [str(v) for v in values]
+    head = ", ".join(values[:limit])
+    return f"[{head}, ... {len(values)} in all]" if len(values) > limit else f"[{head}]"
+
+
+def check_fits(
+    classifier: Any,
+    data: Any,
+    meta: Mapping[str, Any] | None = None,
+    *,
+    arch: str | None = None,
+    name: str = "the classifier",
+    embedding_layer: str | None = None,
+) -> None:
+    """Check that `classifier` can be used on `data`; raise ValueError (one line naming both sides) if not.
+
+    Checks, in this order (the cheap ones first):
+      * `meta` (a checkpoint's metadata, e.g. from `load_classifier`), when given: its data set
+        equals `data.name`, its class count and class names equal `data`'s, its input shape equals
+        `data.sample_shape`, and its arch equals `arch` (when `arch` is given) and names the
+        classifier's type (for a built-in arch);
+      * one forward (no grad, eval mode, modes restored, on a copy) of two of `data`'s inputs on the
+        classifier's device: it must accept them and return floating-point logits [2,
+        data.num_classes].
+
+    Args:
+        classifier: an nn.Module or callable mapping [N, *sample_shape] to logits [N, C].
+        data: a `deepdig_fast.data.ClassificationData`.
+        meta: checkpoint metadata, or None (a user model without metadata: only the forward check).
+        arch: the architecture the caller expects (e.g. the CLI's --arch), or None for any.
+        name: how messages name the classifier (e.g. "--classifier ckpt/mnist-fcn").
+        embedding_layer: when given, the same forward also checks that this submodule exists and
+            yields a tensor (deepdig_fast.hooks), so a misspelt layer fails before any training.
+    """
+    from .data import ClassificationData
+    from .hooks import capture_embeddings, inference
+
+    if not isinstance(data, ClassificationData):
+        raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
+    if not callable(classifier):
+        raise TypeError(f"{name} must be an nn.Module or a callable returning logits, got {type(classifier).__name__}")
+    if meta is not None:
+        if not isinstance(meta, Mapping):
+            raise TypeError(f"meta must be a checkpoint's metadata dict or None, got {type(meta).__name__}")
+        ds = meta.get("dataset")
+        if ds is not None and ds != data.name:
+            raise ValueError(f"{name} was trained on data set {ds!r}, but the data set is {data.name!r}")
+        n = meta.get("num_classes")
+        if n is not None and n != data.num_classes:
+            raise ValueError(f"{name} has {n} classes, but data set {data.name!r} has {data.num_classes}")
+        names = meta.get("classes")
+        if names is not None and [str(c) for c in names] != [str(c) for c in data.classes]:
+            raise ValueError(f"{name} has classes {_short(names)}, but data set {data.name!r} has {_short(data.classes)}")
+        shape = meta.get("in_shape")
+        if shape is not None and tuple(int(d) for d in shape) != tuple(data.sample_shape):
+            raise ValueError(f"{name} takes inputs of shape {list(shape)}, but data set {data.name!r} has "
+                             f"inputs of shape {list(data.sample_shape)}")
+        stored = meta.get("arch")
+        if arch is not None and stored != arch:
+            raise ValueError(f"{name} holds a {stored!r} classifier, but arch {arch!r} was asked for")
+        if stored in ARCHITECTURES and isinstance(classifier, nn.Module) and not isinstance(classifier, ARCHITECTURES[stored]):
+            raise ValueError(f"{name} is a {type(classifier).__name__}, but its metadata names arch {stored!r} "
+                             f"({ARCHITECTURES[stored].__name__})")
+
+    x = data.x_test[:2] if data.x_test.shape[0] else data.x_train[:2]
+    if x.shape[0] == 0:
+        raise ValueError(f"data set {data.name!r} has no inputs to check {name} with")
+    device = x.device
+    if isinstance(classifier, nn.Module):
+        first = next(iter(classifier.parameters()), None)
+        if first is None:
+            first = next(iter(classifier.buffers()), None)
+        if first is not None:
+            device = first.device
+    x = x.to(device, copy=True)
+    with contextlib.ExitStack() as stack:
+        # a missing layer is reported by capture_embeddings itself, before the forward
+        cap = stack.enter_context(capture_embeddings(classifier, embedding_layer)) if embedding_layer else None
+        try:
+            with inference(classifier):
+                out = classifier(x)
+        except Exception as e:  # any failure of the user's forward is reported as a misfit, in one line
+            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"{name} does not accept inputs of data set {data.name!r} (shape "
+                             f"{[x.shape[0], *data.sample_shape]}, {x.dtype}): {type(e).__name__}: {first_line}") from e
+        if cap is not None and cap.value is None:
+            raise ValueError(f"embedding_layer {embedding_layer!r} did not run during {name}'s forward pass")
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"{name} returned {type(out).__name__} for a batch of data set {data.name!r}, "
+                         f"expected a logits tensor [N, {data.num_classes}]")
+    if out.dim() != 2 or out.shape[0] != x.shape[0] or out.shape[1] != data.num_classes:
+        raise ValueError(f"{name} returned logits of shape {list(out.shape)} for {x.shape[0]} inputs, but data set "
+                         f"{data.name!r} has {data.num_classes} classes (expected [{x.shape[0]}, {data.num_classes}])")
+    if not out.is_floating_point():
+        raise ValueError(f"{name} returned {out.dtype} logits, expected floating point")
+
+
 def load_or_train_classifier(
     path: PathLike,
     arch: str,
@@ -334,19 +436,23 @@ def load_or_train_classifier(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The reference classifier `arch` for `data`, cached at `path` (a checkpoint stem).
 
-    Loads the checkpoint when it exists and matches (architecture, data set, classes); otherwise,
-    or with retrain=True, trains one with `train_classifier`'s defaults (seeded) and saves it
-    atomically. Returns (model in eval mode on `device`, metadata).
+    When nothing is at `path` (neither `<stem>.pt` nor `<stem>.json`), or with retrain=True, trains
+    one with `train_classifier`'s defaults (seeded) and saves it atomically there. Otherwise loads
+    the checkpoint and checks it with `check_fits` (architecture, data set, classes, input shape):
+    a checkpoint that does not fit raises ValueError and is never overwritten -- only retrain=True
+    replaces an existing file. Returns (model in eval mode on `device`, metadata).
     """
     from .models import train_classifier
 
     pt_path, json_path = checkpoint_paths(path)
-    if pt_path.is_file() and json_path.is_file() and not retrain:
+    if not retrain and (pt_path.exists() or json_path.exists()):
+        if not (pt_path.is_file() and json_path.is_file()):
+            have, missing = (pt_path, json_path) if pt_path.exists() else (json_path, pt_path)
+            raise ValueError(f"{have} exists but {missing} does not; expected both files of a checkpoint "
+                             "(move the file away to train a new classifier there)")
         model, meta = load_classifier(pt_path, device=device)
-        if meta.get("arch") == arch and meta.get("dataset") == data.name and list(meta.get("classes", [])) == list(data.classes):
-            return model, meta
-        if log:
-            log(f"{pt_path} holds a {meta.get('arch')} for {meta.get('dataset')}; training a new {arch}")
+        check_fits(model, data, meta, arch=arch, name=f"checkpoint {pt_path}")
+        return model, meta
     if log:
         log(f"training the reference {arch} classifier on {data.name} (seed {seed}); it is saved to {pt_path}")
     model = build_classifier(arch, data.num_classes, tuple(data.sample_shape), seed=seed)

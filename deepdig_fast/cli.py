@@ -124,20 +124,52 @@ def _default_arch(dataset: str) -> str:
 
 
 def _classifier(args, data, device, log):
-    """The classifier of `deepdig run`: a user model, a given checkpoint, or the cached reference one."""
-    from deepdig_fast.checkpoint import load_classifier, load_or_train_classifier, load_user_model
+    """The classifier of `deepdig run` / `atlas`: a user model, a given checkpoint, or the cached
+    reference one. Every one is checked against the data (`check_fits`) before any other work; a
+    path the user gave (--classifier, --weights) is only read, never written: a classifier is
+    trained only into the default checkpoints/DATASET-ARCH location, and only when nothing is there."""
+    from deepdig_fast.checkpoint import (
+        check_fits, checkpoint_paths, load_classifier, load_or_train_classifier, load_user_model,
+    )
 
     if args.model:
         if not args.weights:
             raise CLIError("--model needs --weights (a state_dict file)")
+        if args.classifier:
+            raise CLIError("--classifier and --model are alternatives; give one of them")
         model = load_user_model(args.model, args.weights, device=device)
+        try:
+            check_fits(model, data, name=f"--model {args.model}")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
         return model, {"model": args.model, "weights": str(args.weights)}
-    if args.classifier and Path(args.classifier).suffix in (".pt", ".json") or (args.classifier and Path(args.classifier).is_dir()):
-        model, meta = load_classifier(args.classifier, device=device)
+    if args.weights:
+        raise CLIError("--weights belongs to --model (package.module:factory); for a deepdig checkpoint use --classifier")
+    if args.classifier:
+        given = Path(args.classifier)
+        if not given.is_dir():
+            pt_path, json_path = checkpoint_paths(given)
+            if not (pt_path.is_file() and json_path.is_file()):
+                raise CLIError(f"--classifier {args.classifier}: no checkpoint there (expected {pt_path} and {json_path}); "
+                               f"write one with `deepdig train --out {pt_path.with_suffix('')}`")
+        where = f"--classifier {args.classifier}"
+        try:
+            model, meta = load_classifier(given, device=device)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CLIError(f"{where}: {exc}") from None
+    else:
+        arch = args.arch or _default_arch(args.dataset)
+        path = Path(f"checkpoints/{args.dataset}-{arch}")
+        try:
+            model, meta = load_or_train_classifier(path, arch, data, seed=args.seed, device=device,
+                                                   progress=not args.quiet, log=log)
+        except ValueError as exc:
+            raise CLIError(f"{exc}; pass --classifier PATH, or move it away to train a new one there") from None
         return model, meta
-    arch = args.arch or _default_arch(args.dataset)
-    path = Path(args.classifier or f"checkpoints/{args.dataset}-{arch}")
-    model, meta = load_or_train_classifier(path, arch, data, seed=args.seed, device=device, progress=not args.quiet, log=log)
+    try:
+        check_fits(model, data, meta, arch=args.arch, name=where)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     return model, meta
 
 
@@ -416,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--arch", choices=("cnn", "fcn", "resnet"), help="reference classifier (default cnn; resnet for cifar10)")
 
     def model_options(q):
-        q.add_argument("--classifier", help="checkpoint (.pt/.json) to use; default checkpoints/DATASET-ARCH, trained if missing")
+        q.add_argument("--classifier", help="checkpoint to use (STEM, STEM.pt or STEM.json; only read, never written); "
+                       "default checkpoints/DATASET-ARCH, trained there only when nothing is there")
         q.add_argument("--model", help="your own architecture as package.module:factory (with --weights)")
         q.add_argument("--weights", help="state_dict file for --model (loaded with weights_only=True)")
         q.add_argument("--embedding-layer", help="submodule holding the embedding (NAME or NAME:input)")

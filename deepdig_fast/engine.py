@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from deepdig_fast import ops
-from deepdig_fast.hooks import capture_embeddings, eval_mode
+from deepdig_fast.hooks import capture_embeddings, eval_mode, private
 from deepdig_fast.status import F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUDER, I_SIDE, I_STATUS, Status
 from deepdig_fast.validation import check_int, check_number
 
@@ -194,18 +194,19 @@ def choose_batch_size(model, sample: Tensor, limit: int) -> int:
         return min(cache[key], limit)
     best, best_rate = candidates[0], 0.0
     sync = torch.cuda.synchronize if sample.device.type == "cuda" else (lambda: None)
-    for c in candidates:
-        reps = -(-c // sample.shape[0])
-        x = sample.repeat(reps, *([1] * (sample.dim() - 1)))[:c].contiguous()
-        model(x)  # warm-up
-        sync()
-        t0 = time.perf_counter()
-        model(x)
-        model(x)
-        sync()
-        rate = 2 * c / (time.perf_counter() - t0)
-        if rate > best_rate * 1.03:  # prefer the smaller batch unless the larger is clearly faster
-            best, best_rate = c, rate
+    with eval_mode(model):  # `repeat` copies: the model never sees the caller's `sample`
+        for c in candidates:
+            reps = -(-c // sample.shape[0])
+            x = sample.repeat(reps, *([1] * (sample.dim() - 1)))[:c].contiguous()
+            model(x)  # warm-up
+            sync()
+            t0 = time.perf_counter()
+            model(x)
+            model(x)
+            sync()
+            rate = 2 * c / (time.perf_counter() - t0)
+            if rate > best_rate * 1.03:  # prefer the smaller batch unless the larger is clearly faster
+                best, best_rate = c, rate
     cache[key] = best
     return min(best, limit)
 
@@ -283,14 +284,15 @@ def refine_borderline(
         # The ends: validate the bracket and read the logit gap there (for the root finders).
         n_classes = None
         end_logits = []
-        emb_dim = None
+        emb_dim = emb_dtype = None
         for x in (a, b):
             chunks = []
             for i in range(0, P, live_cap):
-                z = _logits(model, x[i : i + live_cap], n_classes)
+                z = _logits(model, private(x[i : i + live_cap]), n_classes)  # a copy: a and b are the caller's
                 n_classes = z.shape[1]
                 if cap is not None:
-                    emb_dim = cap.take().shape[1]
+                    e = cap.take()
+                    emb_dim, emb_dtype = e.shape[1], e.dtype
                 chunks.append(z)
             end_logits.append(torch.cat(chunks) if chunks else None)
         forwards = 2 * P
@@ -317,7 +319,7 @@ def refine_borderline(
         points = torch.full((P, D), float("nan"), dtype=a.dtype, device=device)
         probs = torch.full((P, C), float("nan"), dtype=torch.float64, device=device)
         lam_out = torch.full((P,), float("nan"), dtype=torch.float64, device=device)
-        embeddings = torch.full((P, emb_dim), float("nan"), device=device) if cap is not None else None
+        embeddings = torch.full((P, emb_dim), float("nan"), dtype=emb_dtype, device=device) if cap is not None else None
 
         queue = torch.nonzero(valid).flatten()
         n_queue = queue.shape[0]
@@ -326,7 +328,9 @@ def refine_borderline(
         steps = 0
         while live.shape[0] > 0:
             x, lam, stalled = ops.bracket_propose(a2, b2, live, fstate, code)
-            logits = _logits(model, x.view(x.shape[0], *sample_shape), C)
+            # a copy: bracket_update reads the points from x after the forward, and a model that
+            # edits its input in place must not change the recorded borderline samples
+            logits = _logits(model, private(x).view(x.shape[0], *sample_shape), C)
             emb = cap.take() if cap is not None else None
             codes = ops.bracket_update(
                 logits, x, live, lam, stalled, src, tgt, fstate, istate, points, probs, lam_out,
@@ -373,7 +377,7 @@ def _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start
         attempts=z64.clone(),
         probs=torch.empty((0, 0), dtype=torch.float64, device=a.device),
         lam=torch.empty((0,), dtype=torch.float64, device=a.device),
-        embeddings=torch.empty((0, 0), device=a.device) if embedding_layer else None,
+        embeddings=torch.empty((0, 0), dtype=a.dtype, device=a.device) if embedding_layer else None,
         source=z64.clone(),
         target=z64.clone(),
         forwards=0,

@@ -3,6 +3,15 @@
 `layer` is a dotted submodule name as in `model.named_modules()`. By default the module's output is
 captured; append ":input" to capture the module's (first) input instead, e.g. "fc2:input" is the
 input of the last linear layer, the embedding of METHOD.md.
+
+How the library runs a classifier for inference (engine, predict, embed, baselines, characterize):
+inside `inference(model)` -- no autograd and every submodule in eval mode, so dropout is off and
+BatchNorm neither uses nor updates batch statistics; each module's flag is restored afterwards --
+and never on the caller's memory: a chunk of caller data is copied before the forward (`private`),
+so a model that edits its input in place (`x.sub_(mean)`, `x.mul_(0)`) cannot change the caller's
+tensors. Tensors the library allocated itself for the forward (the engine's midpoints, trajectory
+points) need no copy. A captured embedding is a copy too (a later in-place op in the model, e.g.
+`relu_` on the layer's output, cannot change it) and keeps the layer's dtype.
 """
 from __future__ import annotations
 
@@ -49,7 +58,8 @@ def capture_embeddings(model: nn.Module, layer: str) -> Iterator[EmbeddingCaptur
         t = inputs[0] if use_input else output
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"embedding_layer {layer!r} produced {type(t).__name__}, expected a Tensor")
-        cap.value = t.detach().reshape(t.shape[0], -1)
+        # a copy: an in-place op later in the forward (e.g. relu_) must not change the record
+        cap.value = t.detach().reshape(t.shape[0], -1).clone()
 
     handle = module.register_forward_hook(hook)
     try:
@@ -75,14 +85,33 @@ def eval_mode(model) -> Iterator[None]:
             m.training = flag
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def inference(model) -> Iterator[None]:
+    """No autograd and `eval_mode(model)` for the duration: how the library runs a classifier for
+    predictions (flags restored afterwards; other callables pass through)."""
+    with torch.no_grad(), eval_mode(model):
+        yield
+
+
+def private(x: torch.Tensor) -> torch.Tensor:
+    """A copy of `x` for one forward: what the model does to its input stays in the copy."""
+    return x.clone()
+
+
 def embed(model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `model` over `x` in batches; return (logits [N, C], embeddings [N, E])."""
-    logits, embs = [], []
-    with capture_embeddings(model, layer) as cap:
-        for i in range(0, x.shape[0], batch_size):
-            logits.append(model(x[i : i + batch_size]))
-            embs.append(cap.take())
-    if not logits:
+    """Run `model` over `x` in batches; return (logits [N, C], embeddings [N, E]).
+
+    The model runs under `inference` (no grad, eval mode, modes restored) on copies of `x`'s
+    batches; the embeddings keep the layer's dtype."""
+    if not isinstance(x, torch.Tensor) or x.dim() < 1:
+        raise TypeError(f"x must be a torch.Tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if x.shape[0] == 0:
         raise ValueError("embed: x is empty; expected at least one input")
+    logits, embs = [], []
+    with capture_embeddings(model, layer) as cap, inference(model):
+        for i in range(0, x.shape[0], batch_size):
+            logits.append(model(private(x[i : i + batch_size])))
+            embs.append(cap.take())
     return torch.cat(logits), torch.cat(embs)

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from .data import ClassificationData
 from .rundir import model_device
+from .validation import check_int
 
 __all__ = [
     "MnistCNN",
@@ -237,18 +238,16 @@ def build_classifier(
         raise TypeError(f"build_classifier({arch!r}): bad keyword arguments {sorted(kwargs)} ({e})") from e
 
 
-@torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Predicted labels int64 [N] (on x's device) for inputs x [N, *sample_shape], in eval mode."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    """Predicted labels int64 [N] (on x's device) for inputs x [N, *sample_shape]; the model runs
+    without grad in eval mode (every module's mode restored after) on copies of x's batches."""
+    from .hooks import inference
+
+    check_int(batch_size, "batch_size", low=1)
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        out = [model(x[i : i + batch_size].to(device)).argmax(1).to(x.device) for i in range(0, x.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
+    with inference(model):  # copy=True: the model may edit its input in place, x stays as it is
+        out = [model(x[i : i + batch_size].to(device, copy=True)).argmax(1).to(x.device)
+               for i in range(0, x.shape[0], batch_size)]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=x.device)
 
 
@@ -303,11 +302,9 @@ def train_classifier(
     gen = torch.Generator().manual_seed(int(seed))
     steps = math.ceil(n / batch_size)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from .progress import progress_bar
 
-        bar = tqdm(total=epochs * steps, desc=f"train {type(model).__name__}", unit="batch", leave=False)
+    bar = progress_bar(epochs * steps, f"train {type(model).__name__}", "batch", enabled=progress)
     losses: list[float] = []
     rng_devices = [dev] if dev.type == "cuda" else []
     start = time.perf_counter()
@@ -326,16 +323,14 @@ def train_classifier(
                     loss.backward()
                     opt.step()
                     total += loss.detach() * idx.numel()
-                    if bar is not None:
-                        bar.update(1)
-                        if i % 20 == 0:
-                            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+                    if i % 20 == 0 and bar.mode != "off":
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+                    bar.update(1)
                 losses.append(float(total) / n)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, losses[-1])
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
             model.eval()
     seconds = time.perf_counter() - start
     test_acc = evaluate_accuracy(model, data.x_test, data.y_test)

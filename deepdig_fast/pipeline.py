@@ -31,13 +31,14 @@ from torch import Tensor, nn
 
 from deepdig_fast.adversarial import AdversarialConfig, component_one, component_two
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
+from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
 from deepdig_fast.io import sha256_state_dict
 from deepdig_fast.rundir import (
     StageStore, claim_folder, data_fingerprint, digest, environment, model_device, stage_seed, write_json,
 )
-from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, check_classifier, validate_fields
+from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 
 RESULTS_SCHEMA = 2
 RUN_KIND = "deepdig-run"
@@ -199,7 +200,7 @@ def run_pair(
         embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
     # everything that can be checked is checked before the first stage: the classifier's fit to
     # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
-    check_classifier(classifier, data, embedding_layer)
+    check_fits(classifier, data, embedding_layer=embedding_layer)
     device = model_device(classifier)
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(device))

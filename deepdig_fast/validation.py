@@ -31,7 +31,6 @@ __all__ = [
     "check_band",
     "check_options",
     "validate_fields",
-    "check_classifier",
     "BAND",
 ]
 
@@ -202,47 +201,3 @@ def validate_fields(obj: Any, constraints: Mapping[str, Any], owner: str | None 
         if constraint is BAND:
             object.__setattr__(obj, field_name, checked)
 
-
-# --------------------------------------------------------------------------------------------------
-# a classifier against the data it will see
-# --------------------------------------------------------------------------------------------------
-
-def check_classifier(classifier: Any, data: Any, embedding_layer: str | None = None) -> tuple[int, int | None]:
-    """One forward of `classifier` on two of the data's training inputs, before any expensive work.
-
-    Checks that it accepts the data's input shape, returns a floating logits tensor [2, C] with C =
-    data.num_classes, and, with `embedding_layer`, that the layer exists and yields a tensor. The
-    model runs in eval mode without gradients, on a copy of the inputs; its modes are restored.
-    Returns (C, embedding size or None). Raises ValueError (TypeError for a non-callable) with one
-    line naming both sides.
-    """
-    import contextlib
-
-    import torch
-
-    from deepdig_fast.hooks import capture_embeddings, eval_mode
-    from deepdig_fast.rundir import model_device
-
-    if not callable(classifier):
-        raise TypeError(f"classifier must be an nn.Module or a callable returning logits, got {type(classifier).__name__}")
-    shape = list(data.x_train.shape[1:])
-    probe = data.x_train[:2].to(model_device(classifier)).clone()
-    hook = capture_embeddings(classifier, embedding_layer) if embedding_layer else contextlib.nullcontext()
-    with torch.no_grad(), eval_mode(classifier), hook as cap:
-        try:
-            out = classifier(probe)
-        except Exception as exc:
-            raise ValueError(
-                f"the classifier does not accept the data set's inputs ({data.name}: [N, "
-                f"{', '.join(map(str, shape))}]): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            ) from None
-        emb = cap.take() if cap is not None else None
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or not out.is_floating_point():
-        got = f"shape {list(out.shape)}, {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"the classifier must return floating logits [N, C] for the data's inputs; it returned {got}")
-    if out.shape[1] != data.num_classes:
-        raise ValueError(
-            f"the classifier returns {out.shape[1]} logits per input but the data set {data.name} has "
-            f"{data.num_classes} classes"
-        )
-    return int(out.shape[1]), (None if emb is None else int(emb.shape[1]))
