@@ -58,14 +58,12 @@ from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
 from deepdig_fast.rundir import (
-    RunError, StageStore, claim_folder, data_fingerprint, digest, environment, model_device, nan_to_none, ratio, stage_seed,
+    ATLAS_KIND, ATLAS_SCHEMA, RunError, StageStore, claim_folder, data_fingerprint, digest, environment, model_device, nan_to_none, ratio, stage_seed,
     write_json,
 )
 from deepdig_fast.status import FAILURES
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 
-ATLAS_SCHEMA = 2
-ATLAS_KIND = "deepdig-atlas"
 STRATEGIES = ("per-target", "pairwise")
 ENGINE_BATCH_CPU = DEFAULT_BATCH_SIZE["cpu"]
 ENGINE_BATCH_ACCELERATOR = DEFAULT_BATCH_SIZE["accelerator"]

@@ -26,8 +26,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from deepdig_fast.atlas import ATLAS_KIND, ATLAS_SCHEMA
-from deepdig_fast.rundir import check_same_run, ratio, read_manifest
+from deepdig_fast.rundir import ATLAS_KIND, ATLAS_SCHEMA, check_same_run, ratio, read_manifest
 from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, num, pct, read_json, secs
 
 __all__ = [

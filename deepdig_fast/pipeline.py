@@ -36,12 +36,10 @@ from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
 from deepdig_fast.io import sha256_state_dict
 from deepdig_fast.rundir import (
-    StageStore, claim_folder, data_fingerprint, digest, environment, model_device, stage_seed, write_json,
+    RESULTS_SCHEMA, RUN_KIND, StageStore, claim_folder, data_fingerprint, digest, environment, model_device, stage_seed, write_json,
 )
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 
-RESULTS_SCHEMA = 2
-RUN_KIND = "deepdig-run"
 
 
 @dataclass

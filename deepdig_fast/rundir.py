@@ -42,6 +42,10 @@ from deepdig_fast import __version__
 from deepdig_fast.io import atomic_save_tensors, atomic_write_text
 
 __all__ = [
+    "ATLAS_KIND",
+    "ATLAS_SCHEMA",
+    "RESULTS_SCHEMA",
+    "RUN_KIND",
     "STAGE_KEY",
     "FolderBusyError",
     "RunError",
@@ -59,6 +63,10 @@ __all__ = [
     "stage_seed",
     "write_json",
 ]
+
+#: the kinds of folder deepdig writes and the schema versions of their results files
+RUN_KIND, RESULTS_SCHEMA = "deepdig-run", 2       # results.json of run_pair
+ATLAS_KIND, ATLAS_SCHEMA = "deepdig-atlas", 2     # atlas.json of run_atlas
 
 #: the entry of a stage file that holds its key, name, settings and wall time
 STAGE_KEY = "_stage"
@@ -306,7 +314,7 @@ def read_manifest(root: Path) -> dict | None:
     return obj
 
 
-_KIND_TEXT = {"deepdig-run": "a `deepdig run` folder", "deepdig-atlas": "a `deepdig atlas` folder"}
+_KIND_TEXT = {RUN_KIND: "a `deepdig run` folder", ATLAS_KIND: "a `deepdig atlas` folder"}
 
 
 def _describe(kind: str | None, scope: dict | None) -> str:
@@ -324,7 +332,7 @@ def check_folder(root: Path, kind: str, scope: dict) -> dict | None:
     old_kind = manifest.get("kind")
     old_scope = manifest.get("scope")
     if old_kind is None and "pair" in manifest:   # folders written before kinds were recorded
-        old_kind, old_scope = "deepdig-run", {"pair": manifest["pair"]}
+        old_kind, old_scope = RUN_KIND, {"pair": manifest["pair"]}
     if old_kind != kind or old_scope != scope:
         raise ValueError(
             f"out_dir {root} is {_describe(old_kind, old_scope)}, not {_describe(kind, scope)}; "
@@ -352,7 +360,7 @@ def check_same_run(root: Path, manifest: dict, results: dict, results_name: str)
     reused by a run that did not finish holds the new manifest beside the old results.
     """
     for name, obj in (("manifest.json", manifest), (results_name, results)):
-        if obj.get("kind") not in (None, "deepdig-run", "deepdig-atlas"):
+        if obj.get("kind") not in (None, RUN_KIND, ATLAS_KIND):
             raise ValueError(f"{Path(root) / name} is not a deepdig file (kind {obj.get('kind')!r})")
     if manifest.get("kind") and results.get("kind") and manifest["kind"] != results["kind"]:
         raise ValueError(f"{Path(root)}: {results_name} is of a {results['kind']} but manifest.json of a {manifest['kind']}")

@@ -164,7 +164,7 @@ def test_load_atlas_errors(tmp_path):
     wrong = write_atlas(tmp_path / "wrong", {**make_atlas(), "kind": "deepdig-run"})
     with pytest.raises(ValueError, match=r"wrong.*deepdig-atlas.*deepdig-run"):
         load_atlas(wrong)
-    newer = write_atlas(tmp_path / "newer", {**make_atlas(), "schema": 2})
+    newer = write_atlas(tmp_path / "newer", {**make_atlas(), "schema": 3})
     with pytest.raises(ValueError, match="schema"):
         load_atlas(newer)
     with pytest.raises(TypeError, match="path"):
