@@ -32,7 +32,7 @@ def mnist_cnn(device):
 
 
 def pairs_of(model, data, s: int, t: int, device, n: int | None = None):
-    """RPBS pairs (METHOD.md): training images of class s predicted s and of class t predicted t,
+    """RPBS pairs (docs/METHOD-NOTES.md): training images of class s predicted s and of class t predicted t,
     shuffled with a fixed seed, truncated to the shorter list."""
     from deepdig_fast.baselines import random_pairs
 

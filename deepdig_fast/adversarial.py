@@ -9,7 +9,7 @@ Component II trains a fresh autoencoder AE_II of the same shape on A(s→t) with
 (a, a'') with a'' = AE_II(a), f(a) = t and f(a'') = s straddle the s|t boundary and feed the
 bisection of Component III.
 
-Loss (METHOD.md, both terms ``torch.nn.BCELoss`` with mean reduction)::
+Loss (docs/METHOD-NOTES.md, both terms ``torch.nn.BCELoss`` with mean reduction)::
 
     L = BCE(x', x) + alpha * BCE(softmax(f(x')), onehot(target))
 
@@ -199,7 +199,7 @@ def default_autoencoder(in_shape: Sequence[int], dropout: float = 0.0) -> nn.Mod
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class AdversarialConfig:
-    """Training settings of one adversarial autoencoder (defaults: METHOD.md / the paper).
+    """Training settings of one adversarial autoencoder (defaults: docs/METHOD-NOTES.md / the paper).
 
     alpha: weight of the adversarial BCE term. lr: Adam learning rate. step_size, gamma: StepLR,
     stepped every iteration. steps: training iterations, each on a random batch of ``batch_size``

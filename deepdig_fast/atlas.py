@@ -426,7 +426,7 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
         d = ctx.data
         lin = linearity(ctx.f, ctx.embedding_layer, d.x_train, d.y_train, d.x_test, d.y_test, s, t,
                         points, d.x_train[:0], seed=stage_seed(cfg.seed, f"{name}/linearity"))
-        sets = lin["sets"]
+        sets = lin.sets
         row.update(m1_borderline=sets["borderline"]["m1"], m1_train=sets["train"]["m1"],
                    svm_accuracy_borderline=sets["borderline"]["accuracy"], svm_accuracy_train=sets["train"]["accuracy"])
         times["linearity"] = time.perf_counter() - tic

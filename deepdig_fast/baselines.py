@@ -1,4 +1,4 @@
-"""Baseline starting pairs for the borderline engine (METHOD.md "Baselines").
+"""Baseline starting pairs for the borderline engine (docs/METHOD-NOTES.md "Baselines").
 
 RPBS  random pairs: correctly classified training inputs of class s and of class t, shuffled,
       truncated to the shorter list, paired index by index.

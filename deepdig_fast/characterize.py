@@ -1,4 +1,4 @@
-"""Characterization of a decision boundary from its borderline samples (METHOD.md, "Characterization").
+"""Characterization of a decision boundary from its borderline samples (docs/METHOD-NOTES.md, "Characterization").
 
 Two metric families, each on the successful borderline instances of one class pair:
 
@@ -28,10 +28,10 @@ linearity (paper §4.2)
 Files the pipeline writes from these results (read by deepdig_fast.report):
     characterize/trajectory_S-T.pt   TrajectoryResult.tensors(): {"stats", "i", "j", "T", "columns",
                                      "source", "target"}
-    characterize/linearity_S-T.pt    linearity(...)["arrays"]: {"distances", "labels",
+    characterize/linearity_S-T.pt    linearity(...).tensors(): {"distances", "labels",
                                      "positive_class", "source", "target"}
     results.json                     directions["S->T"]["trajectory"] = TrajectoryResult.to_dict(),
-                                     linearity = linearity(...) without "arrays"
+                                     linearity = linearity(...).to_dict()
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from deepdig_fast import ops
 from deepdig_fast.hooks import eval_mode
 from deepdig_fast.rundir import model_device
-from deepdig_fast.validation import Int, Optional, check_class_id, check_int
+from deepdig_fast.validation import Int, Optional, check_band, check_class_id, check_int, check_number
 
 STAT_COLUMNS = ("changes", "distinct_labels", "third_class_changes", "in_band")
 DEFAULT_CHUNK_POINTS = 65536
@@ -255,10 +255,7 @@ def trajectory_oscillation(
     check_int(seed, "seed", low=0)
     Optional(Int(1)).check(chunk_segments, "chunk_segments")
     Optional(Int(1)).check(batch_size, "batch_size")
-    if (not isinstance(band, (tuple, list)) or len(band) != 2
-            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in band)
-            or not band[0] <= band[1]):
-        raise ValueError(f"band must be a pair (lo, hi) of numbers with lo <= hi, got {band!r}")
+    band = check_band(band, "band")
     if not callable(model):
         raise TypeError(f"model must be an nn.Module or a callable returning logits, got {type(model).__name__}")
     band = (float(band[0]), float(band[1]))
@@ -359,6 +356,36 @@ def _class_rows(x: Tensor, y: Tensor, classes: tuple[int, int], xname: str, ynam
     return x.index_select(0, idx.to(x.device)), y[idx].to(torch.int64)
 
 
+@dataclass
+class LinearityResult:
+    """What linearity() returns.
+
+    svm: the fit (C, max_iter, seed, dual, n_iter, converged, classes, positive_class, w_norm,
+    bias, embedding_dim). sets: {"train" | "test" | "borderline": summary (see linearity)}.
+    distances: {set: [n] float64 signed distances}; labels: {set: [n] int64 true classes}.
+    positive_class: the SVM's classes_[1] (positive distances are on its side).
+    """
+
+    source: int
+    target: int
+    embedding_layer: str
+    svm: dict
+    sets: dict
+    distances: dict
+    labels: dict
+    positive_class: int
+
+    def to_dict(self) -> dict:
+        """The JSON-able part (results.json["linearity"]; NaN where undefined)."""
+        return {"source": self.source, "target": self.target, "embedding_layer": self.embedding_layer,
+                "svm": dict(self.svm), "sets": {k: dict(v) for k, v in self.sets.items()}}
+
+    def tensors(self) -> dict:
+        """What characterize/linearity_S-T.pt holds (torch.load(weights_only=True)-safe)."""
+        return {"distances": dict(self.distances), "labels": dict(self.labels), "positive_class": self.positive_class,
+                "source": self.source, "target": self.target}
+
+
 @torch.no_grad()
 def linearity(
     model: nn.Module,
@@ -375,7 +402,7 @@ def linearity(
     C: float = 1.0,
     max_iter: int = 10000,
     seed: int = 0,
-) -> dict:
+) -> LinearityResult:
     """How linear the s|t decision boundary is in embedding space (paper §4.2).
 
     A LinearSVC(C, max_iter, random_state=seed) is fitted on the embeddings (hooks.embed at
@@ -410,10 +437,9 @@ def linearity(
             successful borderline samples of each direction (either may be empty).
         C, max_iter, seed: LinearSVC settings (paper: C = 1, max_iter = 10000).
     Returns:
-        {"source", "target", "embedding_layer", "svm": {fit info}, "sets": {name: summary},
-         "arrays": {"distances": {name: [n] float64}, "labels": {name: [n] int64 true classes},
-                    "positive_class", "source", "target"}} -- everything but "arrays" is JSON-able
-        (NaN where undefined); "arrays" holds CPU tensors for figures (characterize/linearity_S-T.pt).
+        LinearityResult: svm (fit info), sets ({name: summary}), distances / labels ({name: [n]
+        CPU tensors}); `to_dict()` is the JSON part (NaN where undefined), `tensors()` what
+        characterize/linearity_S-T.pt holds.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
@@ -428,8 +454,7 @@ def linearity(
     check_class_id(target, "target")
     if source == target:
         raise ValueError(f"source and target must differ, got {source} and {target}")
-    if not isinstance(C, (int, float)) or isinstance(C, bool) or not C > 0:
-        raise ValueError(f"C must be a positive number, got {C!r}")
+    check_number(C, "C", low=0, closed="neither")
     check_int(max_iter, "max_iter", low=1)
     check_int(seed, "seed", low=0)
     pair = (source, target)
@@ -492,22 +517,18 @@ def linearity(
         distances[name] = d.cpu()
         labels[name] = y.cpu()
 
-    return {
-        "source": source,
-        "target": target,
-        "embedding_layer": embedding_layer,
-        "svm": {
+    return LinearityResult(
+        source=source,
+        target=target,
+        embedding_layer=embedding_layer,
+        svm={
             "C": float(C), "max_iter": max_iter, "seed": seed, "dual": str(svm.dual),
             "n_iter": n_iter, "converged": bool(not warned and n_iter < max_iter),
             "classes": [int(c) for c in svm.classes_], "positive_class": positive,
             "w_norm": float(torch.linalg.vector_norm(w)), "bias": bias, "embedding_dim": int(E),
         },
-        "sets": sets,
-        "arrays": {"distances": distances, "labels": labels, "positive_class": positive,
-                   "source": source, "target": target},
-    }
-
-
-def split_linearity(result: dict) -> tuple[dict, dict]:
-    """(the JSON part for results.json["linearity"], the tensors for characterize/linearity_S-T.pt)."""
-    return {k: v for k, v in result.items() if k != "arrays"}, result["arrays"]
+        sets=sets,
+        distances=distances,
+        labels=labels,
+        positive_class=positive,
+    )

@@ -371,11 +371,22 @@ def cmd_atlas(args) -> int:
         if world > 1:
             import torch.distributed as dist
 
-            if rank != 0:
-                dist.barrier()   # rank 0 trains / caches the classifier first
-            model, meta = _classifier(args, data, device, log if rank == 0 else (lambda m: None))
+            # rank 0 loads (or trains and caches) the classifier first; its failure reaches every
+            # rank at once instead of leaving them waiting for the whole --dist-timeout
+            failure = None
             if rank == 0:
-                dist.barrier()
+                try:
+                    model, meta = _classifier(args, data, device, log)
+                except Exception as exc:
+                    failure = exc
+            box = [None if failure is None else _one_line(failure)]
+            dist.broadcast_object_list(box, src=0)
+            if failure is not None:
+                raise failure
+            if box[0] is not None:
+                raise CLIError(f"rank 0 could not prepare the classifier: {box[0]}")
+            if rank != 0:
+                model, meta = _classifier(args, data, device, lambda m: None)
         else:
             model, meta = _classifier(args, data, device, log)
         t0 = time.perf_counter()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .io import ChecksumError, sha256_file
+from .validation import Int, Optional
 
 __all__ = [
     "ClassificationData",
@@ -184,8 +185,7 @@ class ClassificationData:
 
         The tensors are views of this instance's tensors (no copy)."""
         for arg, n in (("n_train", n_train), ("n_test", n_test)):
-            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
-                raise ValueError(f"{arg} must be a non-negative int or None, got {n!r}")
+            Optional(Int(0)).check(n, arg)
         a = len(self.x_train) if n_train is None else n_train
         b = len(self.x_test) if n_test is None else n_test
         return replace(
@@ -211,8 +211,7 @@ class ClassificationData:
         if per_class_test is None:
             per_class_test = per_class
         for arg, n in (("per_class", per_class), ("per_class_test", per_class_test)):
-            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
-                raise ValueError(f"{arg} must be a non-negative int or None, got {n!r}")
+            Optional(Int(0)).check(n, arg)
         gen = torch.Generator().manual_seed(int(seed))
         out: dict[str, torch.Tensor] = {}
         for split, limit in (("train", per_class), ("test", per_class_test)):

@@ -2,7 +2,7 @@
 
 `layer` is a dotted submodule name as in `model.named_modules()`. By default the module's output is
 captured; append ":input" to capture the module's (first) input instead, e.g. "fc2:input" is the
-input of the last linear layer, the embedding of METHOD.md.
+input of the last linear layer, the embedding of docs/METHOD-NOTES.md.
 
 How the library runs a classifier for inference (engine, predict, embed, baselines, characterize):
 inside `inference(model)` -- no autograd and every submodule in eval mode, so dropout is off and
@@ -20,6 +20,8 @@ from typing import Iterator
 
 import torch
 from torch import nn
+
+from deepdig_fast.validation import check_int
 
 
 def _resolve(model: nn.Module, layer: str) -> tuple[nn.Module, bool]:
@@ -105,8 +107,7 @@ def embed(model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 1024)
     batches; the embeddings keep the layer's dtype."""
     if not isinstance(x, torch.Tensor) or x.dim() < 1:
         raise TypeError(f"x must be a torch.Tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size", low=1)
     if x.shape[0] == 0:
         raise ValueError("embed: x is empty; expected at least one input")
     logits, embs = [], []

@@ -1,4 +1,4 @@
-"""Reference classifiers (METHOD.md, "Reference classifiers") and a small training loop.
+"""Reference classifiers (docs/METHOD-NOTES.md, "Reference classifiers") and a small training loop.
 
 Every model here follows one convention so the DeepDIG engine can read its embedding with a forward
 hook (`deepdig_fast.hooks`) instead of returning a (logits, features) tuple:
@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from .data import ClassificationData
 from .rundir import model_device
-from .validation import check_int
+from .validation import ParameterError, check_int, check_number
 
 __all__ = [
     "MnistCNN",
@@ -44,9 +44,7 @@ def _check_shape(in_shape: Sequence[int], arg: str = "in_shape") -> tuple[int, i
 
 
 def _check_classes(num_classes: int) -> int:
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    return num_classes
+    return check_int(num_classes, "num_classes", low=2)
 
 
 class MnistCNN(nn.Module):
@@ -234,6 +232,8 @@ def build_classifier(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             return cls(num_classes=num_classes, in_shape=shape, **kwargs)
+    except ParameterError:
+        raise
     except TypeError as e:
         raise TypeError(f"build_classifier({arch!r}): bad keyword arguments {sorted(kwargs)} ({e})") from e
 
@@ -284,12 +284,9 @@ def train_classifier(
         {"test_accuracy", "train_accuracy" (None unless eval_train), "epochs", "seconds" (training
         time, excluding evaluation), "epoch_losses" (mean loss per epoch), "lr", "batch_size", "seed"}.
     """
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not (lr > 0):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    check_int(epochs, "epochs", low=1)
+    check_int(batch_size, "batch_size", low=1)
+    check_number(lr, "lr", low=0, closed="neither")
     if not isinstance(data, ClassificationData):
         raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
     n = data.x_train.shape[0]

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from deepdig_fast import _ext  # noqa: F401  (loads the extension: registers torch.ops.deepdig_fast)
+from deepdig_fast.validation import check_int
 
 METHODS = {"bisect": 0, "illinois": 1}
 
@@ -177,8 +178,7 @@ def segment_points(x: Tensor, i_idx: Tensor, j_idx: Tensor, T: int) -> Tensor:
             raise ValueError(f"{name} must be a 1-d int64 tensor, got shape {_shape(t)} and {t.dtype}")
     if i_idx.shape != j_idx.shape:
         raise ValueError(f"i_idx and j_idx must have the same shape, got {_shape(i_idx)} and {_shape(j_idx)}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive int, got {T!r}")
+    check_int(T, "T", low=1)
     return _ops.segment_points(x, i_idx, j_idx, T)
 
 
@@ -195,8 +195,7 @@ def trajectory_stats(logits: Tensor, source: Tensor, target: Tensor, T: int, ban
         labels, changes where either label is a third class, points inside the band.
     """
     _check_2d_float(logits, "logits")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive int, got {T!r}")
+    check_int(T, "T", low=1)
     if source.dim() != 1 or target.shape != source.shape:
         raise ValueError(f"source and target must be 1-d of the same shape, got {_shape(source)} and {_shape(target)}")
     if logits.shape[0] != source.shape[0] * T:

@@ -370,10 +370,10 @@ def _successes(d: DirectionResult) -> Tensor | None:
 
 
 def _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer) -> dict:
-    """Trajectory oscillation per direction and embedding linearity of the pair (METHOD.md
+    """Trajectory oscillation per direction and embedding linearity of the pair (docs/METHOD-NOTES.md
     "Characterization"), on the successful DeepDIG borderline samples. Returns results.json's
     "linearity" entry and fills each direction's `trajectory`."""
-    from deepdig_fast.characterize import linearity, split_linearity, trajectory_oscillation
+    from deepdig_fast.characterize import linearity, trajectory_oscillation
 
     device = model_device(classifier)
     traj_spec = {"K": config.trajectory_K, "T": config.trajectory_T, "segments": config.trajectory_segments,
@@ -410,7 +410,7 @@ def _characterize(classifier, data, source, target, directions, config, store, b
             (empty if b_st is None else b_st).to(device), (empty if b_ts is None else b_ts).to(device),
             seed=stage_seed(config.seed, name),
         )
-        summary, arrays = split_linearity(r)
+        summary, arrays = r.to_dict(), r.tensors()
         return {**arrays, "summary": summary}
 
     spec = {**base_spec, "s": source, "t": target, "upstream": [st.keys.get("deepdig"), ts.keys.get("deepdig")]}

@@ -17,7 +17,7 @@ and, when present, the characterization (deepdig_fast.characterize):
 
     results.json directions["<s>-><t>"]["trajectory"]
                                      TrajectoryResult.to_dict(), or {"skipped": "why"}
-    results.json "linearity"         linearity(...) without its "arrays" (split_linearity), or
+    results.json "linearity"         linearity(...).to_dict(), or
                                      {"skipped": "why"}
     results.json "characterization"  optional {"note": "..."}: shown as is (e.g. why nothing was run)
     characterize/trajectory_<s>-<t>.pt
@@ -25,7 +25,7 @@ and, when present, the characterization (deepdig_fast.characterize):
                                      labels, third-class changes, points in band), "i": [S] int64,
                                      "j": [S] int64, "T": int, "columns": [4 str], "source": int,
                                      "target": int}
-    characterize/linearity_S-T.pt    linearity(...)["arrays"]: {"distances": {"train" | "test" |
+    characterize/linearity_S-T.pt    linearity(...).tensors(): {"distances": {"train" | "test" |
                                      "borderline": [n] float64 signed distances}, "labels": {same keys:
                                      [n] int64 true classes}, "positive_class": int, "source": int,
                                      "target": int}

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from deepdig_fast import reference as R
-from deepdig_fast.characterize import linearity, split_linearity, trajectory_oscillation
+from deepdig_fast.characterize import linearity, trajectory_oscillation
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,8 +177,8 @@ def test_model_is_in_eval_mode_during_the_call_and_restored_after():
     ({"chunk_segments": 0}, r"chunk_segments must be a positive int, got .* \(or None\)"),
     ({"batch_size": -1}, r"batch_size must be a positive int, got .* \(or None\)"),
     ({"seed": -1}, "seed must be a non-negative int"),
-    ({"band": (0.1, -0.1)}, "band must be a pair"),
-    ({"band": 0.1}, "band must be a pair"),
+    ({"band": (0.1, -0.1)}, r"band must be \(lo, hi\)"),
+    ({"band": 0.1}, r"band must be \(lo, hi\)"),
 ])
 def test_trajectory_argument_errors(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -253,28 +253,28 @@ def test_linear_boundary_gives_borderline_distances_near_zero():
     xt, yt = mirrored_blobs(40, seed=1)
     b_st, b_ts = on_boundary(30), on_boundary(25, seed=6)
     res = linearity(model, "embedding", x, y, xt, yt, 2, 0, b_st, b_ts)
-    sets = res["sets"]
-    assert res["svm"]["classes"] == [0, 2] and res["svm"]["positive_class"] == 2
-    assert res["svm"]["converged"] is True and res["svm"]["n_iter"] >= 1
+    sets = res.sets
+    assert res.svm["classes"] == [0, 2] and res.svm["positive_class"] == 2
+    assert res.svm["converged"] is True and res.svm["n_iter"] >= 1
     assert sets["train"]["n"] == 300 and sets["test"]["n"] == 80
     assert sets["borderline"]["n"] == 55
     assert sets["borderline"]["n_source_to_target"] == 30 and sets["borderline"]["n_target_to_source"] == 25
     assert sets["train"]["accuracy"] == 1.0 and sets["test"]["accuracy"] == 1.0
     assert sets["train"]["misclassified"] == 0 and math.isnan(sets["train"]["m2"])
     assert sets["train"]["m1"] > 0.3 and sets["train"]["min"] < -0.5 < 0.5 < sets["train"]["max"]
-    d_b = res["arrays"]["distances"]["borderline"]
+    d_b = res.distances["borderline"]
     assert d_b.abs().max() < 1e-4, d_b.abs().max()
     assert sets["borderline"]["m1"] < 1e-4 < 0.01 < sets["test"]["m1"] / 10
     # the summary is the definition applied to the distances
-    d_tr = res["arrays"]["distances"]["train"]
+    d_tr = res.distances["train"]
     a = d_tr.abs().mean()
     assert sets["train"]["m1"] == pytest.approx(float(a / (1 + a)))
     assert sets["train"]["mean"] == pytest.approx(float(d_tr.mean()))
     # train labels: true classes, class 2 on the positive side
-    lab = res["arrays"]["labels"]["train"]
+    lab = res.labels["train"]
     assert set(lab.tolist()) == {0, 2}
     assert bool((d_tr[lab == 2] > 0).all()) and bool((d_tr[lab == 0] < 0).all())
-    assert res["arrays"]["labels"]["borderline"].tolist() == [2] * 30 + [0] * 25
+    assert res.labels["borderline"].tolist() == [2] * 30 + [0] * 25
 
 
 def test_distances_match_sklearn_decision_function():
@@ -293,10 +293,10 @@ def test_distances_match_sklearn_decision_function():
     _, h = embed(model, x[keep], "2")
     svm = LinearSVC(C=1.0, max_iter=10000, random_state=0).fit(h.double().numpy(), y[keep].numpy())
     want = torch.as_tensor(svm.decision_function(h.double().numpy())) / float(torch.as_tensor(svm.coef_[0]).norm())
-    torch.testing.assert_close(res["arrays"]["distances"]["train"], want, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(res.distances["train"], want, rtol=1e-9, atol=1e-9)
     acc = float((torch.as_tensor(svm.predict(h.double().numpy())) == y[keep]).double().mean())
-    assert res["sets"]["train"]["accuracy"] == pytest.approx(acc)
-    js, arrays = split_linearity(res)
+    assert res.sets["train"]["accuracy"] == pytest.approx(acc)
+    js, arrays = res.to_dict(), res.tensors()
     assert "arrays" not in js and set(arrays["distances"]) == {"train", "test", "borderline"}
     json.dumps(js)
 
@@ -308,10 +308,10 @@ def test_linearity_empty_sets():
     no_test_y = torch.ones(5, dtype=torch.long)  # no member of classes 0 or 2
     res = linearity(model, "embedding", x, y, torch.rand(5, 6), no_test_y, 0, 2, empty, empty)
     for name in ("test", "borderline"):
-        s = res["sets"][name]
+        s = res.sets[name]
         assert s["n"] == 0 and s["misclassified"] == 0 and math.isnan(s["m1"]) and math.isnan(s["accuracy"])
-        assert res["arrays"]["distances"][name].shape == (0,)
-    json.dumps(split_linearity(res)[0])  # NaN is allowed in JSON output (the pipeline maps it to null)
+        assert res.distances[name].shape == (0,)
+    json.dumps(res.to_dict())  # NaN is allowed in JSON output (the pipeline maps it to null)
 
 
 def test_linearity_argument_errors():
@@ -330,7 +330,7 @@ def test_linearity_argument_errors():
         linearity(model, "embedding", x, y, x, y, 0, 2, b, torch.rand(2, 7))
     with pytest.raises(ValueError, match="is not a submodule"):
         linearity(model, "nope", x, y, x, y, 0, 2, b, b)
-    with pytest.raises(ValueError, match="C must be a positive number"):
+    with pytest.raises(ValueError, match="C must be a number > 0"):
         linearity(model, "embedding", x, y, x, y, 0, 2, b, b, C=0)
     with pytest.raises(TypeError, match="model must be an nn.Module"):
         linearity(lambda v: v, "embedding", x, y, x, y, 0, 2, b, b)
