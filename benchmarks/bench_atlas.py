@@ -23,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+from bench_utils import goal_text, record
+
 
 def _load(folder: Path) -> tuple[dict, dict]:
     atlas = json.loads((folder / "atlas.json").read_text())
@@ -88,7 +90,9 @@ def _atlas(model, data, strategy, out):
     return run_atlas(model, data, cfg, classes=[3, 5, 8], out_dir=out, report=False)
 
 
-def test_atlas_strategies(benchmark, mnist_cnn, tmp_path):
+def test_atlas_strategies(benchmark, record_property, mnist_cnn, tmp_path):
+    """Both strategies in one timed round: their cost ratio is measured here, then printed and
+    recorded with its goal (per-target clearly cheaper: ratio > 2), not asserted."""
     model, data = mnist_cnn
     out: dict = {}
 
@@ -100,12 +104,12 @@ def test_atlas_strategies(benchmark, mnist_cnn, tmp_path):
     cost = {s: sum(unit_seconds(r.timings).values()) for s, r in out.items()}
     ratio = cost["pairwise"] / cost["per-target"]
     mean = {s: sum(x["success_rate"] or 0 for x in r.rows()) / len(r.rows()) for s, r in out.items()}
-    benchmark.extra_info.update({f"{s}_seconds": v for s, v in cost.items()})
-    benchmark.extra_info["pairwise_over_per_target"] = ratio
-    print(f"\n[bench] 3 classes, 300 steps, 500 inputs per class: pairwise {cost['pairwise']:.1f} s, per-target {cost['per-target']:.1f} s, "
-          f"ratio {ratio:.2f}; mean success {mean['pairwise']:.4f} vs {mean['per-target']:.4f}")
-    # 12 autoencoders against 3: the per-target strategy must be clearly the cheaper one
-    assert ratio > 2
+    record(benchmark, record_property, "atlas", "strategies", pairwise_seconds=cost["pairwise"],
+           per_target_seconds=cost["per-target"], pairwise_over_per_target=ratio,
+           pairwise_mean_success=mean["pairwise"], per_target_mean_success=mean["per-target"])
+    print(f"\n[bench] 3 classes, 300 steps, 500 inputs per class: pairwise {cost['pairwise']:.1f} s, per-target "
+          f"{cost['per-target']:.1f} s; pairwise / per-target {goal_text('pairwise_over_per_target', ratio)}; "
+          f"mean success {mean['pairwise']:.4f} vs {mean['per-target']:.4f}")
 
 
 def main(argv=None) -> int:

@@ -1,17 +1,10 @@
-"""Benchmark fixtures: the trained MNIST CNN (the paper's architecture) shared with the CLI's cache."""
+"""Benchmark fixtures (the trained MNIST CNN, shared with the CLI's cache) and the end-of-session
+summary: each suite's rows and the ratios between them, with their goals (reported, not asserted)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def bench_device() -> torch.device:
-    return torch.device(os.environ.get("DEEPDIG_BENCH_DEVICE", "cuda" if torch.cuda.is_available() else "cpu"))
+from bench_utils import ROOT, ROW_PROPERTY, bench_device, goal_text, summarize, write_summary
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +24,25 @@ def mnist_cnn(device):
     return model.eval(), data
 
 
-def pairs_of(model, data, s: int, t: int, device, n: int | None = None):
-    """RPBS pairs (docs/METHOD-NOTES.md): training images of class s predicted s and of class t predicted t,
-    shuffled with a fixed seed, truncated to the shorter list."""
-    from deepdig_fast.baselines import random_pairs
-
-    p = random_pairs(model, data.x_train, data.y_train, s, t, seed=0)
-    a, b = p.a, p.b
-    if n is not None:
-        a, b = a[:n], b[:n]
-    return a.to(device), b.to(device)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    rows = [
+        value
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == ROW_PROPERTY
+    ]
+    if not rows:
+        return
+    tr = terminalreporter
+    for suite, summary in summarize(rows).items():
+        tr.write_sep("-", f"{suite} benchmark summary")
+        tr.write_line(f"{'row':<20}{'seconds':>10}{'pairs/s':>12}  other")
+        for row, v in summary["rows"].items():
+            pps = v.get("pairs_per_s")
+            other = ", ".join(f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}"
+                              for k, x in v.items() if k not in ("seconds", "pairs_per_s"))
+            tr.write_line(f"{row:<20}{v['seconds']:>10.3f}{'' if pps is None else f'{pps:.1f}':>12}  {other}")
+        for name, value in summary["ratios"].items():
+            tr.write_line(f"{name}: {goal_text(name, value)}")
+        tr.write_line(f"written to {write_summary(suite, summary)}")

@@ -6,49 +6,54 @@ import torch
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
-from conftest import DEVICES, needs_cuda
+from common_utils import cpu_and_cuda, needs_cuda
+from op_samples import (
+    HALF_DTYPES, bracket_state, check_cuda_matches_cpu, check_matches_reference, check_opcheck, run_op, sample_inputs,
+    update_case,
+)
 
 DTYPES = [torch.float32, torch.float64]
+OPS = ["bracket_propose", "bracket_update"]
 
 
-def make_state(P, D, dtype, device, seed=0, method=0):
-    g = torch.Generator().manual_seed(seed)
-    a = torch.rand(P, D, generator=g, dtype=torch.float64).to(dtype)
-    b = torch.rand(P, D, generator=g, dtype=torch.float64).to(dtype)
-    lo = torch.rand(P, generator=g, dtype=torch.float64) * 0.5
-    hi = lo + torch.rand(P, generator=g, dtype=torch.float64) * 0.5 + 1e-3
-    glo = torch.rand(P, generator=g, dtype=torch.float64) * 3 + 0.01
-    ghi = -torch.rand(P, generator=g, dtype=torch.float64) * 3 - 0.01
-    fstate = torch.stack([lo, hi, glo, ghi], 1)
-    return a.to(device), b.to(device), fstate.to(device)
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
+@pytest.mark.parametrize("op", OPS)
+def test_samples_match_reference(op, dtype, device):
+    """Every sample (empty, one row, typical, non-contiguous, edge values), 16-bit included: see
+    op_samples.assert_same for the comparison rule and ulp_tolerance for the 16-bit bound."""
+    check_matches_reference(op, device, dtype)
 
 
-def run_both(fn_name, *args):
-    out_op = getattr(ops, fn_name)(*args)
-    out_ref = getattr(R, fn_name)(*args)
-    return out_op, out_ref
-
-
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("method", [0, 1])
-def test_propose_matches_reference(device, dtype, method):
-    P, D = 37, 29
-    a, b, fstate = make_state(P, D, dtype, device)
-    idx = torch.randperm(P, device=device)[:23]
-    (x, lam, stalled), (rx, rlam, rstalled) = run_both("bracket_propose", a, b, idx, fstate, method)
-    assert x.dtype == dtype and x.shape == (23, D)
-    torch.testing.assert_close(lam, rlam, rtol=0, atol=0)
-    torch.testing.assert_close(x, rx, rtol=0, atol=0)
-    assert torch.equal(stalled, rstalled)
-    if method == 0:
-        f = fstate[idx]
-        torch.testing.assert_close(lam, 0.5 * (f[:, 0] + f[:, 1]), rtol=0, atol=0)
+@pytest.mark.parametrize("op", OPS)
+def test_opcheck(op, dtype, device):
+    check_opcheck(op, device, dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+def test_update_samples_cover_every_outcome():
+    """The samples reach every status code the kernel can return (else parity proves little)."""
+    seen = set()
+    for s in sample_inputs("bracket_update", "cpu", torch.float64):
+        seen |= set(run_op(ops.bracket_update, "bracket_update", s)[0].tolist())
+    assert seen >= {-1, 0, 1, 2, 3, 5}, seen
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_propose_bisect_is_midpoint(device, dtype):
+    a, b, fstate = bracket_state(37, 29, dtype, device)
+    idx = torch.randperm(37, device=device)[:23]
+    x, lam, _ = ops.bracket_propose(a, b, idx, fstate, 0)
+    assert x.dtype == dtype and x.shape == (23, 29)
+    f = fstate[idx]
+    torch.testing.assert_close(lam, 0.5 * (f[:, 0] + f[:, 1]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
 def test_propose_illinois_stays_inside_bracket(device):
-    a, b, fstate = make_state(50, 4, torch.float64, device, seed=3)
+    a, b, fstate = bracket_state(50, 4, torch.float64, device, seed=3)
     # A degenerate gap (g_lo == g_hi is impossible for a real bracket) must fall back to the midpoint.
     fstate[0, 2] = float("inf")
     idx = torch.arange(50, device=device)
@@ -57,11 +62,11 @@ def test_propose_illinois_stays_inside_bracket(device):
     assert float(lam[0]) == pytest.approx(0.5 * float(fstate[0, 0] + fstate[0, 1]))
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_propose_stall_detection(device, dtype):
     P, D = 4, 8
-    a, b, fstate = make_state(P, D, dtype, device)
+    a, b, fstate = bracket_state(P, D, dtype, device)
     b[0] = a[0]  # identical ends: every point equals both ends
     fstate[1, 1] = fstate[1, 0] + 1e-300  # bracket far below the working precision
     idx = torch.arange(P, device=device)
@@ -72,58 +77,6 @@ def test_propose_stall_detection(device, dtype):
     assert torch.equal(stalled, rstalled)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_propose_empty_and_noncontiguous(device):
-    a, b, fstate = make_state(10, 12, torch.float32, device)
-    x, lam, stalled = ops.bracket_propose(a, b, torch.empty(0, dtype=torch.long, device=device), fstate, 0)
-    assert x.shape == (0, 12) and lam.shape == (0,) and stalled.shape == (0,)
-    big_a = torch.rand(10, 24, device=device)
-    big_b = torch.rand(10, 24, device=device)
-    a_nc, b_nc = big_a[:, ::2], big_b[:, ::2]
-    assert not a_nc.is_contiguous()
-    idx = torch.tensor([9, 0, 4], device=device)
-    (x, lam, st), (rx, rlam, rst) = run_both("bracket_propose", a_nc, b_nc, idx, fstate, 0)
-    torch.testing.assert_close(x, rx, rtol=0, atol=0)
-
-
-def make_update_case(P, C, D, dtype, device, method, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    a, b, fstate = make_state(P, D, dtype, device, seed=seed)
-    source = torch.randint(0, C, (P,), generator=g)
-    target = (source + 1 + torch.randint(0, C - 1, (P,), generator=g)) % C
-    M = P - 3
-    idx = torch.randperm(P, generator=g)[:M]
-    logits = torch.randn(M, C, generator=g, dtype=torch.float64) * 3
-    s, t = source[idx], target[idx]
-    rows = torch.arange(M)
-    # Most rows: source or target wins; a few: third class; some: an exact tie (success).
-    kind = torch.randint(0, 6, (M,), generator=g)
-    top = logits.abs().max(1).values + 5
-    logits[rows, s] = torch.where(kind == 0, top, logits[rows, s])
-    logits[rows, t] = torch.where(kind == 1, top, logits[rows, t])
-    logits[rows, s] = torch.where(kind == 2, top, logits[rows, s])
-    logits[rows, t] = torch.where(kind == 2, top + 1e-9, logits[rows, t])  # |ps - pt| < beta
-    logits[rows, s] = torch.where(kind == 3, top, logits[rows, s])
-    logits[rows, t] = torch.where(kind == 3, top - 0.5, logits[rows, t])
-    stalled = torch.rand(M, generator=g) < 0.15
-    istate = torch.zeros(P, 4, dtype=torch.int64)
-    istate[:, 0] = torch.randint(0, 5, (P,), generator=g)
-    istate[:, 1] = -1
-    istate[:, 2] = -1
-    istate[:, 3] = torch.randint(-1, 2, (P,), generator=g)
-    if M:
-        logits[0, 0] = float("nan")
-    lam = torch.rand(M, generator=g, dtype=torch.float64)
-    x = torch.rand(M, D, generator=g, dtype=torch.float64).to(dtype)
-    dev = lambda t: t.to(device)  # noqa: E731
-    return dict(
-        logits=dev(logits.to(dtype)), x=dev(x), idx=dev(idx), lam=dev(lam), stalled=dev(stalled),
-        source=dev(source), target=dev(target), fstate=dev(fstate), istate=dev(istate),
-        points=dev(torch.zeros(P, D, dtype=dtype)), probs=dev(torch.zeros(P, C, dtype=torch.float64)),
-        lam_out=dev(torch.zeros(P, dtype=torch.float64)),
-    )
-
-
 def call_update(fn, case, beta=1e-4, max_steps=5, method=0):
     c = {k: v.clone() for k, v in case.items()}
     codes = fn(c["logits"], c["x"], c["idx"], c["lam"], c["stalled"], c["source"], c["target"], c["fstate"],
@@ -131,24 +84,7 @@ def call_update(fn, case, beta=1e-4, max_steps=5, method=0):
     return codes, c
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("method", [0, 1])
-def test_update_matches_reference(device, dtype, method):
-    case = make_update_case(60, 6, 11, dtype, device, method)
-    codes, got = call_update(ops.bracket_update, case, method=method)
-    rcodes, want = call_update(R.bracket_update, case, method=method)
-    assert torch.equal(codes, rcodes)
-    # every outcome is exercised by the case
-    assert set(codes.tolist()) >= {-1, 0, 1, 2, 5}
-    assert torch.equal(got["istate"], want["istate"])
-    torch.testing.assert_close(got["fstate"], want["fstate"], rtol=0, atol=0)
-    torch.testing.assert_close(got["points"], want["points"], rtol=0, atol=0)
-    torch.testing.assert_close(got["probs"], want["probs"], rtol=1e-14, atol=1e-15, equal_nan=True)
-    torch.testing.assert_close(got["lam_out"], want["lam_out"], rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 def test_update_rules(device):
     """Hand-made rows whose outcome is known: third class, success, stall, cap, bracket moves."""
     C, P, D = 3, 6, 2
@@ -200,9 +136,9 @@ def test_update_illinois_halves_retained_end():
     assert istate[0, 3] == 0
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 def test_update_empty(device):
-    case = make_update_case(3, 4, 5, torch.float32, device, 0)
+    case = update_case(3, 4, 5, torch.float32, device)
     assert case["idx"].numel() == 0
     codes, got = call_update(ops.bracket_update, case)
     assert codes.shape == (0,)
@@ -210,7 +146,7 @@ def test_update_empty(device):
 
 
 def test_update_argument_errors():
-    case = make_update_case(10, 4, 5, torch.float32, "cpu", 0)
+    case = update_case(10, 4, 5, torch.float32)
     bad = dict(case)
     bad["probs"] = torch.zeros(10, 3, dtype=torch.float64)
     with pytest.raises(RuntimeError, match=r"probs must have shape \[10, 4\]"):
@@ -227,7 +163,7 @@ def test_update_argument_errors():
         call_update(ops.bracket_update, bad)
     with pytest.raises(ValueError, match="beta must be > 0"):
         call_update(ops.bracket_update, case, beta=0.0)
-    a, b, fstate = make_state(5, 3, torch.float32, "cpu")
+    a, b, fstate = bracket_state(5, 3, torch.float32, "cpu")
     with pytest.raises(ValueError, match=r"b must match a"):
         ops.bracket_propose(a, b[:, :2], torch.arange(5), fstate, 0)
     with pytest.raises(ValueError, match=r"fstate must be float64 of shape \[5, 4\]"):
@@ -238,31 +174,24 @@ def test_update_argument_errors():
         torch.ops.deepdig_fast.bracket_propose(a.long(), b.long(), torch.arange(5), fstate, 0)
 
 
-def test_opcheck():
-    a, b, fstate = make_state(9, 6, torch.float32, "cpu")
-    idx = torch.tensor([3, 1, 7])
-    torch.library.opcheck(torch.ops.deepdig_fast.bracket_propose.default, (a, b, idx, fstate, 0))
-    torch.library.opcheck(torch.ops.deepdig_fast.bracket_propose.default, (a.double(), b.double(), idx, fstate, 1))
-    case = make_update_case(12, 5, 4, torch.float32, "cpu", 0)
-    c = case
-    torch.library.opcheck(
-        torch.ops.deepdig_fast.bracket_update.default,
-        (c["logits"], c["x"], c["idx"], c["lam"], c["stalled"], c["source"], c["target"], c["fstate"].clone(),
-         c["istate"].clone(), c["points"].clone(), c["probs"].clone(), c["lam_out"].clone(), 1e-4, 5, 1),
-    )
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
+@pytest.mark.parametrize("op", OPS)
+def test_cuda_matches_cpu_samples(op, dtype):
+    check_cuda_matches_cpu(op, dtype)
 
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("method", [0, 1])
-def test_cuda_matches_cpu(dtype, method):
-    a, b, fstate = make_state(300, 784, dtype, "cpu")
+def test_cuda_matches_cpu_large(dtype, method):
+    a, b, fstate = bracket_state(300, 784, dtype, "cpu")
     idx = torch.randperm(300)[:250]
     cpu = ops.bracket_propose(a, b, idx, fstate, method)
     gpu = ops.bracket_propose(a.cuda(), b.cuda(), idx.cuda(), fstate.cuda(), method)
     for u, v in zip(cpu, gpu):
         assert torch.equal(u, v.cpu())
-    case = make_update_case(300, 10, 784, dtype, "cpu", method)
+    case = update_case(300, 10, 784, dtype, seed=method)
     codes, got = call_update(ops.bracket_update, case, method=method)
     gcase = {k: v.cuda() for k, v in case.items()}
     gcodes, ggot = call_update(ops.bracket_update, gcase, method=method)

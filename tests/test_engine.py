@@ -8,7 +8,7 @@ from torch import nn
 import deepdig_fast as dd
 from deepdig_fast import reference as R
 from deepdig_fast.engine import Status
-from conftest import DEVICES, correct_pairs
+from common_utils import correct_pairs, cpu_and_cuda
 
 
 def test_matches_reference_loop_on_trained_model(small_fcn):
@@ -109,7 +109,7 @@ class ThirdClassModel(nn.Module):
         return torch.cat([-(u - 0.0).abs(), -(u - 1.0).abs(), -(u - 0.5).abs() + 0.2], 1) * 10
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_terminates_on_discontinuous_model(device, dtype):
     a = torch.zeros(3, 4, dtype=dtype, device=device)
@@ -122,7 +122,7 @@ def test_terminates_on_discontinuous_model(device, dtype):
     assert bool((res.status == Status.MAX_STEPS).all()) and bool((res.attempts == 5).all())
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("method", ["bisect", "illinois"])
 def test_third_class(device, method):
     a = torch.zeros(2, 1, device=device)

@@ -7,24 +7,27 @@ import pytest
 import torch
 
 from deepdig_fast import ops
-from deepdig_fast import reference as R
-from conftest import DEVICES, needs_cuda
+from common_utils import cpu_and_cuda, needs_cuda
+from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck
+
+DTYPES = [torch.float32, torch.float64]
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n", [1, 7, 1000])
-def test_matches_reference(device, dtype, n):
-    h = torch.randn(n, 50, dtype=dtype, device=device)
-    w = torch.randn(50, dtype=torch.float64, device=device)
-    labels = torch.randint(0, 2, (n,), device=device)
-    d, summary = ops.linear_distances(h, w, 0.3, labels)
-    rd, rsummary = R.linear_distances(h, w, 0.3, labels)
-    torch.testing.assert_close(d, rd, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(summary, rsummary, rtol=1e-10, atol=1e-12, equal_nan=True)
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
+def test_samples_match_reference(dtype, device):
+    """Every sample (empty, one row, typical, non-contiguous h / w / labels, all correct, points on
+    the plane, denormal and large values)."""
+    check_matches_reference("linear_distances", device, dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_opcheck(dtype, device):
+    check_opcheck("linear_distances", device, dtype)
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
 def test_known_answer(device):
     # hyperplane x0 = 1 (w = (2, 0), bias = -2): distances are x0 - 1
     h = torch.tensor([[3.0, 5.0], [0.0, 1.0], [1.5, -2.0], [0.5, 0.0]], device=device)
@@ -39,7 +42,7 @@ def test_known_answer(device):
     assert stats["accuracy"] == pytest.approx(0.75) and stats["misclassified"] == 1
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 def test_empty_and_all_correct(device):
     w = torch.ones(3, dtype=torch.float64, device=device)
     d, s = ops.linear_distances(torch.empty(0, 3, device=device), w, 0.0, torch.empty(0, dtype=torch.long, device=device))
@@ -57,15 +60,14 @@ def test_errors():
         ops.linear_distances(torch.rand(4, 3), torch.zeros(3, dtype=torch.float64), 0.0, torch.zeros(4, dtype=torch.long))
 
 
-def test_opcheck():
-    torch.library.opcheck(
-        torch.ops.deepdig_fast.linear_distances.default,
-        (torch.randn(9, 4), torch.randn(4, dtype=torch.float64), 0.5, torch.randint(0, 2, (9,))),
-    )
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
+def test_cuda_matches_cpu_samples(dtype):
+    check_cuda_matches_cpu("linear_distances", dtype)
 
 
 @needs_cuda
-def test_cuda_matches_cpu():
+def test_cuda_matches_cpu_large():
     h = torch.randn(5000, 50)
     w = torch.randn(50, dtype=torch.float64)
     labels = torch.randint(0, 2, (5000,))

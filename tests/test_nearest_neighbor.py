@@ -6,13 +6,29 @@ import torch
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
-from conftest import DEVICES, needs_cuda
+from common_utils import cpu_and_cuda, needs_cuda
+from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck
+
+DTYPES = [torch.float32, torch.float64]
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
+def test_samples_match_reference(dtype, device):
+    """Every sample (empty, one row, typical, ties, non-contiguous, denormal / large values)."""
+    check_matches_reference("nearest_neighbor", device, dtype)
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_opcheck(dtype, device):
+    check_opcheck("nearest_neighbor", device, dtype)
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 3), (57, 300, 50), (200, 33, 7), (5, 1, 130)])
-def test_matches_reference_and_cdist(device, dtype, shape):
+def test_matches_cdist(device, dtype, shape):
     Q, Rn, E = shape
     q = torch.randn(Q, E, dtype=dtype, device=device)
     r = torch.randn(Rn, E, dtype=dtype, device=device)
@@ -26,26 +42,13 @@ def test_matches_reference_and_cdist(device, dtype, shape):
     torch.testing.assert_close(dist.double(), cd.min(1).values, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 def test_ties_pick_lowest_index(device):
     r = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], device=device)
     q = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]], device=device)
     idx, dist = ops.nearest_neighbor(q, r)
     assert idx.tolist() == [0, 0, 1]
     torch.testing.assert_close(dist.cpu(), torch.tensor([1.0, 1.0, 2.0]))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_empty_and_noncontiguous(device):
-    r = torch.randn(10, 6, device=device)
-    idx, dist = ops.nearest_neighbor(torch.empty(0, 6, device=device), r)
-    assert idx.shape == (0,) and dist.shape == (0,)
-    big = torch.randn(40, 12, device=device)
-    q = big[::2, ::2]
-    assert not q.is_contiguous()
-    idx, _ = ops.nearest_neighbor(q, r)
-    ridx, _ = R.nearest_neighbor(q, r)
-    assert torch.equal(idx, ridx)
 
 
 def test_argument_errors():
@@ -66,16 +69,15 @@ def test_argument_errors():
         torch.ops.deepdig_fast.nearest_neighbor(q, torch.randn(5, 2))
 
 
-def test_opcheck():
-    torch.library.opcheck(torch.ops.deepdig_fast.nearest_neighbor.default, (torch.randn(7, 5), torch.randn(11, 5)))
-    torch.library.opcheck(
-        torch.ops.deepdig_fast.nearest_neighbor.default, (torch.randn(3, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64))
-    )
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
+def test_cuda_matches_cpu_samples(dtype):
+    check_cuda_matches_cpu("nearest_neighbor", dtype)
 
 
 @needs_cuda
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_cuda_matches_cpu(dtype):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_matches_cpu_large(dtype):
     q = torch.randn(1000, 50, dtype=dtype)
     r = torch.randn(3000, 50, dtype=dtype)
     idx, dist = ops.nearest_neighbor(q, r)

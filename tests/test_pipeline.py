@@ -132,11 +132,11 @@ def test_results_json_is_valid(pair_run):
 SCRIPT = r"""
 import sys, torch
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
-from conftest import _train_small
+from common_utils import train_small
 from deepdig_fast.adversarial import AdversarialConfig
 from deepdig_fast.pipeline import PairConfig, run_pair
 torch.set_num_threads(1)
-model, data = _train_small("fcn", n=3000, steps=200)
+model, data = train_small("fcn", n=3000, steps=200)
 cfg = PairConfig(adversarial=AdversarialConfig(steps=int(sys.argv[2]), infer_batch_size=1024), trajectory_segments=300)
 run_pair(model, data.take(3000, 1000), 3, 5, cfg, out_dir=sys.argv[1], log=lambda m: print(m, flush=True))
 """
