@@ -11,7 +11,7 @@ import torch
 from deepdig_fast import ops
 from deepdig_fast import reference as R
 from deepdig_fast.engine import Status
-from conftest import DEVICES
+from common_utils import cpu_and_cuda
 
 INF, NAN = float("inf"), float("nan")
 
@@ -67,7 +67,7 @@ def test_softmax_defined_rule():
     assert (torch.isfinite(p).all(1) & ((p.sum(1) - 1).abs() < 1e-12)).tolist() == want
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 @pytest.mark.parametrize("method", [0, 1])
 def test_update_with_masked_logits_matches_reference(device, dtype, method):
@@ -89,7 +89,7 @@ def test_update_with_masked_logits_matches_reference(device, dtype, method):
     assert bool(got["probs"][6:].isnan().all(1).all())
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("method", [0, 1])
 def test_infinite_gap_keeps_the_next_point_inside_the_bracket(device, method):
     # Rows 4 and 5 store g = +inf / -inf at the end they replace; the next proposal must still be a
@@ -107,7 +107,7 @@ def test_infinite_gap_keeps_the_next_point_inside_the_bracket(device, method):
     assert torch.equal(lam, rlam) and torch.equal(x, rx) and torch.equal(stalled, rstalled)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_trajectory_stats_with_masked_logits_matches_reference(device, dtype):
     g = torch.Generator().manual_seed(5)

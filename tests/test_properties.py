@@ -330,7 +330,7 @@ def test_trajectory_stats(data):
     draw = data.draw
     dtype = draw(DTYPES)
     S, T, C = draw(st.integers(0, 5)), draw(st.integers(1, 6)), draw(st.integers(1, 5))
-    # +-inf in the logits but no NaN: see test_trajectory_stats_nan_logits_disagree below
+    # +-inf in the logits but no NaN: see test_trajectory_stats_nan_logits_agree below
     logits = draw(matrix(S * T, C, dtype, values(dtype, nonfinite=(INF, -INF), bound=50.0)))
     classes = st.lists(st.integers(0, C - 1), min_size=S, max_size=S)
     source = torch.tensor(draw(classes), dtype=torch.int64)
@@ -355,13 +355,8 @@ def test_trajectory_stats(data):
     assert_same("trajectory_stats", (ops.trajectory_stats(*args),), (R.trajectory_stats(*args),), dtype)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel discrepancy: a NaN logit never wins the kernel's argmax (csrc/common/trajectory.h:19, "
-           "`if (v > m)`; a NaN in column 0 wins instead), while reference.py's torch.argmax takes NaN as the "
-           "maximum; so the label sequence, and the counts, differ",
-)
-def test_trajectory_stats_nan_logits_disagree():
+def test_trajectory_stats_nan_logits_agree():
+    """A NaN logit is the argmax, as torch.argmax has it (the first NaN of a row wins)."""
     logits = torch.tensor([[1.0, NAN, 0.0], [1.0, 0.0, 0.0]])
     args = (logits, torch.tensor([0]), torch.tensor([1]), 2, -0.1, 0.1)
     assert torch.equal(ops.trajectory_stats(*args), R.trajectory_stats(*args))
@@ -385,7 +380,7 @@ def test_linear_distances(data):
     bias = draw(st.one_of(st.integers(-2, 2).map(float), st.floats(-1e6, 1e6)))
     labels = torch.tensor(draw(st.lists(st.integers(0, 1), min_size=N, max_size=N)), dtype=torch.int64)
     rd, rsummary = R.linear_distances(h, w, bias, labels)
-    assume(not bool(rd.isnan().any()))  # inf - inf or inf * 0: see test_linear_distances_nan_disagree
+    assume(not bool(rd.isnan().any()))  # inf - inf or inf * 0: see test_linear_distances_nan_agree
     args = (draw(layout2d(h, "h")), draw(layout1d(w, "w")), bias, draw(layout1d(labels, "labels")))
     d, summary = ops.linear_distances(*args)
     assert d.dtype == torch.float64 and d.shape == (N,) and summary.shape == (9,)
@@ -416,13 +411,8 @@ def test_linear_distances_rejects_zero_w(data):
                              torch.zeros(N, dtype=torch.int64))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel discrepancy: with a NaN distance (a NaN embedding, inf - inf, inf * 0) the summary's max "
-           "and min skip it (csrc/cpu/linear_distances.cpp:49-50 std::max / std::min; the CUDA kernel "
-           "likewise, csrc/cuda/linear_distances.cu:45) while reference.py's d.max() / d.min() give NaN",
-)
-def test_linear_distances_nan_disagree():
+def test_linear_distances_nan_agree():
+    """A NaN distance makes the summary's max and min NaN, as torch's max / min do."""
     h = torch.tensor([[1.0, NAN], [2.0, 0.0], [-1.0, 0.0]])
     w = torch.ones(2, dtype=torch.float64)
     labels = torch.tensor([1, 1, 0])

@@ -8,16 +8,17 @@
 
 namespace deepdig_fast {
 
-// Argmax (first maximum) of one logits row and p_s - p_t from a softmax whose denominator is
-// summed in class order.
+// Argmax of one logits row as torch.argmax defines it (the first maximum; NaN counts as larger
+// than every number, so the first NaN wins) and p_s - p_t from a softmax whose denominator is
+// summed in class order (NaN when the row holds a NaN).
 template <typename scalar_t>
 C10_HOST_DEVICE inline int64_t argmax_and_gap(const scalar_t* z, int64_t C, int64_t s, int64_t t,
                                               double* gap) {
   double m = static_cast<double>(z[0]);
   int64_t am = 0;
-  for (int64_t c = 1; c < C; ++c) {
+  for (int64_t c = 1; c < C && m == m; ++c) {
     const double v = static_cast<double>(z[c]);
-    if (v > m) {
+    if (v > m || v != v) {
       m = v;
       am = c;
     }
@@ -26,6 +27,14 @@ C10_HOST_DEVICE inline int64_t argmax_and_gap(const scalar_t* z, int64_t C, int6
   for (int64_t c = 0; c < C; ++c) sum += ::exp(static_cast<double>(z[c]) - m);
   *gap = (::exp(static_cast<double>(z[s]) - m) - ::exp(static_cast<double>(z[t]) - m)) / sum;
   return am;
+}
+
+// Max and min that propagate NaN (as torch.max / torch.min do).
+C10_HOST_DEVICE inline double nan_max(double a, double b) {
+  return (a != a || b != b) ? a + b : (a > b ? a : b);
+}
+C10_HOST_DEVICE inline double nan_min(double a, double b) {
+  return (a != a || b != b) ? a + b : (a < b ? a : b);
 }
 
 // Indices of the per-segment statistics (columns of trajectory_stats' output).

@@ -49,8 +49,8 @@ std::tuple<at::Tensor, at::Tensor> linear_distances_cpu(const at::Tensor& h_in,
     const double v = dp[i];
     sum_abs += std::fabs(v);
     sum += v;
-    mx = std::max(mx, v);
-    mn = std::min(mn, v);
+    mx = nan_max(mx, v);
+    mn = nan_min(mn, v);
     if ((v > 0) != (lp[i] == 1)) {
       ++wrong;
       sum_abs_wrong += std::fabs(v);

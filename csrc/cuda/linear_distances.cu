@@ -42,8 +42,8 @@ __global__ void summary_kernel(const double* __restrict__ d, const int64_t* __re
     const double v = d[i];
     a += ::fabs(v);
     sum += v;
-    mx = v > mx ? v : mx;
-    mn = v < mn ? v : mn;
+    mx = nan_max(mx, v);
+    mn = nan_min(mn, v);
     if ((v > 0) != (labels[i] == 1)) {
       ++wrong;
       aw += ::fabs(v);
@@ -62,8 +62,8 @@ __global__ void summary_kernel(const double* __restrict__ d, const int64_t* __re
       s_abs[t] += s_abs[t + stride];
       s_abs_wrong[t] += s_abs_wrong[t + stride];
       s_sum[t] += s_sum[t + stride];
-      s_max[t] = s_max[t + stride] > s_max[t] ? s_max[t + stride] : s_max[t];
-      s_min[t] = s_min[t + stride] < s_min[t] ? s_min[t + stride] : s_min[t];
+      s_max[t] = nan_max(s_max[t], s_max[t + stride]);
+      s_min[t] = nan_min(s_min[t], s_min[t + stride]);
       s_wrong[t] += s_wrong[t + stride];
     }
     __syncthreads();
