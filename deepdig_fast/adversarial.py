@@ -23,7 +23,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence, Union
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -309,8 +309,8 @@ def _check_inputs(x: object, name: str) -> torch.Tensor:
 def _check_unit_range(x: torch.Tensor, name: str) -> None:
     if x.numel() == 0:
         return
-    lo, hi = torch.aminmax(x)
-    lo, hi = float(lo), float(hi)
+    lo_t, hi_t = torch.aminmax(x)
+    lo, hi = float(lo_t), float(hi_t)
     if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
         raise ValueError(
             f"{name} must have values in [0, 1] (BCE reconstruction loss), got min {lo:g}, max {hi:g}"
@@ -823,7 +823,7 @@ def component_one(
     ae, history = train_adversarial_autoencoder(
         classifier, x_train_s, target, cfg, autoencoder=autoencoder, progress=progress
     )
-    kw = dict(batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
+    kw: dict[str, Any] = dict(batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
     train = apply_generator(classifier, ae, x_train_s, source, target, **kw)
     test_stats = None
     if x_test_s is not None and x_test_s.shape[0] > 0:

@@ -42,11 +42,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from torch import Tensor, nn
 
@@ -340,8 +341,8 @@ def _train_generator(ctx: _Atlas, x: Tensor, t: int, name: str, sources: list[in
             "stats": {"target": t, "sources": sources, "inputs_correct": inputs_correct, **stats}}
 
 
-def _empty_row(s: int, t: int) -> dict:
-    row = {k: None for k in ROW_FIELDS}
+def _empty_row(s: int, t: int) -> dict[str, Any]:
+    row: dict[str, Any] = {k: None for k in ROW_FIELDS}
     row.update(source=s, target=t)
     return row
 
@@ -362,7 +363,7 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
     row.update(inputs=st1.n_inputs, inputs_correct=st1.inputs_correct, adversarial=st1.kept,
                adversarial_rate=ratio(st1.kept, st1.inputs_correct))
     times["component_one"] = time.perf_counter() - tic
-    result = {"row": row, "times": times}
+    result: dict[str, Any] = {"row": row, "times": times}
     if st1.kept == 0 or one.collapse:
         row["skipped"] = one.collapse or f"component I kept no adversarial sample for {s}->{t}"
         return result
@@ -523,11 +524,11 @@ def run_atlas(
                     name = _generator_name(strategy, 0, c)
                     if name not in gen_units:
                         gen_units[name] = _Unit(name, {**base, "target": c, "pool": "all-other-classes-correct"},
-                                                lambda c=c, name=name: _per_target_generator(ctx, c, name))
+                                                functools.partial(_per_target_generator, ctx, c, name))
             else:
                 name = _generator_name(strategy, s, t)
                 gen_units[name] = _Unit(name, {**base, "source": s, "target": t},
-                                        lambda s=s, t=t, name=name: _pairwise_generator(ctx, s, t, name))
+                                        functools.partial(_pairwise_generator, ctx, s, t, name))
         gen_units = dict(sorted(gen_units.items()))
         ctx.gen_specs = {name: u.spec for name, u in gen_units.items()}
         phase_seconds = {}
@@ -549,7 +550,7 @@ def run_atlas(
                     "upstream": [store.key(u, gen_units[u].spec) for u in ups]}
             if strategy == "pairwise":
                 spec["base"] = base
-            dir_units.append(_Unit(name, spec, lambda s=s, t=t, name=name: _direction(ctx, s, t, name)))
+            dir_units.append(_Unit(name, spec, functools.partial(_direction, ctx, s, t, name)))
         tic = time.perf_counter()
         _phase("directions", dir_units, ctx, rank, world, say)
         phase_seconds["directions"] = time.perf_counter() - tic

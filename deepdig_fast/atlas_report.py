@@ -173,7 +173,8 @@ def _structure(atlas, where: str) -> tuple[list[int], list[str], dict[Pair, dict
     for k, row in enumerate(rows_in):
         if not isinstance(row, Mapping):
             raise ValueError(f"{where}: directions[{k}] must be a dict, got {type(row).__name__}")
-        s, t = row.get("source"), row.get("target")
+        s: Any = row.get("source")
+        t: Any = row.get("target")
         if not (_is_int(s) and _is_int(t) and s in known and t in known and s != t):
             raise ValueError(f"{where}: directions[{k}] must have int \"source\" != \"target\" among the classes "
                              f"{classes}, got source={s!r}, target={t!r}")
@@ -356,7 +357,7 @@ def _summary_rows(rows: Mapping[Pair, Mapping], names: Mapping[int, str]) -> lis
         if not vals:
             out.append([spec.title, "–", "0", "–", "–", _higher_text(spec)])
             continue
-        lo, hi = min(vals, key=vals.get), max(vals, key=vals.get)
+        lo, hi = min(vals, key=lambda p: vals[p]), max(vals, key=lambda p: vals[p])
         out.append([spec.title, _show(metric, sum(vals.values()) / len(vals)), str(len(vals)),
                     f"{_show(metric, vals[lo])} ({_label(names, *lo)})", f"{_show(metric, vals[hi])} ({_label(names, *hi)})",
                     _higher_text(spec)])
@@ -403,7 +404,7 @@ def _generators_section(doc: Doc, atlas: Mapping, names: Mapping[int, str]) -> N
     for g in gens:
         if not isinstance(g, Mapping):
             continue
-        tgt = g.get("target")
+        tgt: Any = g.get("target")
         srcs = g.get("sources")
         src_text = ", ".join(str(names.get(c, c)) for c in srcs) if isinstance(srcs, list) else "?"
         share = ratio(g.get("outputs_target"), g.get("inputs"))
@@ -438,7 +439,7 @@ def _timings_section(doc: Doc, root: Path) -> float | None:
         doc.note(f"timings.json could not be read: {exc}")
         return None
     wall = num(tm.get("wall_seconds"))
-    units = tm.get("units") if isinstance(tm.get("units"), Mapping) else {}
+    units: Any = tm.get("units") if isinstance(tm.get("units"), Mapping) else {}
     done = [u for u in units.values() if isinstance(u, Mapping)]
     reused = sum(1 for u in done if u.get("reused"))
     doc.p(f"Wall time {secs(wall)} on {tm.get('world_size', '?')} process(es); {len(done)} units "
@@ -472,7 +473,7 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
     figs = Figures(root)
     doc = Doc()
     dataset = atlas.get("dataset")
-    clf = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
+    clf: Any = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
     skipped = {p: r["skipped"] for p, r in sorted(rows.items()) if r.get("skipped")}
     n_pairs = K * (K - 1)
 
@@ -484,7 +485,7 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
         ["data set", _dataset_text(dataset)],
         ["classifier", f"{clf.get('class', '?')}, weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…, "
                        f"embedding layer `{clf.get('embedding_layer') or 'none'}`"],
-        ["strategy", _STRATEGY_TEXT.get(atlas.get("strategy"), str(atlas.get("strategy", "?")))],
+        ["strategy", _STRATEGY_TEXT.get(str(atlas.get("strategy")), str(atlas.get("strategy", "?")))],
         ["classes", f"K = {K}: {', '.join(class_names[:30])}{' …' if K > 30 else ''}"],
         ["directions", f"{len(rows)} of the {n_pairs} ordered pairs; {len(skipped)} skipped; "
                        f"{n_pairs - len(rows)} not in the atlas"],
@@ -585,7 +586,8 @@ def _compare_notes(atl: tuple[dict, dict], lab: tuple[str, str], parts) -> list[
     (ca, na, ra), (cb, nb, rb) = parts
     notes = []
     if a.get("dataset") != b.get("dataset"):
-        da, db = a.get("dataset"), b.get("dataset")
+        da: Any = a.get("dataset")
+        db: Any = b.get("dataset")
         keys = sorted(set(da) | set(db), key=str) if isinstance(da, Mapping) and isinstance(db, Mapping) else []
         diff = [k for k in keys if da.get(k) != db.get(k)]
         notes.append(f"The data sets' fingerprints differ ({', '.join(map(str, diff)) or 'format'}): {la} used "
@@ -662,7 +664,7 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
     figs = Figures(out)
     metrics: dict[str, dict] = {}
     changes: list[dict] = []
-    per_dir = {p: {"source": p[0], "target": p[1], "direction": _label(names, *p),
+    per_dir: dict[Pair, dict[str, Any]] = {p: {"source": p[0], "target": p[1], "direction": _label(names, *p),
                    "skipped_a": rows_a[p].get("skipped"), "skipped_b": rows_b[p].get("skipped"), "metrics": {}}
                for p in common}
     diff_figs: list[tuple[str, str | None, str | None]] = []
@@ -678,7 +680,7 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
             va, vb = _value(rows_a[p], metric), _value(rows_b[p], metric)
             delta = vb - va if va is not None and vb is not None else None
             per_dir[p]["metrics"][metric] = {"a": va, "b": vb, "delta": delta}
-            if delta is not None and delta != 0:
+            if va is not None and vb is not None and delta:
                 changes.append({"source": p[0], "target": p[1], "direction": _label(names, *p), "metric": metric,
                                 "a": va, "b": vb, "delta": delta, "size": _change_size(spec, va, vb), "_order": order})
         rel, why = _draw_heatmap(figs, f"diff_{metric}.png", MB - MA, class_names, metric, True,
@@ -688,7 +690,7 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
     top_list = [{k: v for k, v in c.items() if k != "_order"} for c in changes[:top]]
 
     def side(root: Path, atlas: dict, label: str, parts) -> dict:
-        clf = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
+        clf: Any = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
         return {"path": str(root), "label": label, "dataset": atlas.get("dataset"), "strategy": atlas.get("strategy"),
                 "classifier_class": clf.get("class"), "classifier_sha256": clf.get("sha256"), "classes": parts[0],
                 "directions": len(parts[2]), "skipped": sum(1 for r in parts[2].values() if r.get("skipped"))}

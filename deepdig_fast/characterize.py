@@ -39,7 +39,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -269,7 +269,7 @@ def trajectory_oscillation(
     def result(stats, i, j, reason=None) -> TrajectoryResult:
         S = int(stats.shape[0])
         if S == 0:
-            summary = dict(oscillation=nan, ci95=None, oscillation_std=nan, mean_distinct_labels=nan,
+            summary: dict[str, Any] = dict(oscillation=nan, ci95=None, oscillation_std=nan, mean_distinct_labels=nan,
                            third_class_oscillation=nan, third_class_change_share=nan, band_share=nan)
         else:
             st = stats.double()
@@ -325,6 +325,7 @@ def trajectory_oscillation(
                             raise ValueError(f"{name} must be a class id in [0, {C}) for this model, got {c}")
                 logits[b : b + lb.shape[0]] = lb
             del pts
+            assert logits is not None
             s_t = torch.full((stop - start,), source, dtype=torch.int64, device=logits.device)
             t_t = torch.full((stop - start,), target, dtype=torch.int64, device=logits.device)
             out[start:stop] = ops.trajectory_stats(logits, s_t, t_t, T, band[0], band[1]).cpu()
@@ -478,6 +479,7 @@ def linearity(
             return embed(model, x.to(device), embedding_layer)[1]
 
         h_train = h_of(xtr)
+        assert h_train is not None   # both classes have training inputs (checked above)
         E = h_train.shape[1]
         h_sets = {
             "train": (h_train, ytr),
@@ -507,7 +509,7 @@ def linearity(
         lab = (y == positive).to(torch.int64).to(h.device)
         d, summary = ops.linear_distances(h, w.to(h.device), bias, lab)
         vals = dict(zip(ops.SUMMARY_FIELDS, summary.cpu().tolist()))
-        entry = {"n": int(h.shape[0])}
+        entry: dict[str, Any] = {"n": int(h.shape[0])}
         for k, v in vals.items():
             entry[_SUMMARY_NAMES[k]] = int(v) if k == "misclassified" else float(v)
         if name == "borderline":

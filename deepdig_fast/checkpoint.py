@@ -394,7 +394,7 @@ def check_fits(
         raise ValueError(f"data set {data.name!r} has no inputs to check {name} with")
     device = x.device
     if isinstance(classifier, nn.Module):
-        first = next(iter(classifier.parameters()), None)
+        first: torch.Tensor | None = next(iter(classifier.parameters()), None)
         if first is None:
             first = next(iter(classifier.buffers()), None)
         if first is not None:
@@ -456,7 +456,7 @@ def load_or_train_classifier(
     if log:
         log(f"training the reference {arch} classifier on {data.name} (seed {seed}); it is saved to {pt_path}")
     model = build_classifier(arch, data.num_classes, tuple(data.sample_shape), seed=seed)
-    kw = {} if epochs is None else {"epochs": epochs}
+    kw: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
     stats = train_classifier(model, data, seed=seed, device=device, progress=progress, **kw)
     save_classifier(
         pt_path, model, arch=arch, dataset=data.name, classes=data.classes, accuracy=stats["test_accuracy"],

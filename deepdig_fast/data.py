@@ -213,7 +213,7 @@ class ClassificationData:
         for arg, n in (("per_class", per_class), ("per_class_test", per_class_test)):
             Optional(Int(0)).check(n, arg)
         gen = torch.Generator().manual_seed(int(seed))
-        out: dict[str, torch.Tensor] = {}
+        out: dict[str, Any] = {}
         for split, limit in (("train", per_class), ("test", per_class_test)):
             x, y = self.split(split)
             labels = range(self.num_classes) if keep is None else keep
@@ -490,7 +490,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
     reference (os.system, builtins.eval, ...) raises pickle.UnpicklingError instead of being imported.
     """
 
-    _allowed = None
+    _allowed: dict[tuple[str, str], Any] | None = None
 
     def find_class(self, module: str, name: str) -> Any:
         if _RestrictedUnpickler._allowed is None:

@@ -23,6 +23,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ from deepdig_fast.io import atomic_write_group
 __all__ = ["RC_PARAMS", "num", "fmt", "fmt_g", "pct", "int_text", "secs", "load_pt", "read_json", "Figures", "Doc",
            "finish_report"]
 
-RC_PARAMS = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+RC_PARAMS: dict[str, Any] = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
              "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13}
 
 
@@ -139,7 +140,7 @@ class Figures:
         from matplotlib.figure import Figure
 
         try:
-            with matplotlib.rc_context(RC_PARAMS):
+            with matplotlib.rc_context(RC_PARAMS):  # type: ignore[arg-type]
                 fig = Figure(layout="constrained")
                 out = fn(fig, *args)
                 if out is not None:  # fn declined: a reason

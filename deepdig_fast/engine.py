@@ -17,7 +17,7 @@ import math
 import time
 import weakref
 from dataclasses import dataclass, fields
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -67,7 +67,7 @@ class BorderlineResult:
 
     def select(self, mask: Tensor) -> "BorderlineResult":
         """The rows where `mask` ([P] bool or index tensor) holds, as a new result (same counters)."""
-        kw = {}
+        kw: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             kw[f.name] = v[mask.to(v.device)] if isinstance(v, Tensor) else v
@@ -274,17 +274,19 @@ def refine_borderline(
     a2 = a.reshape(P, D).contiguous()
     b2 = b.reshape(P, D).contiguous()
 
-    hook = capture_embeddings(model, embedding_layer) if embedding_layer else contextlib.nullcontext()
+    hook: contextlib.AbstractContextManager = (
+        capture_embeddings(model, embedding_layer) if embedding_layer else contextlib.nullcontext())  # type: ignore[arg-type]
     with eval_mode(model), hook as cap:
+        live_cap: int
         if batch_size == "auto":
             live_cap = choose_batch_size(model, a[: min(P, 64)], limit=max(P, 1)) if P else 1
         else:
-            live_cap = batch_size or default_batch_size(device)
+            live_cap = int(batch_size or default_batch_size(device))
 
         # The ends: validate the bracket and read the logit gap there (for the root finders).
-        n_classes = None
-        end_logits = []
-        emb_dim = emb_dtype = None
+        n_classes: int | None = None
+        end_logits: list[Tensor] = []
+        emb_dim, emb_dtype = 0, None
         for x in (a, b):
             chunks = []
             for i in range(0, P, live_cap):
@@ -294,10 +296,12 @@ def refine_borderline(
                     e = cap.take()
                     emb_dim, emb_dtype = e.shape[1], e.dtype
                 chunks.append(z)
-            end_logits.append(torch.cat(chunks) if chunks else None)
+            if chunks:
+                end_logits.append(torch.cat(chunks))
         forwards = 2 * P
         if P == 0:
             return _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start)
+        assert n_classes is not None
         C = n_classes
         if int(src.min()) < 0 or int(src.max()) >= C or int(tgt.min()) < 0 or int(tgt.max()) >= C:
             raise ValueError(f"source and target must be class ids in [0, {C}) for this model's {C} classes")
@@ -339,7 +343,7 @@ def refine_borderline(
             forwards += x.shape[0]
             steps += 1
             going = codes == Status.PENDING
-            if emb is not None:
+            if emb is not None and embeddings is not None:
                 done = ~going
                 embeddings[live[done]] = emb[done].to(embeddings.dtype)
             live = live[going]

@@ -77,6 +77,13 @@ def _write_temp(path: PathLike, write: Callable[[IO[bytes]], None]) -> tuple[Pat
     return dest, tmp_name
 
 
+def _writer(data: bytes | bytearray | memoryview) -> Callable[[IO[bytes]], None]:
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    return write
+
+
 def _unlink_quietly(name: str) -> None:
     try:
         os.unlink(name)
@@ -109,7 +116,7 @@ def atomic_write_group(files: Mapping[PathLike, bytes]) -> list[Path]:
         for path, data in files.items():
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"files[{str(path)!r}] must be bytes-like, got {type(data).__name__}")
-            staged.append(_write_temp(path, lambda f, data=data: f.write(data)))
+            staged.append(_write_temp(path, _writer(data)))
         for i, (dest, tmp_name) in enumerate(staged):
             os.replace(tmp_name, dest)
             staged[i] = (dest, "")
@@ -127,7 +134,7 @@ def atomic_write_bytes(path: PathLike, data: bytes | bytearray | memoryview) -> 
     """Atomically replace `path` with `data`; returns the destination as a Path."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
-    return _atomic_write(path, lambda f: f.write(data))
+    return _atomic_write(path, _writer(data))
 
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:

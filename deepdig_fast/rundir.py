@@ -81,10 +81,10 @@ def model_device(model: Any, fallback: torch.device | str = "cpu") -> torch.devi
     """The device of a module's first parameter (or buffer); `fallback` for callables and
     parameter-free modules."""
     if isinstance(model, nn.Module):
-        for t in model.parameters():
-            return t.device
-        for t in model.buffers():
-            return t.device
+        for p in model.parameters():
+            return p.device
+        for b in model.buffers():
+            return b.device
     return torch.device(fallback)
 
 
