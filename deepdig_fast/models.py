@@ -40,7 +40,7 @@ def _check_shape(in_shape: Sequence[int], arg: str = "in_shape") -> tuple[int, i
     shape = tuple(int(s) for s in in_shape)
     if len(shape) != 3 or any(s <= 0 for s in shape):
         raise ValueError(f"{arg} must be (C, H, W) with positive sizes, got {tuple(in_shape)}")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _check_classes(num_classes: int) -> int:
