@@ -331,8 +331,10 @@ def check_folder(root: Path, kind: str, scope: dict) -> dict | None:
         return None
     old_kind = manifest.get("kind")
     old_scope = manifest.get("scope")
-    if old_kind is None and "pair" in manifest:   # folders written before kinds were recorded
+    if old_kind is None and "pair" in manifest:   # run folders written before kinds were recorded
         old_kind, old_scope = RUN_KIND, {"pair": manifest["pair"]}
+    if old_kind is None and "strategy" in manifest:   # atlas folders of that time: scope unknown
+        old_kind, old_scope = ATLAS_KIND, scope
     if old_kind != kind or old_scope != scope:
         raise ValueError(
             f"out_dir {root} is {_describe(old_kind, old_scope)}, not {_describe(kind, scope)}; "
