@@ -847,12 +847,14 @@ def _check_budget(what: str, n: int, sample_shape: Sequence[int], max_bytes: flo
         )
 
 
-def _u8_to_float(x: torch.Tensor, size: tuple[int, int] | None = None, chunk: int = 256) -> torch.Tensor:
-    """uint8 [N, C, H, W] (any strides) -> float32 [N, C, H', W'] in [0, 1], converted a chunk at a
-    time so that no full-size temporary exists; `size` resizes (bilinear, antialiased)."""
+def _u8_to_float(x: torch.Tensor, size: tuple[int, int] | None = None, chunk_bytes: int = 32 << 20) -> torch.Tensor:
+    """uint8 [N, C, H, W] (any strides) -> float32 [N, C, H', W'] in [0, 1], converted a chunk of
+    about `chunk_bytes` at a time so that no full-size temporary exists; `size` resizes (bilinear,
+    antialiased)."""
     n, c, h, w = x.shape
     oh, ow = size if size is not None else (h, w)
     out = torch.empty((n, c, oh, ow), dtype=torch.float32)
+    chunk = max(1, chunk_bytes // (4 * c * max(h * w, oh * ow)))
     for i in range(0, n, chunk):
         part = x[i : i + chunk].to(torch.float32).div_(255.0)
         if (oh, ow) != (h, w):
