@@ -191,7 +191,7 @@ class ConvAutoencoder(nn.Module):
         self.decoder = nn.Sequential(*dec)
 
     @classmethod
-    def for_shape(cls, in_shape: Sequence[int], dropout: float = 0.0) -> "ConvAutoencoder":
+    def for_shape(cls, in_shape: Sequence[int], dropout: float = 0.0) -> ConvAutoencoder:
         """The member of the scaling family for ``in_shape`` (C, H, W); see :func:`conv_plan`."""
         return cls(_check_shape(in_shape), dropout=dropout, **conv_plan(in_shape))
 
@@ -281,7 +281,7 @@ def default_autoencoder(in_shape: Sequence[int], dropout: float = 0.0) -> nn.Mod
     return MLPAutoencoder(dropout=dropout, **kwargs)
 
 
-def autoencoder_key(spec: "AutoencoderSpec", in_shape: Sequence[int]) -> str:
+def autoencoder_key(spec: AutoencoderSpec, in_shape: Sequence[int]) -> str:
     """What identifies the autoencoder of ``spec`` in stage keys (a changed one recomputes stages).
 
     None (the default) is "default" wherever the default architecture for ``in_shape`` is what it

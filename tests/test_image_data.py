@@ -17,8 +17,14 @@ import torch
 
 from deepdig_fast import data as D
 from deepdig_fast.adversarial import (
-    AdversarialConfig, ConvAutoencoder, MLPAutoencoder, autoencoder_from_spec, autoencoder_key, conv_plan,
-    default_autoencoder, train_adversarial_autoencoder,
+    AdversarialConfig,
+    ConvAutoencoder,
+    MLPAutoencoder,
+    autoencoder_from_spec,
+    autoencoder_key,
+    conv_plan,
+    default_autoencoder,
+    train_adversarial_autoencoder,
 )
 
 Image = pytest.importorskip("PIL.Image")
