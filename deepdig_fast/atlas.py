@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterable, Sequence
 from torch import Tensor, nn
 
 from deepdig_fast.adversarial import (
-    AdversarialConfig, apply_generator, build_autoencoder, predict, train_adversarial_autoencoder,
+    AdversarialConfig, apply_generator, autoencoder_key, build_autoencoder, predict, train_adversarial_autoencoder,
 )
 from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData
@@ -500,7 +500,7 @@ def run_atlas(
     base = {"classifier": classifier_sha, "data": full_fp, "max_inputs_per_class": config.max_inputs_per_class,
             "data_seed": config.seed if config.max_inputs_per_class else None, "seed": config.seed,
             "adversarial": adv, "dtype": str(data.x_train.dtype),
-            "autoencoder": "default" if autoencoder is None else getattr(autoencoder, "__qualname__", repr(autoencoder))}
+            "autoencoder": autoencoder_key(autoencoder, data.sample_shape)}
     scope = {"directions": [list(d) for d in directions]}
     run_id = digest({**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer})
 

@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
+#: --dataset also takes these: a folder of class subfolders, a .pt/.npz file, torchvision:NAME
+DATA_SOURCES = ("imagefolder", "tensors", "torchvision:NAME")
+AUTOENCODERS = ("auto", "mlp", "conv")
 TRAJECTORY_SEGMENTS = 5000  # CLI default: estimate mode (the exact design is |B| * 50 segments)
 
 
@@ -109,14 +112,87 @@ def _seed(text: str) -> int:
     return v
 
 
-def _load_data(name: str, root: str | None):
+def _dataset(text: str) -> str:
+    import re
+
+    if text in DATASETS or text in ("imagefolder", "tensors") or re.fullmatch(r"torchvision:[A-Za-z][A-Za-z0-9_]*", text):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DATASETS + DATA_SOURCES)})")
+
+
+def _image_size(text: str):
+    parts = text.lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected a size like 64 or 64x48 (HxW), got {text!r}")
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def _autoencoder(text: str) -> str:
+    if text in AUTOENCODERS or (":" in text and all(text.split(":", 1))):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, mlp, conv or package.module:factory (or file.py:factory), got {text!r}")
+
+
+def _load_data(args, only=None):
+    """The data set of --dataset / --data-root (+ --image-size, --channels, --download). `only`:
+    labels of the classes to read (image folders, tensor files and torchvision data sets read no
+    other class; labels keep their values)."""
     from deepdig_fast import data as D
 
+    name, root = args.dataset, args.data_root
+    image_size, channels = getattr(args, "image_size", None), getattr(args, "channels", None)
+    download = getattr(args, "download", False)
+    if download and not name.startswith("torchvision:"):
+        raise CLIError(f"--download only applies to --dataset torchvision:NAME, not {name}")
+    if (image_size or channels) and name not in ("imagefolder",) and not name.startswith("torchvision:"):
+        raise CLIError(f"--image-size and --channels apply to --dataset imagefolder or torchvision:NAME, not {name}")
     if name == "mnist":
         return D.load_mnist(root)
     if root is None:
-        raise CLIError(f"--dataset {name} needs --data-root (a folder with the {name} files)")
+        what = {"imagefolder": "a folder of class subfolders", "tensors": "a .pt or .npz file"}.get(name, f"a folder with the {name} files")
+        raise CLIError(f"--dataset {name} needs --data-root ({what})")
+    try:
+        if name == "imagefolder":
+            return D.load_image_folder(root, image_size=image_size, channels=channels, only=only)
+        if name == "tensors":
+            return D.load_tensor_file(root, only=only)
+        if name.startswith("torchvision:"):
+            return D.load_torchvision_dataset(name.split(":", 1)[1], root, download=download, image_size=image_size,
+                                              channels=channels, only=only)
+    except D.ClassSelectionError as exc:
+        raise CLIError(f"{'--classes/--pairs' if args.command == 'atlas' else '--pair'}: {exc}") from None
+    except (ImportError, MemoryError) as exc:
+        raise CLIError(f"--dataset {name}: {exc}") from None
     return D.load_fashion_mnist(root) if name == "fashion-mnist" else D.load_cifar10(root)
+
+
+def _data_tag(args, data) -> str:
+    """The data set's part of a default checkpoint path: --dataset for the built-in ones, else the
+    loaded set's name made file-safe (so two image folders never share a cached classifier)."""
+    import re
+
+    return args.dataset if args.dataset in DATASETS else re.sub(r"[^A-Za-z0-9_.-]+", "-", data.name)
+
+
+def _data_record(args, data) -> dict:
+    """What the manifest records about the data: the command-line source and what was loaded."""
+    return {"dataset": args.dataset, "data_root": args.data_root, "image_size": getattr(args, "image_size", None),
+            "channels": getattr(args, "channels", None), "name": data.name, "sample_shape": list(data.sample_shape),
+            "classes_loaded": sorted({int(c) for c in data.y_train.unique().tolist()})}
+
+
+def _autoencoder_factory(args, data):
+    """The --autoencoder factory (None for auto), checked against the data's input shape."""
+    from deepdig_fast.adversarial import autoencoder_from_spec
+
+    try:
+        return autoencoder_from_spec(args.autoencoder, data.sample_shape)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"--autoencoder {args.autoencoder}: {exc}") from None
 
 
 def _default_arch(dataset: str) -> str:
@@ -159,7 +235,7 @@ def _classifier(args, data, device, log):
             raise CLIError(f"{where}: {exc}") from None
     else:
         arch = args.arch or _default_arch(args.dataset)
-        path = Path(f"checkpoints/{args.dataset}-{arch}")
+        path = Path(f"checkpoints/{_data_tag(args, data)}-{arch}")
         try:
             model, meta = load_or_train_classifier(path, arch, data, seed=args.seed, device=device,
                                                    progress=not args.quiet, log=log)
@@ -177,9 +253,9 @@ def cmd_train(args) -> int:
     from deepdig_fast.checkpoint import load_or_train_classifier
 
     device = _device(args.device)
-    data = _load_data(args.dataset, args.data_root)
+    data = _load_data(args)
     arch = args.arch or _default_arch(args.dataset)
-    out = Path(args.out or f"checkpoints/{args.dataset}-{arch}")
+    out = Path(args.out or f"checkpoints/{_data_tag(args, data)}-{arch}")
     _, meta = load_or_train_classifier(
         out, arch, data, seed=args.seed, epochs=args.epochs, device=device, progress=not args.quiet,
         retrain=True, log=print,
@@ -202,17 +278,21 @@ def cmd_run(args) -> int:
     config = PairConfig(adversarial=adv, beta=args.beta, max_steps=args.max_steps, method=args.method,
                         seed=args.seed, baselines=not args.no_baselines, characterize=not args.no_characterize,
                         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments)
-    data = _load_data(args.dataset, args.data_root)
     s, t = args.pair
+    # with a given classifier only the pair's classes are read (a default checkpoint may need training
+    # on every class); the results are the same, every stage selects the pair's inputs
+    data = _load_data(args, only=(s, t) if (args.classifier or args.model) else None)
     if not (0 <= s < data.num_classes and 0 <= t < data.num_classes):
         raise CLIError(f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got {s},{t}")
+    autoencoder = _autoencoder_factory(args, data)
     _check_folder(args.out, "deepdig-run", {"pair": [s, t]})
     model, meta = _classifier(args, data, device, log)
     t0 = time.perf_counter()
     result = run_pair(
         model, data, s, t, config, out_dir=args.out, embedding_layer=args.embedding_layer,
-        progress=not args.quiet, log=log,
-        manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset},
+        autoencoder=autoencoder, progress=not args.quiet, log=log,
+        manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset,
+                        "data_source": _data_record(args, data), "autoencoder": args.autoencoder},
     )
     _print_summary(result, time.perf_counter() - t0, args.out)
     if not args.no_report:
@@ -343,6 +423,18 @@ def _init_distributed(args):
     return dist.get_rank(), dist.get_world_size(), device
 
 
+def _atlas_only(args, config):
+    """The classes an atlas reads: those of --classes / --pairs when a classifier is given and the
+    strategy is pairwise (a per-target generator trains on every other class, and a default
+    checkpoint may need training on all of them); None (every class) otherwise."""
+    if not (args.classifier or args.model):
+        return None
+    chosen = args.classes if args.classes is not None else ([c for p in args.pairs for c in p] if args.pairs else None)
+    if chosen is None or config.resolved_strategy(len(set(chosen))) != "pairwise":
+        return None
+    return sorted(set(chosen))
+
+
 def cmd_atlas(args) -> int:
     import torch
 
@@ -361,11 +453,12 @@ def cmd_atlas(args) -> int:
     rank, world, device = _init_distributed(args)
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
-        data = _load_data(args.dataset, args.data_root)
+        data = _load_data(args, only=_atlas_only(args, config))
         try:   # before the classifier is loaded (or trained)
             directions = atlas_directions(data.num_classes, args.classes, args.pairs)
         except ValueError as exc:
             raise CLIError(f"{exc} ({args.dataset} has {data.num_classes} classes)") from None
+        autoencoder = _autoencoder_factory(args, data)
         if rank == 0:
             _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
         if world > 1:
@@ -392,9 +485,10 @@ def cmd_atlas(args) -> int:
         t0 = time.perf_counter()
         result = run_atlas(
             model, data, config, classes=args.classes, pairs=args.pairs, out_dir=args.out,
-            embedding_layer=args.embedding_layer, progress=not args.quiet and rank == 0, log=log,
-            report=not args.no_report,
-            manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset},
+            embedding_layer=args.embedding_layer, autoencoder=autoencoder, progress=not args.quiet and rank == 0,
+            log=log, report=not args.no_report,
+            manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset,
+                            "data_source": _data_record(args, data), "autoencoder": args.autoencoder},
         )
         if rank == 0:
             _print_atlas(result, time.perf_counter() - t0, args.out)
@@ -445,6 +539,12 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _autoencoder_option(q) -> None:
+    q.add_argument("--autoencoder", type=_autoencoder, default="auto", metavar="AE",
+                   help="autoencoder of components I/II: auto (default: the paper's MLP for 28x28 grey images, the "
+                   "convolutional family otherwise), mlp, conv, or package.module:factory (called with the input shape)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="deepdig", description="Find and characterize the decision boundaries of deep classifiers (DeepDIG).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -454,8 +554,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
         q.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
         if data:
-            q.add_argument("--dataset", choices=DATASETS, default="mnist", help="data set (default mnist, shipped)")
-            q.add_argument("--data-root", help="folder with the data set's files (default for mnist: the shipped copy)")
+            q.add_argument("--dataset", type=_dataset, default="mnist", metavar="DATASET",
+                           help="mnist (default, shipped), fashion-mnist, cifar10, imagefolder (class subfolders), "
+                           "tensors (a .pt/.npz file with x, y) or torchvision:NAME (e.g. torchvision:CIFAR100)")
+            q.add_argument("--data-root", help="folder (or, for tensors, file) with the data (default for mnist: the shipped copy)")
+            q.add_argument("--image-size", type=_image_size, help="imagefolder / torchvision: resize to N (square) or HxW")
+            q.add_argument("--channels", type=int, choices=(1, 3), help="imagefolder / torchvision: 1 (grey) or 3 (RGB); "
+                           "default: from the images")
+            q.add_argument("--download", action="store_true", help="torchvision:NAME only: fetch the data set into --data-root")
             q.add_argument("--arch", choices=("cnn", "fcn", "resnet"), help="reference classifier (default cnn; resnet for cifar10)")
 
     def model_options(q):
@@ -477,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--pair", type=_pair, required=True, help="two class ids, e.g. 1,2")
     q.add_argument("--out", type=_out_dir, required=True, help="run folder (resumable: rerun the same command after a crash)")
     model_options(q)
+    _autoencoder_option(q)
     q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect, the paper's)")
     q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
@@ -504,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-target: one generator per target class (K in all); pairwise: the paper's two "
                    "autoencoders per direction; auto (default): per-target for more than 3 classes")
     model_options(q)
+    _autoencoder_option(q)
     q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)")
     q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")

@@ -1,25 +1,31 @@
-"""Classification data sets as in-memory tensors: MNIST (shipped), Fashion-MNIST, CIFAR-10, any tensors.
+"""Classification data sets as in-memory tensors: MNIST (shipped), Fashion-MNIST, CIFAR-10, image
+folders, tensor files, torchvision data sets, any tensors.
 
 Every loader returns a `ClassificationData`: float32 inputs in [0, 1] shaped [N, C, H, W] and int64
-labels shaped [N], for a train and a test split, plus the class names. Nothing is downloaded: MNIST
-ships with the repository under `data/mnist` (verified against its SHA256SUMS); the other data sets
-are read from a folder the user supplies.
+labels shaped [N], for a train and a test split, plus the class names. Nothing is downloaded unless
+asked for (`load_torchvision_dataset(download=True)`): MNIST ships with the repository under
+`data/mnist` (verified against its SHA256SUMS); the other data sets are read from a folder or file
+the user supplies, which is only read.
 """
 from __future__ import annotations
 
 import codecs
 import functools
 import gzip
+import inspect
+import math
 import os
 import pickle
 import re
 import struct
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .io import ChecksumError, sha256_file
 from .validation import Int, Optional
@@ -40,6 +46,11 @@ __all__ = [
     "load_cifar10",
     "from_tensors",
     "from_dataset",
+    "IMAGE_SUFFIXES",
+    "ClassSelectionError",
+    "load_image_folder",
+    "load_tensor_file",
+    "load_torchvision_dataset",
 ]
 
 PathLike = str | os.PathLike
@@ -706,3 +717,597 @@ def from_dataset(
     x_train, y_train = _collect(train_ds, "train_ds")
     x_test, y_test = _collect(test_ds, "test_ds")
     return from_tensors(x_train, y_train, x_test, y_test, classes=classes, name=name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Image folders, tensor files, torchvision data sets
+# --------------------------------------------------------------------------------------------------
+
+#: File suffixes read as images (case-insensitive). Any other non-hidden file in a class folder is
+#: an error: a stray file is reported rather than silently dropped.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N"})
+_COLOUR_MODES = frozenset({"RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"})
+
+
+class ClassSelectionError(ValueError):
+    """`only=` (or `classes=`) names a class the data set does not have."""
+
+
+def _pil_image() -> Any:
+    """PIL.Image, imported only when image files are read."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("reading image files needs Pillow, which is not installed here; pip install pillow") from None
+    return Image
+
+
+def _check_image_size(image_size: Any) -> tuple[int, int] | None:
+    """None, or (H, W) from an int (square) or a pair."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, (bool, np.bool_)):
+        h = w = int(image_size)
+    else:
+        try:
+            h, w = (int(v) for v in image_size)
+        except (TypeError, ValueError):
+            raise ValueError(f"image_size must be an int or (H, W), got {image_size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return h, w
+
+
+def _check_channels(channels: Any) -> int | None:
+    if channels is None:
+        return None
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3 (or None: taken from the images), got {channels!r}")
+    return int(channels)
+
+
+def _check_fraction(test_fraction: Any) -> float:
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
+    return float(test_fraction)
+
+
+def _resolve_only(only: Iterable[int | str] | None, classes: Sequence[str]) -> list[int]:
+    """Sorted labels selected by `only` (labels or class names); every label when None."""
+    if only is None:
+        return list(range(len(classes)))
+    if isinstance(only, (str, int)):
+        only = [only]
+    labels = set()
+    for c in only:
+        if isinstance(c, str):
+            if c not in classes:
+                raise ClassSelectionError(f"class {c!r} is not one of the data set's classes {_names(classes)}")
+            labels.add(classes.index(c))
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)):
+            if not 0 <= int(c) < len(classes):
+                raise ClassSelectionError(f"class {int(c)} is out of range: the data set has {len(classes)} classes "
+                                          f"(0 to {len(classes) - 1})")
+            labels.add(int(c))
+        else:
+            raise TypeError(f"only must hold class labels (int) or names (str), got {type(c).__name__}")
+    return sorted(labels)
+
+
+def _names(classes: Sequence[str], limit: int = 6) -> str:
+    head = ", ".join(repr(c) for c in classes[:limit])
+    return f"[{head}{', ...' if len(classes) > limit else ''}]"
+
+
+def _class_rng(seed: int, name: str, purpose: str) -> np.random.Generator:
+    """A generator per (seed, class, purpose): a class's split does not depend on the other classes."""
+    return np.random.default_rng([int(seed), zlib.crc32(f"{purpose}/{name}".encode())])
+
+
+def _split_positions(n: int, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) positions in range(n), each sorted: round(n * test_fraction) test samples, at
+    least one of each split when n >= 2 and test_fraction > 0."""
+    n_test = int(round(n * test_fraction))
+    if test_fraction > 0 and n >= 2:
+        n_test = min(max(n_test, 1), n - 1)
+    elif n < 2:
+        n_test = 0
+    perm = rng.permutation(n)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def _cap(positions: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    """At most `limit` of `positions`, a seeded random choice kept in order."""
+    if limit is None or positions.size <= limit:
+        return positions
+    return np.sort(rng.choice(positions, size=limit, replace=False))
+
+
+def _memory_budget(max_bytes: float | None) -> float:
+    """max_bytes, or half of this machine's physical memory (no limit where it is unknown)."""
+    if max_bytes is not None:
+        return float(max_bytes)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return float("inf")
+
+
+def _check_budget(what: str, n: int, sample_shape: Sequence[int], max_bytes: float | None) -> None:
+    """Refuse, before decoding, data whose float32 tensors (plus the uint8 staging copy) would not fit."""
+    need = n * math.prod(sample_shape) * 5   # float32 result + uint8 staging
+    budget = _memory_budget(max_bytes)
+    if need > budget:
+        raise MemoryError(
+            f"{what}: {n} inputs of shape {list(sample_shape)} need {need / 2**30:.1f} GiB "
+            f"(float32 plus a uint8 copy while decoding), more than the {budget / 2**30:.1f} GiB allowed "
+            "(max_bytes; default half the machine's memory); read fewer classes (only=; the CLI reads only "
+            "the classes it needs when a classifier is given), fewer images (max_per_class=) or smaller ones (image_size=)"
+        )
+
+
+def _u8_to_float(x: torch.Tensor, size: tuple[int, int] | None = None, chunk_bytes: int = 32 << 20) -> torch.Tensor:
+    """uint8 [N, C, H, W] (any strides) -> float32 [N, C, H', W'] in [0, 1], converted a chunk of
+    about `chunk_bytes` at a time so that no full-size temporary exists; `size` resizes (bilinear,
+    antialiased)."""
+    n, c, h, w = x.shape
+    oh, ow = size if size is not None else (h, w)
+    out = torch.empty((n, c, oh, ow), dtype=torch.float32)
+    chunk = max(1, chunk_bytes // (4 * c * max(h * w, oh * ow)))
+    for i in range(0, n, chunk):
+        part = x[i : i + chunk].to(torch.float32).div_(255.0)
+        if (oh, ow) != (h, w):
+            part = F.interpolate(part, size=(oh, ow), mode="bilinear", antialias=True, align_corners=False)
+            part.clamp_(0.0, 1.0)
+        out[i : i + chunk] = part
+    return out
+
+
+def _set_channels(x: torch.Tensor, channels: int | None, what: str) -> torch.Tensor:
+    """uint8 [N, C, H, W] with C in {1, 3, 4} -> `channels` channels (grey: ITU-R 601-2 luma, as
+    Pillow's convert("L"); a fourth (alpha) channel is dropped)."""
+    c = x.shape[1]
+    if c == 4:
+        x, c = x[:, :3], 3
+    if c not in (1, 3):
+        raise ValueError(f"{what}: images have {c} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
+    if channels is None or channels == c:
+        return x
+    if channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    luma = (x[:, 0].to(torch.int32) * 299 + x[:, 1].to(torch.int32) * 587 + x[:, 2].to(torch.int32) * 114 + 500) // 1000
+    return luma.to(torch.uint8).unsqueeze(1)
+
+
+# -- image folders ---------------------------------------------------------------------------------
+
+
+def _class_folders(folder: Path) -> dict[str, Path]:
+    """Non-hidden subfolders of `folder` by name (files beside them are ignored)."""
+    return {d.name: d for d in sorted(folder.iterdir(), key=lambda d: d.name) if d.is_dir() and not d.name.startswith(".")}
+
+
+def _list_images(folder: Path) -> list[Path]:
+    """Image files under `folder` (recursively, sorted, hidden files and folders skipped)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            if f.startswith("."):
+                continue
+            p = Path(dirpath) / f
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ValueError(f"{p} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))}); "
+                                 "move it out of the class folder")
+            out.append(p)
+    return out
+
+
+def _image_header(Image: Any, path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, (width, height)) of an image file, read from its header."""
+    try:
+        with Image.open(path) as im:
+            return im.mode, im.size
+    except Exception as e:
+        raise ValueError(f"{path} cannot be read as an image ({type(e).__name__}: {e})") from None
+
+
+def _decode(Image: Any, path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """One image file -> uint8 [H, W, channels] at `size` (H, W), resized (bilinear) if needed."""
+    h, w = size
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode.startswith("I;16"):   # 16-bit grey: keep the high byte
+                im = Image.fromarray((np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8), "L")
+            im = im.convert("L" if channels == 1 else "RGB")   # drops alpha, expands palettes
+            if im.size != (w, h):
+                resample = getattr(Image, "Resampling", Image).BILINEAR
+                im = im.resize((w, h), resample)
+            return np.asarray(im, dtype=np.uint8).reshape(h, w, channels)
+    except Exception as e:
+        raise ValueError(f"{path} cannot be decoded as an image ({type(e).__name__}: {e})") from None
+
+
+def load_image_folder(
+    root: PathLike,
+    *,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    split: tuple[str, str] = ("train", "test"),
+    test_fraction: float = 0.2,
+    classes: Sequence[str] | None = None,
+    only: Iterable[int | str] | None = None,
+    seed: int = 0,
+    max_per_class: int | None = None,
+    max_bytes: float | None = None,
+    name: str | None = None,
+) -> ClassificationData:
+    """Images in class subfolders: ``root/CLASS/*.png`` (any depth below CLASS), or a ready split
+    ``root/train/CLASS/...`` and ``root/test/CLASS/...`` (the names in `split`).
+
+    Args:
+        root: the folder. Nothing in it is written.
+        image_size: resize every image to this size (an int for a square, or (H, W); bilinear,
+            antialiased, aspect ratio not kept). None: all images must have the same size.
+        channels: 1 (grey) or 3 (RGB); None: 1 when every image is grey, else 3. Alpha is dropped.
+        split: the subfolder names of a ready train/test split; used when both exist.
+        test_fraction: without them, this share of each class (rounded, at least one image when a
+            class has two or more) becomes the test split, drawn with `seed`.
+        classes: the class folders to use, in label order (default: every class folder, sorted by
+            name; label i is the i-th).
+        only: labels or names of the classes to read; the others are not decoded, but labels keep
+            their values and `classes` still names every class (as `ClassificationData.subset`).
+        seed: seeds the train/test split and the `max_per_class` choice (per class, so one class's
+            draw does not depend on which others are read).
+        max_per_class: read at most this many images of each class in each split (a seeded choice).
+        max_bytes: refuse (MemoryError, before decoding) when the float32 tensors plus the uint8
+            copy made while decoding exceed this; default half of the machine's memory.
+        name: the data set's name (default "imagefolder:<folder name>").
+
+    Files: hidden files and folders (".*") are skipped; files directly in `root` (or in a split
+    folder) beside the class folders are ignored; any other file whose suffix is not an image
+    suffix (IMAGE_SUFFIXES) is an error, and so is an image Pillow cannot decode: a corrupt file is
+    reported (its path and Pillow's reason) rather than dropped, so the data never silently depend
+    on which files happened to decode. Images are decoded with Pillow into a uint8 buffer, then
+    converted to float32 in chunks (peak memory about 1.25 times the float32 result).
+
+    Returns:
+        ClassificationData with x float32 [N, C, H, W] in [0, 1] and y int64 labels.
+    """
+    root_p = Path(root)
+    if not root_p.is_dir():
+        raise FileNotFoundError(f"image folder {str(root)!r} does not exist or is not a folder")
+    size = _check_image_size(image_size)
+    ch = _check_channels(channels)
+    frac = _check_fraction(test_fraction)
+    Optional(Int(1)).check(max_per_class, "max_per_class")
+    if not (isinstance(split, (tuple, list)) and len(split) == 2 and all(isinstance(s, str) and s for s in split)):
+        raise ValueError(f"split must be two folder names like ('train', 'test'), got {split!r}")
+    tr_dir, te_dir = root_p / split[0], root_p / split[1]
+    presplit = tr_dir.is_dir() and te_dir.is_dir()
+    if tr_dir.is_dir() != te_dir.is_dir():
+        have, missing = (split[0], split[1]) if tr_dir.is_dir() else (split[1], split[0])
+        raise ValueError(f"image folder {root_p} has a {have!r} folder but no {missing!r} folder; give both "
+                         f"({split[0]}/CLASS/..., {split[1]}/CLASS/...) or neither (CLASS/... split with test_fraction)")
+    if presplit:
+        found, test_found = _class_folders(tr_dir), _class_folders(te_dir)
+        stray = sorted(set(test_found) - set(found))
+        if stray:
+            raise ValueError(f"{te_dir} has class folders {stray} that {tr_dir} lacks; both splits must use the same classes")
+    else:
+        found, test_found = _class_folders(root_p), {}
+    if not found:
+        raise ValueError(f"image folder {root_p} has no class subfolders; expected {root_p}/CLASS/IMAGE files "
+                         f"(or {split[0]}/CLASS/... and {split[1]}/CLASS/...)")
+    if classes is None:
+        names = list(found)
+    else:
+        names = [str(c) for c in classes]
+        missing_names = [c for c in names if c not in found]
+        if missing_names or not names or len(set(names)) != len(names):
+            raise ClassSelectionError(f"classes must name distinct class folders of {root_p} (found {_names(list(found))}), "
+                                      f"got {names}" + (f"; no folder for {missing_names}" if missing_names else ""))
+    labels = _resolve_only(only, names)
+
+    files: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
+    for label in labels:
+        cname = names[label]
+        if presplit:
+            parts = {"train": _list_images(found[cname]),
+                     "test": _list_images(test_found[cname]) if cname in test_found else []}
+        else:
+            all_files = _list_images(found[cname])
+            tr, te = _split_positions(len(all_files), frac, _class_rng(seed, cname, "split"))
+            parts = {"train": [all_files[i] for i in tr], "test": [all_files[i] for i in te]}
+        if not parts["train"] and not parts["test"]:
+            raise ValueError(f"class folder {found[cname]} holds no images")
+        for sp, lst in parts.items():
+            keep = _cap(np.arange(len(lst)), max_per_class, _class_rng(seed, cname, f"cap-{sp}"))
+            files[sp] += [(lst[i], label) for i in keep]
+
+    Image = _pil_image()
+    todo = files["train"] + files["test"]
+    sizes: dict[tuple[int, int], Path] = {}
+    grey = True
+    for path, _ in todo:
+        mode, (w, h) = _image_header(Image, path)
+        if mode not in _GREY_MODES and mode not in _COLOUR_MODES:
+            raise ValueError(f"{path}: image mode {mode!r} is not supported (expected grey, RGB or palette images)")
+        grey = grey and mode in _GREY_MODES
+        sizes.setdefault((h, w), path)
+    if size is None and len(sizes) > 1:
+        (s1, p1), (s2, p2) = list(sizes.items())[:2]
+        raise ValueError(f"images in {root_p} have different sizes ({p1.name} is {s1[0]}x{s1[1]}, {p2.name} is "
+                         f"{s2[0]}x{s2[1]}); pass image_size (--image-size) to resize them all")
+    hw = size if size is not None else next(iter(sizes))
+    c = ch if ch is not None else (1 if grey else 3)
+    what = f"image folder {root_p}"
+    _check_budget(what, len(todo), (c, *hw), max_bytes)
+
+    out: dict[str, torch.Tensor] = {}
+    for sp in ("train", "test"):
+        buf = np.empty((len(files[sp]), hw[0], hw[1], c), dtype=np.uint8)
+        for i, (path, _) in enumerate(files[sp]):
+            buf[i] = _decode(Image, path, c, hw)
+        out[f"x_{sp}"] = _u8_to_float(torch.from_numpy(buf).permute(0, 3, 1, 2))
+        del buf
+        out[f"y_{sp}"] = torch.tensor([lab for _, lab in files[sp]], dtype=torch.int64)
+    return ClassificationData(name=name or f"imagefolder:{root_p.resolve().name}", classes=names, **out)
+
+
+# -- tensor files ----------------------------------------------------------------------------------
+
+
+def _read_tensor_file(p: Path) -> dict[str, Any]:
+    suffix = p.suffix.lower()
+    if suffix in (".pt", ".pth"):
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"{p} is not a file torch.load(weights_only=True) can read ({type(e).__name__}: {first})") from None
+    elif suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                obj = {k: z[k] for k in z.files}
+        except Exception as e:
+            raise ValueError(f"{p} is not a readable .npz file without pickled objects ({type(e).__name__}: {e})") from None
+    else:
+        raise ValueError(f"{p}: expected a .pt (torch.save of a dict) or .npz (numpy.savez) file, got suffix {p.suffix!r}")
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{p} must hold a dict with 'x' and 'y' (optionally 'x_test', 'y_test', 'classes'), "
+                         f"got {type(obj).__name__}")
+    return dict(obj)
+
+
+def _rows(x: torch.Tensor, y: torch.Tensor, keep: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.from_numpy(keep.astype(np.int64))
+    return x.index_select(0, idx), y.index_select(0, idx)
+
+
+def load_tensor_file(
+    path: PathLike,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    only: Iterable[int | str] | None = None,
+    max_per_class: int | None = None,
+    name: str | None = None,
+) -> ClassificationData:
+    """A data set saved as tensors: a `.pt` file (a dict saved with torch.save, read with
+    weights_only=True) or an `.npz` file (numpy.savez, read without pickle).
+
+    Keys: "x" [N, C, H, W] (or [N, H, W], taken as one channel, or [N, D] vectors) as uint8 in
+    [0, 255] or floating point in [0, 1]; "y" [N] integer labels; optionally "x_test" and "y_test"
+    (both or neither) and "classes" (the class names; default "0" .. the largest label). Without a
+    test split, `test_fraction` of each class becomes one (drawn with `seed`, as for image folders).
+    `only` and `max_per_class` select classes and samples as in `load_image_folder`, before the
+    inputs are converted to float32. `name` defaults to "tensors:<file stem>".
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"tensor file {str(path)!r} does not exist")
+    frac = _check_fraction(test_fraction)
+    Optional(Int(1)).check(max_per_class, "max_per_class")
+    obj = _read_tensor_file(p)
+    missing = [k for k in ("x", "y") if k not in obj]
+    if missing:
+        raise ValueError(f"{p} must hold 'x' and 'y' (optionally 'x_test', 'y_test', 'classes'); missing "
+                         f"{missing}, found keys {sorted(map(str, obj))}")
+    if ("x_test" in obj) != ("y_test" in obj):
+        raise ValueError(f"{p} holds only one of 'x_test' and 'y_test'; give both or neither")
+
+    def arr(key: str) -> torch.Tensor:
+        t = torch.as_tensor(obj[key])
+        if key.startswith("x") and t.dim() == 3:
+            t = t.unsqueeze(1)
+        return t
+
+    x, y = arr("x"), _as_labels(arr("y"), f"{p.name}: y")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{p}: x has {x.shape[0]} samples but y has {y.shape[0]} labels; expected equal counts")
+    test = None
+    if "x_test" in obj:
+        test = arr("x_test"), _as_labels(arr("y_test"), f"{p.name}: y_test")
+        if test[0].shape[0] != test[1].shape[0]:
+            raise ValueError(f"{p}: x_test has {test[0].shape[0]} samples but y_test has {test[1].shape[0]} labels")
+    all_y = torch.cat([y, test[1]]) if test is not None else y
+    if all_y.numel() and int(all_y.min()) < 0:
+        raise ValueError(f"{p}: labels must be >= 0, got {int(all_y.min())}")
+    if "classes" in obj:
+        names = [str(c) for c in np.asarray(obj["classes"]).reshape(-1).tolist()]
+    else:
+        names = [str(i) for i in range(int(all_y.max()) + 1 if all_y.numel() else 0)]
+    if not names:
+        raise ValueError(f"{p} holds no labels and no 'classes'")
+    labels = _resolve_only(only, names)
+
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    yn = y.numpy()
+    parts: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    for label in labels:
+        pos = np.flatnonzero(yn == label)
+        if test is None:
+            tr, te = _split_positions(pos.size, frac, _class_rng(seed, names[label], "split"))
+            parts["train"].append(_cap(pos[tr], max_per_class, _class_rng(seed, names[label], "cap-train")))
+            parts["test"].append(_cap(pos[te], max_per_class, _class_rng(seed, names[label], "cap-test")))
+        else:
+            parts["train"].append(_cap(pos, max_per_class, _class_rng(seed, names[label], "cap-train")))
+    splits["train"] = _rows(x, y, np.sort(np.concatenate(parts["train"])))
+    if test is None:
+        splits["test"] = _rows(x, y, np.sort(np.concatenate(parts["test"])))
+    else:
+        tyn = test[1].numpy()
+        for label in labels:
+            pos = np.flatnonzero(tyn == label)
+            parts["test"].append(_cap(pos, max_per_class, _class_rng(seed, names[label], "cap-test")))
+        splits["test"] = _rows(*test, np.sort(np.concatenate(parts["test"])))
+    return from_tensors(*splits["train"], *splits["test"], classes=names, name=name or f"tensors:{p.stem}")
+
+
+# -- torchvision -----------------------------------------------------------------------------------
+
+
+def _torchvision() -> Any:
+    try:
+        import torchvision
+    except Exception as e:   # not installed, or built for another torch (then it fails with a RuntimeError)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ImportError(f"torchvision data sets need torchvision, which cannot be imported here ({type(e).__name__}: "
+                          f"{first}); install the torchvision that matches torch {torch.__version__}") from None
+    return torchvision
+
+
+def _torchvision_class(tv: Any, name: str) -> Any:
+    from torch.utils.data import Dataset
+
+    known = {k: v for k, v in vars(tv.datasets).items() if isinstance(v, type) and issubclass(v, Dataset)}
+    for k, v in known.items():
+        if k.lower() == name.lower():
+            return k, v
+    raise ValueError(f"torchvision has no data set {name!r}; known: {', '.join(sorted(known))}")
+
+
+def _as_nchw_u8(data: Any, what: str) -> torch.Tensor | None:
+    """A data set's `.data` as uint8 [N, C, H, W] (from [N, H, W], [N, H, W, C] or [N, C, H, W]),
+    or None when it is not a uint8 image array."""
+    t = torch.as_tensor(np.asarray(data)) if not isinstance(data, torch.Tensor) else data
+    if t.dtype != torch.uint8 or t.dim() not in (3, 4):
+        return None
+    if t.dim() == 3:
+        return t.unsqueeze(1)
+    if t.shape[1] in (1, 3) and t.shape[3] not in (1, 3, 4):
+        return t
+    if t.shape[3] in (1, 3, 4):
+        return t.permute(0, 3, 1, 2)
+    return None
+
+
+def _dataset_arrays(ds: Any, what: str, channels: int | None, size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 [N, C, H, W], int64 [N]) of a torchvision data set: its `.data` and `.targets` /
+    `.labels` when it has them, else every item decoded (PIL images) one by one."""
+    labels = getattr(ds, "targets", None)
+    if labels is None:
+        labels = getattr(ds, "labels", None)
+    data = getattr(ds, "data", None)
+    x = _as_nchw_u8(data, what) if data is not None else None
+    if x is not None and labels is not None:
+        return x, torch.as_tensor(np.asarray(labels)).to(torch.int64).reshape(-1)
+    Image = _pil_image()
+    items, ys = [], []
+    shape = None
+    for i in range(len(ds)):
+        img, lab = ds[i][:2]
+        if not isinstance(img, Image.Image):
+            raise ValueError(f"{what}: item {i} is a {type(img).__name__}, expected a PIL image")
+        c = channels or (1 if img.mode in _GREY_MODES else 3)
+        hw = size or (img.size[1], img.size[0])
+        if shape is None:
+            shape = (c, *hw)
+        elif (c, *hw) != shape:
+            raise ValueError(f"{what}: images differ in size or mode (item 0: {list(shape)}, item {i}: {[c, *hw]}); "
+                             "pass image_size (--image-size) and channels (--channels)")
+        img = img.convert("L" if c == 1 else "RGB")
+        if img.size != (hw[1], hw[0]):
+            img = img.resize((hw[1], hw[0]), getattr(Image, "Resampling", Image).BILINEAR)
+        items.append(torch.from_numpy(np.asarray(img, dtype=np.uint8).reshape(hw[0], hw[1], c).copy()).permute(2, 0, 1))
+        ys.append(int(lab))
+    if not items:
+        raise ValueError(f"{what} is empty")
+    return torch.stack(items), torch.tensor(ys, dtype=torch.int64)
+
+
+def load_torchvision_dataset(
+    name: str,
+    root: PathLike,
+    *,
+    download: bool = False,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    only: Iterable[int | str] | None = None,
+    seed: int = 0,
+    max_per_class: int | None = None,
+    max_bytes: float | None = None,
+) -> ClassificationData:
+    """A torchvision data set (FashionMNIST, CIFAR10, CIFAR100, SVHN, STL10, ...) read from `root`.
+
+    Needs torchvision (ImportError with the reason otherwise). Nothing is downloaded unless
+    `download=True`; without it, missing files are a FileNotFoundError saying so. The train and
+    test splits are the data set's own (its `train=` or `split=` argument). `image_size`,
+    `channels`, `only`, `seed`, `max_per_class` and `max_bytes` work as in `load_image_folder`
+    (resizing here is bilinear with antialiasing, in torch). Class names come from the data set's
+    `classes` attribute when it has one. The name is "torchvision:<Name>".
+    """
+    size = _check_image_size(image_size)
+    ch = _check_channels(channels)
+    Optional(Int(1)).check(max_per_class, "max_per_class")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a torchvision data set name like 'CIFAR10', got {name!r}")
+    tv = _torchvision()
+    cls_name, cls = _torchvision_class(tv, name)
+    what = f"torchvision:{cls_name}"
+    root_p = Path(root)
+    if not download and not root_p.is_dir():
+        raise FileNotFoundError(f"{what}: data folder {str(root)!r} does not exist (download=True / --download fetches the data set there)")
+    params = inspect.signature(cls).parameters
+
+    def make(train: bool) -> Any:
+        kw: dict[str, Any] = {}
+        if "train" in params:
+            kw["train"] = train
+        elif "split" in params:
+            kw["split"] = "train" if train else "test"
+        else:
+            raise ValueError(f"{what} has neither a train= nor a split= argument; load it yourself and use from_dataset")
+        if "download" in params:
+            kw["download"] = bool(download)
+        try:
+            return cls(str(root_p), **kw)
+        except (RuntimeError, FileNotFoundError, OSError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            hint = "" if download else "; download=True (--download) fetches it"
+            raise FileNotFoundError(f"{what}: could not read the {'train' if train else 'test'} split from {root_p} ({first}){hint}") from None
+
+    ds = {"train": make(True), "test": make(False)}
+    arrays = {sp: _dataset_arrays(d, what, ch, size) for sp, d in ds.items()}
+    names = getattr(ds["train"], "classes", None)
+    if not names:
+        top = max(int(y.max()) for _, y in arrays.values() if y.numel())
+        names = [str(i) for i in range(top + 1)]
+    names = [str(c) for c in names]
+    labels = _resolve_only(only, names)
+    selected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for sp, (x, y) in arrays.items():
+        yn = y.numpy()
+        keep = [_cap(np.flatnonzero(yn == lab), max_per_class, _class_rng(seed, names[lab], f"cap-{sp}")) for lab in labels]
+        selected[sp] = _rows(x, y, np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64))
+    c_out = ch or (3 if selected["train"][0].shape[1] >= 3 else 1)
+    hw = size or tuple(selected["train"][0].shape[2:])
+    _check_budget(what, sum(x.shape[0] for x, _ in selected.values()), (c_out, *hw), max_bytes)
+    out: dict[str, torch.Tensor] = {}
+    for sp, (x, y) in selected.items():
+        out[f"x_{sp}"] = _u8_to_float(_set_channels(x, ch, what), size)
+        out[f"y_{sp}"] = y
+    return from_tensors(out["x_train"], out["y_train"], out["x_test"], out["y_test"], classes=names, name=what)

@@ -29,7 +29,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from deepdig_fast.adversarial import AdversarialConfig, component_one, component_two
+from deepdig_fast.adversarial import AdversarialConfig, autoencoder_key, component_one, component_two
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData
@@ -178,8 +178,9 @@ def run_pair(
         out_dir: run folder (resumable, see the module docstring); None keeps everything in memory.
         embedding_layer: submodule holding the embedding (default: classifier.EMBEDDING_LAYER when
             the classifier defines it). Without one, embeddings are not recorded and EPBS is skipped.
-        autoencoder: a factory returning a fresh autoencoder (default: the paper's MLP for 28x28,
-            a convolutional one for colour images).
+        autoencoder: a factory returning a fresh autoencoder (default: default_autoencoder, the
+            paper's MLP for 28x28 grey images, the convolutional family for colour or larger ones;
+            adversarial.autoencoder_from_spec("mlp" | "conv" | "module:factory", shape) makes one).
         progress: progress bars on the long stages; log: called with one line per stage.
     Returns:
         PairResult; `results` is what results.json holds.
@@ -212,7 +213,7 @@ def run_pair(
         "classifier": classifier_sha,
         "data": data_fingerprint(data),
         "embedding_layer": embedding_layer,
-        "autoencoder": "default" if autoencoder is None else getattr(autoencoder, "__qualname__", repr(autoencoder)),
+        "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
     }
     inputs = {**base_spec, "pair": [source, target], "config": config.to_dict()}
     run_id = digest(inputs)
