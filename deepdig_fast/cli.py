@@ -52,15 +52,16 @@ def _device(spec: str):
     return dev
 
 
-def _pair(text: str) -> tuple[int, int]:
-    parts = text.replace("-", ",").split(",")
-    try:
-        s, t = (int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two class ids like 1,2, got {text!r}") from None
-    if s == t:
+def _pair(text: str) -> tuple:
+    """Two classes: ids like 1,2 (or 1-2), or names like cat,dog (resolved against the data set's
+    class names, then the model's, once they are known)."""
+    parts = [p.strip() for p in text.split(",")] if "," in text else text.split("-")
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected two classes like 1,2 or cat,dog, got {text!r}")
+    pair = tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts)
+    if pair[0] == pair[1]:
         raise argparse.ArgumentTypeError(f"the two classes must differ, got {text!r}")
-    return s, t
+    return pair
 
 
 def _positive_int(text: str) -> int:
@@ -200,27 +201,37 @@ def _default_arch(dataset: str) -> str:
 
 
 def _classifier(args, data, device, log):
-    """The classifier of `deepdig run` / `atlas`: a user model, a given checkpoint, or the cached
-    reference one. Every one is checked against the data (`check_fits`) before any other work; a
-    path the user gave (--classifier, --weights) is only read, never written: a classifier is
-    trained only into the default checkpoints/DATASET-ARCH location, and only when nothing is there."""
+    """The classifier of `deepdig run` / `atlas` and what describes it: (model, meta, info). A zoo or
+    user model (--model), a given checkpoint, or the cached reference one. Every one is checked
+    against the data (`check_fits`) before any other work; a path the user gave (--classifier,
+    --weights) is only read, never written: a classifier is trained only into the default
+    checkpoints/DATASET-ARCH location, and only when nothing is there."""
     from deepdig_fast.checkpoint import (
-        check_fits, checkpoint_paths, load_classifier, load_or_train_classifier, load_user_model,
+        check_fits,
+        checkpoint_paths,
+        load_classifier,
+        load_or_train_classifier,
     )
+    from deepdig_fast.zoo import ZOO_SOURCES, Preprocessed, load_model
 
     if args.model:
-        if not args.weights:
+        zoo = args.model.partition(":")[0] in ZOO_SOURCES
+        if not args.weights and not zoo:
             raise CLIError("--model needs --weights (a state_dict file)")
         if args.classifier:
             raise CLIError("--classifier and --model are alternatives; give one of them")
-        model = load_user_model(args.model, args.weights, device=device)
+        try:
+            model, info = load_model(args.model, weights=args.weights, in_shape=data.sample_shape,
+                                     normalize=args.normalize, resize=args.resize, device=device)
+        except (ImportError, FileNotFoundError) as exc:
+            raise CLIError(_one_line(exc)) from None
         try:
             check_fits(model, data, name=f"--model {args.model}")
         except ValueError as exc:
             raise CLIError(str(exc)) from None
-        return model, {"model": args.model, "weights": str(args.weights)}
+        return model, {"model": args.model, "weights": str(args.weights) if args.weights else None}, info
     if args.weights:
-        raise CLIError("--weights belongs to --model (package.module:factory); for a deepdig checkpoint use --classifier")
+        raise CLIError("--weights belongs to --model (package.module:factory or a zoo model); for a deepdig checkpoint use --classifier")
     if args.classifier:
         given = Path(args.classifier)
         if not given.is_dir():
@@ -233,6 +244,11 @@ def _classifier(args, data, device, log):
             model, meta = load_classifier(given, device=device)
         except (ValueError, FileNotFoundError) as exc:
             raise CLIError(f"{where}: {exc}") from None
+        try:
+            check_fits(model, data, meta, arch=args.arch, name=where)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        info = {"spec": str(args.classifier), "source": "checkpoint"}
     else:
         arch = args.arch or _default_arch(args.dataset)
         path = Path(f"checkpoints/{_data_tag(args, data)}-{arch}")
@@ -241,12 +257,99 @@ def _classifier(args, data, device, log):
                                                    progress=not args.quiet, log=log)
         except ValueError as exc:
             raise CLIError(f"{exc}; pass --classifier PATH, or move it away to train a new one there") from None
-        return model, meta
+        info = {"spec": str(path), "source": "reference"}
+    if args.normalize is not None or args.resize is not None:   # asked for explicitly: inside the model
+        model = Preprocessed(model, args.normalize, resize=args.resize).to(device).eval()
+        info["preprocessing"] = model.describe()
+    return model, meta, info
+
+
+def _preprocessing_args(args) -> None:
+    """--normalize / --resize parsed in place (before any data or model is touched); "auto" stays."""
+    from deepdig_fast.zoo import _parse_resize, parse_normalize
+
     try:
-        check_fits(model, data, meta, arch=args.arch, name=where)
+        args.normalize = parse_normalize(args.normalize)
     except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    return model, meta
+        raise CLIError(f"--normalize: {exc}") from None
+    if args.resize.strip().lower() == "auto":
+        args.resize = "auto" if args.model else None
+    else:
+        try:
+            args.resize = _parse_resize(args.resize, "--resize")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    if not args.model and args.normalize == "auto":
+        args.normalize = None   # checkpoints and the reference models carry no zoo normalisation
+
+
+def _class_id(value, data, model_classes, arg: str) -> int | None:
+    """A class given by id or name -> its id in the data set; None when a name is not known (yet)."""
+    if isinstance(value, int):
+        if not 0 <= value < data.num_classes:
+            raise CLIError(f"{arg} classes must lie in [0, {data.num_classes}) for {data.name}, got {value}")
+        return value
+    for names in (data.classes, model_classes or []):
+        names = [str(c) for c in names]
+        for match in (lambda c: c == value, lambda c: c.lower() == value.lower()):
+            hits = [i for i, c in enumerate(names) if match(c)]
+            if len(hits) == 1 and hits[0] < data.num_classes:
+                return hits[0]
+    return None
+
+
+def _resolve_pair(pair, data, model_classes, final: bool):
+    ids = [_class_id(c, data, model_classes, "--pair") for c in pair]
+    if None in ids and final:
+        bad = next(c for c, i in zip(pair, ids) if i is None)
+        known = ", ".join(str(c) for c in (model_classes or data.classes)[:12])
+        raise CLIError(f"--pair: class {bad!r} is not a class name of {data.name} or of the model (classes: {known}"
+                       f"{', ...' if len(model_classes or data.classes) > 12 else ''})")
+    return None if None in ids else tuple(ids)
+
+
+def _named_classes(data, info):
+    """The data set with the model's class names (e.g. Hugging Face id2label) when the data set only
+    numbers its classes ("0", "1", ...) and the model names exactly that many."""
+    import dataclasses
+
+    names = info.get("classes")
+    numbered = [str(i) for i in range(data.num_classes)]
+    if names and len(names) == data.num_classes and [str(c) for c in data.classes] == numbered:
+        return dataclasses.replace(data, classes=[str(c) for c in names])
+    return data
+
+
+def _embedding_layer(args, model, data, info, log):
+    """--embedding-layer resolved: "auto" (the default) finds the penultimate representation (the
+    model's declared layer, or the input of its final Linear layer), "none" records none, a name is
+    used as given (a zoo model's layer may be named without the wrapper's "model." prefix)."""
+    from torch import nn
+
+    from deepdig_fast.zoo import find_embedding_layer
+
+    given = args.embedding_layer
+    if given is None or given.strip().lower() == "auto":
+        layer = info.get("embedding_layer")
+        if layer is None:
+            x = data.x_test[:2] if data.x_test.shape[0] else data.x_train[:2]
+            try:
+                layer = find_embedding_layer(model, x.to(next(iter(model.parameters()), x).device))
+            except ValueError as exc:
+                log(f"note: {exc}; EPBS and the linearity metric are skipped")
+                layer = None
+        how = "auto"
+    elif given.strip().lower() == "none":
+        layer, how = None, "none"
+    else:
+        layer, how = given, "given"
+        name = given.partition(":")[0]
+        modules = dict(model.named_modules()) if isinstance(model, nn.Module) else {}
+        if name not in modules and f"model.{name}" in modules:
+            layer = f"model.{given}"
+    info["embedding_layer"] = layer
+    info["embedding_layer_from"] = how if layer is not None else None
+    return layer
 
 
 def cmd_train(args) -> int:
@@ -278,21 +381,32 @@ def cmd_run(args) -> int:
     config = PairConfig(adversarial=adv, beta=args.beta, max_steps=args.max_steps, method=args.method,
                         seed=args.seed, baselines=not args.no_baselines, characterize=not args.no_characterize,
                         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments)
-    s, t = args.pair
+    _preprocessing_args(args)
+    ids = all(isinstance(c, int) for c in args.pair)
     # with a given classifier only the pair's classes are read (a default checkpoint may need training
     # on every class); the results are the same, every stage selects the pair's inputs
-    data = _load_data(args, only=(s, t) if (args.classifier or args.model) else None)
-    if not (0 <= s < data.num_classes and 0 <= t < data.num_classes):
-        raise CLIError(f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got {s},{t}")
+    data = _load_data(args, only=tuple(args.pair) if ids and (args.classifier or args.model) else None)
+    if ids and not all(0 <= c < data.num_classes for c in args.pair):
+        raise CLIError(f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got "
+                       f"{args.pair[0]},{args.pair[1]}")
     autoencoder = _autoencoder_factory(args, data)
-    _check_folder(args.out, "deepdig-run", {"pair": [s, t]})
-    model, meta = _classifier(args, data, device, log)
+    pair = _resolve_pair(args.pair, data, None, final=False)   # names the model defines wait for it
+    if pair is not None:
+        _check_folder(args.out, "deepdig-run", {"pair": list(pair)})
+    model, meta, info = _classifier(args, data, device, log)
+    data = _named_classes(data, info)
+    if pair is None:
+        pair = _resolve_pair(args.pair, data, info.get("classes"), final=True)
+        _check_folder(args.out, "deepdig-run", {"pair": list(pair)})
+    s, t = pair
+    layer = _embedding_layer(args, model, data, info, log)
     t0 = time.perf_counter()
     result = run_pair(
-        model, data, s, t, config, out_dir=args.out, embedding_layer=args.embedding_layer,
+        model, data, s, t, config, out_dir=args.out, embedding_layer=layer,
         autoencoder=autoencoder, progress=not args.quiet, log=log,
         manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset,
-                        "data_source": _data_record(args, data), "autoencoder": args.autoencoder},
+                        "data_source": _data_record(args, data), "autoencoder": args.autoencoder,
+                        "model_info": info},
     )
     _print_summary(result, time.perf_counter() - t0, args.out)
     if not args.no_report:
@@ -361,7 +475,10 @@ def _classes(text: str):
 def _pairs(text: str) -> list[tuple[int, int]]:
     if not all(part.count("-") == 1 for part in text.split(",")):
         raise argparse.ArgumentTypeError(f"expected pairs like 1-2,4-9, got {text!r}")
-    return [_pair(part) for part in text.split(",")]
+    out = [_pair(part) for part in text.split(",")]
+    if not all(isinstance(c, int) for p in out for c in p):
+        raise argparse.ArgumentTypeError(f"expected two class ids per pair like 1-2,4-9, got {text!r}")
+    return out
 
 
 _DIST_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -450,6 +567,7 @@ def cmd_atlas(args) -> int:
         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
         linearity=not args.no_linearity, max_inputs_per_class=args.max_per_class, save_points=args.save_points,
     )
+    _preprocessing_args(args)
     rank, world, device = _init_distributed(args)
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
@@ -469,7 +587,7 @@ def cmd_atlas(args) -> int:
             failure = None
             if rank == 0:
                 try:
-                    model, meta = _classifier(args, data, device, log)
+                    model, meta, info = _classifier(args, data, device, log)
                 except Exception as exc:
                     failure = exc
             box = [None if failure is None else _one_line(failure)]
@@ -479,16 +597,19 @@ def cmd_atlas(args) -> int:
             if box[0] is not None:
                 raise CLIError(f"rank 0 could not prepare the classifier: {box[0]}")
             if rank != 0:
-                model, meta = _classifier(args, data, device, lambda m: None)
+                model, meta, info = _classifier(args, data, device, lambda m: None)
         else:
-            model, meta = _classifier(args, data, device, log)
+            model, meta, info = _classifier(args, data, device, log)
+        data = _named_classes(data, info)
+        layer = _embedding_layer(args, model, data, info, log if rank == 0 else (lambda m: None))
         t0 = time.perf_counter()
         result = run_atlas(
             model, data, config, classes=args.classes, pairs=args.pairs, out_dir=args.out,
-            embedding_layer=args.embedding_layer, autoencoder=autoencoder, progress=not args.quiet and rank == 0,
+            embedding_layer=layer, autoencoder=autoencoder, progress=not args.quiet and rank == 0,
             log=log, report=not args.no_report,
             manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset,
-                            "data_source": _data_record(args, data), "autoencoder": args.autoencoder},
+                            "data_source": _data_record(args, data), "autoencoder": args.autoencoder,
+                            "model_info": info},
         )
         if rank == 0:
             _print_atlas(result, time.perf_counter() - t0, args.out)
@@ -567,9 +688,17 @@ def build_parser() -> argparse.ArgumentParser:
     def model_options(q):
         q.add_argument("--classifier", help="checkpoint to use (STEM, STEM.pt or STEM.json; only read, never written); "
                        "default checkpoints/DATASET-ARCH, trained there only when nothing is there")
-        q.add_argument("--model", help="your own architecture as package.module:factory (with --weights)")
-        q.add_argument("--weights", help="state_dict file for --model (loaded with weights_only=True)")
-        q.add_argument("--embedding-layer", help="submodule holding the embedding (NAME or NAME:input)")
+        q.add_argument("--model", help="torchvision:NAME, timm:NAME, hf:MODEL_ID_OR_DIR, robustbench:NAME, or your own "
+                       "architecture as package.module:factory (with --weights)")
+        q.add_argument("--weights", help="state_dict file for --model (.pt loaded with weights_only=True, or .safetensors); "
+                       "zoo models default to their pretrained weights when already in the local cache")
+        q.add_argument("--normalize", default="auto", help="auto (default: the zoo model's own normalisation), none, "
+                       "imagenet, cifar10, mnist, MEAN,STD or M1,M2,M3,S1,S2,S3; applied inside the model, the "
+                       "method stays in [0, 1] pixel space")
+        q.add_argument("--resize", default="auto", help="resize inputs inside the model: auto (default: to the "
+                       "pretrained weights' input size), none, N or H,W (bilinear, antialias off)")
+        q.add_argument("--embedding-layer", default="auto", help="auto (default: the model's declared layer or the "
+                       "input of its final Linear layer), none, or a submodule NAME / NAME:input")
         q.add_argument("--steps", type=_positive_int, default=5000, help="autoencoder training steps (paper: 5000)")
 
     q = sub.add_parser("train", help="train a reference classifier and save it as a checkpoint")
@@ -580,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("run", help="DeepDIG for one class pair, both directions, with baselines")
     common(q)
-    q.add_argument("--pair", type=_pair, required=True, help="two class ids, e.g. 1,2")
+    q.add_argument("--pair", type=_pair, required=True, help="two class ids or names, e.g. 1,2 or cat,dog")
     q.add_argument("--out", type=_out_dir, required=True, help="run folder (resumable: rerun the same command after a crash)")
     model_options(q)
     _autoencoder_option(q)

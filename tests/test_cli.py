@@ -23,7 +23,7 @@ def test_help(command):
     "args, message",
     [
         (["run", "--pair", "1,1", "--out", "x"], "the two classes must differ"),
-        (["run", "--pair", "one,2", "--out", "x"], "expected two class ids like 1,2"),
+        (["run", "--pair", "1,2,3", "--out", "x"], "expected two classes like 1,2 or cat,dog"),
         (["run", "--pair", "1,2"], "the following arguments are required: --out"),
         (["run", "--pair", "1,2", "--out", "x", "--steps", "0"], "expected a positive integer"),
         (["run", "--pair", "1,2", "--out", "x", "--dataset", "imagenet"], "invalid choice"),
