@@ -322,16 +322,9 @@ def autoencoder_from_spec(spec: str, in_shape: Sequence[int]) -> Callable[[], nn
         build = lambda: ConvAutoencoder.for_shape(shape)
         name = f"conv in_shape={list(shape)} {conv_plan(shape)}"
     elif ":" in spec:
-        from deepdig_fast.checkpoint import _SPEC, _import_spec_module
+        from deepdig_fast.checkpoint import resolve_factory
 
-        m = _SPEC.match(spec)
-        if m is None:
-            raise ValueError(f"autoencoder must look like package.module:factory (or file.py:factory), got {spec!r}")
-        obj: Any = _import_spec_module(m.group("module"), spec)
-        for part in m.group("attr").split("."):
-            if not hasattr(obj, part):
-                raise ValueError(f"autoencoder {spec!r}: {m.group('module')} has no attribute {m.group('attr')!r}")
-            obj = getattr(obj, part)
+        obj = resolve_factory(spec, "autoencoder")
         if not callable(obj):
             raise ValueError(f"autoencoder {spec!r} is a {type(obj).__name__}, expected a callable taking the input shape")
         user = obj

@@ -174,7 +174,7 @@ def _find_checkpoint(path: PathLike) -> tuple[Path, Path]:
     return checkpoint_paths(p)
 
 
-def _state_dict_from(obj: Any, source: str) -> dict[str, torch.Tensor]:
+def state_dict_from(obj: Any, source: str) -> dict[str, torch.Tensor]:
     """Accept a plain state_dict, or a dict wrapping one under "state_dict" / "model_state_dict"."""
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict"):
@@ -227,7 +227,7 @@ def load_classifier(
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{json_path}: not a deepdig_fast classifier checkpoint (expected format {FORMAT!r})")
 
-    state = _state_dict_from(load_tensors(pt_path), str(pt_path))
+    state = state_dict_from(load_tensors(pt_path), str(pt_path))
     if verify:
         expected = meta.get("weights_sha256")
         actual = sha256_state_dict(state)
@@ -279,6 +279,23 @@ def _import_spec_module(module: str, spec: str) -> Any:
         raise ValueError(f"spec {spec!r}: cannot import module {module!r} ({e})") from e
 
 
+def resolve_factory(spec: str, what: str = "spec") -> Any:
+    """The object named by "package.module:attr" or "path/to/file.py:attr" (attr may be dotted),
+    imported; ValueError in one line naming `what` when the spec is malformed or does not resolve."""
+    if not isinstance(spec, str):
+        raise TypeError(f"{what} must be a str 'package.module:factory', got {type(spec).__name__}")
+    m = _SPEC.match(spec.strip())
+    if m is None:
+        raise ValueError(f"{what} must look like 'package.module:factory' (or 'file.py:factory'), got {spec!r}")
+    obj: Any = _import_spec_module(m.group("module"), spec)
+    for part in m.group("attr").split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"{what} {spec!r}: {m.group('module')} has no attribute {m.group('attr')!r}") from None
+    return obj
+
+
 def load_user_model(
     spec: str,
     weights: PathLike | None = None,
@@ -301,25 +318,14 @@ def load_user_model(
     Returns:
         the model in eval mode on `device`.
     """
-    if not isinstance(spec, str):
-        raise TypeError(f"spec must be a str 'package.module:factory', got {type(spec).__name__}")
-    m = _SPEC.match(spec.strip())
-    if m is None:
-        raise ValueError(f"spec must look like 'package.module:factory' (or 'file.py:factory'), got {spec!r}")
-    mod = _import_spec_module(m.group("module"), spec)
-    obj: Any = mod
-    for part in m.group("attr").split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"spec {spec!r}: {m.group('module')} has no attribute {m.group('attr')!r}") from None
+    obj = resolve_factory(spec)
     if not callable(obj):
-        raise ValueError(f"spec {spec!r}: {m.group('attr')!r} is a {type(obj).__name__}, expected a callable returning an nn.Module")
+        raise ValueError(f"spec {spec!r} names a {type(obj).__name__}, expected a callable returning an nn.Module")
     model = obj(**dict(factory_kwargs or {}))
     if not isinstance(model, nn.Module):
         raise TypeError(f"spec {spec!r}: the factory returned {type(model).__name__}, expected an nn.Module")
     if weights is not None:
-        state = _state_dict_from(load_tensors(weights), str(weights))
+        state = state_dict_from(load_tensors(weights), str(weights))
         _load_into(model, state, str(weights), strict=strict)
     return model.to(device).eval()
 

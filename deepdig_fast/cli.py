@@ -266,7 +266,7 @@ def _classifier(args, data, device, log):
 
 def _preprocessing_args(args) -> None:
     """--normalize / --resize parsed in place (before any data or model is touched); "auto" stays."""
-    from deepdig_fast.zoo import _parse_resize, parse_normalize
+    from deepdig_fast.zoo import parse_normalize, parse_resize
 
     try:
         args.normalize = parse_normalize(args.normalize)
@@ -276,7 +276,7 @@ def _preprocessing_args(args) -> None:
         args.resize = "auto" if args.model else None
     else:
         try:
-            args.resize = _parse_resize(args.resize, "--resize")
+            args.resize = parse_resize(args.resize, "--resize")
         except ValueError as exc:
             raise CLIError(str(exc)) from None
     if not args.model and args.normalize == "auto":

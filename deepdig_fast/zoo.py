@@ -114,7 +114,7 @@ def parse_normalize(text: Any) -> Normalization | None | str:
     return Normalization(text.strip(), tuple(values[:half]), tuple(values[half:]))
 
 
-def _parse_resize(resize: Any, arg: str = "resize") -> tuple[int, int] | None:
+def parse_resize(resize: Any, arg: str = "resize") -> tuple[int, int] | None:
     if resize is None or (isinstance(resize, str) and resize.strip().lower() == "none"):
         return None
     if isinstance(resize, str):
@@ -181,7 +181,7 @@ class Preprocessed(nn.Module):
         else:
             self.mean: torch.Tensor | None = None
             self.std: torch.Tensor | None = None
-        self.resize = _parse_resize(resize)
+        self.resize = parse_resize(resize)
         if embedding_layer is None:
             inner = getattr(model, "EMBEDDING_LAYER", None)
             embedding_layer = f"model.{inner}" if isinstance(inner, str) else None
@@ -338,7 +338,7 @@ def read_weights(path: str | os.PathLike, spec: str = "weights") -> dict[str, to
     """A state_dict from `.safetensors` (safetensors.torch.load_file) or a torch file (weights_only);
     a dict holding one under "state_dict" / "model_state_dict" and a "module." prefix (DDP) are
     unwrapped."""
-    from .checkpoint import _state_dict_from
+    from .checkpoint import state_dict_from
     from .io import load_tensors
 
     p = Path(path)
@@ -348,7 +348,7 @@ def read_weights(path: str | os.PathLike, spec: str = "weights") -> dict[str, to
         st = _import("safetensors.torch", f"{spec} (.safetensors weights)")
         state = dict(st.load_file(str(p)))
     else:
-        state = _state_dict_from(load_tensors(p), str(p))
+        state = state_dict_from(load_tensors(p), str(p))
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
@@ -439,7 +439,7 @@ def _torchvision(name: str, spec: str, state, pretrained: bool, num_classes, in_
         model = builder(weights=default_weights)   # the cached file: torchvision reads it, nothing is downloaded
         crop = getattr(default_weights.transforms(), "crop_size", None)
         return _Built(model, f"pretrained {default_weights} ({file})", len(categories), [str(c) for c in categories],
-                      norm, "torchvision weights transforms", _parse_resize(list(crop)) if crop else None)
+                      norm, "torchvision weights transforms", parse_resize(list(crop)) if crop else None)
     if state is not None:
         meta = _meta_build(lambda: builder(weights=None, **kwargs))
         n = _reconcile_classes(spec, num_classes, _classes_in_state(_structural_classifier(meta) if meta is not None else None, state), None)
@@ -512,7 +512,7 @@ def _timm(name: str, spec: str, state, pretrained: bool, num_classes, in_shape) 
         size = cfg.get("input_size")
         return _Built(model, f"pretrained {cfg.get('hf_hub_id') or cfg.get('url')} ({file})",
                       getattr(model, "num_classes", n_pre), classes, norm, "timm pretrained_cfg",
-                      _parse_resize(list(size[-2:])) if size else None)
+                      parse_resize(list(size[-2:])) if size else None)
     head = _structural_classifier(meta) if meta is not None else None
     n = _reconcile_classes(spec, num_classes, _classes_in_state(head, state), None)
     model = timm.create_model(name, pretrained=False, **({"num_classes": n} if n is not None else {}), **kwargs)
@@ -681,7 +681,7 @@ def load_model(
     shape = _check_shape(in_shape)
     norm = parse_normalize(normalize)
     if not (isinstance(resize, str) and resize.strip().lower() == "auto"):
-        resize = _parse_resize(resize)
+        resize = parse_resize(resize)
     else:
         resize = "auto"
     if isinstance(norm, Normalization) and shape is not None and norm.channels not in (1, shape[0]):
