@@ -128,20 +128,18 @@ def _classifier(args, data, device, log):
     reference one. Every one is checked against the data (`check_fits`) before any other work; a
     path the user gave (--classifier, --weights) is only read, never written: a classifier is
     trained only into the default checkpoints/DATASET-ARCH location, and only when nothing is there."""
-    from deepdig_fast.checkpoint import (
-        check_fits, checkpoint_paths, load_classifier, load_or_train_classifier, load_user_model,
-    )
+    from deepdig_fast.checkpoint import checkpoint_paths, load_classifier, load_or_train_classifier, load_user_model
 
     if args.model:
         if not args.weights:
             raise CLIError("--model needs --weights (a state_dict file)")
         if args.classifier:
             raise CLIError("--classifier and --model are alternatives; give one of them")
-        model = load_user_model(args.model, args.weights, device=device)
-        try:
-            check_fits(model, data, name=f"--model {args.model}")
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+        try:   # a module that is not there, does not import, or weights that do not fit: bad arguments
+            model = load_user_model(args.model, args.weights, device=device)
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            raise CLIError(f"--model {args.model}: {_one_line(exc)}") from None
+        _check_fits(model, data, None, args, f"--model {args.model}")
         return model, {"model": args.model, "weights": str(args.weights)}
     if args.weights:
         raise CLIError("--weights belongs to --model (package.module:factory); for a deepdig checkpoint use --classifier")
@@ -165,12 +163,26 @@ def _classifier(args, data, device, log):
                                                    progress=not args.quiet, log=log)
         except ValueError as exc:
             raise CLIError(f"{exc}; pass --classifier PATH, or move it away to train a new one there") from None
+        if args.embedding_layer:
+            _check_fits(model, data, None, args, f"checkpoint {path}.pt")
         return model, meta
-    try:
-        check_fits(model, data, meta, arch=args.arch, name=where)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    _check_fits(model, data, meta, args, where)
     return model, meta
+
+
+def _check_fits(model, data, meta, args, name: str) -> None:
+    """check_fits with the --arch and --embedding-layer given, as a one-line CLIError: a misspelt
+    layer is a bad argument, found with one forward before any folder is touched."""
+    from deepdig_fast.checkpoint import check_fits
+
+    try:
+        check_fits(model, data, meta, arch=args.arch if meta is not None else None, name=name,
+                   embedding_layer=args.embedding_layer or None)
+    except ValueError as exc:
+        text = str(exc)
+        if text.startswith("embedding_layer "):
+            text = "--embedding-layer " + text[len("embedding_layer "):]
+        raise CLIError(text) from None
 
 
 def cmd_train(args) -> int:
