@@ -173,6 +173,7 @@ def test_killed_run_reruns_to_the_same_results(script, checkpoint, tmp_path):
     rng = random.Random(1912_11460)
     moments = [(sequence[i], rng.choice(PHASES)) for i in sorted(rng.sample(range(len(sequence)), RUN_KILLS))]
     assert len({p for _, p in moments}) == len(PHASES)   # the seed covers every point of a write
+    print("run kills:", moments)
     for k, kill in enumerate(moments):
         folder = tmp_path / f"kill{k}"
         child(script, "run", folder, checkpoint, kill=kill)
@@ -211,6 +212,8 @@ def test_atlas_killed_ten_times_computes_every_unit_once(script, checkpoint, tmp
 
     rng = random.Random(20_24)
     moments = [(sequence[i], rng.choice(PHASES)) for i in sorted(rng.sample(range(1, len(sequence)), ATLAS_KILLS))]
+    assert len({p for _, p in moments}) == len(PHASES)
+    print("atlas kills:", moments)
     folder = tmp_path / "killed"
     runs = Counter()          # "running" log lines per unit, over every process
     finished: dict[Path, int] = {}
@@ -336,3 +339,58 @@ def test_full_disk_while_writing_a_report_keeps_the_old_report(reference_run, tm
     write_report(folder)
     for rel in group:
         assert (folder / rel).read_bytes() != old[rel], rel
+
+
+# --------------------------------------------------------------------------------------------------
+# the lock of a killed process, and a run with other settings that does not finish
+# --------------------------------------------------------------------------------------------------
+
+HOLDER = r"""
+import sys, time
+sys.path.insert(0, {root!r})
+from deepdig_fast.rundir import FolderLock
+FolderLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_lock_holder_blocks_nobody(tmp_path):
+    from deepdig_fast.rundir import FolderBusyError, FolderLock
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=str(ROOT)), str(tmp_path / "run")],
+                              stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusyError, match=rf"in use by another deepdig process \(pid {holder.pid} "):
+            FolderLock(tmp_path / "run").acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with FolderLock(tmp_path / "run"):   # the kernel dropped the dead holder's lock
+        pass
+
+
+def test_an_unfinished_run_with_other_settings_leaves_no_old_results(checkpoint, reference_run, tmp_path, monkeypatch):
+    """A folder's results.json is always the run its manifest.json describes: a rerun with other
+    settings removes the old results before its first stage, so a crash cannot leave them side by side."""
+    from deepdig_fast.adversarial import AdversarialConfig
+    from deepdig_fast.checkpoint import load_classifier
+    from deepdig_fast.data import load_mnist
+    from deepdig_fast.pipeline import PairConfig, run_pair
+    from deepdig_fast.report import write_report
+
+    folder = tmp_path / "run"
+    shutil.copytree(reference_run, folder)
+    model, _ = load_classifier(checkpoint)
+    other = PairConfig(adversarial=AdversarialConfig(steps=20, infer_batch_size=1024), trajectory_segments=50,
+                       trajectory_T=10, beta=5e-4)
+    with monkeypatch.context() as m:
+        DiskFull(m, 2)   # the manifest is written, the first stage is not
+        with pytest.raises(OSError):
+            run_pair(model, load_mnist().take(1200, 300), S, T, other, out_dir=folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["config"]["beta"] == 5e-4
+    assert not (folder / "results.json").exists() and not (folder / "timings.json").exists()
+    with pytest.raises(FileNotFoundError, match="results.json"):
+        write_report(folder)

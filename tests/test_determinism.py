@@ -5,6 +5,7 @@ second while another process keeps a core busy -- writes byte-identical results.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,8 @@ def test_deepdig_run_twice_gives_identical_results(checkpoint, tmp_path):
     a, b = twice(cmd, tmp_path / "a", tmp_path / "b", "results.json")
     assert b'"success_rate"' in a
     assert a == b
+    # the engine's live batch is the fixed CPU default, not a measured ("auto") one
+    assert json.loads(a)["config"]["engine_batch_size"] == 512
 
 
 SCRIPT = r"""
