@@ -267,6 +267,9 @@ def _import_spec_module(module: str, spec: str) -> Any:
         sys.modules[name] = mod
         try:
             mod_spec.loader.exec_module(mod)
+        except Exception as e:   # the user's file fails to import: one line naming it, not a traceback
+            sys.modules.pop(name, None)
+            raise ValueError(f"spec {spec!r}: importing {file} failed ({_first_line(e)})") from e
         except BaseException:
             sys.modules.pop(name, None)
             raise
@@ -277,6 +280,16 @@ def _import_spec_module(module: str, spec: str) -> Any:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
         raise ValueError(f"spec {spec!r}: cannot import module {module!r} ({e})") from e
+    except Exception as e:   # the module exists but fails to import
+        raise ValueError(f"spec {spec!r}: importing module {module!r} failed ({_first_line(e)})") from e
+
+
+def _first_line(e: BaseException) -> str:
+    """'Type: first line of the message' of an exception raised by the user's code."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    if isinstance(e, SyntaxError) and e.lineno:
+        text = f"{e.msg} at line {e.lineno}"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def resolve_factory(spec: str, what: str = "spec") -> Any:
@@ -321,7 +334,10 @@ def load_user_model(
     obj = resolve_factory(spec)
     if not callable(obj):
         raise ValueError(f"spec {spec!r} names a {type(obj).__name__}, expected a callable returning an nn.Module")
-    model = obj(**dict(factory_kwargs or {}))
+    try:
+        model = obj(**dict(factory_kwargs or {}))
+    except Exception as e:   # the user's factory failed: one line naming it
+        raise ValueError(f"spec {spec!r}: calling the factory failed ({_first_line(e)})") from e
     if not isinstance(model, nn.Module):
         raise TypeError(f"spec {spec!r}: the factory returned {type(model).__name__}, expected an nn.Module")
     if weights is not None:

@@ -206,12 +206,7 @@ def _classifier(args, data, device, log):
     against the data (`check_fits`) before any other work; a path the user gave (--classifier,
     --weights) is only read, never written: a classifier is trained only into the default
     checkpoints/DATASET-ARCH location, and only when nothing is there."""
-    from deepdig_fast.checkpoint import (
-        check_fits,
-        checkpoint_paths,
-        load_classifier,
-        load_or_train_classifier,
-    )
+    from deepdig_fast.checkpoint import checkpoint_paths, load_classifier, load_or_train_classifier
     from deepdig_fast.zoo import ZOO_SOURCES, Preprocessed, load_model
 
     if args.model:
@@ -220,15 +215,13 @@ def _classifier(args, data, device, log):
             raise CLIError("--model needs --weights (a state_dict file)")
         if args.classifier:
             raise CLIError("--classifier and --model are alternatives; give one of them")
-        try:
+        try:   # a module that is not there, does not import, or weights that do not fit: bad arguments
             model, info = load_model(args.model, weights=args.weights, in_shape=data.sample_shape,
                                      normalize=args.normalize, resize=args.resize, device=device)
-        except (ImportError, FileNotFoundError) as exc:
-            raise CLIError(_one_line(exc)) from None
-        try:
-            check_fits(model, data, name=f"--model {args.model}")
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+        except (ImportError, FileNotFoundError, ValueError, TypeError) as exc:
+            text = _one_line(exc)
+            raise CLIError(text if text.startswith("--model") else f"--model {args.model}: {text}") from None
+        _check_fits(model, data, None, args, f"--model {args.model}")
         return model, {"model": args.model, "weights": str(args.weights) if args.weights else None}, info
     if args.weights:
         raise CLIError("--weights belongs to --model (package.module:factory or a zoo model); for a deepdig checkpoint use --classifier")
@@ -244,10 +237,7 @@ def _classifier(args, data, device, log):
             model, meta = load_classifier(given, device=device)
         except (ValueError, FileNotFoundError) as exc:
             raise CLIError(f"{where}: {exc}") from None
-        try:
-            check_fits(model, data, meta, arch=args.arch, name=where)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+        _check_fits(model, data, meta, args, where)
         info = {"spec": str(args.classifier), "source": "checkpoint"}
     else:
         arch = args.arch or _default_arch(args.dataset)
@@ -350,6 +340,27 @@ def _embedding_layer(args, model, data, info, log):
     info["embedding_layer"] = layer
     info["embedding_layer_from"] = how if layer is not None else None
     return layer
+
+
+def _check_fits(model, data, meta, args, name: str) -> None:
+    """check_fits with the --arch and --embedding-layer given, as a one-line CLIError: a misspelt
+    layer is a bad argument, found with one forward before any folder is touched."""
+    from deepdig_fast.checkpoint import check_fits
+
+    layer = args.embedding_layer
+    if layer is not None and layer.strip().lower() in ("auto", "none"):
+        layer = None   # resolved later by _embedding_layer
+    elif layer is not None:
+        modules = dict(model.named_modules()) if hasattr(model, "named_modules") else {}
+        if layer.partition(":")[0] not in modules and f"model.{layer.partition(':')[0]}" in modules:
+            layer = f"model.{layer}"   # a zoo model's layer named without the wrapper's prefix
+    try:
+        check_fits(model, data, meta, arch=args.arch if meta is not None else None, name=name, embedding_layer=layer)
+    except ValueError as exc:
+        text = str(exc)
+        if text.startswith("embedding_layer "):
+            text = "--embedding-layer " + text[len("embedding_layer "):]
+        raise CLIError(text) from None
 
 
 def cmd_train(args) -> int:

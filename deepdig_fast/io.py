@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, IO, Mapping
@@ -28,6 +29,7 @@ __all__ = [
     "sha256_file",
     "sha256_bytes",
     "sha256_state_dict",
+    "remove_stale_temps",
 ]
 
 PathLike = str | os.PathLike
@@ -82,6 +84,25 @@ def _writer(data: bytes | bytearray | memoryview) -> Callable[[IO[bytes]], None]
         f.write(data)
 
     return write
+
+
+#: the names of the temp files written here: `.<destination name>.<8 random characters>.tmp`
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temps(root: PathLike) -> list[Path]:
+    """Remove the temp files a killed writer left under `root` (a process killed between writing a
+    temp file and renaming it cannot remove it itself); returns what was removed.
+
+    Call it only while holding the folder's lock (rundir.FolderLock): a live writer's temp file
+    has the same kind of name.
+    """
+    removed = []
+    for p in Path(root).rglob(".*.tmp"):
+        if _TEMP_NAME.match(p.name) and p.is_file() and not p.is_symlink():
+            _unlink_quietly(str(p))
+            removed.append(p)
+    return removed
 
 
 def _unlink_quietly(name: str) -> None:

@@ -11,6 +11,8 @@ Guarantees (docs/RELIABILITY.md lists the tests that show each):
   of the stage's name and settings, which include the keys of its inputs) is stored inside it under
   `STAGE_KEY` and verified on every reuse. A stage whose file is missing, unreadable or stored
   under another key is computed again; there is no state outside that file to go stale.
+- A process killed between writing a stage's temp file and renaming it leaves `.NAME.XXXXXXXX.tmp`;
+  the next process to claim the folder removes such files under the lock.
 - A folder is held by one process at a time (`FolderLock`: an exclusive `flock` on `root/.lock`,
   released by the kernel when its holder exits, so a crashed holder blocks nobody). torchrun
   ranks share an atlas folder through rank 0's lock.
@@ -39,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from deepdig_fast import __version__
-from deepdig_fast.io import atomic_save_tensors, atomic_write_text
+from deepdig_fast.io import atomic_save_tensors, atomic_write_text, remove_stale_temps
 
 __all__ = [
     "ATLAS_KIND",
@@ -346,11 +348,14 @@ def check_folder(root: Path, kind: str, scope: dict) -> dict | None:
 @contextlib.contextmanager
 def claim_folder(root: Path, kind: str, scope: dict, *, lock: bool = True) -> Iterator[dict | None]:
     """Lock `root` (unless lock=False: a torchrun rank other than 0) and check that it is free or
-    holds the same kind and scope of run; yields the existing manifest (or None)."""
+    holds the same kind and scope of run; yields the existing manifest (or None). With the lock
+    held, temp files a killed process left behind are removed first."""
     root = Path(root)
     if lock:
         with FolderLock(root, "out_dir"):
-            yield check_folder(root, kind, scope)
+            manifest = check_folder(root, kind, scope)
+            remove_stale_temps(root)   # left by a process killed mid-write; nobody else writes here now
+            yield manifest
     else:
         yield read_manifest(root)
 
