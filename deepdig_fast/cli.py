@@ -401,7 +401,8 @@ def cmd_run(args) -> int:
         raise CLIError(f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got "
                        f"{args.pair[0]},{args.pair[1]}")
     autoencoder = _autoencoder_factory(args, data)
-    pair = _resolve_pair(args.pair, data, None, final=False)   # names the model defines wait for it
+    # names only a zoo model defines (e.g. Hugging Face id2label) wait for it; others fail here
+    pair = _resolve_pair(args.pair, data, None, final=not args.model)
     if pair is not None:
         _check_folder(args.out, "deepdig-run", {"pair": list(pair)})
     model, meta, info = _classifier(args, data, device, log)
@@ -564,6 +565,16 @@ def _atlas_only(args, config):
 
 
 def cmd_atlas(args) -> int:
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _atlas(args)
+    finally:   # --threads is this command's setting, not the calling process's (main() called in-process)
+        torch.set_num_threads(threads)
+
+
+def _atlas(args) -> int:
     import torch
 
     from deepdig_fast.adversarial import AdversarialConfig

@@ -65,7 +65,9 @@ ROWS = [
     Row("pair-same", ["run", "--pair", "3,3", "--out", "{tmp}/out"], 2, r"--pair: the two classes must differ"),
     Row("pair-out-of-range", [*RUN, "--out", "{tmp}/out", "--pair", "1,99"], 2,
         r"--pair classes must lie in \[0, 10\) for mnist, got 1,99"),
-    Row("pair-garbage", ["run", "--pair", "a,b", "--out", "{tmp}/out"], 2, r"--pair: expected two class ids like 1,2"),
+    Row("pair-garbage", ["run", "--pair", "1,2,3", "--out", "{tmp}/out"], 2, r"--pair: expected two classes like 1,2"),
+    Row("pair-unknown-name", ["run", "--pair", "a,b", "--out", "{tmp}/out"], 2,
+        r"--pair: class 'a' is not a class name of mnist or of the model"),
     Row("max-steps-0", [*RUN, "--out", "{tmp}/out", "--max-steps", "0"], 2, r"--max-steps: expected a positive integer, got '0'"),
     Row("steps-0", [*RUN, "--out", "{tmp}/out", "--steps", "0"], 2, r"--steps: expected a positive integer, got '0'"),
     Row("device-garbage", [*RUN, "--out", "{tmp}/out", "--device", "gpu7"], 2, r"--device must be cpu, cuda, cuda:N or auto"),
@@ -130,7 +132,7 @@ ROWS = [
     Row("model-factory-raises", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:boom", "--weights",
                                  "{inp}/weights.pt"], 2, r"--model .*: calling the factory failed \(RuntimeError: needs a GPU\)"),
     Row("model-weights-missing", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make", "--weights",
-                                  "{inp}/absent.pt"], 2, r"--model .*: .*absent.pt.*no such file"),
+                                  "{inp}/absent.pt"], 2, r"--model .*: weights file .*absent.pt does not exist"),
     Row("model-weights-do-not-fit", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make_cnn", "--weights",
                                      "{inp}/weights.pt"], 2, r"--model .*: .*the weights do not fit the model MnistCNN"),
     Row("model-without-weights", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make"], 2,
@@ -185,7 +187,7 @@ class _Hostile:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from conftest import _train_small
+    from common_utils import train_small as _train_small
 
     from deepdig_fast.checkpoint import save_classifier
     from deepdig_fast.data import FASHION_MNIST_CLASSES

@@ -137,7 +137,7 @@ def temps(root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from conftest import _train_small
+    from common_utils import train_small as _train_small
 
     from deepdig_fast.checkpoint import save_classifier
 

@@ -50,7 +50,7 @@ def twice(cmd, out_a: Path, out_b: Path, name: str) -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from conftest import _train_small
+    from common_utils import train_small as _train_small
 
     from deepdig_fast.checkpoint import save_classifier
 

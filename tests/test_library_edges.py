@@ -142,7 +142,7 @@ def test_float64_model_gives_float64_embeddings():
     assert logits.dtype == torch.float64 and h_all.dtype == torch.float64
     assert out["epbs"].distance is not None and len(out["epbs"]) > 0
     assert out["trajectory"].n_segments > 0
-    assert out["linearity"]["sets"]["train"]["n"] > 0 and out["linearity"]["svm"]["embedding_dim"] == 8
+    assert out["linearity"].sets["train"]["n"] > 0 and out["linearity"].svm["embedding_dim"] == 8
     empty = refine_borderline(model, x[:0], x[:0], 0, 1, embedding_layer="embedding")
     assert empty.embeddings.dtype == torch.float64
 
