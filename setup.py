@@ -4,6 +4,7 @@ CPU kernels are always built. CUDA kernels are built when torch is a CUDA build 
 visible or FORCE_CUDA=1 is set (the compile-and-link check on a machine without a GPU). The whole
 configuration is computed once, up front, and printed.
 """
+
 import glob
 import os
 import sys
@@ -12,7 +13,7 @@ from setuptools import setup
 
 try:
     import torch
-    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension, CUDA_HOME
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 except ImportError:  # pragma: no cover - explained to the user
     sys.exit(
         "deepdig_fast: torch must be installed before building (pip install torch), and the build "
@@ -72,22 +73,26 @@ def _extension():
         sources += sorted(glob.glob("csrc/cuda/*.cu"))
         define_macros += [("DEEPDIG_WITH_CUDA", None)]
         nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"] if not CONFIG["debug"] else ["-G"]
-        return _without_torch_python(CUDAExtension(
+        return _without_torch_python(
+            CUDAExtension(
+                "deepdig_fast._C",
+                sources,
+                include_dirs=[os.path.join(ROOT, "csrc")],
+                define_macros=define_macros,
+                extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+                extra_link_args=extra_link,
+            )
+        )
+    return _without_torch_python(
+        CppExtension(
             "deepdig_fast._C",
             sources,
             include_dirs=[os.path.join(ROOT, "csrc")],
             define_macros=define_macros,
-            extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+            extra_compile_args={"cxx": cxx},
             extra_link_args=extra_link,
-        ))
-    return _without_torch_python(CppExtension(
-        "deepdig_fast._C",
-        sources,
-        include_dirs=[os.path.join(ROOT, "csrc")],
-        define_macros=define_macros,
-        extra_compile_args={"cxx": cxx},
-        extra_link_args=extra_link,
-    ))
+        )
+    )
 
 
 setup(

@@ -14,6 +14,7 @@ Each test measures and records its own row (benchmark.extra_info); the rows and 
 those that ran (c/a, c/b, c/d against its goal, bisect/illinois forwards per success) are printed at
 the end of the session and written to .benchmarks/bisect-summary.json. Nothing is asserted on times.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,11 @@ import time
 
 import pytest
 import torch
+from bench_utils import bench_device, pairs_of, record, sync
 
 import deepdig_fast as dd
 from deepdig_fast import reference as R
 from deepdig_fast.engine import choose_batch_size
-
-from bench_utils import bench_device, pairs_of, record, sync
 
 S, T = 4, 9  # a pair of MNIST classes with a long shared boundary
 GPU = bench_device().type == "cuda"
@@ -63,8 +63,15 @@ def test_a_reference_loop(benchmark, record_property, bench_pairs, device):
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     ok = sum(r[0] == 0 for r in out["r"])
-    record(benchmark, record_property, "bisect", "a_reference", pairs=n, success_rate=ok / n,
-           forwards=sum(r[4] for r in out["r"]))
+    record(
+        benchmark,
+        record_property,
+        "bisect",
+        "a_reference",
+        pairs=n,
+        success_rate=ok / n,
+        forwards=sum(r[4] for r in out["r"]),
+    )
 
 
 @pytest.mark.benchmark(group="bisect")
@@ -78,8 +85,15 @@ def test_b_plain_torch(benchmark, record_property, bench_pairs, device):
 
     benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=0)
     status = out["r"][0]
-    record(benchmark, record_property, "bisect", "b_plain_torch", pairs=a.shape[0],
-           success_rate=float((status == 0).float().mean()), forwards=out["r"][3])
+    record(
+        benchmark,
+        record_property,
+        "bisect",
+        "b_plain_torch",
+        pairs=a.shape[0],
+        success_rate=float((status == 0).float().mean()),
+        forwards=out["r"][3],
+    )
 
 
 @pytest.mark.benchmark(group="bisect")
@@ -96,9 +110,16 @@ def test_c_engine(benchmark, record_property, bench_pairs, device, method):
     benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=0)
     s = out["r"].summary()
     record(
-        benchmark, record_property, "bisect", "c_engine" if method == "bisect" else "e_illinois", pairs=a.shape[0],
-        success_rate=s["success_rate"], forwards=s["forwards"], batch_size=s["batch_size"],
-        forwards_per_success=s["forwards_per_success"], mean_attempts=s["mean_attempts_all"],
+        benchmark,
+        record_property,
+        "bisect",
+        "c_engine" if method == "bisect" else "e_illinois",
+        pairs=a.shape[0],
+        success_rate=s["success_rate"],
+        forwards=s["forwards"],
+        batch_size=s["batch_size"],
+        forwards_per_success=s["forwards_per_success"],
+        mean_attempts=s["mean_attempts_all"],
     )
 
 

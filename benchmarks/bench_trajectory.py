@@ -21,6 +21,7 @@ Env:  DEEPDIG_BENCH_RUN         run folder with borderline/deepdig_S-T.pt (defau
       DEEPDIG_BENCH_PARTS       "overhead,estimate" (default both)
 The summary is printed and written to .benchmarks/trajectory-summary.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from bench_utils import ROOT, bench_device, env_int, record, sync
 
 
@@ -44,7 +44,9 @@ def load_inputs():
     saved = torch.load(run / "borderline" / f"deepdig_{s}-{t}.pt", weights_only=True)
     ok = saved["status"] == 0
     points = saved["points"][ok].contiguous()
-    model, _ = load_classifier(os.environ.get("DEEPDIG_BENCH_CLASSIFIER", ROOT / "checkpoints" / "mnist-cnn.pt"), device=device)
+    model, _ = load_classifier(
+        os.environ.get("DEEPDIG_BENCH_CLASSIFIER", ROOT / "checkpoints" / "mnist-cnn.pt"), device=device
+    )
     return model, points, s, t, device, run
 
 
@@ -82,15 +84,23 @@ def overhead(model, points, s, t, device) -> dict:
         stage.append(r.seconds)
         bare.append(bare_forwards(model, buffer, r.forwards, r.batch_size, device))
     out = {
-        "samples": n, "images": r.forwards, "batch_size": r.batch_size, "rounds": rounds,
-        "stage_seconds": stage, "bare_seconds": bare,
-        "stage_us_per_image": 1e6 * min(stage) / r.forwards, "bare_us_per_image": 1e6 * min(bare) / r.forwards,
+        "samples": n,
+        "images": r.forwards,
+        "batch_size": r.batch_size,
+        "rounds": rounds,
+        "stage_seconds": stage,
+        "bare_seconds": bare,
+        "stage_us_per_image": 1e6 * min(stage) / r.forwards,
+        "bare_us_per_image": 1e6 * min(bare) / r.forwards,
         "ratio_best": min(stage) / min(bare),
         "ratio_median": sorted(stage)[rounds // 2] / sorted(bare)[rounds // 2],
     }
-    print(f"[overhead] {n} samples, {r.forwards} images, batch {r.batch_size}: stage {out['stage_us_per_image']:.1f} us/img, "
-          f"bare forwards {out['bare_us_per_image']:.1f} us/img, ratio best {out['ratio_best']:.3f} "
-          f"median {out['ratio_median']:.3f}", flush=True)
+    print(
+        f"[overhead] {n} samples, {r.forwards} images, batch {r.batch_size}: stage {out['stage_us_per_image']:.1f} us/img, "
+        f"bare forwards {out['bare_us_per_image']:.1f} us/img, ratio best {out['ratio_best']:.3f} "
+        f"median {out['ratio_median']:.3f}",
+        flush=True,
+    )
     return out
 
 
@@ -100,15 +110,21 @@ def estimate(model, points, s, t, device) -> dict:
     n = min(env_int("DEEPDIG_BENCH_TRAJ_SAMPLES", 1000), points.shape[0])
     sub = points[:n].to(device)
     exact = trajectory_oscillation(model, sub, s, t, K=50, T=50)
-    print(f"[estimate] exact: {n} samples, {exact.n_segments} segments, {exact.forwards} images, "
-          f"oscillation {exact.oscillation:.5f} ({exact.seconds:.0f} s)", flush=True)
+    print(
+        f"[estimate] exact: {n} samples, {exact.n_segments} segments, {exact.forwards} images, "
+        f"oscillation {exact.oscillation:.5f} ({exact.seconds:.0f} s)",
+        flush=True,
+    )
     out = {"samples": n, "exact": exact.to_dict(), "estimates": []}
     for seg in (int(v) for v in os.environ.get("DEEPDIG_BENCH_SEGMENTS", "5000,20000").split(",")):
         est = trajectory_oscillation(model, sub, s, t, T=50, segments=seg, seed=1)
         lo, hi = est.ci95
         inside = lo <= exact.oscillation <= hi
-        print(f"[estimate] {seg} segments: {est.oscillation:.5f}, 95% CI [{lo:.5f}, {hi:.5f}], exact inside: {inside} "
-              f"({est.seconds:.0f} s, {est.forwards} images)", flush=True)
+        print(
+            f"[estimate] {seg} segments: {est.oscillation:.5f}, 95% CI [{lo:.5f}, {hi:.5f}], exact inside: {inside} "
+            f"({est.seconds:.0f} s, {est.forwards} images)",
+            flush=True,
+        )
         out["estimates"].append({**est.to_dict(), "exact_inside": inside})
     return out
 
@@ -119,10 +135,18 @@ def main() -> dict:
         torch.set_num_threads(int(threads))
     model, points, s, t, device, run = load_inputs()
     parts = os.environ.get("DEEPDIG_BENCH_PARTS", "overhead,estimate").split(",")
-    print(f"[bench] {run}: pair {s}->{t}, {points.shape[0]} successful borderline samples, device {device}, "
-          f"{torch.get_num_threads()} threads", flush=True)
-    summary = {"run": str(run), "pair": [s, t], "device": str(device), "threads": torch.get_num_threads(),
-               "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    print(
+        f"[bench] {run}: pair {s}->{t}, {points.shape[0]} successful borderline samples, device {device}, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
+    summary = {
+        "run": str(run),
+        "pair": [s, t],
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
     if "overhead" in parts:
         summary["overhead"] = overhead(model, points, s, t, device)
     if "estimate" in parts:
@@ -135,6 +159,7 @@ def main() -> dict:
 
 
 # --- pytest-benchmark: the stage and the bare forwards; their ratio is printed at the session's end
+
 
 @pytest.fixture(scope="module")
 def traj_inputs():
@@ -170,18 +195,33 @@ def test_stage(benchmark, record_property, traj_inputs):
         sync(device)
 
     benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=1)
-    record(benchmark, record_property, "trajectory", "stage", images=out["r"].forwards,
-           batch_size=out["r"].batch_size, threads=torch.get_num_threads())
+    record(
+        benchmark,
+        record_property,
+        "trajectory",
+        "stage",
+        images=out["r"].forwards,
+        batch_size=out["r"].batch_size,
+        threads=torch.get_num_threads(),
+    )
 
 
 @pytest.mark.benchmark(group="trajectory")
 def test_bare_forwards(benchmark, record_property, traj_inputs):
     model, sub, s, t, device, buffer = traj_inputs
     images, batch_size = _stage_plan(sub, s, t, device)
-    benchmark.pedantic(bare_forwards, args=(model, buffer, images, batch_size, device),
-                       rounds=2, iterations=1, warmup_rounds=1)
-    record(benchmark, record_property, "trajectory", "bare_forwards", images=images, batch_size=batch_size,
-           threads=torch.get_num_threads())
+    benchmark.pedantic(
+        bare_forwards, args=(model, buffer, images, batch_size, device), rounds=2, iterations=1, warmup_rounds=1
+    )
+    record(
+        benchmark,
+        record_property,
+        "trajectory",
+        "bare_forwards",
+        images=images,
+        batch_size=batch_size,
+        threads=torch.get_num_threads(),
+    )
 
 
 if __name__ == "__main__":

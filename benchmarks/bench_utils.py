@@ -8,6 +8,7 @@ Every benchmark measures what it needs by itself and records its row twice: in
 and the goal each is compared with — are printed at the end of the session from the rows that ran,
 never asserted: a slow shared machine must not fail a test run.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,10 @@ RATIOS = {
     "engine_over_plain_torch": ("bisect", ("c_engine", "pairs_per_s"), ("b_plain_torch", "pairs_per_s")),
     "engine_time_over_bare_forwards": ("bisect", ("c_engine", "seconds"), ("d_bare_forwards", "seconds")),
     "bisect_over_illinois_forwards_per_success": (
-        "bisect", ("c_engine", "forwards_per_success"), ("e_illinois", "forwards_per_success")),
+        "bisect",
+        ("c_engine", "forwards_per_success"),
+        ("e_illinois", "forwards_per_success"),
+    ),
     "stage_over_bare_forwards": ("trajectory", ("stage", "seconds"), ("bare_forwards", "seconds")),
 }
 

@@ -1,9 +1,9 @@
 """Benchmark fixtures (the trained MNIST CNN, shared with the CLI's cache) and the end-of-session
 summary: each suite's rows and the ratios between them, with their goals (reported, not asserted)."""
+
 from __future__ import annotations
 
 import pytest
-
 from bench_utils import ROOT, ROW_PROPERTY, bench_device, goal_text, summarize, write_summary
 
 
@@ -40,8 +40,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"{'row':<20}{'seconds':>10}{'pairs/s':>12}  other")
         for row, v in summary["rows"].items():
             pps = v.get("pairs_per_s")
-            other = ", ".join(f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}"
-                              for k, x in v.items() if k not in ("seconds", "pairs_per_s"))
+            other = ", ".join(
+                f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}"
+                for k, x in v.items()
+                if k not in ("seconds", "pairs_per_s")
+            )
             tr.write_line(f"{row:<20}{v['seconds']:>10.3f}{'' if pps is None else f'{pps:.1f}':>12}  {other}")
         for name, value in summary["ratios"].items():
             tr.write_line(f"{name}: {goal_text(name, value)}")

@@ -3,6 +3,7 @@
 The public API is imported lazily, so `import deepdig_fast` and `deepdig --help` stay fast and the
 pure-Python modules (data, models, ...) work before the C++ extension is built.
 """
+
 from importlib import import_module
 
 __version__ = "0.1.0"

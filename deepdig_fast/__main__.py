@@ -1,4 +1,5 @@
 """python -m deepdig_fast ... is the `deepdig` command."""
+
 import sys
 
 from deepdig_fast.cli import main

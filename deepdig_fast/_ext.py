@@ -1,6 +1,7 @@
 """Loads the compiled extension (which registers the torch.ops.deepdig_fast operators) and checks
 that it was built for the torch it runs with.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def _registered_ops() -> tuple[str, ...]:
     """Every op registered under the deepdig_fast namespace, read from the dispatcher (sorted)."""
     prefix = NAMESPACE + "::"
     names = torch._C._dispatch_get_all_op_names()
-    return tuple(sorted(name[len(prefix):] for name in names if name.startswith(prefix)))
+    return tuple(sorted(name[len(prefix) :] for name in names if name.startswith(prefix)))
 
 
 def _takes_tensors(op: str) -> bool:
@@ -71,9 +72,7 @@ def check_versions(built: dict, torch_version: str, torch_cuda: str | None) -> N
         elif cuda_ours is None or cuda_ours[0] != cuda_theirs[0]:
             problems.append(f"CUDA {built['cuda_version']} but this torch uses CUDA {torch_cuda}")
     if problems:
-        raise ImportError(
-            "deepdig_fast's C++ extension was built for " + "; and for ".join(problems) + ". " + _REBUILD
-        )
+        raise ImportError("deepdig_fast's C++ extension was built for " + "; and for ".join(problems) + ". " + _REBUILD)
 
 
 _BUILT = _built_info()

@@ -16,14 +16,16 @@ Loss (docs/METHOD-NOTES.md, both terms ``torch.nn.BCELoss`` with mean reduction)
 Shapes: the classifier maps ``[N, *in_shape] -> [N, C]`` logits; autoencoders map
 ``[N, *in_shape] -> [N, *in_shape]`` with outputs in (0, 1). All inputs must lie in [0, 1].
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
-AutoencoderSpec = Union[nn.Module, Callable[[], nn.Module], None]
+AutoencoderSpec = nn.Module | Callable[[], nn.Module] | None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,8 +199,13 @@ class ConvAutoencoder(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable) that rebuild this architecture."""
-        return {"in_shape": list(self.in_shape), "channels": list(self.channels),
-                "code_channels": self.code_channels, "dropout": self.dropout, "pad": self.pad}
+        return {
+            "in_shape": list(self.in_shape),
+            "channels": list(self.channels),
+            "code_channels": self.code_channels,
+            "dropout": self.dropout,
+            "pad": self.pad,
+        }
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The code ``[N, *code_shape]`` of ``x`` ``[N, C, H, W]`` (padded first when needed)."""
@@ -216,10 +223,10 @@ class ConvAutoencoder(nn.Module):
 
 
 #: the scaling family's settings (docs/METHOD-NOTES.md, "Autoencoders for colour images")
-CONV_MIN_GRID = 7        # stride-2 stages while the code grid's shorter side stays >= this
+CONV_MIN_GRID = 7  # stride-2 stages while the code grid's shorter side stays >= this
 CONV_BASE_CHANNELS = 32  # channels of the first stage; doubled per stage ...
 CONV_MAX_CHANNELS = 256  # ... up to this
-CONV_MIN_RATIO = 6       # code at least this many times smaller than the input ...
+CONV_MIN_RATIO = 6  # code at least this many times smaller than the input ...
 CONV_MAX_CODE_CHANNELS = 64  # ... with at most this many code channels
 
 
@@ -326,7 +333,9 @@ def autoencoder_from_spec(spec: str, in_shape: Sequence[int]) -> Callable[[], nn
 
         obj = resolve_factory(spec, "autoencoder")
         if not callable(obj):
-            raise ValueError(f"autoencoder {spec!r} is a {type(obj).__name__}, expected a callable taking the input shape")
+            raise ValueError(
+                f"autoencoder {spec!r} is a {type(obj).__name__}, expected a callable taking the input shape"
+            )
         user = obj
         build = lambda: user(shape)
         name = spec
@@ -343,8 +352,9 @@ def autoencoder_from_spec(spec: str, in_shape: Sequence[int]) -> Callable[[], nn
                 out = ae(x)
             except Exception as e:
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise ValueError(f"autoencoder {spec!r} does not accept inputs shaped {[1, *shape]}: "
-                                 f"{type(e).__name__}: {first}") from e
+                raise ValueError(
+                    f"autoencoder {spec!r} does not accept inputs shaped {[1, *shape]}: {type(e).__name__}: {first}"
+                ) from e
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, *shape):
         got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"autoencoder {spec!r} must map inputs shaped {[1, *shape]} to the same shape, got {got}")
@@ -474,9 +484,7 @@ def _check_unit_range(x: torch.Tensor, name: str) -> None:
     lo_t, hi_t = torch.aminmax(x)
     lo, hi = float(lo_t), float(hi_t)
     if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-        raise ValueError(
-            f"{name} must have values in [0, 1] (BCE reconstruction loss), got min {lo:g}, max {hi:g}"
-        )
+        raise ValueError(f"{name} must have values in [0, 1] (BCE reconstruction loss), got min {lo:g}, max {hi:g}")
 
 
 def _check_class(value: object, name: str) -> int:
@@ -505,9 +513,7 @@ def build_autoencoder(spec: AutoencoderSpec, in_shape: tuple[int, ...]) -> nn.Mo
         if not isinstance(ae, nn.Module):
             raise TypeError(f"autoencoder factory must return an nn.Module, got {type(ae).__name__}")
         return ae
-    raise TypeError(
-        f"autoencoder must be None, an nn.Module or a zero-argument factory, got {type(spec).__name__}"
-    )
+    raise TypeError(f"autoencoder must be None, an nn.Module or a zero-argument factory, got {type(spec).__name__}")
 
 
 def _check_logits(out: object, n: int) -> None:
@@ -556,7 +562,9 @@ def apply_autoencoder(ae: nn.Module, x: torch.Tensor, batch_size: int = 4096) ->
 # --------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------
-def _batch_indices(n: int, batch: int, steps: int, gen: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+def _batch_indices(
+    n: int, batch: int, steps: int, gen: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
     """Yield ``steps`` index tensors [batch], each batch of distinct indices drawn uniformly from
     range(n); produced a chunk of steps at a time (one RNG call and one device copy per chunk)."""
     if batch >= n:
@@ -571,8 +579,7 @@ def _batch_indices(n: int, batch: int, steps: int, gen: torch.Generator, device:
         # the `batch` smallest of n iid uniform keys: a uniform sample without replacement
         idx = torch.rand(k, n, generator=gen).topk(batch, dim=1, largest=False, sorted=False).indices
         idx = idx.to(device)
-        for row in idx:
-            yield row
+        yield from idx
         done += k
 
 
@@ -1038,8 +1045,9 @@ def component_two(
     ae, history = train_adversarial_autoencoder(
         classifier, adversarial, source, cfg, autoencoder=autoencoder, progress=progress
     )
-    back = apply_generator(classifier, ae, adversarial, target, source,
-                           batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
+    back = apply_generator(
+        classifier, ae, adversarial, target, source, batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std
+    )
     if back.collapse is not None:
         warnings.warn(back.collapse, RuntimeWarning, stacklevel=2)
     return ComponentTwoResult(

@@ -37,6 +37,7 @@ Folder:
     atlas.md, atlas.html, figures/   the report (deepdig_fast.atlas_report)
     units/generators/*.pt, units/directions/*.pt   the units (+ .json with key and seconds)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,21 +46,38 @@ import dataclasses
 import functools
 import io
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
 from deepdig_fast.adversarial import (
-    AdversarialConfig, apply_generator, autoencoder_key, build_autoencoder, predict, train_adversarial_autoencoder,
+    AdversarialConfig,
+    apply_generator,
+    autoencoder_key,
+    build_autoencoder,
+    predict,
+    train_adversarial_autoencoder,
 )
 from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
 from deepdig_fast.rundir import (
-    ATLAS_KIND, ATLAS_SCHEMA, RunError, StageStore, claim_folder, data_fingerprint, digest, environment, model_device, nan_to_none, ratio, stage_seed,
+    ATLAS_KIND,
+    ATLAS_SCHEMA,
+    RunError,
+    StageStore,
+    claim_folder,
+    data_fingerprint,
+    digest,
+    environment,
+    model_device,
+    nan_to_none,
+    ratio,
+    stage_seed,
     write_json,
 )
 from deepdig_fast.status import FAILURES
@@ -71,14 +89,36 @@ ENGINE_BATCH_ACCELERATOR = DEFAULT_BATCH_SIZE["accelerator"]
 
 #: the columns of atlas.csv / the keys of every row of atlas.json["directions"]
 ROW_FIELDS = (
-    "source", "target",
-    "inputs", "inputs_correct", "adversarial", "adversarial_rate", "pairs", "pair_rate",
-    "successes", "success_rate", "yield_rate", "mean_attempts", "mean_attempts_all",
-    "third_class", "stalled", "max_steps", "invalid_bracket", "nonfinite", "forwards",
-    "oscillation", "oscillation_ci_low", "oscillation_ci_high", "trajectory_segments",
+    "source",
+    "target",
+    "inputs",
+    "inputs_correct",
+    "adversarial",
+    "adversarial_rate",
+    "pairs",
+    "pair_rate",
+    "successes",
+    "success_rate",
+    "yield_rate",
+    "mean_attempts",
+    "mean_attempts_all",
+    "third_class",
+    "stalled",
+    "max_steps",
+    "invalid_bracket",
+    "nonfinite",
+    "forwards",
+    "oscillation",
+    "oscillation_ci_low",
+    "oscillation_ci_high",
+    "trajectory_segments",
     "third_class_oscillation",
-    "m1_borderline", "m1_train", "svm_accuracy_borderline", "svm_accuracy_train",
-    "margin_l2_mean", "margin_l2_median",
+    "m1_borderline",
+    "m1_train",
+    "svm_accuracy_borderline",
+    "svm_accuracy_train",
+    "margin_l2_mean",
+    "margin_l2_median",
     "skipped",
 )
 #: row column of each failure status (the Status name in lower case)
@@ -138,7 +178,9 @@ class AtlasConfig:
         if isinstance(self.adversarial, dict):
             self.adversarial = AdversarialConfig(**self.adversarial)
         if not isinstance(self.adversarial, AdversarialConfig):
-            raise TypeError(f"AtlasConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}")
+            raise TypeError(
+                f"AtlasConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}"
+            )
         validate_fields(self, self.CONSTRAINTS)
 
     def resolved_strategy(self, n_classes: int) -> str:
@@ -174,8 +216,10 @@ class AtlasResult:
 # which directions
 # --------------------------------------------------------------------------------------------------
 
-def atlas_directions(num_classes: int, classes: Iterable[int] | None = None,
-                     pairs: Iterable[Sequence[int]] | None = None) -> list[tuple[int, int]]:
+
+def atlas_directions(
+    num_classes: int, classes: Iterable[int] | None = None, pairs: Iterable[Sequence[int]] | None = None
+) -> list[tuple[int, int]]:
     """The ordered directions of an atlas, sorted: every (s, t), s != t, of `classes` (default: all
     classes), or both directions of each unordered pair in `pairs` (not both arguments)."""
     if classes is not None and pairs is not None:
@@ -210,6 +254,7 @@ def atlas_directions(num_classes: int, classes: Iterable[int] | None = None,
 # torch.distributed
 # --------------------------------------------------------------------------------------------------
 
+
 def _world() -> tuple[int, int]:
     import torch.distributed as dist
 
@@ -242,6 +287,7 @@ def _gather(obj, world: int) -> list:
 # units
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Unit:
     name: str
@@ -262,11 +308,11 @@ class _Atlas:
         self.store = store
         self.progress = progress
         self.device = model_device(classifier)
-        self.memory: dict[str, dict] = {}   # unit outputs when there is no out_dir
+        self.memory: dict[str, dict] = {}  # unit outputs when there is no out_dir
         self._pred: Tensor | None = None
         self._gen_cache: dict[str, nn.Module] = {}
         self.bs = config.adversarial.infer_batch_size
-        self.gen_specs: dict[str, dict] = {}   # generator unit -> its spec (set by run_atlas)
+        self.gen_specs: dict[str, dict] = {}  # generator unit -> its spec (set by run_atlas)
 
     # ---- data
     def train_pred(self) -> Tensor:
@@ -308,10 +354,23 @@ def _generator_name(strategy: str, s: int, t: int) -> str:
 def _generator_stats(ctx: _Atlas, ae: nn.Module, x: Tensor, target: int, history) -> dict:
     """How often the trained generator's outputs on its own training inputs are classified `target`,
     and a collapse diagnosis (None when it did not collapse)."""
-    g = apply_generator(ctx.f, ae, x, None, target, batch_size=ctx.bs, collapse_std=ctx.cfg.adversarial.collapse_std,
-                        name=f"generator into {target}")
-    return {"inputs": g.stats.n_inputs, "outputs_target": g.stats.outputs_target, "final_loss": history.final_loss,
-            "train_seconds": history.seconds, "collapse": g.collapse}
+    g = apply_generator(
+        ctx.f,
+        ae,
+        x,
+        None,
+        target,
+        batch_size=ctx.bs,
+        collapse_std=ctx.cfg.adversarial.collapse_std,
+        name=f"generator into {target}",
+    )
+    return {
+        "inputs": g.stats.n_inputs,
+        "outputs_target": g.stats.outputs_target,
+        "final_loss": history.final_loss,
+        "train_seconds": history.seconds,
+        "collapse": g.collapse,
+    }
 
 
 def _per_target_generator(ctx: _Atlas, t: int, name: str) -> dict:
@@ -319,7 +378,9 @@ def _per_target_generator(ctx: _Atlas, t: int, name: str) -> dict:
     y = ctx.data.y_train
     pool = (y != t) & (pred == y)
     if not bool(pool.any()):
-        raise ValueError(f"no correctly classified training input outside class {t}: cannot train the generator into {t}")
+        raise ValueError(
+            f"no correctly classified training input outside class {t}: cannot train the generator into {t}"
+        )
     x = ctx.data.x_train[pool].to(ctx.device)
     # the pool holds correctly classified inputs only
     return _train_generator(ctx, x, t, name, sorted({int(c) for c in y[pool].unique()}), int(x.shape[0]))
@@ -334,11 +395,14 @@ def _pairwise_generator(ctx: _Atlas, s: int, t: int, name: str) -> dict:
 
 def _train_generator(ctx: _Atlas, x: Tensor, t: int, name: str, sources: list[int], inputs_correct: int) -> dict:
     """Train a generator into class t on x under the unit's seed; its weights and stats."""
-    ae, hist = train_adversarial_autoencoder(ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder,
-                                             progress=ctx.progress)
+    ae, hist = train_adversarial_autoencoder(
+        ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder, progress=ctx.progress
+    )
     stats = _generator_stats(ctx, ae, x, t, hist)
-    return {"state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
-            "stats": {"target": t, "sources": sources, "inputs_correct": inputs_correct, **stats}}
+    return {
+        "state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
+        "stats": {"target": t, "sources": sources, "inputs_correct": inputs_correct, **stats},
+    }
 
 
 def _empty_row(s: int, t: int) -> dict[str, Any]:
@@ -360,8 +424,12 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
     one = apply_generator(ctx.f, ctx.generator(_generator_name(ctx.strategy, s, t)), x_s, s, t, pred_in=pred_in, **kw)
     st1, src = one.stats, one.index
     adv = one.kept
-    row.update(inputs=st1.n_inputs, inputs_correct=st1.inputs_correct, adversarial=st1.kept,
-               adversarial_rate=ratio(st1.kept, st1.inputs_correct))
+    row.update(
+        inputs=st1.n_inputs,
+        inputs_correct=st1.inputs_correct,
+        adversarial=st1.kept,
+        adversarial_rate=ratio(st1.kept, st1.inputs_correct),
+    )
     times["component_one"] = time.perf_counter() - tic
     result: dict[str, Any] = {"row": row, "times": times}
     if st1.kept == 0 or one.collapse:
@@ -373,8 +441,9 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
     if ctx.strategy == "per-target":
         g2 = ctx.generator(_generator_name(ctx.strategy, t, s))
     else:
-        g2, hist2 = train_adversarial_autoencoder(ctx.f, adv, s, ctx.adv_config(f"{name}/ae2"),
-                                                  autoencoder=ctx.autoencoder, progress=ctx.progress)
+        g2, hist2 = train_adversarial_autoencoder(
+            ctx.f, adv, s, ctx.adv_config(f"{name}/ae2"), autoencoder=ctx.autoencoder, progress=ctx.progress
+        )
         result["ae2_final_loss"] = hist2.final_loss
     two = apply_generator(ctx.f, g2, adv, t, s, pred_in=one.pred_out[src], **kw)
     st2, k2 = two.stats, two.index
@@ -387,22 +456,35 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
 
     # component III
     tic = time.perf_counter()
-    r = refine_borderline(ctx.f, a2[k2], adv[k2], s, t, beta=cfg.beta, max_steps=cfg.max_steps,
-                          method=cfg.method, batch_size=cfg.engine_batch_size)
+    r = refine_borderline(
+        ctx.f,
+        a2[k2],
+        adv[k2],
+        s,
+        t,
+        beta=cfg.beta,
+        max_steps=cfg.max_steps,
+        method=cfg.method,
+        batch_size=cfg.engine_batch_size,
+    )
     summ = r.summary()
     ok = r.success.cpu()
     points = r.points[ok.to(r.points.device)]
-    row.update(successes=summ["successes"], success_rate=summ["success_rate"],
-               yield_rate=ratio(summ["successes"], st1.inputs_correct),
-               mean_attempts=summ["mean_attempts_success"], mean_attempts_all=summ["mean_attempts_all"],
-               forwards=summ["forwards"], **{v: summ["counts"][k] for k, v in _FAILURES.items()})
+    row.update(
+        successes=summ["successes"],
+        success_rate=summ["success_rate"],
+        yield_rate=ratio(summ["successes"], st1.inputs_correct),
+        mean_attempts=summ["mean_attempts_success"],
+        mean_attempts_all=summ["mean_attempts_all"],
+        forwards=summ["forwards"],
+        **{v: summ["counts"][k] for k, v in _FAILURES.items()},
+    )
     origin = x_s[src[k2]][ok.to(x_s.device)]
     dist = (points.to(origin.device) - origin).flatten(1).double().norm(dim=1).cpu()
     if dist.numel():
         row.update(margin_l2_mean=float(dist.mean()), margin_l2_median=float(dist.median()))
     times["engine"] = time.perf_counter() - tic
-    result.update(status=r.status.cpu(), attempts=r.attempts.cpu(), source_index=src[k2].cpu(),
-                  margin_l2=dist)
+    result.update(status=r.status.cpu(), attempts=r.attempts.cpu(), source_index=src[k2].cpu(), margin_l2=dist)
     if cfg.save_points:
         result["points"] = points.cpu()
 
@@ -412,12 +494,25 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
         from deepdig_fast.characterize import trajectory_oscillation
 
         tic = time.perf_counter()
-        tr = trajectory_oscillation(ctx.f, points, s, t, K=cfg.trajectory_K, T=cfg.trajectory_T,
-                                    segments=cfg.trajectory_segments, seed=stage_seed(cfg.seed, f"{name}/trajectory"),
-                                    band=cfg.band)
+        tr = trajectory_oscillation(
+            ctx.f,
+            points,
+            s,
+            t,
+            K=cfg.trajectory_K,
+            T=cfg.trajectory_T,
+            segments=cfg.trajectory_segments,
+            seed=stage_seed(cfg.seed, f"{name}/trajectory"),
+            band=cfg.band,
+        )
         ci = tr.ci95 or (None, None)
-        row.update(oscillation=tr.oscillation, oscillation_ci_low=ci[0], oscillation_ci_high=ci[1],
-                   trajectory_segments=tr.n_segments, third_class_oscillation=tr.third_class_oscillation)
+        row.update(
+            oscillation=tr.oscillation,
+            oscillation_ci_low=ci[0],
+            oscillation_ci_high=ci[1],
+            trajectory_segments=tr.n_segments,
+            third_class_oscillation=tr.third_class_oscillation,
+        )
         result["trajectory_forwards"] = tr.forwards
         times["trajectory"] = time.perf_counter() - tic
     if cfg.linearity and ctx.embedding_layer is not None and n_ok >= 1:
@@ -425,11 +520,26 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
 
         tic = time.perf_counter()
         d = ctx.data
-        lin = linearity(ctx.f, ctx.embedding_layer, d.x_train, d.y_train, d.x_test, d.y_test, s, t,
-                        points, d.x_train[:0], seed=stage_seed(cfg.seed, f"{name}/linearity"))
+        lin = linearity(
+            ctx.f,
+            ctx.embedding_layer,
+            d.x_train,
+            d.y_train,
+            d.x_test,
+            d.y_test,
+            s,
+            t,
+            points,
+            d.x_train[:0],
+            seed=stage_seed(cfg.seed, f"{name}/linearity"),
+        )
         sets = lin.sets
-        row.update(m1_borderline=sets["borderline"]["m1"], m1_train=sets["train"]["m1"],
-                   svm_accuracy_borderline=sets["borderline"]["accuracy"], svm_accuracy_train=sets["train"]["accuracy"])
+        row.update(
+            m1_borderline=sets["borderline"]["m1"],
+            m1_train=sets["train"]["m1"],
+            svm_accuracy_borderline=sets["borderline"]["accuracy"],
+            svm_accuracy_train=sets["train"]["accuracy"],
+        )
         times["linearity"] = time.perf_counter() - tic
     return result
 
@@ -437,6 +547,7 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
 # --------------------------------------------------------------------------------------------------
 # run_atlas
 # --------------------------------------------------------------------------------------------------
+
 
 def run_atlas(
     classifier: nn.Module,
@@ -485,7 +596,7 @@ def run_atlas(
         raise ValueError("out_dir is required when running on more than one process (the ranks share units through it)")
     if embedding_layer is None:
         embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
-    check_fits(classifier, data, embedding_layer=embedding_layer)   # one forward, before any expensive work
+    check_fits(classifier, data, embedding_layer=embedding_layer)  # one forward, before any expensive work
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(model_device(classifier)))
     prefix = f"[rank {rank}] " if world > 1 else ""
@@ -497,17 +608,35 @@ def run_atlas(
     classifier_sha = sha256_state_dict(classifier.state_dict())
     adv = dataclasses.asdict(config.adversarial)
     adv.pop("seed")
-    base = {"classifier": classifier_sha, "data": full_fp, "max_inputs_per_class": config.max_inputs_per_class,
-            "data_seed": config.seed if config.max_inputs_per_class else None, "seed": config.seed,
-            "adversarial": adv, "dtype": str(data.x_train.dtype),
-            "autoencoder": autoencoder_key(autoencoder, data.sample_shape)}
+    base = {
+        "classifier": classifier_sha,
+        "data": full_fp,
+        "max_inputs_per_class": config.max_inputs_per_class,
+        "data_seed": config.seed if config.max_inputs_per_class else None,
+        "seed": config.seed,
+        "adversarial": adv,
+        "dtype": str(data.x_train.dtype),
+        "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
+    }
     scope = {"directions": [list(d) for d in directions]}
-    run_id = digest({**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer})
+    run_id = digest(
+        {**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer}
+    )
 
     manifest = {
-        **environment(), "kind": ATLAS_KIND, "scope": scope, "run_id": run_id, "world_size": world,
-        "strategy": strategy, "classes": covered, "config": config.to_dict(),
-        "classifier": {"sha256": classifier_sha, "class": type(classifier).__name__, "embedding_layer": embedding_layer},
+        **environment(),
+        "kind": ATLAS_KIND,
+        "scope": scope,
+        "run_id": run_id,
+        "world_size": world,
+        "strategy": strategy,
+        "classes": covered,
+        "config": config.to_dict(),
+        "classifier": {
+            "sha256": classifier_sha,
+            "class": type(classifier).__name__,
+            "embedding_layer": embedding_layer,
+        },
         **(manifest_extra or {}),
     }
     with _claim(root, manifest, rank, world):
@@ -520,15 +649,19 @@ def run_atlas(
         gen_units: dict[str, _Unit] = {}
         for s, t in directions:
             if strategy == "per-target":
-                for c in (t, s):   # s -> t needs G_t and G_s
+                for c in (t, s):  # s -> t needs G_t and G_s
                     name = _generator_name(strategy, 0, c)
                     if name not in gen_units:
-                        gen_units[name] = _Unit(name, {**base, "target": c, "pool": "all-other-classes-correct"},
-                                                functools.partial(_per_target_generator, ctx, c, name))
+                        gen_units[name] = _Unit(
+                            name,
+                            {**base, "target": c, "pool": "all-other-classes-correct"},
+                            functools.partial(_per_target_generator, ctx, c, name),
+                        )
             else:
                 name = _generator_name(strategy, s, t)
-                gen_units[name] = _Unit(name, {**base, "source": s, "target": t},
-                                        functools.partial(_pairwise_generator, ctx, s, t, name))
+                gen_units[name] = _Unit(
+                    name, {**base, "source": s, "target": t}, functools.partial(_pairwise_generator, ctx, s, t, name)
+                )
         gen_units = dict(sorted(gen_units.items()))
         ctx.gen_specs = {name: u.spec for name, u in gen_units.items()}
         phase_seconds = {}
@@ -537,17 +670,36 @@ def run_atlas(
         phase_seconds["generators"] = time.perf_counter() - tic
 
         # phase 2: directions
-        engine = {"beta": config.beta, "max_steps": config.max_steps, "method": config.method,
-                  "batch_size": config.engine_batch_size}
-        charact = {"trajectory": config.trajectory, "segments": config.trajectory_segments, "K": config.trajectory_K,
-                   "T": config.trajectory_T, "band": list(config.band),
-                   "linearity": config.linearity, "embedding_layer": embedding_layer, "save_points": config.save_points}
+        engine = {
+            "beta": config.beta,
+            "max_steps": config.max_steps,
+            "method": config.method,
+            "batch_size": config.engine_batch_size,
+        }
+        charact = {
+            "trajectory": config.trajectory,
+            "segments": config.trajectory_segments,
+            "K": config.trajectory_K,
+            "T": config.trajectory_T,
+            "band": list(config.band),
+            "linearity": config.linearity,
+            "embedding_layer": embedding_layer,
+            "save_points": config.save_points,
+        }
         dir_units = []
         for s, t in directions:
             name = f"directions/{s}-{t}"
-            ups = [_generator_name(strategy, s, t)] + ([_generator_name(strategy, t, s)] if strategy == "per-target" else [])
-            spec = {"strategy": strategy, "s": s, "t": t, "engine": engine, "characterize": charact,
-                    "upstream": [store.key(u, gen_units[u].spec) for u in ups]}
+            ups = [_generator_name(strategy, s, t)] + (
+                [_generator_name(strategy, t, s)] if strategy == "per-target" else []
+            )
+            spec = {
+                "strategy": strategy,
+                "s": s,
+                "t": t,
+                "engine": engine,
+                "characterize": charact,
+                "upstream": [store.key(u, gen_units[u].spec) for u in ups],
+            }
             if strategy == "pairwise":
                 spec["base"] = base
             dir_units.append(_Unit(name, spec, functools.partial(_direction, ctx, s, t, name)))
@@ -561,16 +713,27 @@ def run_atlas(
         if rank == 0:
             tic = time.perf_counter()
             units = [*gen_units.values(), *dir_units]
-            outs = {u.name: ctx.output(u.name, u.spec) for u in units}   # read once
-            atlas = _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha,
-                           embedding_layer, full_fp, run_id)
+            outs = {u.name: ctx.output(u.name, u.spec) for u in units}  # read once
+            atlas = _merge(
+                ctx,
+                outs,
+                gen_units,
+                dir_units,
+                covered,
+                directions,
+                strategy,
+                classifier_sha,
+                embedding_layer,
+                full_fp,
+                run_id,
+            )
             timings = _timings(ctx, outs, gen_units, dir_units, phase_seconds, world)
             timings["run_id"] = run_id
             timings["phases"]["merge"] = time.perf_counter() - tic
             timings["wall_seconds"] = time.perf_counter() - t_start
             if root is not None:
                 paths = _write(root, atlas, timings)
-                if report:   # reads timings.json
+                if report:  # reads timings.json
                     from deepdig_fast.atlas_report import write_atlas_report
 
                     tic = time.perf_counter()
@@ -597,7 +760,7 @@ def _claim(root: Path | None, manifest: dict, rank: int, world: int):
             try:
                 old = stack.enter_context(claim_folder(root, ATLAS_KIND, manifest["scope"]))
                 if old is not None and old.get("run_id") != manifest["run_id"]:
-                    for name in ("atlas.json", "atlas.csv", "timings.json"):   # another run's results
+                    for name in ("atlas.json", "atlas.csv", "timings.json"):  # another run's results
                         (root / name).unlink(missing_ok=True)
                 write_json(root / "manifest.json", manifest)
             except (ValueError, OSError) as exc:
@@ -616,8 +779,10 @@ def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, sa
     todo = None
     if rank == 0:
         todo = [i for i, u in enumerate(units) if not ctx.store.finished(u.name, u.spec)]
-        say(f"{what}: {len(units) - len(todo)} of {len(units)} units finished earlier, {len(todo)} to compute"
-            + (f" on {world} processes" if world > 1 else ""))
+        say(
+            f"{what}: {len(units) - len(todo)} of {len(units)} units finished earlier, {len(todo)} to compute"
+            + (f" on {world} processes" if world > 1 else "")
+        )
     todo = _broadcast(todo, world)
     error = None
     for i in todo[rank::world]:
@@ -641,40 +806,59 @@ def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, sa
             ctx.store.timings.setdefault(u, v)
 
 
-def _merge(ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp,
-           run_id) -> dict:
+def _merge(
+    ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp, run_id
+) -> dict:
     gens = []
     for name in gen_units:
         st = outs[name]["stats"]
-        gens.append({"unit": name, **{k: st.get(k) for k in ("target", "sources", "inputs", "inputs_correct",
-                                                              "outputs_target", "final_loss", "collapse")}})
+        gens.append(
+            {
+                "unit": name,
+                **{
+                    k: st.get(k)
+                    for k in (
+                        "target",
+                        "sources",
+                        "inputs",
+                        "inputs_correct",
+                        "outputs_target",
+                        "final_loss",
+                        "collapse",
+                    )
+                },
+            }
+        )
     rows = [outs[u.name]["row"] for u in dir_units]
     names = list(ctx.data.classes)
     cfg = ctx.cfg.to_dict()
-    return nan_to_none({
-        "schema": ATLAS_SCHEMA,
-        "kind": ATLAS_KIND,
-        "run_id": run_id,
-        "strategy": strategy,
-        "classes": covered,
-        "class_names": [names[c] for c in covered],
-        "n_directions": len(directions),
-        "dataset": full_fp,
-        "classifier": {"sha256": classifier_sha, "class": type(ctx.f).__name__, "embedding_layer": embedding_layer},
-        "config": cfg,
-        "generators": gens,
-        "directions": rows,
-    })
+    return nan_to_none(
+        {
+            "schema": ATLAS_SCHEMA,
+            "kind": ATLAS_KIND,
+            "run_id": run_id,
+            "strategy": strategy,
+            "classes": covered,
+            "class_names": [names[c] for c in covered],
+            "n_directions": len(directions),
+            "dataset": full_fp,
+            "classifier": {"sha256": classifier_sha, "class": type(ctx.f).__name__, "embedding_layer": embedding_layer},
+            "config": cfg,
+            "generators": gens,
+            "directions": rows,
+        }
+    )
 
 
 def _timings(ctx, outs, gen_units, dir_units, phase_seconds, world) -> dict:
     units = {}
     stages: dict[str, float] = {"generator_training": 0.0}
     forwards = {"engine": 0, "trajectory": 0}
+
     def info(name):
         if name in ctx.store.timings:
             return ctx.store.timings[name]
-        return {"seconds": ctx.store.stored(name).get("seconds"), "reused": True}   # finished by an earlier run
+        return {"seconds": ctx.store.stored(name).get("seconds"), "reused": True}  # finished by an earlier run
 
     for name in gen_units:
         units[name] = info(name)
@@ -687,8 +871,15 @@ def _timings(ctx, outs, gen_units, dir_units, phase_seconds, world) -> dict:
         forwards["engine"] += int(out["row"]["forwards"] or 0)
         forwards["trajectory"] += int(out.get("trajectory_forwards", 0))
     reused = sum(1 for v in units.values() if v.get("reused"))
-    return {"world_size": world, "phases": dict(phase_seconds), "stages": stages, "forwards": forwards,
-            "units_computed": len(units) - reused, "units_reused": reused, "units": units}
+    return {
+        "world_size": world,
+        "phases": dict(phase_seconds),
+        "stages": stages,
+        "forwards": forwards,
+        "units_computed": len(units) - reused,
+        "units_reused": reused,
+        "units": units,
+    }
 
 
 def _csv(rows: list[dict]) -> str:

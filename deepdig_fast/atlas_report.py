@@ -13,21 +13,23 @@ self-contained file, figures embedded). compare_atlases writes into its out_dir 
 (B - A), compare.json (every number; NaN as null), compare.md and compare.html. Every file is written
 atomically; figures are drawn on matplotlib's Agg canvas without pyplot (no global state changes).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from deepdig_fast.rundir import ATLAS_KIND, ATLAS_SCHEMA, check_same_run, ratio, read_manifest
 from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, num, pct, read_json, secs
+from deepdig_fast.rundir import ATLAS_KIND, ATLAS_SCHEMA, check_same_run, ratio, read_manifest
 
 __all__ = [
     "DIRECTION_COLUMNS",
@@ -48,6 +50,7 @@ Pair = tuple[int, int]
 # --------------------------------------------------------------------------------------------------
 # metrics
 # --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -79,43 +82,117 @@ def _third_class_share(row: Mapping[str, Any]) -> float | None:
 
 _RATE = (0.0, 1.0)
 
-HEATMAP_METRICS: Mapping[str, MetricSpec] = MappingProxyType({
-    "success_rate": MetricSpec(
-        "Success rate", "successes / pairs: share of DeepDIG's pairs whose bisection reached the boundary",
-        ".1%", "viridis", "better", _RATE),
-    "yield_rate": MetricSpec(
-        "Yield", "successes / source inputs classified as the source: borderline samples per usable input",
-        ".1%", "viridis", "better", _RATE),
-    "adversarial_rate": MetricSpec(
-        "Adversarial rate", "component I kept / source inputs classified as the source: inputs the generator "
-        "turned into samples classified as the target", ".1%", "cividis", "better", _RATE),
-    "pair_rate": MetricSpec(
-        "Pair rate", "component II pairs / adversarial samples: adversarial samples mapped back to inputs "
-        "classified as the source", ".1%", "cividis", "better", _RATE),
-    "mean_attempts": MetricSpec(
-        "Mean attempts", "points the bisection classified per successful pair (lower = cheaper)",
-        ".1f", "magma_r", "worse", None),
-    "third_class_share": MetricSpec(
-        "Third-class share", "third_class / pairs: pairs lost because a third class won at a midpoint",
-        ".1%", "Reds", "worse", _RATE, _third_class_share),
-    "oscillation": MetricSpec(
-        "Trajectory oscillation", "label changes per point on straight lines between borderline samples "
-        "(0 = the lines stay in one class)", ".3g", "YlOrRd", "neutral", None),
-    "m1_borderline": MetricSpec(
-        "m1 of borderline samples", "mean|d| / (1 + mean|d|) of the borderline samples' distances d to a "
-        "linear SVM's hyperplane in embedding space (small = near-linear boundary)", ".3g", "YlGnBu", "neutral", None),
-    "margin_l2_mean": MetricSpec(
-        "Margin (L2)", "mean input-space L2 distance from a borderline sample to its source input",
-        ".3g", "PuBu", "neutral", None),
-})
+HEATMAP_METRICS: Mapping[str, MetricSpec] = MappingProxyType(
+    {
+        "success_rate": MetricSpec(
+            "Success rate",
+            "successes / pairs: share of DeepDIG's pairs whose bisection reached the boundary",
+            ".1%",
+            "viridis",
+            "better",
+            _RATE,
+        ),
+        "yield_rate": MetricSpec(
+            "Yield",
+            "successes / source inputs classified as the source: borderline samples per usable input",
+            ".1%",
+            "viridis",
+            "better",
+            _RATE,
+        ),
+        "adversarial_rate": MetricSpec(
+            "Adversarial rate",
+            "component I kept / source inputs classified as the source: inputs the generator "
+            "turned into samples classified as the target",
+            ".1%",
+            "cividis",
+            "better",
+            _RATE,
+        ),
+        "pair_rate": MetricSpec(
+            "Pair rate",
+            "component II pairs / adversarial samples: adversarial samples mapped back to inputs "
+            "classified as the source",
+            ".1%",
+            "cividis",
+            "better",
+            _RATE,
+        ),
+        "mean_attempts": MetricSpec(
+            "Mean attempts",
+            "points the bisection classified per successful pair (lower = cheaper)",
+            ".1f",
+            "magma_r",
+            "worse",
+            None,
+        ),
+        "third_class_share": MetricSpec(
+            "Third-class share",
+            "third_class / pairs: pairs lost because a third class won at a midpoint",
+            ".1%",
+            "Reds",
+            "worse",
+            _RATE,
+            _third_class_share,
+        ),
+        "oscillation": MetricSpec(
+            "Trajectory oscillation",
+            "label changes per point on straight lines between borderline samples (0 = the lines stay in one class)",
+            ".3g",
+            "YlOrRd",
+            "neutral",
+            None,
+        ),
+        "m1_borderline": MetricSpec(
+            "m1 of borderline samples",
+            "mean|d| / (1 + mean|d|) of the borderline samples' distances d to a "
+            "linear SVM's hyperplane in embedding space (small = near-linear boundary)",
+            ".3g",
+            "YlGnBu",
+            "neutral",
+            None,
+        ),
+        "margin_l2_mean": MetricSpec(
+            "Margin (L2)",
+            "mean input-space L2 distance from a borderline sample to its source input",
+            ".3g",
+            "PuBu",
+            "neutral",
+            None,
+        ),
+    }
+)
 
 # the numeric columns of a direction row (atlas_matrix accepts these too)
 DIRECTION_COLUMNS: tuple[str, ...] = (
-    "inputs", "inputs_correct", "adversarial", "adversarial_rate", "pairs", "pair_rate", "successes",
-    "success_rate", "yield_rate", "mean_attempts", "mean_attempts_all", "third_class", "stalled", "max_steps",
-    "invalid_bracket", "nonfinite", "forwards", "oscillation", "oscillation_ci_low", "oscillation_ci_high",
-    "trajectory_segments", "third_class_oscillation", "m1_borderline", "m1_train", "svm_accuracy_borderline",
-    "svm_accuracy_train", "margin_l2_mean", "margin_l2_median",
+    "inputs",
+    "inputs_correct",
+    "adversarial",
+    "adversarial_rate",
+    "pairs",
+    "pair_rate",
+    "successes",
+    "success_rate",
+    "yield_rate",
+    "mean_attempts",
+    "mean_attempts_all",
+    "third_class",
+    "stalled",
+    "max_steps",
+    "invalid_bracket",
+    "nonfinite",
+    "forwards",
+    "oscillation",
+    "oscillation_ci_low",
+    "oscillation_ci_high",
+    "trajectory_segments",
+    "third_class_oscillation",
+    "m1_borderline",
+    "m1_train",
+    "svm_accuracy_borderline",
+    "svm_accuracy_train",
+    "margin_l2_mean",
+    "margin_l2_median",
 )
 
 _DIFF_CMAPS = {"better": "PiYG", "worse": "PiYG_r", "neutral": "RdBu_r"}
@@ -146,6 +223,7 @@ def _show(metric: str, v, delta: bool = False) -> str:
 # reading an atlas
 # --------------------------------------------------------------------------------------------------
 
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -156,18 +234,20 @@ def _structure(atlas, where: str) -> tuple[list[int], list[str], dict[Pair, dict
         raise TypeError(f"{where} must be an atlas dict (the contents of atlas.json), got {type(atlas).__name__}")
     classes = atlas.get("classes")
     if not (isinstance(classes, list) and all(_is_int(c) for c in classes)):
-        raise ValueError(f"{where}: \"classes\" must be a list of int class ids, got {classes!r}")
+        raise ValueError(f'{where}: "classes" must be a list of int class ids, got {classes!r}')
     classes = [int(c) for c in classes]
     if len(set(classes)) != len(classes):
-        raise ValueError(f"{where}: \"classes\" lists a class twice: {classes}")
+        raise ValueError(f'{where}: "classes" lists a class twice: {classes}')
     names = atlas.get("class_names")
     if names is None:
         names = [str(c) for c in classes]
     elif not (isinstance(names, list) and len(names) == len(classes)):
-        raise ValueError(f"{where}: \"class_names\" must be a list of {len(classes)} names (one per class), got {names!r}")
+        raise ValueError(
+            f'{where}: "class_names" must be a list of {len(classes)} names (one per class), got {names!r}'
+        )
     rows_in = atlas.get("directions")
     if not isinstance(rows_in, list):
-        raise ValueError(f"{where}: \"directions\" must be a list of direction rows, got {type(rows_in).__name__}")
+        raise ValueError(f'{where}: "directions" must be a list of direction rows, got {type(rows_in).__name__}')
     known = set(classes)
     rows: dict[Pair, dict] = {}
     for k, row in enumerate(rows_in):
@@ -176,10 +256,12 @@ def _structure(atlas, where: str) -> tuple[list[int], list[str], dict[Pair, dict
         s: Any = row.get("source")
         t: Any = row.get("target")
         if not (_is_int(s) and _is_int(t) and s in known and t in known and s != t):
-            raise ValueError(f"{where}: directions[{k}] must have int \"source\" != \"target\" among the classes "
-                             f"{classes}, got source={s!r}, target={t!r}")
+            raise ValueError(
+                f'{where}: directions[{k}] must have int "source" != "target" among the classes '
+                f"{classes}, got source={s!r}, target={t!r}"
+            )
         if (int(s), int(t)) in rows:
-            raise ValueError(f"{where}: direction {s} -> {t} appears twice in \"directions\"")
+            raise ValueError(f'{where}: direction {s} -> {t} appears twice in "directions"')
         rows[(int(s), int(t))] = dict(row)
     return classes, [str(n) for n in names], rows
 
@@ -187,8 +269,9 @@ def _structure(atlas, where: str) -> tuple[list[int], list[str], dict[Pair, dict
 def _open(path, arg: str) -> tuple[Path, dict]:
     """(atlas folder, atlas dict) for an atlas folder or its atlas.json; errors name `arg` and the path."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{arg} must be a path (str or Path) to an atlas folder or its atlas.json, "
-                        f"got {type(path).__name__}")
+        raise TypeError(
+            f"{arg} must be a path (str or Path) to an atlas folder or its atlas.json, got {type(path).__name__}"
+        )
     p = Path(path)
     file = p / "atlas.json" if p.is_dir() else p
     if not p.exists():
@@ -197,11 +280,13 @@ def _open(path, arg: str) -> tuple[Path, dict]:
         raise FileNotFoundError(f"{arg}: {p} holds no atlas.json (is the atlas finished?)")
     atlas = read_json(file, "the atlas")
     if atlas.get("kind") != ATLAS_KIND:
-        raise ValueError(f"{arg}: {file} is not a DeepDIG atlas (expected \"kind\": \"{ATLAS_KIND}\", "
-                         f"got {atlas.get('kind')!r})")
+        raise ValueError(
+            f'{arg}: {file} is not a DeepDIG atlas (expected "kind": "{ATLAS_KIND}", got {atlas.get("kind")!r})'
+        )
     if atlas.get("schema") not in (1, ATLAS_SCHEMA):
-        raise ValueError(f"{arg}: {file} has \"schema\": {atlas.get('schema')!r}; this reader understands "
-                         f"schemas 1 and {ATLAS_SCHEMA}")
+        raise ValueError(
+            f'{arg}: {file} has "schema": {atlas.get("schema")!r}; this reader understands schemas 1 and {ATLAS_SCHEMA}'
+        )
     _structure(atlas, str(file))
     return file.parent, atlas
 
@@ -242,8 +327,18 @@ def atlas_matrix(atlas: Mapping[str, Any], metric: str) -> tuple[list[int], np.n
 # figures
 # --------------------------------------------------------------------------------------------------
 
-def _fig_matrix(fig, M: np.ndarray, names: list[str], title: str, fmt: str, cmap: str,
-                vrange: tuple[float, float] | None, cbar_label: str, percent: bool) -> str | None:
+
+def _fig_matrix(
+    fig,
+    M: np.ndarray,
+    names: list[str],
+    title: str,
+    fmt: str,
+    cmap: str,
+    vrange: tuple[float, float] | None,
+    cbar_label: str,
+    percent: bool,
+) -> str | None:
     """A K x K heatmap; NaN cells hatched grey; values written in the cells when K <= 12."""
     import matplotlib
     from matplotlib.patches import Rectangle
@@ -265,8 +360,7 @@ def _fig_matrix(fig, M: np.ndarray, names: list[str], title: str, fmt: str, cmap
     cm = matplotlib.colormaps[cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     im = ax.imshow(np.ma.masked_invalid(M), cmap=cm, vmin=vrange[0], vmax=vrange[1], interpolation="nearest")
     for i, j in zip(*np.nonzero(~finite)):
-        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.92", edgecolor="0.62", hatch="///",
-                               linewidth=0))
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.92", edgecolor="0.62", hatch="///", linewidth=0))
     if K <= 12:
         size = 9 if K <= 6 else 7.5
         for i, j in zip(*np.nonzero(finite)):
@@ -290,22 +384,24 @@ def _fig_matrix(fig, M: np.ndarray, names: list[str], title: str, fmt: str, cmap
     return None
 
 
-def _draw_heatmap(figs: Figures, name: str, M: np.ndarray, names: list[str], metric: str,
-                  diff: bool, title: str) -> tuple[str | None, str | None]:
+def _draw_heatmap(
+    figs: Figures, name: str, M: np.ndarray, names: list[str], metric: str, diff: bool, title: str
+) -> tuple[str | None, str | None]:
     spec = HEATMAP_METRICS[metric]
     if diff:
         m = float(np.nanmax(np.abs(M))) if np.isfinite(M).any() else 0.0
         m = m or 1.0
         label = "difference" + (" (percentage points)" if spec.is_rate else "")
-        return figs.draw(name, _fig_matrix, M, names, title, "+" + spec.fmt, _DIFF_CMAPS[spec.higher], (-m, m),
-                         label, spec.is_rate)
-    return figs.draw(name, _fig_matrix, M, names, title, spec.fmt, spec.cmap, spec.vrange, spec.title,
-                     spec.is_rate)
+        return figs.draw(
+            name, _fig_matrix, M, names, title, "+" + spec.fmt, _DIFF_CMAPS[spec.higher], (-m, m), label, spec.is_rate
+        )
+    return figs.draw(name, _fig_matrix, M, names, title, spec.fmt, spec.cmap, spec.vrange, spec.title, spec.is_rate)
 
 
 # --------------------------------------------------------------------------------------------------
 # small text helpers
 # --------------------------------------------------------------------------------------------------
+
 
 def _short(v, limit: int = 60) -> str:
     s = v if isinstance(v, str) else json.dumps(v, default=str)
@@ -358,9 +454,16 @@ def _summary_rows(rows: Mapping[Pair, Mapping], names: Mapping[int, str]) -> lis
             out.append([spec.title, "–", "0", "–", "–", _higher_text(spec)])
             continue
         lo, hi = min(vals, key=lambda p: vals[p]), max(vals, key=lambda p: vals[p])
-        out.append([spec.title, _show(metric, sum(vals.values()) / len(vals)), str(len(vals)),
-                    f"{_show(metric, vals[lo])} ({_label(names, *lo)})", f"{_show(metric, vals[hi])} ({_label(names, *hi)})",
-                    _higher_text(spec)])
+        out.append(
+            [
+                spec.title,
+                _show(metric, sum(vals.values()) / len(vals)),
+                str(len(vals)),
+                f"{_show(metric, vals[lo])} ({_label(names, *lo)})",
+                f"{_show(metric, vals[hi])} ({_label(names, *hi)})",
+                _higher_text(spec),
+            ]
+        )
     return out
 
 
@@ -370,24 +473,47 @@ def _direction_rows(rows: Mapping[Pair, Mapping], names: Mapping[int, str]) -> l
         osc = _show("oscillation", r.get("oscillation"))
         if num(r.get("oscillation_ci_low")) is not None:
             osc += f" [{fmt_g(r.get('oscillation_ci_low'))}, {fmt_g(r.get('oscillation_ci_high'))}]"
-        fails = " / ".join(int_text(r.get(k)) for k in ("third_class", "stalled", "max_steps", "invalid_bracket", "nonfinite"))
-        out.append([
-            _label(names, s, t), f"{int_text(r.get('inputs_correct'))} / {int_text(r.get('inputs'))}",
-            f"{int_text(r.get('adversarial'))} ({pct(r.get('adversarial_rate'))})",
-            f"{int_text(r.get('pairs'))} ({pct(r.get('pair_rate'))})", int_text(r.get("successes")),
-            pct(r.get("success_rate")), pct(r.get("yield_rate")), _show("mean_attempts", r.get("mean_attempts")),
-            fails, osc, f"{fmt_g(r.get('m1_borderline'))} / {fmt_g(r.get('m1_train'))}",
-            pct(r.get("svm_accuracy_borderline")),
-            f"{fmt_g(r.get('margin_l2_mean'))} / {fmt_g(r.get('margin_l2_median'))}", int_text(r.get("forwards")),
-            f"skipped: {r['skipped']}" if r.get("skipped") else "",
-        ])
+        fails = " / ".join(
+            int_text(r.get(k)) for k in ("third_class", "stalled", "max_steps", "invalid_bracket", "nonfinite")
+        )
+        out.append(
+            [
+                _label(names, s, t),
+                f"{int_text(r.get('inputs_correct'))} / {int_text(r.get('inputs'))}",
+                f"{int_text(r.get('adversarial'))} ({pct(r.get('adversarial_rate'))})",
+                f"{int_text(r.get('pairs'))} ({pct(r.get('pair_rate'))})",
+                int_text(r.get("successes")),
+                pct(r.get("success_rate")),
+                pct(r.get("yield_rate")),
+                _show("mean_attempts", r.get("mean_attempts")),
+                fails,
+                osc,
+                f"{fmt_g(r.get('m1_borderline'))} / {fmt_g(r.get('m1_train'))}",
+                pct(r.get("svm_accuracy_borderline")),
+                f"{fmt_g(r.get('margin_l2_mean'))} / {fmt_g(r.get('margin_l2_median'))}",
+                int_text(r.get("forwards")),
+                f"skipped: {r['skipped']}" if r.get("skipped") else "",
+            ]
+        )
     return out
 
 
 _DIRECTION_HEADER = [
-    "direction", "inputs classified s / used", "adversarial (rate)", "pairs (rate)", "successes", "success rate",
-    "yield", "mean attempts", "failures: third class / stalled / step cap / bad bracket / NaN", "oscillation [95% CI]",
-    "m1 borderline / train", "SVM accuracy (borderline)", "margin L2 mean / median", "forwards", "status",
+    "direction",
+    "inputs classified s / used",
+    "adversarial (rate)",
+    "pairs (rate)",
+    "successes",
+    "success rate",
+    "yield",
+    "mean attempts",
+    "failures: third class / stalled / step cap / bad bracket / NaN",
+    "oscillation [95% CI]",
+    "m1 borderline / train",
+    "SVM accuracy (borderline)",
+    "margin L2 mean / median",
+    "forwards",
+    "status",
 ]
 
 
@@ -397,9 +523,11 @@ def _generators_section(doc: Doc, atlas: Mapping, names: Mapping[int, str]) -> N
     if not isinstance(gens, list) or not gens:
         doc.note("atlas.json lists no generator.")
         return
-    doc.p("Each generator is an autoencoder trained to turn inputs of its source classes into samples the "
-          "classifier assigns to its target (DeepDIG's component I). *Classified as target* = how many of its "
-          "outputs the classifier assigns to the target.")
+    doc.p(
+        "Each generator is an autoencoder trained to turn inputs of its source classes into samples the "
+        "classifier assigns to its target (DeepDIG's component I). *Classified as target* = how many of its "
+        "outputs the classifier assigns to the target."
+    )
     rows, collapsed = [], []
     for g in gens:
         if not isinstance(g, Mapping):
@@ -408,9 +536,17 @@ def _generators_section(doc: Doc, atlas: Mapping, names: Mapping[int, str]) -> N
         srcs = g.get("sources")
         src_text = ", ".join(str(names.get(c, c)) for c in srcs) if isinstance(srcs, list) else "?"
         share = ratio(g.get("outputs_target"), g.get("inputs"))
-        rows.append([f"`{g.get('unit', '?')}`", str(names.get(tgt, tgt)), src_text, int_text(g.get("inputs")),
-                     f"{int_text(g.get('outputs_target'))} ({pct(share)})", fmt_g(g.get("final_loss"), 4),
-                     str(g.get("collapse") or "")])
+        rows.append(
+            [
+                f"`{g.get('unit', '?')}`",
+                str(names.get(tgt, tgt)),
+                src_text,
+                int_text(g.get("inputs")),
+                f"{int_text(g.get('outputs_target'))} ({pct(share)})",
+                fmt_g(g.get("final_loss"), 4),
+                str(g.get("collapse") or ""),
+            ]
+        )
         if g.get("collapse"):
             collapsed.append(f"`{g.get('unit', '?')}`: {g['collapse']}")
     doc.table(["unit", "target", "sources", "inputs", "classified as target", "final loss", "collapse"], rows)
@@ -442,8 +578,10 @@ def _timings_section(doc: Doc, root: Path) -> float | None:
     units: Any = tm.get("units") if isinstance(tm.get("units"), Mapping) else {}
     done = [u for u in units.values() if isinstance(u, Mapping)]
     reused = sum(1 for u in done if u.get("reused"))
-    doc.p(f"Wall time {secs(wall)} on {tm.get('world_size', '?')} process(es); {len(done)} units "
-          f"({reused} reused from an earlier run), {secs(sum(num(u.get('seconds')) or 0.0 for u in done))} of unit time.")
+    doc.p(
+        f"Wall time {secs(wall)} on {tm.get('world_size', '?')} process(es); {len(done)} units "
+        f"({reused} reused from an earlier run), {secs(sum(num(u.get('seconds')) or 0.0 for u in done))} of unit time."
+    )
     fw = tm.get("forwards")
     if isinstance(fw, Mapping) and fw:
         doc.p("Classifier forward passes: " + "; ".join(f"{k} {int_text(v)}" for k, v in fw.items()) + ".")
@@ -483,12 +621,18 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
     doc.p(f"Atlas folder `{root.name}` · report written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     header = [
         ["data set", _dataset_text(dataset)],
-        ["classifier", f"{clf.get('class', '?')}, weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…, "
-                       f"embedding layer `{clf.get('embedding_layer') or 'none'}`"],
+        [
+            "classifier",
+            f"{clf.get('class', '?')}, weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…, "
+            f"embedding layer `{clf.get('embedding_layer') or 'none'}`",
+        ],
         ["strategy", _STRATEGY_TEXT.get(str(atlas.get("strategy")), str(atlas.get("strategy", "?")))],
         ["classes", f"K = {K}: {', '.join(class_names[:30])}{' …' if K > 30 else ''}"],
-        ["directions", f"{len(rows)} of the {n_pairs} ordered pairs; {len(skipped)} skipped; "
-                       f"{n_pairs - len(rows)} not in the atlas"],
+        [
+            "directions",
+            f"{len(rows)} of the {n_pairs} ordered pairs; {len(skipped)} skipped; "
+            f"{n_pairs - len(rows)} not in the atlas",
+        ],
         ["borderline samples found", int_text(_total(rows, "successes"))],
         ["classifier forwards (borderline search)", int_text(_total(rows, "forwards"))],
         ["settings", _settings(atlas.get("config"))],
@@ -496,30 +640,39 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
     doc.table(["item", "value"], header)
 
     doc.h(2, "What the atlas shows")
-    doc.p("For every ordered pair of classes *s* → *t* (a **direction**) DeepDIG turns training inputs of class *s* "
-          "into adversarial samples classified *t* (component I), maps those back to inputs classified *s* "
-          "(component II) and bisects the segment between each such pair until the classifier cannot tell *s* "
-          "from *t*: a **borderline sample** on the decision boundary. The heatmaps put one direction in each cell: row = source class *s*, column = "
-          "target class *t*. Hatched grey cells have no value: the diagonal, directions not in the atlas, skipped "
-          "directions and undefined numbers (a rate with nothing to divide by).")
+    doc.p(
+        "For every ordered pair of classes *s* → *t* (a **direction**) DeepDIG turns training inputs of class *s* "
+        "into adversarial samples classified *t* (component I), maps those back to inputs classified *s* "
+        "(component II) and bisects the segment between each such pair until the classifier cannot tell *s* "
+        "from *t*: a **borderline sample** on the decision boundary. The heatmaps put one direction in each cell: row = source class *s*, column = "
+        "target class *t*. Hatched grey cells have no value: the diagonal, directions not in the atlas, skipped "
+        "directions and undefined numbers (a rate with nothing to divide by)."
+    )
     doc.ul([f"**{spec.title}** (`{m}`): {spec.meaning}; {_higher_text(spec)}." for m, spec in HEATMAP_METRICS.items()])
 
     doc.h(2, "Summary")
     doc.p("Mean over the directions that have a value, with the lowest and highest direction.")
     doc.table(["metric", "mean", "directions", "lowest", "highest", "reading"], _summary_rows(rows, names))
-    doc.table(["total over directions", "value"], [
-        ["inputs classified as their source", int_text(_total(rows, "inputs_correct"))],
-        ["adversarial samples (component I)", int_text(_total(rows, "adversarial"))],
-        ["pairs (component II)", int_text(_total(rows, "pairs"))],
-        ["borderline samples (successes)", int_text(_total(rows, "successes"))],
-        ["classifier forwards of the borderline search", int_text(_total(rows, "forwards"))],
-    ])
+    doc.table(
+        ["total over directions", "value"],
+        [
+            ["inputs classified as their source", int_text(_total(rows, "inputs_correct"))],
+            ["adversarial samples (component I)", int_text(_total(rows, "adversarial"))],
+            ["pairs (component II)", int_text(_total(rows, "pairs"))],
+            ["borderline samples (successes)", int_text(_total(rows, "successes"))],
+            ["classifier forwards of the borderline search", int_text(_total(rows, "forwards"))],
+        ],
+    )
 
     doc.h(2, "Heatmaps")
     for metric, spec in HEATMAP_METRICS.items():
         M = _matrix(rows, classes, metric)
         rel, why = _draw_heatmap(figs, f"heatmap_{metric}.png", M, class_names, metric, False, spec.title)
-        doc.fig(rel, f"{spec.title} per direction (row = source, column = target): {spec.meaning}; {_higher_text(spec)}.", why)
+        doc.fig(
+            rel,
+            f"{spec.title} per direction (row = source, column = target): {spec.meaning}; {_higher_text(spec)}.",
+            why,
+        )
 
     _generators_section(doc, atlas, names)
 
@@ -532,8 +685,10 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
         doc.p("None: DeepDIG ran every direction in the atlas.")
     missing = [_label(names, s, t) for s in classes for t in classes if s != t and (s, t) not in rows]
     if missing:
-        doc.note(f"Directions not in the atlas ({len(missing)}): {', '.join(missing[:40])}"
-                 f"{' …' if len(missing) > 40 else ''}.")
+        doc.note(
+            f"Directions not in the atlas ({len(missing)}): {', '.join(missing[:40])}"
+            f"{' …' if len(missing) > 40 else ''}."
+        )
 
     _timings_section(doc, root)
     return finish_report(doc, figs, root, "atlas", title)
@@ -542,6 +697,7 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
 # --------------------------------------------------------------------------------------------------
 # comparing two atlases
 # --------------------------------------------------------------------------------------------------
+
 
 def _clean(obj):
     """JSON-ready copy: NaN/Inf -> None, numpy scalars -> Python, tuples -> lists, Paths -> str."""
@@ -577,8 +733,9 @@ def _change_size(spec: MetricSpec, a: float, b: float) -> float:
     return d / scale if scale > 0 else 0.0
 
 
-TOP_RULE = ("changes ranked by size: |B − A| for rates (0..1), |B − A| / max(|A|, |B|) (relative change) "
-            "for the other metrics")
+TOP_RULE = (
+    "changes ranked by size: |B − A| for rates (0..1), |B − A| / max(|A|, |B|) (relative change) for the other metrics"
+)
 
 
 def _compare_notes(atl: tuple[dict, dict], lab: tuple[str, str], parts) -> list[str]:
@@ -590,8 +747,10 @@ def _compare_notes(atl: tuple[dict, dict], lab: tuple[str, str], parts) -> list[
         db: Any = b.get("dataset")
         keys = sorted(set(da) | set(db), key=str) if isinstance(da, Mapping) and isinstance(db, Mapping) else []
         diff = [k for k in keys if da.get(k) != db.get(k)]
-        notes.append(f"The data sets' fingerprints differ ({', '.join(map(str, diff)) or 'format'}): {la} used "
-                     f"{_dataset_text(da)}, {lb} used {_dataset_text(db)}. Differences may come from the data.")
+        notes.append(
+            f"The data sets' fingerprints differ ({', '.join(map(str, diff)) or 'format'}): {la} used "
+            f"{_dataset_text(da)}, {lb} used {_dataset_text(db)}. Differences may come from the data."
+        )
     if ca != cb:
         notes.append(f"The class sets differ: {la} covers {ca}, {lb} covers {cb}; only the classes of both are shown.")
     renamed = [c for c in set(ca) & set(cb) if dict(zip(ca, na))[c] != dict(zip(cb, nb))[c]]
@@ -600,25 +759,36 @@ def _compare_notes(atl: tuple[dict, dict], lab: tuple[str, str], parts) -> list[
     sha_a = (a.get("classifier") or {}).get("sha256") if isinstance(a.get("classifier"), Mapping) else None
     sha_b = (b.get("classifier") or {}).get("sha256") if isinstance(b.get("classifier"), Mapping) else None
     if sha_a and sha_a == sha_b:
-        notes.append(f"Both atlases use the same classifier weights (SHA-256 {str(sha_a)[:12]}…): the differences "
-                     "come from the settings or the randomness of the runs, not from the model.")
+        notes.append(
+            f"Both atlases use the same classifier weights (SHA-256 {str(sha_a)[:12]}…): the differences "
+            "come from the settings or the randomness of the runs, not from the model."
+        )
     if a.get("strategy") != b.get("strategy"):
         notes.append(f"The strategies differ: {la} is {a.get('strategy')!r}, {lb} is {b.get('strategy')!r}.")
     cfa, cfb = a.get("config"), b.get("config")
     if isinstance(cfa, Mapping) and isinstance(cfb, Mapping):
         keys = [k for k in dict.fromkeys([*cfa, *cfb]) if cfa.get(k) != cfb.get(k)]
         if keys:
-            notes.append("Settings that differ: " + "; ".join(
-                f"{k} ({la}: {_short(cfa.get(k), 30)}, {lb}: {_short(cfb.get(k), 30)})" for k in keys[:8])
-                + (f"; and {len(keys) - 8} more" if len(keys) > 8 else "") + ".")
+            notes.append(
+                "Settings that differ: "
+                + "; ".join(f"{k} ({la}: {_short(cfa.get(k), 30)}, {lb}: {_short(cfb.get(k), 30)})" for k in keys[:8])
+                + (f"; and {len(keys) - 8} more" if len(keys) > 8 else "")
+                + "."
+            )
     only_a, only_b = sorted(set(ra) - set(rb)), sorted(set(rb) - set(ra))
     if only_a or only_b:
         notes.append(f"{len(only_a)} directions are only in {la} and {len(only_b)} only in {lb}; they are left out.")
     return notes
 
 
-def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | os.PathLike, *, top: int = 15,
-                    labels: tuple[str, str] | None = None) -> dict:
+def compare_atlases(
+    a: str | os.PathLike,
+    b: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    top: int = 15,
+    labels: tuple[str, str] | None = None,
+) -> dict:
     """Compare two atlases (e.g. two models) on the directions they both cover.
 
     Writes into out_dir (created): figures/diff_<metric>.png (B − A per direction), compare.json (every
@@ -650,8 +820,10 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
     rows_a, rows_b = pa[2], pb[2]
     common = sorted(set(rows_a) & set(rows_b))
     if not common:
-        raise ValueError(f"atlases a ({ra_root}) and b ({rb_root}) have no direction in common "
-                         f"(a covers {len(rows_a)} directions of classes {pa[0]}, b {len(rows_b)} of classes {pb[0]})")
+        raise ValueError(
+            f"atlases a ({ra_root}) and b ({rb_root}) have no direction in common "
+            f"(a covers {len(rows_a)} directions of classes {pa[0]}, b {len(rows_b)} of classes {pb[0]})"
+        )
     classes = [c for c in pa[0] if c in set(pb[0])]
     names = dict(zip(pa[0], pa[1]))
     class_names = [names[c] for c in classes]
@@ -664,85 +836,159 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
     figs = Figures(out)
     metrics: dict[str, dict] = {}
     changes: list[dict] = []
-    per_dir: dict[Pair, dict[str, Any]] = {p: {"source": p[0], "target": p[1], "direction": _label(names, *p),
-                   "skipped_a": rows_a[p].get("skipped"), "skipped_b": rows_b[p].get("skipped"), "metrics": {}}
-               for p in common}
+    per_dir: dict[Pair, dict[str, Any]] = {
+        p: {
+            "source": p[0],
+            "target": p[1],
+            "direction": _label(names, *p),
+            "skipped_a": rows_a[p].get("skipped"),
+            "skipped_b": rows_b[p].get("skipped"),
+            "metrics": {},
+        }
+        for p in common
+    }
     diff_figs: list[tuple[str, str | None, str | None]] = []
     for order, (metric, spec) in enumerate(HEATMAP_METRICS.items()):
         MA, MB = _matrix(com_a, classes, metric), _matrix(com_b, classes, metric)
         both = np.isfinite(MA) & np.isfinite(MB)
         n = int(both.sum())
-        metrics[metric] = {"title": spec.title, "higher": spec.higher, "n": n,
-                           "mean_a": float(MA[both].mean()) if n else None,
-                           "mean_b": float(MB[both].mean()) if n else None,
-                           "mean_delta": float((MB - MA)[both].mean()) if n else None}
+        metrics[metric] = {
+            "title": spec.title,
+            "higher": spec.higher,
+            "n": n,
+            "mean_a": float(MA[both].mean()) if n else None,
+            "mean_b": float(MB[both].mean()) if n else None,
+            "mean_delta": float((MB - MA)[both].mean()) if n else None,
+        }
         for p in common:
             va, vb = _value(rows_a[p], metric), _value(rows_b[p], metric)
             delta = vb - va if va is not None and vb is not None else None
             per_dir[p]["metrics"][metric] = {"a": va, "b": vb, "delta": delta}
             if va is not None and vb is not None and delta:
-                changes.append({"source": p[0], "target": p[1], "direction": _label(names, *p), "metric": metric,
-                                "a": va, "b": vb, "delta": delta, "size": _change_size(spec, va, vb), "_order": order})
-        rel, why = _draw_heatmap(figs, f"diff_{metric}.png", MB - MA, class_names, metric, True,
-                                 f"{spec.title}: {lb} − {la}")
+                changes.append(
+                    {
+                        "source": p[0],
+                        "target": p[1],
+                        "direction": _label(names, *p),
+                        "metric": metric,
+                        "a": va,
+                        "b": vb,
+                        "delta": delta,
+                        "size": _change_size(spec, va, vb),
+                        "_order": order,
+                    }
+                )
+        rel, why = _draw_heatmap(
+            figs, f"diff_{metric}.png", MB - MA, class_names, metric, True, f"{spec.title}: {lb} − {la}"
+        )
         diff_figs.append((metric, rel, why))
     changes.sort(key=lambda c: (-c["size"], -abs(c["delta"]), c["_order"], c["source"], c["target"]))
     top_list = [{k: v for k, v in c.items() if k != "_order"} for c in changes[:top]]
 
     def side(root: Path, atlas: dict, label: str, parts) -> dict:
         clf: Any = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
-        return {"path": str(root), "label": label, "dataset": atlas.get("dataset"), "strategy": atlas.get("strategy"),
-                "classifier_class": clf.get("class"), "classifier_sha256": clf.get("sha256"), "classes": parts[0],
-                "directions": len(parts[2]), "skipped": sum(1 for r in parts[2].values() if r.get("skipped"))}
+        return {
+            "path": str(root),
+            "label": label,
+            "dataset": atlas.get("dataset"),
+            "strategy": atlas.get("strategy"),
+            "classifier_class": clf.get("class"),
+            "classifier_sha256": clf.get("sha256"),
+            "classes": parts[0],
+            "directions": len(parts[2]),
+            "skipped": sum(1 for r in parts[2].values() if r.get("skipped")),
+        }
 
-    result = _clean({
-        "schema": 1, "kind": COMPARE_KIND, "labels": [la, lb],
-        "a": side(ra_root, atlas_a, la, pa), "b": side(rb_root, atlas_b, lb, pb),
-        "classes": classes, "class_names": class_names, "common_directions": [list(p) for p in common],
-        "only_a": [list(p) for p in sorted(set(rows_a) - set(rows_b))],
-        "only_b": [list(p) for p in sorted(set(rows_b) - set(rows_a))],
-        "notes": notes, "metrics": metrics, "top_rule": TOP_RULE, "top": top_list,
-        "directions": [per_dir[p] for p in common],
-    })
+    result = _clean(
+        {
+            "schema": 1,
+            "kind": COMPARE_KIND,
+            "labels": [la, lb],
+            "a": side(ra_root, atlas_a, la, pa),
+            "b": side(rb_root, atlas_b, lb, pb),
+            "classes": classes,
+            "class_names": class_names,
+            "common_directions": [list(p) for p in common],
+            "only_a": [list(p) for p in sorted(set(rows_a) - set(rows_b))],
+            "only_b": [list(p) for p in sorted(set(rows_b) - set(rows_a))],
+            "notes": notes,
+            "metrics": metrics,
+            "top_rule": TOP_RULE,
+            "top": top_list,
+            "directions": [per_dir[p] for p in common],
+        }
+    )
     compare_json = (json.dumps(result, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
     title = f"DeepDIG atlas comparison: {la} vs {lb}"
     doc = Doc()
     doc.h(1, title)
-    doc.p(f"Δ = {lb} − {la}, over the {len(common)} directions both atlases cover · written "
-          f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+    doc.p(
+        f"Δ = {lb} − {la}, over the {len(common)} directions both atlases cover · written "
+        f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
+    )
     sa, sb = result["a"], result["b"]
-    doc.table(["", la, lb], [
-        ["folder", f"`{ra_root}`", f"`{rb_root}`"],
-        ["data set", _dataset_text(sa["dataset"]), _dataset_text(sb["dataset"])],
-        ["classifier", f"{sa['classifier_class']}, SHA-256 {str(sa['classifier_sha256'] or '?')[:12]}…",
-         f"{sb['classifier_class']}, SHA-256 {str(sb['classifier_sha256'] or '?')[:12]}…"],
-        ["strategy", str(sa["strategy"]), str(sb["strategy"])],
-        ["classes", str(len(sa["classes"])), str(len(sb["classes"]))],
-        ["directions (skipped)", f"{sa['directions']} ({sa['skipped']})", f"{sb['directions']} ({sb['skipped']})"],
-    ])
+    doc.table(
+        ["", la, lb],
+        [
+            ["folder", f"`{ra_root}`", f"`{rb_root}`"],
+            ["data set", _dataset_text(sa["dataset"]), _dataset_text(sb["dataset"])],
+            [
+                "classifier",
+                f"{sa['classifier_class']}, SHA-256 {str(sa['classifier_sha256'] or '?')[:12]}…",
+                f"{sb['classifier_class']}, SHA-256 {str(sb['classifier_sha256'] or '?')[:12]}…",
+            ],
+            ["strategy", str(sa["strategy"]), str(sb["strategy"])],
+            ["classes", str(len(sa["classes"])), str(len(sb["classes"]))],
+            ["directions (skipped)", f"{sa['directions']} ({sa['skipped']})", f"{sb['directions']} ({sb['skipped']})"],
+        ],
+    )
     for note in notes:
         doc.note(note)
     doc.h(2, "Means over the common directions")
-    doc.p("Each mean is taken over the directions where both atlases have a value (column *n*). "
-          "Differences of rates are in percentage points.")
-    doc.table(["metric", la, lb, "mean Δ", "n", "reading"],
-              [[HEATMAP_METRICS[m].title, _show(m, v["mean_a"]), _show(m, v["mean_b"]),
-                _show(m, v["mean_delta"], delta=True), str(v["n"]), _higher_text(HEATMAP_METRICS[m])]
-               for m, v in result["metrics"].items()])
+    doc.p(
+        "Each mean is taken over the directions where both atlases have a value (column *n*). "
+        "Differences of rates are in percentage points."
+    )
+    doc.table(
+        ["metric", la, lb, "mean Δ", "n", "reading"],
+        [
+            [
+                HEATMAP_METRICS[m].title,
+                _show(m, v["mean_a"]),
+                _show(m, v["mean_b"]),
+                _show(m, v["mean_delta"], delta=True),
+                str(v["n"]),
+                _higher_text(HEATMAP_METRICS[m]),
+            ]
+            for m, v in result["metrics"].items()
+        ],
+    )
     doc.h(2, "Largest changes")
     doc.p(f"The {len(top_list)} largest of {len(changes)} changes; {TOP_RULE}.")
     if top_list:
-        doc.table(["direction", "metric", la, lb, "Δ", "size"],
-                  [[c["direction"], HEATMAP_METRICS[c["metric"]].title, _show(c["metric"], c["a"]),
-                    _show(c["metric"], c["b"]), _show(c["metric"], c["delta"], delta=True), f"{c['size']:.3g}"]
-                   for c in result["top"]])
+        doc.table(
+            ["direction", "metric", la, lb, "Δ", "size"],
+            [
+                [
+                    c["direction"],
+                    HEATMAP_METRICS[c["metric"]].title,
+                    _show(c["metric"], c["a"]),
+                    _show(c["metric"], c["b"]),
+                    _show(c["metric"], c["delta"], delta=True),
+                    f"{c['size']:.3g}",
+                ]
+                for c in result["top"]
+            ],
+        )
     else:
         doc.note("No metric changed between the two atlases.")
     doc.h(2, "Difference heatmaps")
-    doc.p(f"Each cell is {lb} − {la} for one direction (row = source, column = target), on a colour scale centred "
-          "at 0. For metrics with a preferred direction green means "
-          f"{lb} is better; otherwise red means {lb} is higher. Hatched grey: no value in one of the atlases.")
+    doc.p(
+        f"Each cell is {lb} − {la} for one direction (row = source, column = target), on a colour scale centred "
+        "at 0. For metrics with a preferred direction green means "
+        f"{lb} is better; otherwise red means {lb} is higher. Hatched grey: no value in one of the atlases."
+    )
     for metric, rel, why in diff_figs:
         spec = HEATMAP_METRICS[metric]
         doc.fig(rel, f"{spec.title}, {lb} − {la}: {spec.meaning}; {_higher_text(spec)}.", why)
@@ -753,8 +999,9 @@ def compare_atlases(a: str | os.PathLike, b: str | os.PathLike, out_dir: str | o
 def format_compare_table(result: Mapping[str, Any], n: int = 10) -> str:
     """The n largest changes of a compare_atlases result as a plain-text table for a terminal."""
     if not isinstance(result, Mapping) or not isinstance(result.get("top"), list):
-        raise ValueError("result must be the dict returned by compare_atlases (or read from compare.json), "
-                         "with a \"top\" list")
+        raise ValueError(
+            'result must be the dict returned by compare_atlases (or read from compare.json), with a "top" list'
+        )
     if not _is_int(n) or n < 0:
         raise ValueError(f"n must be an int >= 0 (rows to show), got {n!r}")
     la, lb = (list(result.get("labels") or []) + ["A", "B"])[:2]
@@ -763,9 +1010,16 @@ def format_compare_table(result: Mapping[str, Any], n: int = 10) -> str:
     if not top:
         return head + "\n  no metric changed\n"
     cols = ["direction", "metric", la, lb, "delta"]
-    body = [[str(c.get("direction", f"{c.get('source')} → {c.get('target')}")), str(c.get("metric")),
-             _show(c.get("metric"), c.get("a")), _show(c.get("metric"), c.get("b")),
-             _show(c.get("metric"), c.get("delta"), delta=True)] for c in top]
+    body = [
+        [
+            str(c.get("direction", f"{c.get('source')} → {c.get('target')}")),
+            str(c.get("metric")),
+            _show(c.get("metric"), c.get("a")),
+            _show(c.get("metric"), c.get("b")),
+            _show(c.get("metric"), c.get("delta"), delta=True),
+        ]
+        for c in top
+    ]
     widths = [max(len(r[i]) for r in [cols, *body]) for i in range(len(cols))]
 
     def line(r: list[str]) -> str:

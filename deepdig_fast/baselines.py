@@ -8,6 +8,7 @@ EPBS  embedding-nearest pairs: every correctly classified input of class s with 
       input with the same t input; this is the intended nearest-neighbour search, done by the fused
       `nearest_neighbor` op in O(queries + references) memory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ def _check(x: Tensor, y: Tensor, s: int, t: int) -> None:
     if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
         raise ValueError(f"x must be a floating-point tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}")
     if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must be a label tensor of shape [{x.shape[0]}], got {getattr(y, 'shape', type(y).__name__)}")
+        raise ValueError(
+            f"y must be a label tensor of shape [{x.shape[0]}], got {getattr(y, 'shape', type(y).__name__)}"
+        )
     if s == t:
         raise ValueError(f"source and target must differ, got {s} and {t}")
 
@@ -54,8 +57,9 @@ def _correct(model, x: Tensor, y: Tensor, c: int, batch_size: int) -> Tensor:
     return idx[preds.to(idx.device) == c]
 
 
-def random_pairs(model, x: Tensor, y: Tensor, source: int, target: int, *, seed: int = 0,
-                 batch_size: int = 1024) -> PairSet:
+def random_pairs(
+    model, x: Tensor, y: Tensor, source: int, target: int, *, seed: int = 0, batch_size: int = 1024
+) -> PairSet:
     """RPBS pairs. x: [N, ...] inputs, y: [N] labels (on any device; the model runs on x's)."""
     _check(x, y, source, target)
     ia = _correct(model, x, y, source, batch_size)
@@ -68,8 +72,9 @@ def random_pairs(model, x: Tensor, y: Tensor, source: int, target: int, *, seed:
     return PairSet(x[ia], x[ib], ia, ib)
 
 
-def embedding_nearest_pairs(model, x: Tensor, y: Tensor, source: int, target: int, embedding_layer: str, *,
-                            batch_size: int = 1024) -> PairSet:
+def embedding_nearest_pairs(
+    model, x: Tensor, y: Tensor, source: int, target: int, embedding_layer: str, *, batch_size: int = 1024
+) -> PairSet:
     """EPBS pairs: each correctly classified source input with its nearest correctly classified
     target input in the embedding read from `embedding_layer` (see deepdig_fast.hooks)."""
     from deepdig_fast import ops

@@ -33,13 +33,15 @@ Files the pipeline writes from these results (read by deepdig_fast.report):
     results.json                     directions["S->T"]["trajectory"] = TrajectoryResult.to_dict(),
                                      linearity = linearity(...).to_dict()
 """
+
 from __future__ import annotations
 
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +61,7 @@ _DESIGN_KEYS = 1 << 22  # random keys drawn at once when choosing K partners per
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
+
 
 def _check_samples(x, name: str) -> None:
     if not isinstance(x, Tensor):
@@ -86,6 +89,7 @@ def _float(v) -> float:
 # --------------------------------------------------------------------------------------------------
 # trajectory oscillation
 # --------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class TrajectoryResult:
@@ -164,8 +168,13 @@ class TrajectoryResult:
     def tensors(self) -> dict:
         """What characterize/trajectory_S-T.pt holds (torch.load(weights_only=True)-safe)."""
         return {
-            "stats": self.stats, "i": self.i, "j": self.j, "T": self.T,
-            "columns": list(STAT_COLUMNS), "source": self.source, "target": self.target,
+            "stats": self.stats,
+            "i": self.i,
+            "j": self.j,
+            "T": self.T,
+            "columns": list(STAT_COLUMNS),
+            "source": self.source,
+            "target": self.target,
         }
 
 
@@ -269,8 +278,15 @@ def trajectory_oscillation(
     def result(stats, i, j, reason=None) -> TrajectoryResult:
         S = int(stats.shape[0])
         if S == 0:
-            summary: dict[str, Any] = dict(oscillation=nan, ci95=None, oscillation_std=nan, mean_distinct_labels=nan,
-                           third_class_oscillation=nan, third_class_change_share=nan, band_share=nan)
+            summary: dict[str, Any] = dict(
+                oscillation=nan,
+                ci95=None,
+                oscillation_std=nan,
+                mean_distinct_labels=nan,
+                third_class_oscillation=nan,
+                third_class_change_share=nan,
+                band_share=nan,
+            )
         else:
             st = stats.double()
             osc = st[:, 0] / T
@@ -282,21 +298,40 @@ def trajectory_oscillation(
                 ci = (mean - half, mean + half)
             changes = float(st[:, 0].sum())
             summary = dict(
-                oscillation=mean, ci95=ci, oscillation_std=std, mean_distinct_labels=float(st[:, 1].mean()),
+                oscillation=mean,
+                ci95=ci,
+                oscillation_std=std,
+                mean_distinct_labels=float(st[:, 1].mean()),
                 third_class_oscillation=float((st[:, 2] / T).mean()),
                 third_class_change_share=float(st[:, 2].sum()) / changes if changes else nan,
                 band_share=float(st[:, 3].sum()) / (S * T),
             )
         return TrajectoryResult(
-            mode=mode, source=source, target=target, K=K, T=T, n_samples=N, n_segments=S,
-            stats=stats, i=i, j=j, band=band, forwards=S * T, seconds=time.perf_counter() - t0,
-            seed=seed, chunk_segments=chunk, batch_size=bs, reason=reason, **summary,
+            mode=mode,
+            source=source,
+            target=target,
+            K=K,
+            T=T,
+            n_samples=N,
+            n_segments=S,
+            stats=stats,
+            i=i,
+            j=j,
+            band=band,
+            forwards=S * T,
+            seconds=time.perf_counter() - t0,
+            seed=seed,
+            chunk_segments=chunk,
+            batch_size=bs,
+            reason=reason,
+            **summary,
         )
 
     empty = torch.empty(0, dtype=torch.int64)
     if N < 2:
-        return result(torch.empty((0, 4), dtype=torch.int64), empty, empty,
-                      reason=f"needs at least 2 borderline samples, got {N}")
+        return result(
+            torch.empty((0, 4), dtype=torch.int64), empty, empty, reason=f"needs at least 2 borderline samples, got {N}"
+        )
 
     gen = torch.Generator().manual_seed(seed)
     i_idx, j_idx = _exact_design(N, K, gen) if segments is None else _estimate_design(N, segments, gen)
@@ -339,8 +374,15 @@ def trajectory_oscillation(
 
 SET_NAMES = ("train", "test", "borderline")
 _SUMMARY_NAMES = {  # ops.SUMMARY_FIELDS -> names in the report
-    "mean_abs": "mean_abs", "m1": "m1", "mean_abs_misclassified": "mean_abs_misclassified", "m2": "m2",
-    "max": "max", "mean": "mean", "min": "min", "accuracy": "accuracy", "misclassified": "misclassified",
+    "mean_abs": "mean_abs",
+    "m1": "m1",
+    "mean_abs_misclassified": "mean_abs_misclassified",
+    "m2": "m2",
+    "max": "max",
+    "mean": "mean",
+    "min": "min",
+    "accuracy": "accuracy",
+    "misclassified": "misclassified",
 }
 
 
@@ -348,7 +390,9 @@ def _class_rows(x: Tensor, y: Tensor, classes: tuple[int, int], xname: str, ynam
     _check_samples(x, xname)
     if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
         got = list(y.shape) if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(f"{yname} must be a 1-d label tensor of length {x.shape[0]} (one per row of {xname}), got {got}")
+        raise ValueError(
+            f"{yname} must be a 1-d label tensor of length {x.shape[0]} (one per row of {xname}), got {got}"
+        )
     if y.is_floating_point() or y.dtype == torch.bool:
         raise TypeError(f"{yname} must hold integer class labels, got {y.dtype}")
     y = y.cpu()
@@ -378,13 +422,23 @@ class LinearityResult:
 
     def to_dict(self) -> dict:
         """The JSON-able part (results.json["linearity"]; NaN where undefined)."""
-        return {"source": self.source, "target": self.target, "embedding_layer": self.embedding_layer,
-                "svm": dict(self.svm), "sets": {k: dict(v) for k, v in self.sets.items()}}
+        return {
+            "source": self.source,
+            "target": self.target,
+            "embedding_layer": self.embedding_layer,
+            "svm": dict(self.svm),
+            "sets": {k: dict(v) for k, v in self.sets.items()},
+        }
 
     def tensors(self) -> dict:
         """What characterize/linearity_S-T.pt holds (torch.load(weights_only=True)-safe)."""
-        return {"distances": dict(self.distances), "labels": dict(self.labels), "positive_class": self.positive_class,
-                "source": self.source, "target": self.target}
+        return {
+            "distances": dict(self.distances),
+            "labels": dict(self.labels),
+            "positive_class": self.positive_class,
+            "source": self.source,
+            "target": self.target,
+        }
 
 
 @torch.no_grad()
@@ -473,21 +527,26 @@ def linearity(
 
     device = model_device(model, xtr.device)
     with eval_mode(model):
+
         def h_of(x: Tensor) -> Tensor | None:
             if x.shape[0] == 0:
                 return None
             return embed(model, x.to(device), embedding_layer)[1]
 
         h_train = h_of(xtr)
-        assert h_train is not None   # both classes have training inputs (checked above)
+        assert h_train is not None  # both classes have training inputs (checked above)
         E = h_train.shape[1]
         h_sets = {
             "train": (h_train, ytr),
             "test": (h_of(xte), yte),
             "borderline": (
                 h_of(torch.cat([borderline_st.to(device), borderline_ts.to(device)])),
-                torch.cat([torch.full((borderline_st.shape[0],), source, dtype=torch.int64),
-                           torch.full((borderline_ts.shape[0],), target, dtype=torch.int64)]),
+                torch.cat(
+                    [
+                        torch.full((borderline_st.shape[0],), source, dtype=torch.int64),
+                        torch.full((borderline_ts.shape[0],), target, dtype=torch.int64),
+                    ]
+                ),
             ),
         }
 
@@ -524,10 +583,17 @@ def linearity(
         target=target,
         embedding_layer=embedding_layer,
         svm={
-            "C": float(C), "max_iter": max_iter, "seed": seed, "dual": str(svm.dual),
-            "n_iter": n_iter, "converged": bool(not warned and n_iter < max_iter),
-            "classes": [int(c) for c in svm.classes_], "positive_class": positive,
-            "w_norm": float(torch.linalg.vector_norm(w)), "bias": bias, "embedding_dim": int(E),
+            "C": float(C),
+            "max_iter": max_iter,
+            "seed": seed,
+            "dual": str(svm.dual),
+            "n_iter": n_iter,
+            "converged": bool(not warned and n_iter < max_iter),
+            "classes": [int(c) for c in svm.classes_],
+            "positive_class": positive,
+            "w_norm": float(torch.linalg.vector_norm(w)),
+            "bias": bias,
+            "embedding_dim": int(E),
         },
         sets=sets,
         distances=distances,

@@ -9,6 +9,7 @@ JSON fields: format, arch, arch_kwargs (None for a user architecture), dataset, 
 num_classes, in_shape, embedding_layer, accuracy, weights_file, weights_sha256, torch_version,
 deepdig_fast_version, created (UTC ISO-8601), extra.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,9 +20,10 @@ import math
 import os
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,8 +32,14 @@ from .io import ChecksumError, atomic_save_tensors, atomic_write_text, load_tens
 from .models import ARCHITECTURES, build_classifier
 
 __all__ = [
-    "FORMAT", "save_classifier", "load_classifier", "load_user_model", "load_or_train_classifier", "check_fits",
-    "checkpoint_paths", "ChecksumError",
+    "FORMAT",
+    "save_classifier",
+    "load_classifier",
+    "load_user_model",
+    "load_or_train_classifier",
+    "check_fits",
+    "checkpoint_paths",
+    "ChecksumError",
 ]
 
 FORMAT = "deepdig_fast.classifier/1"
@@ -124,7 +132,9 @@ def save_classifier(
     arch_kwargs = None
     if arch in ARCHITECTURES:
         if not isinstance(model, ARCHITECTURES[arch]):
-            raise TypeError(f"arch={arch!r} names {ARCHITECTURES[arch].__name__}, but model is a {type(model).__name__}")
+            raise TypeError(
+                f"arch={arch!r} names {ARCHITECTURES[arch].__name__}, but model is a {type(model).__name__}"
+            )
         arch_kwargs = model.config()  # type: ignore[operator]
         arch_kwargs.pop("num_classes", None)
         arch_kwargs.pop("in_shape", None)
@@ -181,7 +191,9 @@ def state_dict_from(obj: Any, source: str) -> dict[str, torch.Tensor]:
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
-    if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+    if not isinstance(obj, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
         raise ValueError(f"{source}: expected a state_dict (a dict of parameter names to tensors)")
     return dict(obj)
 
@@ -267,7 +279,7 @@ def _import_spec_module(module: str, spec: str) -> Any:
         sys.modules[name] = mod
         try:
             mod_spec.loader.exec_module(mod)
-        except Exception as e:   # the user's file fails to import: one line naming it, not a traceback
+        except Exception as e:  # the user's file fails to import: one line naming it, not a traceback
             sys.modules.pop(name, None)
             raise ValueError(f"spec {spec!r}: importing {file} failed ({_first_line(e)})") from e
         except BaseException:
@@ -280,7 +292,7 @@ def _import_spec_module(module: str, spec: str) -> Any:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
         raise ValueError(f"spec {spec!r}: cannot import module {module!r} ({e})") from e
-    except Exception as e:   # the module exists but fails to import
+    except Exception as e:  # the module exists but fails to import
         raise ValueError(f"spec {spec!r}: importing module {module!r} failed ({_first_line(e)})") from e
 
 
@@ -336,7 +348,7 @@ def load_user_model(
         raise ValueError(f"spec {spec!r} names a {type(obj).__name__}, expected a callable returning an nn.Module")
     try:
         model = obj(**dict(factory_kwargs or {}))
-    except Exception as e:   # the user's factory failed: one line naming it
+    except Exception as e:  # the user's factory failed: one line naming it
         raise ValueError(f"spec {spec!r}: calling the factory failed ({_first_line(e)})") from e
     if not isinstance(model, nn.Module):
         raise TypeError(f"spec {spec!r}: the factory returned {type(model).__name__}, expected an nn.Module")
@@ -399,17 +411,27 @@ def check_fits(
             raise ValueError(f"{name} has {n} classes, but data set {data.name!r} has {data.num_classes}")
         names = meta.get("classes")
         if names is not None and [str(c) for c in names] != [str(c) for c in data.classes]:
-            raise ValueError(f"{name} has classes {_short(names)}, but data set {data.name!r} has {_short(data.classes)}")
+            raise ValueError(
+                f"{name} has classes {_short(names)}, but data set {data.name!r} has {_short(data.classes)}"
+            )
         shape = meta.get("in_shape")
         if shape is not None and tuple(int(d) for d in shape) != tuple(data.sample_shape):
-            raise ValueError(f"{name} takes inputs of shape {list(shape)}, but data set {data.name!r} has "
-                             f"inputs of shape {list(data.sample_shape)}")
+            raise ValueError(
+                f"{name} takes inputs of shape {list(shape)}, but data set {data.name!r} has "
+                f"inputs of shape {list(data.sample_shape)}"
+            )
         stored = meta.get("arch")
         if arch is not None and stored != arch:
             raise ValueError(f"{name} holds a {stored!r} classifier, but arch {arch!r} was asked for")
-        if stored in ARCHITECTURES and isinstance(classifier, nn.Module) and not isinstance(classifier, ARCHITECTURES[stored]):
-            raise ValueError(f"{name} is a {type(classifier).__name__}, but its metadata names arch {stored!r} "
-                             f"({ARCHITECTURES[stored].__name__})")
+        if (
+            stored in ARCHITECTURES
+            and isinstance(classifier, nn.Module)
+            and not isinstance(classifier, ARCHITECTURES[stored])
+        ):
+            raise ValueError(
+                f"{name} is a {type(classifier).__name__}, but its metadata names arch {stored!r} "
+                f"({ARCHITECTURES[stored].__name__})"
+            )
 
     x = data.x_test[:2] if data.x_test.shape[0] else data.x_train[:2]
     if x.shape[0] == 0:
@@ -430,16 +452,22 @@ def check_fits(
                 out = classifier(x)
         except Exception as e:  # any failure of the user's forward is reported as a misfit, in one line
             first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ValueError(f"{name} does not accept inputs of data set {data.name!r} (shape "
-                             f"{[x.shape[0], *data.sample_shape]}, {x.dtype}): {type(e).__name__}: {first_line}") from e
+            raise ValueError(
+                f"{name} does not accept inputs of data set {data.name!r} (shape "
+                f"{[x.shape[0], *data.sample_shape]}, {x.dtype}): {type(e).__name__}: {first_line}"
+            ) from e
         if cap is not None and cap.value is None:
             raise ValueError(f"embedding_layer {embedding_layer!r} did not run during {name}'s forward pass")
     if not isinstance(out, torch.Tensor):
-        raise ValueError(f"{name} returned {type(out).__name__} for a batch of data set {data.name!r}, "
-                         f"expected a logits tensor [N, {data.num_classes}]")
+        raise ValueError(
+            f"{name} returned {type(out).__name__} for a batch of data set {data.name!r}, "
+            f"expected a logits tensor [N, {data.num_classes}]"
+        )
     if out.dim() != 2 or out.shape[0] != x.shape[0] or out.shape[1] != data.num_classes:
-        raise ValueError(f"{name} returned logits of shape {list(out.shape)} for {x.shape[0]} inputs, but data set "
-                         f"{data.name!r} has {data.num_classes} classes (expected [{x.shape[0]}, {data.num_classes}])")
+        raise ValueError(
+            f"{name} returned logits of shape {list(out.shape)} for {x.shape[0]} inputs, but data set "
+            f"{data.name!r} has {data.num_classes} classes (expected [{x.shape[0]}, {data.num_classes}])"
+        )
     if not out.is_floating_point():
         raise ValueError(f"{name} returned {out.dtype} logits, expected floating point")
 
@@ -470,8 +498,10 @@ def load_or_train_classifier(
     if not retrain and (pt_path.exists() or json_path.exists()):
         if not (pt_path.is_file() and json_path.is_file()):
             have, missing = (pt_path, json_path) if pt_path.exists() else (json_path, pt_path)
-            raise ValueError(f"{have} exists but {missing} does not; expected both files of a checkpoint "
-                             "(move the file away to train a new classifier there)")
+            raise ValueError(
+                f"{have} exists but {missing} does not; expected both files of a checkpoint "
+                "(move the file away to train a new classifier there)"
+            )
         model, meta = load_classifier(pt_path, device=device)
         check_fits(model, data, meta, arch=arch, name=f"checkpoint {pt_path}")
         return model, meta
@@ -481,7 +511,12 @@ def load_or_train_classifier(
     kw: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
     stats = train_classifier(model, data, seed=seed, device=device, progress=progress, **kw)
     save_classifier(
-        pt_path, model, arch=arch, dataset=data.name, classes=data.classes, accuracy=stats["test_accuracy"],
+        pt_path,
+        model,
+        arch=arch,
+        dataset=data.name,
+        classes=data.classes,
+        accuracy=stats["test_accuracy"],
         extra={"training": {k: v for k, v in stats.items() if k != "epoch_losses"}},
     )
     return load_classifier(pt_path, device=device)

@@ -1,13 +1,14 @@
 """The `deepdig` command line (also `python -m deepdig_fast`). The only module that parses arguments.
 
-    deepdig train --dataset mnist --arch cnn            train (or refresh) a reference classifier
-    deepdig run --dataset mnist --arch cnn --pair 1,2 --out runs/mnist-cnn-1-2
-    deepdig report RUN_DIR                              (re)write report.md / report.html of a run
-    deepdig atlas --dataset mnist --arch cnn --classes all --out runs/atlas-mnist-cnn
-    torchrun --nproc-per-node N -m deepdig_fast atlas ...   the same, sharded over N processes
-    deepdig compare ATLAS_A ATLAS_B --out DIR           two atlases side by side
-    deepdig info                                        how the extension was built
+deepdig train --dataset mnist --arch cnn            train (or refresh) a reference classifier
+deepdig run --dataset mnist --arch cnn --pair 1,2 --out runs/mnist-cnn-1-2
+deepdig report RUN_DIR                              (re)write report.md / report.html of a run
+deepdig atlas --dataset mnist --arch cnn --classes all --out runs/atlas-mnist-cnn
+torchrun --nproc-per-node N -m deepdig_fast atlas ...   the same, sharded over N processes
+deepdig compare ATLAS_A ATLAS_B --out DIR           two atlases side by side
+deepdig info                                        how the extension was built
 """
+
 from __future__ import annotations
 
 import argparse
@@ -116,7 +117,11 @@ def _seed(text: str) -> int:
 def _dataset(text: str) -> str:
     import re
 
-    if text in DATASETS or text in ("imagefolder", "tensors") or re.fullmatch(r"torchvision:[A-Za-z][A-Za-z0-9_]*", text):
+    if (
+        text in DATASETS
+        or text in ("imagefolder", "tensors")
+        or re.fullmatch(r"torchvision:[A-Za-z][A-Za-z0-9_]*", text)
+    ):
         return text
     raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(DATASETS + DATA_SOURCES)})")
 
@@ -135,7 +140,9 @@ def _image_size(text: str):
 def _autoencoder(text: str) -> str:
     if text in AUTOENCODERS or (":" in text and all(text.split(":", 1))):
         return text
-    raise argparse.ArgumentTypeError(f"expected auto, mlp, conv or package.module:factory (or file.py:factory), got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected auto, mlp, conv or package.module:factory (or file.py:factory), got {text!r}"
+    )
 
 
 def _load_data(args, only=None):
@@ -154,7 +161,9 @@ def _load_data(args, only=None):
     if name == "mnist":
         return D.load_mnist(root)
     if root is None:
-        what = {"imagefolder": "a folder of class subfolders", "tensors": "a .pt or .npz file"}.get(name, f"a folder with the {name} files")
+        what = {"imagefolder": "a folder of class subfolders", "tensors": "a .pt or .npz file"}.get(
+            name, f"a folder with the {name} files"
+        )
         raise CLIError(f"--dataset {name} needs --data-root ({what})")
     try:
         if name == "imagefolder":
@@ -162,8 +171,9 @@ def _load_data(args, only=None):
         if name == "tensors":
             return D.load_tensor_file(root, only=only)
         if name.startswith("torchvision:"):
-            return D.load_torchvision_dataset(name.split(":", 1)[1], root, download=download, image_size=image_size,
-                                              channels=channels, only=only)
+            return D.load_torchvision_dataset(
+                name.split(":", 1)[1], root, download=download, image_size=image_size, channels=channels, only=only
+            )
     except D.ClassSelectionError as exc:
         raise CLIError(f"{'--classes/--pairs' if args.command == 'atlas' else '--pair'}: {exc}") from None
     except (ImportError, MemoryError) as exc:
@@ -181,9 +191,15 @@ def _data_tag(args, data) -> str:
 
 def _data_record(args, data) -> dict:
     """What the manifest records about the data: the command-line source and what was loaded."""
-    return {"dataset": args.dataset, "data_root": args.data_root, "image_size": getattr(args, "image_size", None),
-            "channels": getattr(args, "channels", None), "name": data.name, "sample_shape": list(data.sample_shape),
-            "classes_loaded": sorted({int(c) for c in data.y_train.unique().tolist()})}
+    return {
+        "dataset": args.dataset,
+        "data_root": args.data_root,
+        "image_size": getattr(args, "image_size", None),
+        "channels": getattr(args, "channels", None),
+        "name": data.name,
+        "sample_shape": list(data.sample_shape),
+        "classes_loaded": sorted({int(c) for c in data.y_train.unique().tolist()}),
+    }
 
 
 def _autoencoder_factory(args, data):
@@ -215,23 +231,33 @@ def _classifier(args, data, device, log):
             raise CLIError("--model needs --weights (a state_dict file)")
         if args.classifier:
             raise CLIError("--classifier and --model are alternatives; give one of them")
-        try:   # a module that is not there, does not import, or weights that do not fit: bad arguments
-            model, info = load_model(args.model, weights=args.weights, in_shape=data.sample_shape,
-                                     normalize=args.normalize, resize=args.resize, device=device)
+        try:  # a module that is not there, does not import, or weights that do not fit: bad arguments
+            model, info = load_model(
+                args.model,
+                weights=args.weights,
+                in_shape=data.sample_shape,
+                normalize=args.normalize,
+                resize=args.resize,
+                device=device,
+            )
         except (ImportError, FileNotFoundError, ValueError, TypeError) as exc:
             text = _one_line(exc)
             raise CLIError(text if text.startswith("--model") else f"--model {args.model}: {text}") from None
         _check_fits(model, data, None, args, f"--model {args.model}")
         return model, {"model": args.model, "weights": str(args.weights) if args.weights else None}, info
     if args.weights:
-        raise CLIError("--weights belongs to --model (package.module:factory or a zoo model); for a deepdig checkpoint use --classifier")
+        raise CLIError(
+            "--weights belongs to --model (package.module:factory or a zoo model); for a deepdig checkpoint use --classifier"
+        )
     if args.classifier:
         given = Path(args.classifier)
         if not given.is_dir():
             pt_path, json_path = checkpoint_paths(given)
             if not (pt_path.is_file() and json_path.is_file()):
-                raise CLIError(f"--classifier {args.classifier}: no checkpoint there (expected {pt_path} and {json_path}); "
-                               f"write one with `deepdig train --out {pt_path.with_suffix('')}`")
+                raise CLIError(
+                    f"--classifier {args.classifier}: no checkpoint there (expected {pt_path} and {json_path}); "
+                    f"write one with `deepdig train --out {pt_path.with_suffix('')}`"
+                )
         where = f"--classifier {args.classifier}"
         try:
             model, meta = load_classifier(given, device=device)
@@ -243,12 +269,13 @@ def _classifier(args, data, device, log):
         arch = args.arch or _default_arch(args.dataset)
         path = Path(f"checkpoints/{_data_tag(args, data)}-{arch}")
         try:
-            model, meta = load_or_train_classifier(path, arch, data, seed=args.seed, device=device,
-                                                   progress=not args.quiet, log=log)
+            model, meta = load_or_train_classifier(
+                path, arch, data, seed=args.seed, device=device, progress=not args.quiet, log=log
+            )
         except ValueError as exc:
             raise CLIError(f"{exc}; pass --classifier PATH, or move it away to train a new one there") from None
         info = {"spec": str(path), "source": "reference"}
-    if args.normalize is not None or args.resize is not None:   # asked for explicitly: inside the model
+    if args.normalize is not None or args.resize is not None:  # asked for explicitly: inside the model
         model = Preprocessed(model, args.normalize, resize=args.resize).to(device).eval()
         info["preprocessing"] = model.describe()
     return model, meta, info
@@ -270,7 +297,7 @@ def _preprocessing_args(args) -> None:
         except ValueError as exc:
             raise CLIError(str(exc)) from None
     if not args.model and args.normalize == "auto":
-        args.normalize = None   # checkpoints and the reference models carry no zoo normalisation
+        args.normalize = None  # checkpoints and the reference models carry no zoo normalisation
 
 
 def _class_id(value, data, model_classes, arg: str) -> int | None:
@@ -293,8 +320,10 @@ def _resolve_pair(pair, data, model_classes, final: bool):
     if None in ids and final:
         bad = next(c for c, i in zip(pair, ids) if i is None)
         known = ", ".join(str(c) for c in (model_classes or data.classes)[:12])
-        raise CLIError(f"--pair: class {bad!r} is not a class name of {data.name} or of the model (classes: {known}"
-                       f"{', ...' if len(model_classes or data.classes) > 12 else ''})")
+        raise CLIError(
+            f"--pair: class {bad!r} is not a class name of {data.name} or of the model (classes: {known}"
+            f"{', ...' if len(model_classes or data.classes) > 12 else ''})"
+        )
     return None if None in ids else tuple(ids)
 
 
@@ -349,17 +378,17 @@ def _check_fits(model, data, meta, args, name: str) -> None:
 
     layer = args.embedding_layer
     if layer is not None and layer.strip().lower() in ("auto", "none"):
-        layer = None   # resolved later by _embedding_layer
+        layer = None  # resolved later by _embedding_layer
     elif layer is not None:
         modules = dict(model.named_modules()) if hasattr(model, "named_modules") else {}
         if layer.partition(":")[0] not in modules and f"model.{layer.partition(':')[0]}" in modules:
-            layer = f"model.{layer}"   # a zoo model's layer named without the wrapper's prefix
+            layer = f"model.{layer}"  # a zoo model's layer named without the wrapper's prefix
     try:
         check_fits(model, data, meta, arch=args.arch if meta is not None else None, name=name, embedding_layer=layer)
     except ValueError as exc:
         text = str(exc)
         if text.startswith("embedding_layer "):
-            text = "--embedding-layer " + text[len("embedding_layer "):]
+            text = "--embedding-layer " + text[len("embedding_layer ") :]
         raise CLIError(text) from None
 
 
@@ -371,8 +400,15 @@ def cmd_train(args) -> int:
     arch = args.arch or _default_arch(args.dataset)
     out = Path(args.out or f"checkpoints/{_data_tag(args, data)}-{arch}")
     _, meta = load_or_train_classifier(
-        out, arch, data, seed=args.seed, epochs=args.epochs, device=device, progress=not args.quiet,
-        retrain=True, log=print,
+        out,
+        arch,
+        data,
+        seed=args.seed,
+        epochs=args.epochs,
+        device=device,
+        progress=not args.quiet,
+        retrain=True,
+        log=print,
     )
     print(f"{arch} on {args.dataset}: test accuracy {meta['accuracy']:.4f}; saved to {out}.pt (+ .json)")
     return 0
@@ -389,17 +425,25 @@ def cmd_run(args) -> int:
     log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
     # every setting is checked before the data, the classifier or the folder is touched
     adv = AdversarialConfig(steps=args.steps)
-    config = PairConfig(adversarial=adv, beta=args.beta, max_steps=args.max_steps, method=args.method,
-                        seed=args.seed, baselines=not args.no_baselines, characterize=not args.no_characterize,
-                        trajectory_segments=None if args.trajectory_exact else args.trajectory_segments)
+    config = PairConfig(
+        adversarial=adv,
+        beta=args.beta,
+        max_steps=args.max_steps,
+        method=args.method,
+        seed=args.seed,
+        baselines=not args.no_baselines,
+        characterize=not args.no_characterize,
+        trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
+    )
     _preprocessing_args(args)
     ids = all(isinstance(c, int) for c in args.pair)
     # with a given classifier only the pair's classes are read (a default checkpoint may need training
     # on every class); the results are the same, every stage selects the pair's inputs
     data = _load_data(args, only=tuple(args.pair) if ids and (args.classifier or args.model) else None)
     if ids and not all(0 <= c < data.num_classes for c in args.pair):
-        raise CLIError(f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got "
-                       f"{args.pair[0]},{args.pair[1]}")
+        raise CLIError(
+            f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got {args.pair[0]},{args.pair[1]}"
+        )
     autoencoder = _autoencoder_factory(args, data)
     # names only a zoo model defines (e.g. Hugging Face id2label) wait for it; others fail here
     pair = _resolve_pair(args.pair, data, None, final=not args.model)
@@ -414,11 +458,24 @@ def cmd_run(args) -> int:
     layer = _embedding_layer(args, model, data, info, log)
     t0 = time.perf_counter()
     result = run_pair(
-        model, data, s, t, config, out_dir=args.out, embedding_layer=layer,
-        autoencoder=autoencoder, progress=not args.quiet, log=log,
-        manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset,
-                        "data_source": _data_record(args, data), "autoencoder": args.autoencoder,
-                        "model_info": info},
+        model,
+        data,
+        s,
+        t,
+        config,
+        out_dir=args.out,
+        embedding_layer=layer,
+        autoencoder=autoencoder,
+        progress=not args.quiet,
+        log=log,
+        manifest_extra={
+            "command": sys.argv,
+            "classifier_meta": meta,
+            "dataset": args.dataset,
+            "data_source": _data_record(args, data),
+            "autoencoder": args.autoencoder,
+            "model_info": info,
+        },
     )
     _print_summary(result, time.perf_counter() - t0, args.out)
     if not args.no_report:
@@ -448,7 +505,9 @@ def cmd_report(args) -> int:
     if not run_dir.is_dir():
         raise CLIError(f"{run_dir} is not a folder; expected a run folder written by `deepdig run`")
     if not (run_dir / "results.json").is_file():
-        raise CLIError(f"{run_dir} is not a finished run folder (no results.json); run `deepdig run ... --out {run_dir}` first")
+        raise CLIError(
+            f"{run_dir} is not a finished run folder (no results.json); run `deepdig run ... --out {run_dir}` first"
+        )
     paths = write_report(run_dir)
     for name in ("report.md", "report.html"):
         if name in paths:
@@ -467,8 +526,10 @@ def _print_summary(result, seconds, out) -> None:
     print()
     print(f"{'direction':<10}{'method':<9}{'pairs':>7}{'success':>9}{'attempts':>10}{'forwards':>10}  note")
     for r in rows:
-        print(f"{r['direction']:<10}{r['method']:<9}{r['pairs'] or 0:>7}{_fmt(r['success_rate'], True):>9}"
-              f"{_fmt(r['mean_attempts_success']):>10}{r['forwards'] if r['forwards'] is not None else '-':>10}  {r['skipped'] or ''}")
+        print(
+            f"{r['direction']:<10}{r['method']:<9}{r['pairs'] or 0:>7}{_fmt(r['success_rate'], True):>9}"
+            f"{_fmt(r['mean_attempts_success']):>10}{r['forwards'] if r['forwards'] is not None else '-':>10}  {r['skipped'] or ''}"
+        )
     print(f"\n'attempts' = mean attempts over successes. Finished in {seconds:.0f} s; results in {out}/results.json")
 
 
@@ -515,36 +576,50 @@ def _init_distributed(args):
     if not launched:
         stray = [f"{k}={v}" for k, v in env.items() if v is not None]
         if stray and int(env.get("WORLD_SIZE") or "1") > 1 and not args.quiet:
-            print(f"[deepdig] note: {', '.join(stray)} set but this process was not started by torchrun: running as "
-                  "one process (pass --distributed to join a process group from these variables)", file=sys.stderr)
+            print(
+                f"[deepdig] note: {', '.join(stray)} set but this process was not started by torchrun: running as "
+                "one process (pass --distributed to join a process group from these variables)",
+                file=sys.stderr,
+            )
         return 0, 1, _device(args.device)
     missing = [k for k, v in env.items() if not v]
     if missing:
-        raise CLIError(f"distributed run: {', '.join(missing)} not set; start with torchrun (or set all of "
-                       f"{', '.join(_DIST_VARS)})")
+        raise CLIError(
+            f"distributed run: {', '.join(missing)} not set; start with torchrun (or set all of "
+            f"{', '.join(_DIST_VARS)})"
+        )
     try:
         rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
     except ValueError:
-        raise CLIError(f"distributed run: RANK={env['RANK']!r} and WORLD_SIZE={env['WORLD_SIZE']!r} must be integers") from None
+        raise CLIError(
+            f"distributed run: RANK={env['RANK']!r} and WORLD_SIZE={env['WORLD_SIZE']!r} must be integers"
+        ) from None
     if world <= 1:
         return 0, 1, _device(args.device)
     import torch.distributed as dist
 
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if args.device == "auto":
-        device = torch.device(f"cuda:{local % torch.cuda.device_count()}") if torch.cuda.is_available() else torch.device("cpu")
+        device = (
+            torch.device(f"cuda:{local % torch.cuda.device_count()}")
+            if torch.cuda.is_available()
+            else torch.device("cpu")
+        )
     else:
         device = _device(args.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         try:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                    timeout=datetime.timedelta(seconds=args.dist_init_timeout))
-        except Exception as exc:   # DistStoreError, RuntimeError: nobody answered at MASTER_ADDR:MASTER_PORT
-            raise CLIError(f"could not join the process group at {env['MASTER_ADDR']}:{env['MASTER_PORT']} as rank "
-                           f"{rank} of {world} within {args.dist_init_timeout} s ({type(exc).__name__}); are all "
-                           "ranks started?") from None
+            dist.init_process_group(
+                "nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=args.dist_init_timeout)
+            )
+        except Exception as exc:  # DistStoreError, RuntimeError: nobody answered at MASTER_ADDR:MASTER_PORT
+            raise CLIError(
+                f"could not join the process group at {env['MASTER_ADDR']}:{env['MASTER_PORT']} as rank "
+                f"{rank} of {world} within {args.dist_init_timeout} s ({type(exc).__name__}); are all "
+                "ranks started?"
+            ) from None
         # from now on a rank may wait for the others as long as a phase takes
         set_timeout = getattr(dist.distributed_c10d, "_set_pg_timeout", None)
         if set_timeout is not None:
@@ -570,7 +645,7 @@ def cmd_atlas(args) -> int:
     threads = torch.get_num_threads()
     try:
         return _atlas(args)
-    finally:   # --threads is this command's setting, not the calling process's (main() called in-process)
+    finally:  # --threads is this command's setting, not the calling process's (main() called in-process)
         torch.set_num_threads(threads)
 
 
@@ -582,19 +657,26 @@ def _atlas(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = AtlasConfig(   # every setting is checked before any work
-        strategy=args.strategy, adversarial=AdversarialConfig(steps=args.steps), beta=args.beta,
-        max_steps=args.max_steps, method=args.method, engine_batch_size=args.engine_batch_size, seed=args.seed,
+    config = AtlasConfig(  # every setting is checked before any work
+        strategy=args.strategy,
+        adversarial=AdversarialConfig(steps=args.steps),
+        beta=args.beta,
+        max_steps=args.max_steps,
+        method=args.method,
+        engine_batch_size=args.engine_batch_size,
+        seed=args.seed,
         trajectory=not args.no_trajectory,
         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
-        linearity=not args.no_linearity, max_inputs_per_class=args.max_per_class, save_points=args.save_points,
+        linearity=not args.no_linearity,
+        max_inputs_per_class=args.max_per_class,
+        save_points=args.save_points,
     )
     _preprocessing_args(args)
     rank, world, device = _init_distributed(args)
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
         data = _load_data(args, only=_atlas_only(args, config))
-        try:   # before the classifier is loaded (or trained)
+        try:  # before the classifier is loaded (or trained)
             directions = atlas_directions(data.num_classes, args.classes, args.pairs)
         except ValueError as exc:
             raise CLIError(f"{exc} ({args.dataset} has {data.num_classes} classes)") from None
@@ -626,12 +708,25 @@ def _atlas(args) -> int:
         layer = _embedding_layer(args, model, data, info, log if rank == 0 else (lambda m: None))
         t0 = time.perf_counter()
         result = run_atlas(
-            model, data, config, classes=args.classes, pairs=args.pairs, out_dir=args.out,
-            embedding_layer=layer, autoencoder=autoencoder, progress=not args.quiet and rank == 0,
-            log=log, report=not args.no_report,
-            manifest_extra={"command": sys.argv, "classifier_meta": meta, "dataset": args.dataset,
-                            "data_source": _data_record(args, data), "autoencoder": args.autoencoder,
-                            "model_info": info},
+            model,
+            data,
+            config,
+            classes=args.classes,
+            pairs=args.pairs,
+            out_dir=args.out,
+            embedding_layer=layer,
+            autoencoder=autoencoder,
+            progress=not args.quiet and rank == 0,
+            log=log,
+            report=not args.no_report,
+            manifest_extra={
+                "command": sys.argv,
+                "classifier_meta": meta,
+                "dataset": args.dataset,
+                "data_source": _data_record(args, data),
+                "autoencoder": args.autoencoder,
+                "model_info": info,
+            },
         )
         if rank == 0:
             _print_atlas(result, time.perf_counter() - t0, args.out)
@@ -648,13 +743,17 @@ def _print_atlas(result, seconds, out) -> None:
     a = result.atlas
     rows = a["directions"]
     done = [r for r in rows if r["success_rate"] is not None]
-    print(f"\natlas of {len(a['classes'])} classes, {len(rows)} directions, strategy {a['strategy']}: "
-          f"{len(done)} with borderline samples, {len(rows) - len(done)} skipped")
+    print(
+        f"\natlas of {len(a['classes'])} classes, {len(rows)} directions, strategy {a['strategy']}: "
+        f"{len(done)} with borderline samples, {len(rows) - len(done)} skipped"
+    )
     print(f"{'direction':<10}{'pairs':>7}{'success':>9}{'attempts':>10}{'oscill.':>9}{'m1':>7}{'margin':>8}  note")
     for r in rows:
-        print(f"{r['source']}->{r['target']:<7}{r['pairs'] or 0:>7}{_fmt(r['success_rate'], True):>9}"
-              f"{_fmt(r['mean_attempts']):>10}{_fmt(r['oscillation']):>9}{_fmt(r['m1_borderline']):>7}"
-              f"{_fmt(r['margin_l2_mean']):>8}  {(r['skipped'] or '')[:60]}")
+        print(
+            f"{r['source']}->{r['target']:<7}{r['pairs'] or 0:>7}{_fmt(r['success_rate'], True):>9}"
+            f"{_fmt(r['mean_attempts']):>10}{_fmt(r['oscillation']):>9}{_fmt(r['m1_borderline']):>7}"
+            f"{_fmt(r['margin_l2_mean']):>8}  {(r['skipped'] or '')[:60]}"
+        )
     written = ", atlas.html" if "atlas.html" in result.paths else ""
     print(f"\nFinished in {seconds:.0f} s; {out}/atlas.json, atlas.csv{written}")
 
@@ -683,13 +782,20 @@ def cmd_info(args) -> int:
 
 
 def _autoencoder_option(q) -> None:
-    q.add_argument("--autoencoder", type=_autoencoder, default="auto", metavar="AE",
-                   help="autoencoder of components I/II: auto (default: the paper's MLP for 28x28 grey images, the "
-                   "convolutional family otherwise), mlp, conv, or package.module:factory (called with the input shape)")
+    q.add_argument(
+        "--autoencoder",
+        type=_autoencoder,
+        default="auto",
+        metavar="AE",
+        help="autoencoder of components I/II: auto (default: the paper's MLP for 28x28 grey images, the "
+        "convolutional family otherwise), mlp, conv, or package.module:factory (called with the input shape)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="deepdig", description="Find and characterize the decision boundaries of deep classifiers (DeepDIG).")
+    p = _Parser(
+        prog="deepdig", description="Find and characterize the decision boundaries of deep classifiers (DeepDIG)."
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(q, data=True):
@@ -697,30 +803,70 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
         q.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
         if data:
-            q.add_argument("--dataset", type=_dataset, default="mnist", metavar="DATASET",
-                           help="mnist (default, shipped), fashion-mnist, cifar10, imagefolder (class subfolders), "
-                           "tensors (a .pt/.npz file with x, y) or torchvision:NAME (e.g. torchvision:CIFAR100)")
-            q.add_argument("--data-root", help="folder (or, for tensors, file) with the data (default for mnist: the shipped copy)")
-            q.add_argument("--image-size", type=_image_size, help="imagefolder / torchvision: resize to N (square) or HxW")
-            q.add_argument("--channels", type=int, choices=(1, 3), help="imagefolder / torchvision: 1 (grey) or 3 (RGB); "
-                           "default: from the images")
-            q.add_argument("--download", action="store_true", help="torchvision:NAME only: fetch the data set into --data-root")
-            q.add_argument("--arch", choices=("cnn", "fcn", "resnet"), help="reference classifier (default cnn; resnet for cifar10)")
+            q.add_argument(
+                "--dataset",
+                type=_dataset,
+                default="mnist",
+                metavar="DATASET",
+                help="mnist (default, shipped), fashion-mnist, cifar10, imagefolder (class subfolders), "
+                "tensors (a .pt/.npz file with x, y) or torchvision:NAME (e.g. torchvision:CIFAR100)",
+            )
+            q.add_argument(
+                "--data-root", help="folder (or, for tensors, file) with the data (default for mnist: the shipped copy)"
+            )
+            q.add_argument(
+                "--image-size", type=_image_size, help="imagefolder / torchvision: resize to N (square) or HxW"
+            )
+            q.add_argument(
+                "--channels",
+                type=int,
+                choices=(1, 3),
+                help="imagefolder / torchvision: 1 (grey) or 3 (RGB); default: from the images",
+            )
+            q.add_argument(
+                "--download", action="store_true", help="torchvision:NAME only: fetch the data set into --data-root"
+            )
+            q.add_argument(
+                "--arch",
+                choices=("cnn", "fcn", "resnet"),
+                help="reference classifier (default cnn; resnet for cifar10)",
+            )
 
     def model_options(q):
-        q.add_argument("--classifier", help="checkpoint to use (STEM, STEM.pt or STEM.json; only read, never written); "
-                       "default checkpoints/DATASET-ARCH, trained there only when nothing is there")
-        q.add_argument("--model", help="torchvision:NAME, timm:NAME, hf:MODEL_ID_OR_DIR, robustbench:NAME, or your own "
-                       "architecture as package.module:factory (with --weights)")
-        q.add_argument("--weights", help="state_dict file for --model (.pt loaded with weights_only=True, or .safetensors); "
-                       "zoo models default to their pretrained weights when already in the local cache")
-        q.add_argument("--normalize", default="auto", help="auto (default: the zoo model's own normalisation), none, "
-                       "imagenet, cifar10, mnist, MEAN,STD or M1,M2,M3,S1,S2,S3; applied inside the model, the "
-                       "method stays in [0, 1] pixel space")
-        q.add_argument("--resize", default="auto", help="resize inputs inside the model: auto (default: to the "
-                       "pretrained weights' input size), none, N or H,W (bilinear, antialias off)")
-        q.add_argument("--embedding-layer", default="auto", help="auto (default: the model's declared layer or the "
-                       "input of its final Linear layer), none, or a submodule NAME / NAME:input")
+        q.add_argument(
+            "--classifier",
+            help="checkpoint to use (STEM, STEM.pt or STEM.json; only read, never written); "
+            "default checkpoints/DATASET-ARCH, trained there only when nothing is there",
+        )
+        q.add_argument(
+            "--model",
+            help="torchvision:NAME, timm:NAME, hf:MODEL_ID_OR_DIR, robustbench:NAME, or your own "
+            "architecture as package.module:factory (with --weights)",
+        )
+        q.add_argument(
+            "--weights",
+            help="state_dict file for --model (.pt loaded with weights_only=True, or .safetensors); "
+            "zoo models default to their pretrained weights when already in the local cache",
+        )
+        q.add_argument(
+            "--normalize",
+            default="auto",
+            help="auto (default: the zoo model's own normalisation), none, "
+            "imagenet, cifar10, mnist, MEAN,STD or M1,M2,M3,S1,S2,S3; applied inside the model, the "
+            "method stays in [0, 1] pixel space",
+        )
+        q.add_argument(
+            "--resize",
+            default="auto",
+            help="resize inputs inside the model: auto (default: to the "
+            "pretrained weights' input size), none, N or H,W (bilinear, antialias off)",
+        )
+        q.add_argument(
+            "--embedding-layer",
+            default="auto",
+            help="auto (default: the model's declared layer or the "
+            "input of its final Linear layer), none, or a submodule NAME / NAME:input",
+        )
         q.add_argument("--steps", type=_positive_int, default=5000, help="autoencoder training steps (paper: 5000)")
 
     q = sub.add_parser("train", help="train a reference classifier and save it as a checkpoint")
@@ -732,18 +878,32 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("run", help="DeepDIG for one class pair, both directions, with baselines")
     common(q)
     q.add_argument("--pair", type=_pair, required=True, help="two class ids or names, e.g. 1,2 or cat,dog")
-    q.add_argument("--out", type=_out_dir, required=True, help="run folder (resumable: rerun the same command after a crash)")
+    q.add_argument(
+        "--out", type=_out_dir, required=True, help="run folder (resumable: rerun the same command after a crash)"
+    )
     model_options(q)
     _autoencoder_option(q)
-    q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect, the paper's)")
+    q.add_argument(
+        "--method",
+        choices=("bisect", "illinois"),
+        default="bisect",
+        help="borderline search (default bisect, the paper's)",
+    )
     q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
     q.add_argument("--no-baselines", action="store_true", help="skip the RPBS and EPBS baselines")
-    q.add_argument("--trajectory-segments", type=_positive_int, default=TRAJECTORY_SEGMENTS,
-                   help=f"estimate the trajectory oscillation from this many sampled segments, with a 95%% "
-                   f"confidence interval (default {TRAJECTORY_SEGMENTS}; keeps a CPU run short)")
-    q.add_argument("--trajectory-exact", action="store_true",
-                   help="the paper's exact design instead: K = 50 partners per borderline sample, T = 50 points each")
+    q.add_argument(
+        "--trajectory-segments",
+        type=_positive_int,
+        default=TRAJECTORY_SEGMENTS,
+        help=f"estimate the trajectory oscillation from this many sampled segments, with a 95%% "
+        f"confidence interval (default {TRAJECTORY_SEGMENTS}; keeps a CPU run short)",
+    )
+    q.add_argument(
+        "--trajectory-exact",
+        action="store_true",
+        help="the paper's exact design instead: K = 50 partners per borderline sample, T = 50 points each",
+    )
     q.add_argument("--no-characterize", action="store_true", help="skip the trajectory and linearity metrics")
     q.add_argument("--no-report", action="store_true", help="do not write report.md / report.html at the end")
     q.set_defaults(fn=cmd_run)
@@ -757,38 +917,72 @@ def build_parser() -> argparse.ArgumentParser:
     which = q.add_mutually_exclusive_group()
     which.add_argument("--classes", type=_classes, default=None, help="'all' (default) or class ids like 0,1,2")
     which.add_argument("--pairs", type=_pairs, help="class pairs like 1-2,4-9 (both directions of each)")
-    q.add_argument("--out", type=_out_dir, required=True, help="atlas folder (resumable: rerun the same command after a crash)")
-    q.add_argument("--strategy", choices=("auto", "per-target", "pairwise"), default="auto",
-                   help="per-target: one generator per target class (K in all); pairwise: the paper's two "
-                   "autoencoders per direction; auto (default): per-target for more than 3 classes")
+    q.add_argument(
+        "--out", type=_out_dir, required=True, help="atlas folder (resumable: rerun the same command after a crash)"
+    )
+    q.add_argument(
+        "--strategy",
+        choices=("auto", "per-target", "pairwise"),
+        default="auto",
+        help="per-target: one generator per target class (K in all); pairwise: the paper's two "
+        "autoencoders per direction; auto (default): per-target for more than 3 classes",
+    )
     model_options(q)
     _autoencoder_option(q)
-    q.add_argument("--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)")
+    q.add_argument(
+        "--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)"
+    )
     q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
-    q.add_argument("--engine-batch-size", type=_positive_int,
-                   help="live pairs per engine step (default 512 on a CPU, 16384 on a GPU)")
-    q.add_argument("--trajectory-segments", type=_positive_int, default=1000,
-                   help="sampled segments per direction for the oscillation estimate (default 1000)")
+    q.add_argument(
+        "--engine-batch-size",
+        type=_positive_int,
+        help="live pairs per engine step (default 512 on a CPU, 16384 on a GPU)",
+    )
+    q.add_argument(
+        "--trajectory-segments",
+        type=_positive_int,
+        default=1000,
+        help="sampled segments per direction for the oscillation estimate (default 1000)",
+    )
     q.add_argument("--trajectory-exact", action="store_true", help="the paper's exact design (slow on a CPU)")
     q.add_argument("--no-trajectory", action="store_true", help="skip the trajectory oscillation")
     q.add_argument("--no-linearity", action="store_true", help="skip the per-direction linear SVM (m1)")
-    q.add_argument("--max-per-class", type=_positive_int, help="use at most this many inputs per class (a seeded subset)")
-    q.add_argument("--save-points", action="store_true", help="keep each direction's borderline samples in its unit file")
-    q.add_argument("--threads", type=_positive_int, help="torch threads per process (results are reproducible for a fixed value)")
-    q.add_argument("--dist-timeout", type=_positive_int, default=4 * 3600,
-                   help="seconds a rank waits for the others at a phase boundary (default 14400)")
-    q.add_argument("--dist-init-timeout", type=_positive_int, default=300,
-                   help="seconds to wait for every rank to join the process group (default 300)")
-    q.add_argument("--distributed", action="store_true",
-                   help="join a process group from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT without torchrun")
+    q.add_argument(
+        "--max-per-class", type=_positive_int, help="use at most this many inputs per class (a seeded subset)"
+    )
+    q.add_argument(
+        "--save-points", action="store_true", help="keep each direction's borderline samples in its unit file"
+    )
+    q.add_argument(
+        "--threads", type=_positive_int, help="torch threads per process (results are reproducible for a fixed value)"
+    )
+    q.add_argument(
+        "--dist-timeout",
+        type=_positive_int,
+        default=4 * 3600,
+        help="seconds a rank waits for the others at a phase boundary (default 14400)",
+    )
+    q.add_argument(
+        "--dist-init-timeout",
+        type=_positive_int,
+        default=300,
+        help="seconds to wait for every rank to join the process group (default 300)",
+    )
+    q.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a process group from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT without torchrun",
+    )
     q.add_argument("--no-report", action="store_true", help="do not write atlas.md / atlas.html / heatmaps")
     q.set_defaults(fn=cmd_atlas)
 
     q = sub.add_parser("compare", help="two atlases side by side: difference heatmaps and the largest changes")
     q.add_argument("atlas_a", help="atlas folder A (the reference)")
     q.add_argument("atlas_b", help="atlas folder B (differences are B - A)")
-    q.add_argument("--out", type=_out_dir, help="folder for compare.html / compare.json (default: B-vs-A in the current folder)")
+    q.add_argument(
+        "--out", type=_out_dir, help="folder for compare.html / compare.json (default: B-vs-A in the current folder)"
+    )
     q.add_argument("--labels", help="names of A and B, like base,robust (default: the folder names)")
     q.add_argument("--top", type=_positive_int, default=15, help="rows of the largest-changes table (default 15)")
     q.set_defaults(fn=cmd_compare)
@@ -821,7 +1015,7 @@ def main(argv=None) -> int:
             raise
         sys.stderr.write(f"deepdig {args.command}: error: {_one_line(exc)}\n")
         return 1
-    except OSError as exc:   # a full disk, a folder without permission, ...
+    except OSError as exc:  # a full disk, a folder without permission, ...
         where = f" ({exc.filename})" if exc.filename else ""
         hint = "; free some space and rerun the same command to resume" if exc.errno == errno.ENOSPC else ""
         sys.stderr.write(f"deepdig {args.command}: error: {exc.strerror or exc}{where}{hint}\n")

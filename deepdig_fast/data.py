@@ -7,6 +7,7 @@ asked for (`load_torchvision_dataset(download=True)`): MNIST ships with the repo
 `data/mnist` (verified against its SHA256SUMS); the other data sets are read from a folder or file
 the user supplies, which is only read.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -19,9 +20,10 @@ import pickle
 import re
 import struct
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,12 +59,28 @@ PathLike = str | os.PathLike
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 
 #: File names of an IDX data set (MNIST and Fashion-MNIST use the same ones). A name ending in ".gz"
@@ -116,9 +134,13 @@ class ClassificationData:
         for split in _SPLITS:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-                raise TypeError(f"x_{split} and y_{split} must be torch.Tensors, got {type(x).__name__}, {type(y).__name__}")
+                raise TypeError(
+                    f"x_{split} and y_{split} must be torch.Tensors, got {type(x).__name__}, {type(y).__name__}"
+                )
             if x.dim() < 2:
-                raise ValueError(f"x_{split} must be [N, *sample_shape] with at least 2 dims, got shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"x_{split} must be [N, *sample_shape] with at least 2 dims, got shape {tuple(x.shape)}"
+                )
             if y.dim() != 1 or y.shape[0] != x.shape[0]:
                 raise ValueError(
                     f"y_{split} must be [N] with N = x_{split}.shape[0] = {x.shape[0]}, got shape {tuple(y.shape)}"
@@ -191,7 +213,7 @@ class ClassificationData:
 
     # -- derived sets ------------------------------------------------------------------------------
 
-    def take(self, n_train: int | None = None, n_test: int | None = None) -> "ClassificationData":
+    def take(self, n_train: int | None = None, n_test: int | None = None) -> ClassificationData:
         """Keep the first `n_train` training and `n_test` test samples (None keeps a split whole).
 
         The tensors are views of this instance's tensors (no copy)."""
@@ -201,8 +223,10 @@ class ClassificationData:
         b = len(self.x_test) if n_test is None else n_test
         return replace(
             self,
-            x_train=self.x_train[:a], y_train=self.y_train[:a],
-            x_test=self.x_test[:b], y_test=self.y_test[:b],
+            x_train=self.x_train[:a],
+            y_train=self.y_train[:a],
+            x_test=self.x_test[:b],
+            y_test=self.y_test[:b],
         )
 
     def subset(
@@ -211,7 +235,7 @@ class ClassificationData:
         per_class: int | None = None,
         per_class_test: int | None = None,
         seed: int = 0,
-    ) -> "ClassificationData":
+    ) -> ClassificationData:
         """Keep only some classes and/or at most `per_class` random samples of each class.
 
         Labels keep their original values and `classes` keeps all names, so a classifier trained on
@@ -238,12 +262,14 @@ class ClassificationData:
             out[f"x_{split}"], out[f"y_{split}"] = x[index], y[index]
         return replace(self, **out)
 
-    def to(self, device: str | torch.device) -> "ClassificationData":
+    def to(self, device: str | torch.device) -> ClassificationData:
         """A copy with all tensors moved to `device`."""
         return replace(
             self,
-            x_train=self.x_train.to(device), y_train=self.y_train.to(device),
-            x_test=self.x_test.to(device), y_test=self.y_test.to(device),
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
         )
 
 
@@ -351,9 +377,7 @@ def _find_file(root: Path, name: str, role: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise FileNotFoundError(
-        f"{role} file not found in {root}: looked for {' and '.join(c.name for c in candidates)}"
-    )
+    raise FileNotFoundError(f"{role} file not found in {root}: looked for {' and '.join(c.name for c in candidates)}")
 
 
 def _idx_images_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -555,7 +579,9 @@ def _cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise ValueError(f"{path}: b'data' must be uint8 [N, 3072], got {data.dtype} {list(data.shape)}")
     if labels.ndim != 1 or labels.shape[0] != data.shape[0]:
-        raise ValueError(f"{path}: b'labels' must hold {data.shape[0]} labels (one per row of b'data'), got shape {list(labels.shape)}")
+        raise ValueError(
+            f"{path}: b'labels' must hold {data.shape[0]} labels (one per row of b'data'), got shape {list(labels.shape)}"
+        )
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: b'labels' must be integers, got {labels.dtype}")
     x = torch.from_numpy(np.ascontiguousarray(data)).reshape(-1, 3, 32, 32).to(torch.float32).div_(255.0)
@@ -601,8 +627,12 @@ def load_cifar10(root: PathLike) -> ClassificationData:
     parts = [_cifar_batch(f) for f in train_files]
     x_test, y_test = _cifar_batch(test_file)
     return from_tensors(
-        torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), x_test, y_test,
-        classes=classes, name="cifar10",
+        torch.cat([p[0] for p in parts]),
+        torch.cat([p[1] for p in parts]),
+        x_test,
+        y_test,
+        classes=classes,
+        name="cifar10",
     )
 
 
@@ -787,8 +817,9 @@ def _resolve_only(only: Iterable[int | str] | None, classes: Sequence[str]) -> l
             labels.add(classes.index(c))
         elif isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)):
             if not 0 <= int(c) < len(classes):
-                raise ClassSelectionError(f"class {int(c)} is out of range: the data set has {len(classes)} classes "
-                                          f"(0 to {len(classes) - 1})")
+                raise ClassSelectionError(
+                    f"class {int(c)} is out of range: the data set has {len(classes)} classes (0 to {len(classes) - 1})"
+                )
             labels.add(int(c))
         else:
             raise TypeError(f"only must hold class labels (int) or names (str), got {type(c).__name__}")
@@ -836,7 +867,7 @@ def _memory_budget(max_bytes: float | None) -> float:
 
 def _check_budget(what: str, n: int, sample_shape: Sequence[int], max_bytes: float | None) -> None:
     """Refuse, before decoding, data whose float32 tensors (plus the uint8 staging copy) would not fit."""
-    need = n * math.prod(sample_shape) * 5   # float32 result + uint8 staging
+    need = n * math.prod(sample_shape) * 5  # float32 result + uint8 staging
     budget = _memory_budget(max_bytes)
     if need > budget:
         raise MemoryError(
@@ -885,7 +916,9 @@ def _set_channels(x: torch.Tensor, channels: int | None, what: str) -> torch.Ten
 
 def _class_folders(folder: Path) -> dict[str, Path]:
     """Non-hidden subfolders of `folder` by name (files beside them are ignored)."""
-    return {d.name: d for d in sorted(folder.iterdir(), key=lambda d: d.name) if d.is_dir() and not d.name.startswith(".")}
+    return {
+        d.name: d for d in sorted(folder.iterdir(), key=lambda d: d.name) if d.is_dir() and not d.name.startswith(".")
+    }
 
 
 def _list_images(folder: Path) -> list[Path]:
@@ -898,8 +931,10 @@ def _list_images(folder: Path) -> list[Path]:
                 continue
             p = Path(dirpath) / f
             if p.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ValueError(f"{p} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))}); "
-                                 "move it out of the class folder")
+                raise ValueError(
+                    f"{p} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))}); "
+                    "move it out of the class folder"
+                )
             out.append(p)
     return out
 
@@ -919,9 +954,9 @@ def _decode(Image: Any, path: Path, channels: int, size: tuple[int, int]) -> np.
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode.startswith("I;16"):   # 16-bit grey: keep the high byte
+            if im.mode.startswith("I;16"):  # 16-bit grey: keep the high byte
                 im = Image.fromarray((np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8), "L")
-            im = im.convert("L" if channels == 1 else "RGB")   # drops alpha, expands palettes
+            im = im.convert("L" if channels == 1 else "RGB")  # drops alpha, expands palettes
             if im.size != (w, h):
                 resample = getattr(Image, "Resampling", Image).BILINEAR
                 im = im.resize((w, h), resample)
@@ -989,34 +1024,44 @@ def load_image_folder(
     presplit = tr_dir.is_dir() and te_dir.is_dir()
     if tr_dir.is_dir() != te_dir.is_dir():
         have, missing = (split[0], split[1]) if tr_dir.is_dir() else (split[1], split[0])
-        raise ValueError(f"image folder {root_p} has a {have!r} folder but no {missing!r} folder; give both "
-                         f"({split[0]}/CLASS/..., {split[1]}/CLASS/...) or neither (CLASS/... split with test_fraction)")
+        raise ValueError(
+            f"image folder {root_p} has a {have!r} folder but no {missing!r} folder; give both "
+            f"({split[0]}/CLASS/..., {split[1]}/CLASS/...) or neither (CLASS/... split with test_fraction)"
+        )
     if presplit:
         found, test_found = _class_folders(tr_dir), _class_folders(te_dir)
         stray = sorted(set(test_found) - set(found))
         if stray:
-            raise ValueError(f"{te_dir} has class folders {stray} that {tr_dir} lacks; both splits must use the same classes")
+            raise ValueError(
+                f"{te_dir} has class folders {stray} that {tr_dir} lacks; both splits must use the same classes"
+            )
     else:
         found, test_found = _class_folders(root_p), {}
     if not found:
-        raise ValueError(f"image folder {root_p} has no class subfolders; expected {root_p}/CLASS/IMAGE files "
-                         f"(or {split[0]}/CLASS/... and {split[1]}/CLASS/...)")
+        raise ValueError(
+            f"image folder {root_p} has no class subfolders; expected {root_p}/CLASS/IMAGE files "
+            f"(or {split[0]}/CLASS/... and {split[1]}/CLASS/...)"
+        )
     if classes is None:
         names = list(found)
     else:
         names = [str(c) for c in classes]
         missing_names = [c for c in names if c not in found]
         if missing_names or not names or len(set(names)) != len(names):
-            raise ClassSelectionError(f"classes must name distinct class folders of {root_p} (found {_names(list(found))}), "
-                                      f"got {names}" + (f"; no folder for {missing_names}" if missing_names else ""))
+            raise ClassSelectionError(
+                f"classes must name distinct class folders of {root_p} (found {_names(list(found))}), "
+                f"got {names}" + (f"; no folder for {missing_names}" if missing_names else "")
+            )
     labels = _resolve_only(only, names)
 
     files: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
     for label in labels:
         cname = names[label]
         if presplit:
-            parts = {"train": _list_images(found[cname]),
-                     "test": _list_images(test_found[cname]) if cname in test_found else []}
+            parts = {
+                "train": _list_images(found[cname]),
+                "test": _list_images(test_found[cname]) if cname in test_found else [],
+            }
         else:
             all_files = _list_images(found[cname])
             tr, te = _split_positions(len(all_files), frac, _class_rng(seed, cname, "split"))
@@ -1039,8 +1084,10 @@ def load_image_folder(
         sizes.setdefault((h, w), path)
     if size is None and len(sizes) > 1:
         (s1, p1), (s2, p2) = list(sizes.items())[:2]
-        raise ValueError(f"images in {root_p} have different sizes ({p1.name} is {s1[0]}x{s1[1]}, {p2.name} is "
-                         f"{s2[0]}x{s2[1]}); pass image_size (--image-size) to resize them all")
+        raise ValueError(
+            f"images in {root_p} have different sizes ({p1.name} is {s1[0]}x{s1[1]}, {p2.name} is "
+            f"{s2[0]}x{s2[1]}); pass image_size (--image-size) to resize them all"
+        )
     hw = size if size is not None else next(iter(sizes))
     c = ch if ch is not None else (1 if grey else 3)
     what = f"image folder {root_p}"
@@ -1067,18 +1114,26 @@ def _read_tensor_file(p: Path) -> dict[str, Any]:
             obj = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ValueError(f"{p} is not a file torch.load(weights_only=True) can read ({type(e).__name__}: {first})") from None
+            raise ValueError(
+                f"{p} is not a file torch.load(weights_only=True) can read ({type(e).__name__}: {first})"
+            ) from None
     elif suffix == ".npz":
         try:
             with np.load(p, allow_pickle=False) as z:
                 obj = {k: z[k] for k in z.files}
         except Exception as e:
-            raise ValueError(f"{p} is not a readable .npz file without pickled objects ({type(e).__name__}: {e})") from None
+            raise ValueError(
+                f"{p} is not a readable .npz file without pickled objects ({type(e).__name__}: {e})"
+            ) from None
     else:
-        raise ValueError(f"{p}: expected a .pt (torch.save of a dict) or .npz (numpy.savez) file, got suffix {p.suffix!r}")
+        raise ValueError(
+            f"{p}: expected a .pt (torch.save of a dict) or .npz (numpy.savez) file, got suffix {p.suffix!r}"
+        )
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{p} must hold a dict with 'x' and 'y' (optionally 'x_test', 'y_test', 'classes'), "
-                         f"got {type(obj).__name__}")
+        raise ValueError(
+            f"{p} must hold a dict with 'x' and 'y' (optionally 'x_test', 'y_test', 'classes'), "
+            f"got {type(obj).__name__}"
+        )
     return dict(obj)
 
 
@@ -1114,8 +1169,10 @@ def load_tensor_file(
     obj = _read_tensor_file(p)
     missing = [k for k in ("x", "y") if k not in obj]
     if missing:
-        raise ValueError(f"{p} must hold 'x' and 'y' (optionally 'x_test', 'y_test', 'classes'); missing "
-                         f"{missing}, found keys {sorted(map(str, obj))}")
+        raise ValueError(
+            f"{p} must hold 'x' and 'y' (optionally 'x_test', 'y_test', 'classes'); missing "
+            f"{missing}, found keys {sorted(map(str, obj))}"
+        )
     if ("x_test" in obj) != ("y_test" in obj):
         raise ValueError(f"{p} holds only one of 'x_test' and 'y_test'; give both or neither")
 
@@ -1173,10 +1230,12 @@ def load_tensor_file(
 def _torchvision() -> Any:
     try:
         import torchvision
-    except Exception as e:   # not installed, or built for another torch (then it fails with a RuntimeError)
+    except Exception as e:  # not installed, or built for another torch (then it fails with a RuntimeError)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ImportError(f"torchvision data sets need torchvision, which cannot be imported here ({type(e).__name__}: "
-                          f"{first}); install the torchvision that matches torch {torch.__version__}") from None
+        raise ImportError(
+            f"torchvision data sets need torchvision, which cannot be imported here ({type(e).__name__}: "
+            f"{first}); install the torchvision that matches torch {torch.__version__}"
+        ) from None
     return torchvision
 
 
@@ -1205,7 +1264,9 @@ def _as_nchw_u8(data: Any, what: str) -> torch.Tensor | None:
     return None
 
 
-def _dataset_arrays(ds: Any, what: str, channels: int | None, size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _dataset_arrays(
+    ds: Any, what: str, channels: int | None, size: tuple[int, int] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 [N, C, H, W], int64 [N]) of a torchvision data set: its `.data` and `.targets` /
     `.labels` when it has them, else every item decoded (PIL images) one by one."""
     labels = getattr(ds, "targets", None)
@@ -1227,8 +1288,10 @@ def _dataset_arrays(ds: Any, what: str, channels: int | None, size: tuple[int, i
         if shape is None:
             shape = (c, *hw)
         elif (c, *hw) != shape:
-            raise ValueError(f"{what}: images differ in size or mode (item 0: {list(shape)}, item {i}: {[c, *hw]}); "
-                             "pass image_size (--image-size) and channels (--channels)")
+            raise ValueError(
+                f"{what}: images differ in size or mode (item 0: {list(shape)}, item {i}: {[c, *hw]}); "
+                "pass image_size (--image-size) and channels (--channels)"
+            )
         img = img.convert("L" if c == 1 else "RGB")
         if img.size != (hw[1], hw[0]):
             img = img.resize((hw[1], hw[0]), getattr(Image, "Resampling", Image).BILINEAR)
@@ -1270,7 +1333,9 @@ def load_torchvision_dataset(
     what = f"torchvision:{cls_name}"
     root_p = Path(root)
     if not download and not root_p.is_dir():
-        raise FileNotFoundError(f"{what}: data folder {str(root)!r} does not exist (download=True / --download fetches the data set there)")
+        raise FileNotFoundError(
+            f"{what}: data folder {str(root)!r} does not exist (download=True / --download fetches the data set there)"
+        )
     params = inspect.signature(cls).parameters
 
     def make(train: bool) -> Any:
@@ -1280,7 +1345,9 @@ def load_torchvision_dataset(
         elif "split" in params:
             kw["split"] = "train" if train else "test"
         else:
-            raise ValueError(f"{what} has neither a train= nor a split= argument; load it yourself and use from_dataset")
+            raise ValueError(
+                f"{what} has neither a train= nor a split= argument; load it yourself and use from_dataset"
+            )
         if "download" in params:
             kw["download"] = bool(download)
         try:
@@ -1288,7 +1355,9 @@ def load_torchvision_dataset(
         except (RuntimeError, FileNotFoundError, OSError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             hint = "" if download else "; download=True (--download) fetches it"
-            raise FileNotFoundError(f"{what}: could not read the {'train' if train else 'test'} split from {root_p} ({first}){hint}") from None
+            raise FileNotFoundError(
+                f"{what}: could not read the {'train' if train else 'test'} split from {root_p} ({first}){hint}"
+            ) from None
 
     ds = {"train": make(True), "test": make(False)}
     arrays = {sp: _dataset_arrays(d, what, ch, size) for sp, d in ds.items()}
@@ -1301,7 +1370,9 @@ def load_torchvision_dataset(
     selected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for sp, (x, y) in arrays.items():
         yn = y.numpy()
-        keep = [_cap(np.flatnonzero(yn == lab), max_per_class, _class_rng(seed, names[lab], f"cap-{sp}")) for lab in labels]
+        keep = [
+            _cap(np.flatnonzero(yn == lab), max_per_class, _class_rng(seed, names[lab], f"cap-{sp}")) for lab in labels
+        ]
         selected[sp] = _rows(x, y, np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64))
     c_out = ch or (3 if selected["train"][0].shape[1] >= 3 else 1)
     hw = size or tuple(selected["train"][0].shape[2:])

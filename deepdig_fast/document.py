@@ -14,6 +14,7 @@ written to a temporary file first and only then are all renamed into place, so a
 writing (a full disk, say) leaves the previous report intact, never a new report.md beside an old
 report.html.
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,16 +30,36 @@ import torch
 
 from deepdig_fast.io import atomic_write_group
 
-__all__ = ["RC_PARAMS", "num", "fmt", "fmt_g", "pct", "int_text", "secs", "load_pt", "read_json", "Figures", "Doc",
-           "finish_report"]
+__all__ = [
+    "RC_PARAMS",
+    "num",
+    "fmt",
+    "fmt_g",
+    "pct",
+    "int_text",
+    "secs",
+    "load_pt",
+    "read_json",
+    "Figures",
+    "Doc",
+    "finish_report",
+]
 
-RC_PARAMS: dict[str, Any] = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
-             "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13}
+RC_PARAMS: dict[str, Any] = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 13,
+}
 
 
 # --------------------------------------------------------------------------------------------------
 # number formatting ("–" for a missing or non-finite value)
 # --------------------------------------------------------------------------------------------------
+
 
 def num(v) -> float | None:
     if v is None or isinstance(v, bool):
@@ -112,13 +133,14 @@ def read_json(path: Path, what: str) -> dict:
 # figures and documents
 # --------------------------------------------------------------------------------------------------
 
+
 class Figures:
     """Draws figures (PNG bytes, kept in memory until finish_report commits them to root/figures)
     and remembers which were drawn or why not."""
 
     def __init__(self, root: Path):
         self.root = root
-        self.images: dict[str, bytes] = {}   # "figures/<name>" -> PNG bytes
+        self.images: dict[str, bytes] = {}  # "figures/<name>" -> PNG bytes
         self.errors: list[str] = []
 
     @property
@@ -136,7 +158,6 @@ class Figures:
     def draw(self, name: str, fn, *args) -> tuple[str | None, str | None]:
         """(relative path, None) or (None, why) -- a failing figure is reported, not raised."""
         import matplotlib
-
         from matplotlib.figure import Figure
 
         try:
@@ -195,8 +216,7 @@ class Doc:
                 out.append(f"> **Note.** {b[1]}")
             elif kind == "table":
                 esc = lambda c: str(c).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-                lines = ["| " + " | ".join(esc(c) for c in b[1]) + " |",
-                         "|" + "|".join("---" for _ in b[1]) + "|"]
+                lines = ["| " + " | ".join(esc(c) for c in b[1]) + " |", "|" + "|".join("---" for _ in b[1]) + "|"]
                 lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in b[2]]
                 out.append("\n".join(lines))
             elif kind == "fig":
@@ -228,15 +248,21 @@ class Doc:
                 body.append(f'<div class="note"><strong>Note.</strong> {self._inline(b[1])}</div>')
             elif kind == "table":
                 head = "".join(f"<th>{self._inline(str(c))}</th>" for c in b[1])
-                rows = "".join("<tr>" + "".join(f"<td>{self._inline(str(c))}</td>" for c in row) + "</tr>" for row in b[2])
-                body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+                rows = "".join(
+                    "<tr>" + "".join(f"<td>{self._inline(str(c))}</td>" for c in row) + "</tr>" for row in b[2]
+                )
+                body.append(
+                    f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+                )
             elif kind == "fig":
                 png = images.get(b[1])
                 if png is None:
                     png = (root / b[1]).read_bytes()
                 data = base64.b64encode(png).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(b[1])}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{self._inline(b[2])}</figcaption></figure>")
+                body.append(
+                    f'<figure><img alt="{html.escape(b[1])}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{self._inline(b[2])}</figcaption></figure>"
+                )
         css = (
             "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;max-width:1000px;"
             "margin:2em auto;padding:0 1em;line-height:1.5;color:#222}"
@@ -249,15 +275,18 @@ class Doc:
             "code{background:#f3f3f3;padding:0 .25em;border-radius:3px}"
             ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em .8em;margin:1em 0}"
         )
-        return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-                f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n</head>\n<body>\n"
-                + "\n".join(body) + "\n</body>\n</html>\n")
+        return (
+            f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n</head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body>\n</html>\n"
+        )
 
 
-
-def finish_report(doc: Doc, figs: Figures, root: Path, stem: str, title: str,
-                  extra: dict[str, bytes] | None = None) -> dict[str, Path]:
+def finish_report(
+    doc: Doc, figs: Figures, root: Path, stem: str, title: str, extra: dict[str, bytes] | None = None
+) -> dict[str, Path]:
     """List the figures that failed, then write <stem>.md, <stem>.html, the figures and `extra`
     ({relative path: bytes}) as one group; return {relative path: Path} of every file written."""
     if figs.errors:

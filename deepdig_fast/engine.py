@@ -10,14 +10,16 @@ x(lam) = a + lam * (b - a). Each step costs exactly one model forward on the sti
 Finished pairs leave the live batch (active-set compaction) and waiting pairs take their places,
 so the batch stays at `batch_size` until the queue runs dry.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -65,7 +67,7 @@ class BorderlineResult:
         """[P] bool mask of the pairs that reached the boundary."""
         return self.status == Status.SUCCESS
 
-    def select(self, mask: Tensor) -> "BorderlineResult":
+    def select(self, mask: Tensor) -> BorderlineResult:
         """The rows where `mask` ([P] bool or index tensor) holds, as a new result (same counters)."""
         kw: dict[str, Any] = {}
         for f in fields(self):
@@ -118,6 +120,7 @@ def default_batch_size(device: torch.device | str) -> int:
 # argument handling
 # --------------------------------------------------------------------------------------------------
 
+
 def _class_ids(v, P: int, name: str, device) -> Tensor:
     if isinstance(v, Tensor):
         if v.dtype.is_floating_point or v.dtype == torch.bool or v.is_complex():
@@ -125,7 +128,9 @@ def _class_ids(v, P: int, name: str, device) -> Tensor:
         if v.dim() == 0:
             v = v.reshape(1).expand(P)
         if v.shape != (P,):
-            raise ValueError(f"{name} must be an int or a tensor of shape [{P}] (one class per pair), got {list(v.shape)}")
+            raise ValueError(
+                f"{name} must be an int or a tensor of shape [{P}] (one class per pair), got {list(v.shape)}"
+            )
         return v.to(device=device, dtype=torch.int64).contiguous()
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"{name} must be an int or an integer tensor, got {type(v).__name__}")
@@ -139,7 +144,9 @@ def _check_pairs(a, b) -> None:
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
         if t.dim() < 2:
-            raise ValueError(f"{name} must have shape [P, ...] with at least one feature dimension, got {list(t.shape)}")
+            raise ValueError(
+                f"{name} must have shape [P, ...] with at least one feature dimension, got {list(t.shape)}"
+            )
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got a {list(a.shape)} and b {list(b.shape)}")
     if a.dtype != b.dtype:
@@ -170,7 +177,7 @@ def _logits(model, x: Tensor, n_classes: int | None) -> Tensor:
 # live-batch size, measured per model and device
 # --------------------------------------------------------------------------------------------------
 
-_BATCH_CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+_BATCH_CACHE: weakref.WeakKeyDictionary[object, dict] = weakref.WeakKeyDictionary()
 
 
 @torch.no_grad()
@@ -214,6 +221,7 @@ def choose_batch_size(model, sample: Tensor, limit: int) -> int:
 # --------------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def refine_borderline(
@@ -274,8 +282,9 @@ def refine_borderline(
     a2 = a.reshape(P, D).contiguous()
     b2 = b.reshape(P, D).contiguous()
 
-    hook: contextlib.AbstractContextManager = (
-        capture_embeddings(model, embedding_layer) if embedding_layer else contextlib.nullcontext())  # type: ignore[arg-type]
+    hook: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if embedding_layer:
+        hook = capture_embeddings(model, embedding_layer)  # type: ignore[arg-type]  # checked: needs a Module
     with eval_mode(model), hook as cap:
         live_cap: int
         if batch_size == "auto":
@@ -317,7 +326,8 @@ def refine_borderline(
         fstate[:, F_G_HI] = zb.double()[rows, src] - zb.double()[rows, tgt]
         istate = torch.zeros((P, 4), dtype=torch.int64, device=device)
         istate[:, I_STATUS] = torch.where(
-            valid, Status.PENDING, torch.where(finite_ends, Status.INVALID_BRACKET, Status.NONFINITE))
+            valid, Status.PENDING, torch.where(finite_ends, Status.INVALID_BRACKET, Status.NONFINITE)
+        )
         istate[:, I_INTRUDER] = -1
         istate[:, I_SIDE] = -1
         points = torch.full((P, D), float("nan"), dtype=a.dtype, device=device)
@@ -337,8 +347,21 @@ def refine_borderline(
             logits = _logits(model, private(x).view(x.shape[0], *sample_shape), C)
             emb = cap.take() if cap is not None else None
             codes = ops.bracket_update(
-                logits, x, live, lam, stalled, src, tgt, fstate, istate, points, probs, lam_out,
-                beta, max_steps, code,
+                logits,
+                x,
+                live,
+                lam,
+                stalled,
+                src,
+                tgt,
+                fstate,
+                istate,
+                points,
+                probs,
+                lam_out,
+                beta,
+                max_steps,
+                code,
             )
             forwards += x.shape[0]
             steps += 1

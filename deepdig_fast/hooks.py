@@ -13,10 +13,11 @@ tensors. Tensors the library allocated itself for the forward (the engine's midp
 points) need no copy. A captured embedding is a copy too (a later in-place op in the model, e.g.
 `relu_` on the layer's output, cannot change it) and keeps the layer's dtype.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

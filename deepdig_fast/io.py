@@ -8,14 +8,16 @@ complete new one, never a torn write.
 Tensors are read back with `torch.load(weights_only=True)`: only tensors and plain containers
 (dict, list, tuple, str, int, float, bool, None) can come out of a file, never arbitrary objects.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, IO, Mapping
+from typing import IO, Any
 
 import torch
 

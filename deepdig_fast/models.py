@@ -10,11 +10,13 @@ hook (`deepdig_fast.hooks`) instead of returning a (logits, features) tuple:
 - `model.config()` returns the constructor arguments, so a checkpoint can rebuild the model;
 - attributes `num_classes`, `in_shape` (C, H, W) and `embedding_dim` (E) describe it.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,7 +61,9 @@ class MnistCNN(nn.Module):
 
     EMBEDDING_LAYER = "embedding"
 
-    def __init__(self, num_classes: int = 10, in_shape: Sequence[int] = (1, 28, 28), channels: int = 10, hidden: int = 50):
+    def __init__(
+        self, num_classes: int = 10, in_shape: Sequence[int] = (1, 28, 28), channels: int = 10, hidden: int = 50
+    ):
         super().__init__()
         c, h, w = _check_shape(in_shape)
         self.num_classes = _check_classes(num_classes)
@@ -69,8 +73,12 @@ class MnistCNN(nn.Module):
         if fh <= 0 or fw <= 0:
             raise ValueError(f"in_shape {self.in_shape} is too small for MnistCNN; expected H, W >= 10")
         self.features = nn.Sequential(
-            nn.Conv2d(c, self.channels, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(self.channels, self.channels, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(c, self.channels, kernel_size=3),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Conv2d(self.channels, self.channels, kernel_size=3),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
         )
         self.embedding = nn.Sequential(nn.Flatten(), nn.Linear(self.channels * fh * fw, self.hidden), nn.ReLU())
         self.head = nn.Linear(self.hidden, self.num_classes)
@@ -78,7 +86,12 @@ class MnistCNN(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable) that rebuild this architecture."""
-        return {"num_classes": self.num_classes, "in_shape": list(self.in_shape), "channels": self.channels, "hidden": self.hidden}
+        return {
+            "num_classes": self.num_classes,
+            "in_shape": list(self.in_shape),
+            "channels": self.channels,
+            "hidden": self.hidden,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, C, H, W] -> logits [N, num_classes]."""
@@ -173,7 +186,9 @@ class CifarResNet(nn.Module):
             raise ValueError(f"width must be a positive int, got {width!r}")
         self.depth, self.width = int(depth), width
         layers: list[nn.Module] = [
-            nn.Conv2d(self.in_shape[0], width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+            nn.Conv2d(self.in_shape[0], width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
         ]
         c_in = width
         for i, n in enumerate(self.blocks):
@@ -189,8 +204,11 @@ class CifarResNet(nn.Module):
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable) that rebuild this architecture."""
         return {
-            "num_classes": self.num_classes, "in_shape": list(self.in_shape),
-            "depth": self.depth, "width": self.width, "blocks": list(self.blocks),
+            "num_classes": self.num_classes,
+            "in_shape": list(self.in_shape),
+            "depth": self.depth,
+            "width": self.width,
+            "blocks": list(self.blocks),
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,8 +264,10 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.
     check_int(batch_size, "batch_size", low=1)
     device = model_device(model)
     with inference(model):  # copy=True: the model may edit its input in place, x stays as it is
-        out = [model(x[i : i + batch_size].to(device, copy=True)).argmax(1).to(x.device)
-               for i in range(0, x.shape[0], batch_size)]
+        out = [
+            model(x[i : i + batch_size].to(device, copy=True)).argmax(1).to(x.device)
+            for i in range(0, x.shape[0], batch_size)
+        ]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=x.device)
 
 

@@ -10,6 +10,7 @@ Stems (one per op family, the same name across csrc/cpu, csrc/cuda, tests and be
   trajectory        segment_points, trajectory_stats  (trajectory oscillation)
   linear_distances  linear_distances                  (embedding linearity)
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,6 +40,7 @@ def _check_2d_float(t: Tensor, name: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # bracket
 # --------------------------------------------------------------------------------------------------
+
 
 def bracket_propose(a: Tensor, b: Tensor, idx: Tensor, fstate: Tensor, method: int) -> tuple[Tensor, Tensor, Tensor]:
     """Materialises the next point of every live pair.
@@ -101,8 +103,21 @@ def bracket_update(
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
     return _ops.bracket_update(
-        logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out,
-        float(beta), int(max_steps), int(method),
+        logits,
+        x,
+        idx,
+        lam,
+        stalled,
+        source,
+        target,
+        fstate,
+        istate,
+        points,
+        probs,
+        lam_out,
+        float(beta),
+        int(max_steps),
+        int(method),
     )
 
 
@@ -117,14 +132,16 @@ def _bracket_propose_fake(a, b, idx, fstate, method):
 
 
 @torch.library.register_fake("deepdig_fast::bracket_update")
-def _bracket_update_fake(logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out,
-                         beta, max_steps, method):
+def _bracket_update_fake(
+    logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out, beta, max_steps, method
+):
     return idx.new_empty((logits.shape[0],))
 
 
 # --------------------------------------------------------------------------------------------------
 # nearest_neighbor
 # --------------------------------------------------------------------------------------------------
+
 
 def nearest_neighbor(queries: Tensor, refs: Tensor) -> tuple[Tensor, Tensor]:
     """For each query row, the nearest reference row (Euclidean) and its distance.
@@ -162,6 +179,7 @@ def _nearest_neighbor_fake(queries, refs):
 # trajectory
 # --------------------------------------------------------------------------------------------------
 
+
 def segment_points(x: Tensor, i_idx: Tensor, j_idx: Tensor, T: int) -> Tensor:
     """T points on each of S segments between rows of x, in one gather-and-interpolate pass.
 
@@ -182,8 +200,9 @@ def segment_points(x: Tensor, i_idx: Tensor, j_idx: Tensor, T: int) -> Tensor:
     return _ops.segment_points(x, i_idx, j_idx, T)
 
 
-def trajectory_stats(logits: Tensor, source: Tensor, target: Tensor, T: int, band_lo: float = -0.1,
-                     band_hi: float = 0.1) -> Tensor:
+def trajectory_stats(
+    logits: Tensor, source: Tensor, target: Tensor, T: int, band_lo: float = -0.1, band_hi: float = 0.1
+) -> Tensor:
     """Per-segment label statistics from the logits at segment_points' points.
 
     Args:

@@ -19,13 +19,14 @@ Run folder:
     (each .pt has a .json beside it with its key, settings and wall time; load the .pt files with
     torch.load(path, weights_only=True))
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from torch import Tensor, nn
 
@@ -36,10 +37,18 @@ from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
 from deepdig_fast.io import sha256_state_dict
 from deepdig_fast.rundir import (
-    RESULTS_SCHEMA, RUN_KIND, StageStore, claim_folder, data_fingerprint, digest, environment, model_device, stage_seed, write_json,
+    RESULTS_SCHEMA,
+    RUN_KIND,
+    StageStore,
+    claim_folder,
+    data_fingerprint,
+    digest,
+    environment,
+    model_device,
+    stage_seed,
+    write_json,
 )
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
-
 
 
 @dataclass
@@ -83,7 +92,9 @@ class PairConfig:
         if isinstance(self.adversarial, dict):
             self.adversarial = AdversarialConfig(**self.adversarial)
         if not isinstance(self.adversarial, AdversarialConfig):
-            raise TypeError(f"PairConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}")
+            raise TypeError(
+                f"PairConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}"
+            )
         validate_fields(self, self.CONSTRAINTS)
         if self.engine_batch_size != "auto":
             Optional(Int(1)).check(self.engine_batch_size, "PairConfig.engine_batch_size (or 'auto')")
@@ -103,8 +114,8 @@ class DirectionResult:
     component_two: dict | None
     borderline: dict[str, BorderlineResult]
     skipped: dict[str, str]
-    keys: dict[str, str] = field(default_factory=dict)   # stage keys, for downstream stages
-    trajectory: dict | None = None                        # TrajectoryResult.to_dict() or {"skipped": why}
+    keys: dict[str, str] = field(default_factory=dict)  # stage keys, for downstream stages
+    trajectory: dict | None = None  # TrajectoryResult.to_dict() or {"skipped": why}
 
 
 @dataclass
@@ -112,18 +123,26 @@ class PairResult:
     source: int
     target: int
     directions: dict[str, DirectionResult]
-    results: dict        # what results.json holds (deterministic: no timings)
+    results: dict  # what results.json holds (deterministic: no timings)
     out_dir: Path | None
-    timings: dict = field(default_factory=dict)   # what timings.json holds: wall times, reuse
+    timings: dict = field(default_factory=dict)  # what timings.json holds: wall times, reuse
 
     def summary_rows(self) -> list[dict]:
         """One row per (direction, method): success rate and mean attempts, for tables."""
         rows = []
         for key, d in self.results["directions"].items():
             for method, m in d["methods"].items():
-                rows.append({"direction": key, "method": method, **{k: m.get(k) for k in (
-                    "pairs", "success_rate", "mean_attempts_success", "mean_attempts_all", "forwards")},
-                    "skipped": m.get("skipped")})
+                rows.append(
+                    {
+                        "direction": key,
+                        "method": method,
+                        **{
+                            k: m.get(k)
+                            for k in ("pairs", "success_rate", "mean_attempts_success", "mean_attempts_all", "forwards")
+                        },
+                        "skipped": m.get("skipped"),
+                    }
+                )
         return rows
 
 
@@ -131,15 +150,27 @@ class PairResult:
 # serialisation of engine results
 # --------------------------------------------------------------------------------------------------
 
+
 def _result_to_dict(r: BorderlineResult, a_index: Tensor, b_index: Tensor) -> dict:
     return {
-        "points": r.points.cpu(), "status": r.status.cpu(), "intruder": r.intruder.cpu(),
-        "attempts": r.attempts.cpu(), "probs": r.probs.cpu(), "lam": r.lam.cpu(),
+        "points": r.points.cpu(),
+        "status": r.status.cpu(),
+        "intruder": r.intruder.cpu(),
+        "attempts": r.attempts.cpu(),
+        "probs": r.probs.cpu(),
+        "lam": r.lam.cpu(),
         "embeddings": None if r.embeddings is None else r.embeddings.cpu(),
-        "source": r.source.cpu(), "target": r.target.cpu(),
-        "a_index": a_index.cpu(), "b_index": b_index.cpu(),
-        "forwards": r.forwards, "method": r.method, "beta": r.beta, "max_steps": r.max_steps,
-        "batch_size": r.batch_size, "seconds": r.seconds, "steps": r.steps,
+        "source": r.source.cpu(),
+        "target": r.target.cpu(),
+        "a_index": a_index.cpu(),
+        "b_index": b_index.cpu(),
+        "forwards": r.forwards,
+        "method": r.method,
+        "beta": r.beta,
+        "max_steps": r.max_steps,
+        "batch_size": r.batch_size,
+        "seconds": r.seconds,
+        "steps": r.steps,
     }
 
 
@@ -151,6 +182,7 @@ def _result_from_dict(d: dict) -> BorderlineResult:
 # --------------------------------------------------------------------------------------------------
 # the pipeline
 # --------------------------------------------------------------------------------------------------
+
 
 def run_pair(
     classifier: nn.Module,
@@ -203,7 +235,7 @@ def run_pair(
     device = model_device(classifier)
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(device))
-    elif config.engine_batch_size == "auto":   # measured once, here, so the value enters every key
+    elif config.engine_batch_size == "auto":  # measured once, here, so the value enters every key
         probe = data.class_inputs(source, "train")[:64].to(device)
         config = dataclasses.replace(config, engine_batch_size=choose_batch_size(classifier, probe, limit=1 << 16))
     root = None if out_dir is None else Path(out_dir)
@@ -219,17 +251,46 @@ def run_pair(
     run_id = digest(inputs)
     t_run = time.perf_counter()
     if root is None:
-        return _run(classifier, data, source, target, config, StageStore(None, say), base_spec, autoencoder,
-                    embedding_layer, device, progress, run_id, inputs, t_run)
+        return _run(
+            classifier,
+            data,
+            source,
+            target,
+            config,
+            StageStore(None, say),
+            base_spec,
+            autoencoder,
+            embedding_layer,
+            device,
+            progress,
+            run_id,
+            inputs,
+            t_run,
+        )
     with claim_folder(root, RUN_KIND, {"pair": [source, target]}) as old_manifest:
         if old_manifest is not None and old_manifest.get("run_id") != run_id:
             # another run's results must never sit beside this run's manifest
             for name in ("results.json", "timings.json"):
                 (root / name).unlink(missing_ok=True)
-        _write_manifest(root, classifier, classifier_sha, data, source, target, config, embedding_layer,
-                        manifest_extra, run_id)
-        result = _run(classifier, data, source, target, config, StageStore(root, say), base_spec, autoencoder,
-                      embedding_layer, device, progress, run_id, inputs, t_run)
+        _write_manifest(
+            root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra, run_id
+        )
+        result = _run(
+            classifier,
+            data,
+            source,
+            target,
+            config,
+            StageStore(root, say),
+            base_spec,
+            autoencoder,
+            embedding_layer,
+            device,
+            progress,
+            run_id,
+            inputs,
+            t_run,
+        )
         write_json(root / "timings.json", result.timings)
         write_json(root / "results.json", result.results)
     return result
@@ -254,8 +315,22 @@ def split_timings(obj):
     return kept, times
 
 
-def _run(classifier, data, source, target, config, store, base_spec, autoencoder, embedding_layer, device,
-         progress, run_id, inputs, t_run) -> PairResult:
+def _run(
+    classifier,
+    data,
+    source,
+    target,
+    config,
+    store,
+    base_spec,
+    autoencoder,
+    embedding_layer,
+    device,
+    progress,
+    run_id,
+    inputs,
+    t_run,
+) -> PairResult:
     directions: dict[str, DirectionResult] = {}
     for s, t in ((source, target), (target, source)):
         directions[f"{s}->{t}"] = _run_direction(
@@ -263,7 +338,9 @@ def _run(classifier, data, source, target, config, store, base_spec, autoencoder
         )
     linearity = None
     if config.characterize:
-        linearity = _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer)
+        linearity = _characterize(
+            classifier, data, source, target, directions, config, store, base_spec, embedding_layer
+        )
     results, timings = split_timings(_results_json(source, target, directions, config, linearity))
     results = {"schema": RESULTS_SCHEMA, "kind": RUN_KIND, "run_id": run_id, "inputs": inputs, **results}
     timings = {"run_id": run_id, **(timings or {}), "stages": store.timings, "seconds": time.perf_counter() - t_run}
@@ -279,25 +356,38 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
     skipped: dict[str, str] = {}
     borderline: dict[str, BorderlineResult] = {}
     keys: dict[str, str] = {}
-    engine_kw = dict(beta=config.beta, max_steps=config.max_steps, method=config.method,
-                     embedding_layer=embedding_layer, batch_size=config.engine_batch_size)
-    engine_spec = dict(engine_kw)   # the live batch too: batched forwards round differently at other sizes
+    engine_kw = dict(
+        beta=config.beta,
+        max_steps=config.max_steps,
+        method=config.method,
+        embedding_layer=embedding_layer,
+        batch_size=config.engine_batch_size,
+    )
+    engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
 
     # Component I
     name1 = f"components/ae1_{tag}"
     adv_cfg1 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1))
 
     def comp1():
-        r = component_one(classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=autoencoder, progress=progress)
+        r = component_one(
+            classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=autoencoder, progress=progress
+        )
         return {
             "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
-            "adversarial": r.adversarial.cpu(), "source_index": r.source_index.cpu(),
+            "adversarial": r.adversarial.cpu(),
+            "source_index": r.source_index.cpu(),
             "stats": {
-                "train": dataclasses.asdict(r.train), "test": None if r.test is None else dataclasses.asdict(r.test),
-                "fraction_of_correct": r.fraction_of_correct, "fraction_of_all": r.fraction_of_all,
-                "test_accuracy": r.test_accuracy, "test_fraction_of_correct": r.test_fraction_of_correct,
-                "test_fraction_of_all": r.test_fraction_of_all, "collapse": r.collapse,
-                "final_loss": r.history.final_loss, "train_seconds": r.history.seconds,
+                "train": dataclasses.asdict(r.train),
+                "test": None if r.test is None else dataclasses.asdict(r.test),
+                "fraction_of_correct": r.fraction_of_correct,
+                "fraction_of_all": r.fraction_of_all,
+                "test_accuracy": r.test_accuracy,
+                "test_fraction_of_correct": r.test_fraction_of_correct,
+                "test_fraction_of_all": r.test_fraction_of_all,
+                "collapse": r.collapse,
+                "final_loss": r.history.final_loss,
+                "train_seconds": r.history.seconds,
             },
         }
 
@@ -317,10 +407,16 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
             r = component_two(classifier, adversarial, s, t, adv_cfg2, autoencoder=autoencoder, progress=progress)
             return {
                 "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
-                "a": r.a.cpu(), "a2": r.a2.cpu(), "index": r.index.cpu(),
-                "stats": {"pairs": int(r.a.shape[0]), "counts": dataclasses.asdict(r.stats),
-                          "collapse": r.collapse, "final_loss": r.history.final_loss,
-                          "train_seconds": r.history.seconds},
+                "a": r.a.cpu(),
+                "a2": r.a2.cpu(),
+                "index": r.index.cpu(),
+                "stats": {
+                    "pairs": int(r.a.shape[0]),
+                    "counts": dataclasses.asdict(r.stats),
+                    "collapse": r.collapse,
+                    "final_loss": r.history.final_loss,
+                    "train_seconds": r.history.seconds,
+                },
             }
 
         c2, key2 = store.run(name2, {"upstream": key1, "adversarial": dataclasses.asdict(adv_cfg2)}, comp2)
@@ -348,11 +444,14 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
             p = random_pairs(classifier, x_all, y_all, s, t, seed=stage_seed(config.seed, f"rpbs_{tag}"))
             return _result_to_dict(refine_borderline(classifier, p.a, p.b, s, t, **engine_kw), p.a_index, p.b_index)
 
-        out, _ = store.run(f"borderline/rpbs_{tag}", {**base_spec, "s": s, "t": t, "seed": config.seed, "engine": engine_spec}, rpbs)
+        out, _ = store.run(
+            f"borderline/rpbs_{tag}", {**base_spec, "s": s, "t": t, "seed": config.seed, "engine": engine_spec}, rpbs
+        )
         borderline["rpbs"] = _result_from_dict(out)
         if embedding_layer is None:
             skipped["epbs"] = "no embedding layer: pass embedding_layer (or --embedding-layer)"
         else:
+
             def epbs():
                 p = embedding_nearest_pairs(classifier, x_all, y_all, s, t, embedding_layer)
                 d = _result_to_dict(refine_borderline(classifier, p.a, p.b, s, t, **engine_kw), p.a_index, p.b_index)
@@ -377,9 +476,13 @@ def _characterize(classifier, data, source, target, directions, config, store, b
     from deepdig_fast.characterize import linearity, trajectory_oscillation
 
     device = model_device(classifier)
-    traj_spec = {"K": config.trajectory_K, "T": config.trajectory_T, "segments": config.trajectory_segments,
-                 "band": list(config.band)}
-    for key, d in directions.items():
+    traj_spec = {
+        "K": config.trajectory_K,
+        "T": config.trajectory_T,
+        "segments": config.trajectory_segments,
+        "band": list(config.band),
+    }
+    for d in directions.values():
         points = _successes(d)
         if points is None or points.shape[0] < 2:
             d.trajectory = {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
@@ -388,8 +491,15 @@ def _characterize(classifier, data, source, target, directions, config, store, b
 
         def traj(points=points, d=d, name=name):
             r = trajectory_oscillation(
-                classifier, points.to(device), d.source, d.target, K=config.trajectory_K, T=config.trajectory_T,
-                segments=config.trajectory_segments, seed=stage_seed(config.seed, name), band=config.band,
+                classifier,
+                points.to(device),
+                d.source,
+                d.target,
+                K=config.trajectory_K,
+                T=config.trajectory_T,
+                segments=config.trajectory_segments,
+                seed=stage_seed(config.seed, name),
+                band=config.band,
             )
             return {**r.tensors(), "summary": r.to_dict()}
 
@@ -406,9 +516,16 @@ def _characterize(classifier, data, source, target, directions, config, store, b
 
     def lin():
         r = linearity(
-            classifier, embedding_layer, data.x_train.to(device), data.y_train.to(device), data.x_test.to(device),
-            data.y_test.to(device), source, target,
-            (empty if b_st is None else b_st).to(device), (empty if b_ts is None else b_ts).to(device),
+            classifier,
+            embedding_layer,
+            data.x_train.to(device),
+            data.y_train.to(device),
+            data.x_test.to(device),
+            data.y_test.to(device),
+            source,
+            target,
+            (empty if b_st is None else b_st).to(device),
+            (empty if b_ts is None else b_ts).to(device),
             seed=stage_seed(config.seed, name),
         )
         summary, arrays = r.to_dict(), r.tensors()
@@ -435,8 +552,10 @@ def _results_json(source, target, directions, config, linearity=None) -> dict:
             elif m in d.skipped:
                 methods[m] = {"pairs": 0, "skipped": d.skipped[m]}
         out["directions"][key] = {
-            "source": d.source, "target": d.target,
-            "component_one": d.component_one, "component_two": d.component_two,
+            "source": d.source,
+            "target": d.target,
+            "component_one": d.component_one,
+            "component_two": d.component_two,
             "methods": methods,
         }
         if d.trajectory is not None:
@@ -453,7 +572,11 @@ def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedd
         "pair": [s, t],
         "seed": config.seed,
         "config": config.to_dict(),
-        "classifier": {"sha256": classifier_sha, "class": type(classifier).__name__, "embedding_layer": embedding_layer},
+        "classifier": {
+            "sha256": classifier_sha,
+            "class": type(classifier).__name__,
+            "embedding_layer": embedding_layer,
+        },
         "data": data_fingerprint(data),
         "classes": list(data.classes),
         **(extra or {}),

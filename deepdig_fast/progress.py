@@ -17,13 +17,15 @@ Where the output goes (`stream`, default: sys.stderr at the time of the call) de
 
 The environment variable DEEPDIG_PROGRESS overrides the choice: "bar", "plain" or "off".
 """
+
 from __future__ import annotations
 
 import math
 import os
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 __all__ = ["ENV_VAR", "MODES", "Progress", "progress_bar", "progress_mode"]
 
@@ -39,7 +41,7 @@ def _is_tty(stream: TextIO) -> bool:
 
 
 def progress_mode(stream: TextIO | None = None) -> str:
-    """"bar", "plain" or "off" for output to `stream` (default sys.stderr): DEEPDIG_PROGRESS when
+    """ "bar", "plain" or "off" for output to `stream` (default sys.stderr): DEEPDIG_PROGRESS when
     set, else "bar" on a terminal and "plain" otherwise."""
     env = os.environ.get(ENV_VAR, "").strip().lower()
     if env:
@@ -134,7 +136,7 @@ class Progress:
         elif self.mode == "plain":
             self._line(self._clock(), final=True)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -188,5 +190,6 @@ def progress_bar(
         mode = "off"
     elif mode is None:
         mode = progress_mode(out)
-    return Progress(total, desc, unit, mode=mode, stream=out, min_interval=min_interval,
-                    every_fraction=every_fraction, clock=clock)
+    return Progress(
+        total, desc, unit, mode=mode, stream=out, min_interval=min_interval, every_fraction=every_fraction, clock=clock
+    )

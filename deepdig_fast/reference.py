@@ -3,6 +3,7 @@ to float rounding), plus the per-pair bisection loop of the public DeepDIG code 
 
 Used by the tests, as documentation of what each kernel computes, and for debugging.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,14 @@ from deepdig_fast.status import F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUD
 
 # Status codes as plain ints (deepdig_fast.status is their one source).
 PENDING, SUCCESS, THIRD_CLASS, STALLED, MAX_STEPS, INVALID_BRACKET, NONFINITE = (
-    int(Status.PENDING), int(Status.SUCCESS), int(Status.THIRD_CLASS), int(Status.STALLED), int(Status.MAX_STEPS),
-    int(Status.INVALID_BRACKET), int(Status.NONFINITE))
+    int(Status.PENDING),
+    int(Status.SUCCESS),
+    int(Status.THIRD_CLASS),
+    int(Status.STALLED),
+    int(Status.MAX_STEPS),
+    int(Status.INVALID_BRACKET),
+    int(Status.NONFINITE),
+)
 LO, HI, GLO, GHI = F_LO, F_HI, F_G_LO, F_G_HI
 ATTEMPTS, STATUS, INTRUDER, SIDE = I_ATTEMPTS, I_STATUS, I_INTRUDER, I_SIDE
 BISECT, ILLINOIS = 0, 1
@@ -61,8 +68,23 @@ def _softmax_parts(logits: Tensor):
     return z, e, denom
 
 
-def bracket_update(logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out,
-                   beta: float, max_steps: int, method: int) -> Tensor:
+def bracket_update(
+    logits,
+    x,
+    idx,
+    lam,
+    stalled,
+    source,
+    target,
+    fstate,
+    istate,
+    points,
+    probs,
+    lam_out,
+    beta: float,
+    max_steps: int,
+    method: int,
+) -> Tensor:
     """See deepdig_fast.ops.bracket_update; mutates fstate, istate, points, probs, lam_out."""
     M = logits.shape[0]
     rows = torch.arange(M, device=logits.device)
@@ -155,8 +177,9 @@ def bisect_pair_reference(model, x1: Tensor, x2: Tensor, c1: int, c2: int, beta:
 
 
 @torch.no_grad()
-def bisect_batched_torch(model, a: Tensor, b: Tensor, source: int, target: int, beta: float = 1e-4,
-                         max_steps: int = 64):
+def bisect_batched_torch(
+    model, a: Tensor, b: Tensor, source: int, target: int, beta: float = 1e-4, max_steps: int = 64
+):
     """Algorithm 1 for all pairs at once in plain torch: boolean masks, no custom ops, no batch cap.
 
     What a user would write without deepdig_fast (the benchmark's baseline (b)). Returns
@@ -179,8 +202,10 @@ def bisect_batched_torch(model, a: Tensor, b: Tensor, source: int, target: int, 
         third = (pred != source) & (pred != target)
         success = ~third & ((p[:, source] - p[:, target]).abs() < beta)
         flat_m = m.reshape(m.shape[0], -1)
-        stalled = ~third & ~success & (
-            (flat_m == x1[ia].reshape(m.shape[0], -1)).all(1) | (flat_m == x2[ia].reshape(m.shape[0], -1)).all(1)
+        stalled = (
+            ~third
+            & ~success
+            & ((flat_m == x1[ia].reshape(m.shape[0], -1)).all(1) | (flat_m == x2[ia].reshape(m.shape[0], -1)).all(1))
         )
         capped = ~third & ~success & ~stalled & (attempts[ia] >= max_steps)
         st = torch.full_like(pred, PENDING)
@@ -244,8 +269,17 @@ def linear_distances(h: Tensor, w: Tensor, bias: float, labels: Tensor):
     wrong = (d > 0) != (labels == 1)
     a = d.abs().mean()
     aw = d.abs()[wrong].mean() if bool(wrong.any()) else torch.tensor(nan, dtype=torch.float64)
-    summary = torch.stack([
-        a, a / (1 + a), aw.to(d.device), (aw / (1 + aw)).to(d.device), d.max(), d.mean(), d.min(),
-        1 - wrong.double().mean(), wrong.double().sum(),
-    ])
+    summary = torch.stack(
+        [
+            a,
+            a / (1 + a),
+            aw.to(d.device),
+            (aw / (1 + aw)).to(d.device),
+            d.max(),
+            d.mean(),
+            d.min(),
+            1 - wrong.double().mean(),
+            wrong.double().sum(),
+        ]
+    )
     return d, summary

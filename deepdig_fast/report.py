@@ -34,6 +34,7 @@ Anything missing (a stage not run, a method skipped, a data set that cannot be r
 the baselines' pair ends) is stated in the report instead of failing. Figures are drawn on
 matplotlib's Agg canvas without pyplot, so no global matplotlib state changes.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,9 +43,9 @@ from pathlib import Path
 
 import torch
 
+from deepdig_fast.document import Doc, Figures, finish_report, fmt, fmt_g, int_text, load_pt, num, pct, read_json, secs
 from deepdig_fast.rundir import check_same_run
 from deepdig_fast.status import STATUS_TEXT as _STATUS_TEXT
-from deepdig_fast.document import Doc, Figures, finish_report, fmt, fmt_g, int_text, load_pt, num, pct, read_json, secs
 
 METHOD_NAMES = {"deepdig": "DeepDIG", "rpbs": "RPBS", "epbs": "EPBS"}
 METHOD_COLORS = {"deepdig": "#1f77b4", "rpbs": "#ff7f0e", "epbs": "#2ca02c"}
@@ -53,6 +54,7 @@ STATUS_TEXT = {status.name: text for status, text in _STATUS_TEXT.items()}
 # --------------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------------
+
 
 def _arrow(key: str) -> str:
     return key.replace("->", "→")
@@ -88,6 +90,7 @@ def _spread(idx: torch.Tensor, k: int) -> torch.Tensor:
 # figures
 # --------------------------------------------------------------------------------------------------
 
+
 def _fig_success(fig, directions: dict, labels: dict) -> str | None:
     keys = list(directions)
     if not keys:
@@ -104,11 +107,21 @@ def _fig_success(fig, directions: dict, labels: dict) -> str | None:
                 continue
             rate = num(info.get("success_rate"))
             if info.get("skipped") or rate is None:
-                ax.text(x, 0.02, "skipped" if info.get("skipped") else "no pairs", rotation=90, ha="center",
-                        va="bottom", fontsize=9, color="0.4")
+                ax.text(
+                    x,
+                    0.02,
+                    "skipped" if info.get("skipped") else "no pairs",
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    color="0.4",
+                )
                 continue
             ax.bar(x, rate, width * 0.92, color=METHOD_COLORS[m], label=METHOD_NAMES[m] if di == 0 else None)
-            ax.text(x, rate + 0.015, f"{100 * rate:.0f}%\nn={info.get('pairs', 0)}", ha="center", va="bottom", fontsize=8.5)
+            ax.text(
+                x, rate + 0.015, f"{100 * rate:.0f}%\nn={info.get('pairs', 0)}", ha="center", va="bottom", fontsize=8.5
+            )
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels([labels.get(k, _arrow(k)) for k in keys])
     ax.set_ylim(0, 1.35)
@@ -138,8 +151,13 @@ def _fig_attempts(fig, key: str, borderline: dict) -> str | None:
             bins = [b - 0.5 for b in range(1, top + 2)]
             ok = st == 0
             data = [att[ok].numpy(), att[~ok].numpy()]
-            ax.hist(data, bins=bins, stacked=True, color=[METHOD_COLORS[m], "#d62728"],
-                    label=[f"success ({int(ok.sum())})", f"failure ({int((~ok).sum())})"])
+            ax.hist(
+                data,
+                bins=bins,
+                stacked=True,
+                color=[METHOD_COLORS[m], "#d62728"],
+                label=[f"success ({int(ok.sum())})", f"failure ({int((~ok).sum())})"],
+            )
             ax.legend(frameon=False, fontsize=9)
         ax.set_title(f"{METHOD_NAMES[m]}, {_arrow(key)}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -191,9 +209,11 @@ def _fig_strips(fig, rows: list[dict], s: int, t: int, names: list[str]) -> str 
     n = len(rows)
     fig.set_size_inches(6.6, 1.9 * n + 0.3)
     for k, r in enumerate(rows):
-        panels = [(r["a"], f"end a: class {names[s]}"),
-                  (r["m"], f"borderline, λ={r['lam']:.3f}\np({names[s]})={r['ps']:.4f} p({names[t]})={r['pt']:.4f}"),
-                  (r["b"], f"end b: class {names[t]}")]
+        panels = [
+            (r["a"], f"end a: class {names[s]}"),
+            (r["m"], f"borderline, λ={r['lam']:.3f}\np({names[s]})={r['ps']:.4f} p({names[t]})={r['pt']:.4f}"),
+            (r["b"], f"end b: class {names[t]}"),
+        ]
         for c, (x, label) in enumerate(panels):
             ax = fig.add_subplot(n, 3, 3 * k + c + 1)
             img, cmap = _as_image(x)
@@ -277,13 +297,15 @@ def _fig_svm(fig, arrays: dict, sets: dict, names: list[str]) -> str | None:
 # data for the baselines' pair ends
 # --------------------------------------------------------------------------------------------------
 
+
 def _training_inputs(manifest: dict) -> tuple[torch.Tensor | None, str | None]:
     """The run's training inputs when they can be reloaded and verified (MNIST only), else a reason."""
     fp = manifest.get("data") or {}
     name = manifest.get("dataset") or fp.get("name")
     if name != "mnist":
-        return None, (f"the training inputs of data set {name!r} are not reloaded by the report "
-                      "(only the shipped MNIST is)")
+        return None, (
+            f"the training inputs of data set {name!r} are not reloaded by the report (only the shipped MNIST is)"
+        )
     try:
         from deepdig_fast.data import load_mnist
         from deepdig_fast.rundir import data_fingerprint
@@ -326,6 +348,7 @@ def _strip_rows(method: str, d: dict, s: int, t: int, ends, k: int) -> list[dict
 # the report
 # --------------------------------------------------------------------------------------------------
 
+
 def write_report(run_dir) -> dict[str, Path]:
     """Write report.md, report.html (figures embedded) and figures/*.png into a run folder.
 
@@ -347,7 +370,7 @@ def write_report(run_dir) -> dict[str, Path]:
 
     pair = results.get("pair") or manifest.get("pair")
     if not (isinstance(pair, list) and len(pair) == 2):
-        raise ValueError(f"{root / 'results.json'} must name the class pair as \"pair\": [s, t], got {pair!r}")
+        raise ValueError(f'{root / "results.json"} must name the class pair as "pair": [s, t], got {pair!r}')
     S, T = int(pair[0]), int(pair[1])
     names = [str(c) for c in (manifest.get("classes") or [])]
     n_classes = max(len(names), S + 1, T + 1)
@@ -380,17 +403,21 @@ def write_report(run_dir) -> dict[str, Path]:
     # ---- title and summary
     title = f"DeepDIG report: {dataset}, classes {names[S]} and {names[T]}"
     doc.h(1, title)
-    doc.p(f"Run folder `{root.name}` · classifier `{clf.get('class', '?')}` · deepdig_fast {manifest.get('version', '?')} · "
-          f"report written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+    doc.p(
+        f"Run folder `{root.name}` · classifier `{clf.get('class', '?')}` · deepdig_fast {manifest.get('version', '?')} · "
+        f"report written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
+    )
     summary = []
     for key, d in directions.items():
         m = (d.get("methods") or {}).get("deepdig") or {}
         if m.get("skipped"):
             summary.append(f"**{labels[key]}**: DeepDIG found no borderline samples ({m['skipped']}).")
         else:
-            summary.append(f"**{labels[key]}**: DeepDIG refined {int_text(m.get('pairs'))} pairs into "
-                           f"{int_text(m.get('successes'))} borderline samples (success rate {pct(m.get('success_rate'))}, "
-                           f"{fmt(m.get('mean_attempts_success'), 1)} attempts on average).")
+            summary.append(
+                f"**{labels[key]}**: DeepDIG refined {int_text(m.get('pairs'))} pairs into "
+                f"{int_text(m.get('successes'))} borderline samples (success rate {pct(m.get('success_rate'))}, "
+                f"{fmt(m.get('mean_attempts_success'), 1)} attempts on average)."
+            )
             tr = d.get("trajectory") or {}
             if num(tr.get("oscillation")) is not None:
                 summary[-1] += f" Trajectory oscillation {fmt_g(tr['oscillation'])}."
@@ -401,52 +428,79 @@ def write_report(run_dir) -> dict[str, Path]:
 
     # ---- explanation
     doc.h(2, "What this report shows")
-    doc.p("A classifier splits its input space into regions, one per class. Between the regions of two classes "
-          f"*s* and *t* (here {names[S]} and {names[T]}) lies their **decision boundary**: the inputs the classifier "
-          "finds equally likely to be *s* and *t*. DeepDIG (Karimi, Derr and Tang, \"Characterizing the Decision "
-          "Boundary of Deep Neural Networks\") finds inputs on that boundary and then measures its shape.")
-    doc.p(f"A **borderline sample** is an input *x* whose softmax probabilities of the two classes agree to within "
-          f"β = {fmt_g(cfg.get('beta', 1e-4))}: |p_s(x) − p_t(x)| < β, with *s* and *t* ahead of every other class. "
-          "Every method below starts from **pairs** of inputs, one classified *s* and one classified *t*, and "
-          "walks along the straight line between them by bisection: the midpoint is classified, and the half "
-          "whose ends still have different classes is kept, until the midpoint is borderline (a **success**) or "
-          f"the search fails (another class wins at the midpoint, float precision runs out, or {cfg.get('max_steps', 64)} "
-          "points were tried). **Attempts** = the number of points the search classified for a pair.")
-    doc.ul([
-        "**DeepDIG** makes its pairs with two autoencoders: the first turns training inputs of class *s* into "
-        "look-alikes the classifier calls *t* (adversarial samples, component I); the second turns those back into "
-        "inputs called *s* (component II). Both ends of a pair are close to each other and to the boundary.",
-        "**RPBS** (random pair baseline) pairs random correctly classified training inputs of *s* and *t*.",
-        "**EPBS** (embedding-nearest pair baseline) pairs each correctly classified *s* input with the *t* input "
-        "whose embedding (the classifier's penultimate representation) is nearest.",
-        "**Direction** *s* → *t* uses pairs built from class *s*; *t* → *s* repeats everything with the roles swapped.",
-    ])
+    doc.p(
+        "A classifier splits its input space into regions, one per class. Between the regions of two classes "
+        f"*s* and *t* (here {names[S]} and {names[T]}) lies their **decision boundary**: the inputs the classifier "
+        'finds equally likely to be *s* and *t*. DeepDIG (Karimi, Derr and Tang, "Characterizing the Decision '
+        'Boundary of Deep Neural Networks") finds inputs on that boundary and then measures its shape.'
+    )
+    doc.p(
+        f"A **borderline sample** is an input *x* whose softmax probabilities of the two classes agree to within "
+        f"β = {fmt_g(cfg.get('beta', 1e-4))}: |p_s(x) − p_t(x)| < β, with *s* and *t* ahead of every other class. "
+        "Every method below starts from **pairs** of inputs, one classified *s* and one classified *t*, and "
+        "walks along the straight line between them by bisection: the midpoint is classified, and the half "
+        "whose ends still have different classes is kept, until the midpoint is borderline (a **success**) or "
+        f"the search fails (another class wins at the midpoint, float precision runs out, or {cfg.get('max_steps', 64)} "
+        "points were tried). **Attempts** = the number of points the search classified for a pair."
+    )
+    doc.ul(
+        [
+            "**DeepDIG** makes its pairs with two autoencoders: the first turns training inputs of class *s* into "
+            "look-alikes the classifier calls *t* (adversarial samples, component I); the second turns those back into "
+            "inputs called *s* (component II). Both ends of a pair are close to each other and to the boundary.",
+            "**RPBS** (random pair baseline) pairs random correctly classified training inputs of *s* and *t*.",
+            "**EPBS** (embedding-nearest pair baseline) pairs each correctly classified *s* input with the *t* input "
+            "whose embedding (the classifier's penultimate representation) is nearest.",
+            "**Direction** *s* → *t* uses pairs built from class *s*; *t* → *s* repeats everything with the roles swapped.",
+        ]
+    )
 
     # ---- run settings
     doc.h(2, "The run")
     fp = manifest.get("data") or {}
     acc = meta.get("accuracy")
     rows = [
-        ["data set", f"{dataset}: {int_text((fp.get('train') or [None])[0])} training / {int_text((fp.get('test') or [None])[0])} test inputs, "
-                     f"input shape {(fp.get('train') or [None])[1:]}"],
+        [
+            "data set",
+            f"{dataset}: {int_text((fp.get('train') or [None])[0])} training / {int_text((fp.get('test') or [None])[0])} test inputs, "
+            f"input shape {(fp.get('train') or [None])[1:]}",
+        ],
         ["classes", f"s = {S} ({names[S]}), t = {T} ({names[T]})"],
-        ["classifier", f"{clf.get('class', '?')}" + (f", test accuracy {pct(acc, 2)}" if num(acc) is not None else "")
-         + f", weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…"],
-        ["embedding layer", f"`{clf.get('embedding_layer')}`" if clf.get("embedding_layer") else "none (EPBS and linearity need one)"],
-        ["autoencoders", f"{int_text(adv.get('steps'))} steps, α = {adv.get('alpha', '?')}, Adam lr {adv.get('lr', '?')}, "
-                         f"batch {adv.get('batch_size', '?')}"],
-        ["borderline search", f"{cfg.get('method', '?')}, β = {fmt_g(cfg.get('beta'))}, at most {cfg.get('max_steps', '?')} attempts"],
+        [
+            "classifier",
+            f"{clf.get('class', '?')}"
+            + (f", test accuracy {pct(acc, 2)}" if num(acc) is not None else "")
+            + f", weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…",
+        ],
+        [
+            "embedding layer",
+            f"`{clf.get('embedding_layer')}`" if clf.get("embedding_layer") else "none (EPBS and linearity need one)",
+        ],
+        [
+            "autoencoders",
+            f"{int_text(adv.get('steps'))} steps, α = {adv.get('alpha', '?')}, Adam lr {adv.get('lr', '?')}, "
+            f"batch {adv.get('batch_size', '?')}",
+        ],
+        [
+            "borderline search",
+            f"{cfg.get('method', '?')}, β = {fmt_g(cfg.get('beta'))}, at most {cfg.get('max_steps', '?')} attempts",
+        ],
         ["seed", str(cfg.get("seed", manifest.get("seed", "?")))],
-        ["software", f"deepdig_fast {manifest.get('version', '?')}, torch {manifest.get('torch', '?')}, Python {manifest.get('python', '?')}"],
+        [
+            "software",
+            f"deepdig_fast {manifest.get('version', '?')}, torch {manifest.get('torch', '?')}, Python {manifest.get('python', '?')}",
+        ],
         ["wall time", secs(timings.get("seconds", results.get("seconds")))],
     ]
     doc.table(["item", "value"], rows)
 
     # ---- borderline search
     doc.h(2, "Finding the boundary")
-    doc.p("**Success rate** = successes / pairs: how often a method's starting pairs lead to a borderline sample. "
-          "**Mean attempts** = points classified per pair (lower is cheaper; each bisection step halves the "
-          "segment). **Forwards** = inputs passed through the classifier, including the pairs' ends.")
+    doc.p(
+        "**Success rate** = successes / pairs: how often a method's starting pairs lead to a borderline sample. "
+        "**Mean attempts** = points classified per pair (lower is cheaper; each bisection step halves the "
+        "segment). **Forwards** = inputs passed through the classifier, including the pairs' ends."
+    )
     trows = []
     for key, d in directions.items():
         for m in ("deepdig", "rpbs", "epbs"):
@@ -458,39 +512,93 @@ def write_report(run_dir) -> dict[str, Path]:
                 trows.append([labels[key], METHOD_NAMES[m], f"skipped: {info['skipped']}", "", "", "", "", "", ""])
                 continue
             counts = info.get("counts") or {}
-            fails = ", ".join(f"{STATUS_TEXT.get(k, k)}: {v}" for k, v in counts.items() if k != "SUCCESS" and v) or "none"
-            trows.append([labels[key], METHOD_NAMES[m], int_text(info.get("pairs")), int_text(info.get("successes")),
-                          pct(info.get("success_rate")), fmt(info.get("mean_attempts_success"), 1),
-                          fmt(info.get("mean_attempts_failure"), 1), fails, int_text(info.get("forwards"))])
-    doc.table(["direction", "method", "pairs", "successes", "success rate", "mean attempts (successes)",
-               "mean attempts (failures)", "failures by reason", "forwards"], trows)
+            fails = (
+                ", ".join(f"{STATUS_TEXT.get(k, k)}: {v}" for k, v in counts.items() if k != "SUCCESS" and v) or "none"
+            )
+            trows.append(
+                [
+                    labels[key],
+                    METHOD_NAMES[m],
+                    int_text(info.get("pairs")),
+                    int_text(info.get("successes")),
+                    pct(info.get("success_rate")),
+                    fmt(info.get("mean_attempts_success"), 1),
+                    fmt(info.get("mean_attempts_failure"), 1),
+                    fails,
+                    int_text(info.get("forwards")),
+                ]
+            )
+    doc.table(
+        [
+            "direction",
+            "method",
+            "pairs",
+            "successes",
+            "success rate",
+            "mean attempts (successes)",
+            "mean attempts (failures)",
+            "failures by reason",
+            "forwards",
+        ],
+        trows,
+    )
     crows = []
     for key, d in directions.items():
         c1 = d.get("component_one") or {}
         tr = c1.get("train") or {}
         c2 = d.get("component_two") or {}
-        crows.append([labels[key], int_text(tr.get("n_inputs")), int_text(tr.get("kept")), pct(c1.get("fraction_of_all")),
-                      pct(c1.get("test_fraction_of_all")), int_text(c2.get("pairs")) if c2 else "–",
-                      c1.get("collapse") or (c2 or {}).get("collapse") or ""])
-    doc.p("DeepDIG's pairs come from its autoencoders. Component I turns the training inputs of the source class "
-          "into adversarial samples (kept when the classifier called the original *s* and calls the output *t*); "
-          "component II maps those back and keeps the pairs whose image is called *s* again.")
-    doc.table(["direction", "source-class training inputs", "adversarial kept", "share (train)", "share (test)",
-               "pairs kept by component II", "problem"], crows)
+        crows.append(
+            [
+                labels[key],
+                int_text(tr.get("n_inputs")),
+                int_text(tr.get("kept")),
+                pct(c1.get("fraction_of_all")),
+                pct(c1.get("test_fraction_of_all")),
+                int_text(c2.get("pairs")) if c2 else "–",
+                c1.get("collapse") or (c2 or {}).get("collapse") or "",
+            ]
+        )
+    doc.p(
+        "DeepDIG's pairs come from its autoencoders. Component I turns the training inputs of the source class "
+        "into adversarial samples (kept when the classifier called the original *s* and calls the output *t*); "
+        "component II maps those back and keeps the pairs whose image is called *s* again."
+    )
+    doc.table(
+        [
+            "direction",
+            "source-class training inputs",
+            "adversarial kept",
+            "share (train)",
+            "share (test)",
+            "pairs kept by component II",
+            "problem",
+        ],
+        crows,
+    )
     rel, why = figs.draw("success_rates.png", _fig_success, directions, labels)
-    doc.fig(rel, "Success rate per direction and method. Bars are labelled with the rate and the number of pairs; "
-                 "a missing bar says why the method was not run.", why)
+    doc.fig(
+        rel,
+        "Success rate per direction and method. Bars are labelled with the rate and the number of pairs; "
+        "a missing bar says why the method was not run.",
+        why,
+    )
     for key in directions:
         tag = key.replace("->", "-")
         rel, why = figs.draw(f"attempts_{tag}.png", _fig_attempts, key, borderline[key])
-        doc.fig(rel, f"Attempts per pair, {labels[key]}: how many points each search classified before it "
-                     "succeeded (blue/orange/green) or failed (red).", why)
+        doc.fig(
+            rel,
+            f"Attempts per pair, {labels[key]}: how many points each search classified before it "
+            "succeeded (blue/orange/green) or failed (red).",
+            why,
+        )
 
     # ---- samples
     doc.h(2, "Borderline samples")
-    doc.p("These inputs sit on the decision boundary: the classifier cannot tell whether they are "
-          f"{names[S]} or {names[T]}. The strips show how they were found: the two ends of a pair, one on each side "
-          "of the boundary, and the borderline point between them (λ = position on the segment from end a, 0, to end b, 1).")
+    doc.p(
+        "These inputs sit on the decision boundary: the classifier cannot tell whether they are "
+        f"{names[S]} or {names[T]}. The strips show how they were found: the two ends of a pair, one on each side "
+        "of the boundary, and the borderline point between them (λ = position on the segment from end a, 0, to end b, 1)."
+    )
     x_train, train_why = None, None
     need_train = any(borderline[k].get(m) is not None for k in directions for m in ("rpbs", "epbs"))
     if need_train:
@@ -499,19 +607,34 @@ def write_report(run_dir) -> dict[str, Path]:
         s, t = d.get("source"), d.get("target")
         tag = key.replace("->", "-")
         doc.h(3, labels[key])
-        shown = next((m for m in ("deepdig", "rpbs", "epbs") if borderline[key].get(m) is not None
-                      and bool((borderline[key][m]["status"] == 0).any())), None)
+        shown = next(
+            (
+                m
+                for m in ("deepdig", "rpbs", "epbs")
+                if borderline[key].get(m) is not None and bool((borderline[key][m]["status"] == 0).any())
+            ),
+            None,
+        )
         if shown is None:
             doc.note(f"No method found a borderline sample for {labels[key]}.")
         else:
             ok = borderline[key][shown]["status"] == 0
             pts = borderline[key][shown]["points"][ok]
             if shown != "deepdig":
-                doc.note(f"DeepDIG has no borderline samples for {labels[key]}; the grid shows {METHOD_NAMES[shown]}'s.")
-            rel, why = figs.draw(f"borderline_{tag}.png", _fig_grid, pts,
-                                 f"{METHOD_NAMES[shown]} borderline samples, {labels[key]} "
-                                 f"({min(64, pts.shape[0])} of {pts.shape[0]})")
-            doc.fig(rel, f"{METHOD_NAMES[shown]} borderline samples {labels[key]}, spread evenly over the successful pairs.", why)
+                doc.note(
+                    f"DeepDIG has no borderline samples for {labels[key]}; the grid shows {METHOD_NAMES[shown]}'s."
+                )
+            rel, why = figs.draw(
+                f"borderline_{tag}.png",
+                _fig_grid,
+                pts,
+                f"{METHOD_NAMES[shown]} borderline samples, {labels[key]} ({min(64, pts.shape[0])} of {pts.shape[0]})",
+            )
+            doc.fig(
+                rel,
+                f"{METHOD_NAMES[shown]} borderline samples {labels[key]}, spread evenly over the successful pairs.",
+                why,
+            )
         strip_rows, notes = [], []
         for m in ("deepdig", "rpbs", "epbs"):
             b = borderline[key].get(m)
@@ -520,7 +643,9 @@ def write_report(run_dir) -> dict[str, Path]:
             if m == "deepdig":
                 e = ae2.get(key)
                 if e is None or e.get("a") is None or e["a"].shape[0] != b["status"].shape[0]:
-                    notes.append(f"DeepDIG pairs: components/ae2_{tag}.pt is missing or does not match the borderline file")
+                    notes.append(
+                        f"DeepDIG pairs: components/ae2_{tag}.pt is missing or does not match the borderline file"
+                    )
                     continue
                 ends = (e["a2"], e["a"])
             else:
@@ -536,8 +661,12 @@ def write_report(run_dir) -> dict[str, Path]:
             doc.note(f"Not shown in the strips: {n_}.")
         if strip_rows:
             rel, why = figs.draw(f"pairs_{tag}.png", _fig_strips, strip_rows, s, t, names)
-            doc.fig(rel, f"Pairs {labels[key]}: end a (class {names[s]}), the borderline point found between the ends, "
-                         f"end b (class {names[t]}); p(·) are the classifier's probabilities at the borderline point.", why)
+            doc.fig(
+                rel,
+                f"Pairs {labels[key]}: end a (class {names[s]}), the borderline point found between the ends, "
+                f"end b (class {names[t]}); p(·) are the classifier's probabilities at the borderline point.",
+                why,
+            )
 
     # ---- characterization
     doc.h(2, "Shape of the boundary")
@@ -548,14 +677,16 @@ def write_report(run_dir) -> dict[str, Path]:
 
     # ---- files
     doc.h(2, "Files in this run folder")
-    doc.ul([
-        "`manifest.json`: versions, settings, the classifier's checksum, the data set's fingerprint.",
-        "`results.json`: every number in this report (NaN written as null).",
-        "`components/ae1_S-T.pt`, `components/ae2_S-T.pt`: the autoencoders and their adversarial sets / pairs.",
-        "`borderline/<method>_S-T.pt`: per pair the final point, status, attempts, probabilities, λ and embedding.",
-        "`characterize/trajectory_S-T.pt`, `characterize/linearity_S-T.pt`: per-segment statistics and SVM distances.",
-        "`figures/*.png`: the figures of this report. Load `.pt` files with `torch.load(path, weights_only=True)`.",
-    ])
+    doc.ul(
+        [
+            "`manifest.json`: versions, settings, the classifier's checksum, the data set's fingerprint.",
+            "`results.json`: every number in this report (NaN written as null).",
+            "`components/ae1_S-T.pt`, `components/ae2_S-T.pt`: the autoencoders and their adversarial sets / pairs.",
+            "`borderline/<method>_S-T.pt`: per pair the final point, status, attempts, probabilities, λ and embedding.",
+            "`characterize/trajectory_S-T.pt`, `characterize/linearity_S-T.pt`: per-segment statistics and SVM distances.",
+            "`figures/*.png`: the figures of this report. Load `.pt` files with `torch.load(path, weights_only=True)`.",
+        ]
+    )
     return finish_report(doc, figs, root, "report", title)
 
 
@@ -579,22 +710,27 @@ def _linearity_reading(lin: dict) -> str:
         verdict = "the boundary is close to, but not exactly, a hyperplane in embedding space"
     else:
         verdict = "the boundary is far from a hyperplane in embedding space"
-    return (f"Embedding linearity: borderline m1 = {fmt_g(bm1)} against {fmt_g(min(ref_m1))} for train/test "
-            f"(ratio {fmt_g(ratio, 2)}{closer}); the SVM classifies the borderline samples with accuracy "
-            f"{pct(bacc)} (50% = chance): {verdict}.")
+    return (
+        f"Embedding linearity: borderline m1 = {fmt_g(bm1)} against {fmt_g(min(ref_m1))} for train/test "
+        f"(ratio {fmt_g(ratio, 2)}{closer}); the SVM classifies the borderline samples with accuracy "
+        f"{pct(bacc)} (50% = chance): {verdict}."
+    )
 
 
-def _trajectory_section(doc: Doc, figs: Figures, directions: dict, labels: dict, trajectory_pt: dict,
-                        times: dict) -> None:
+def _trajectory_section(
+    doc: Doc, figs: Figures, directions: dict, labels: dict, trajectory_pt: dict, times: dict
+) -> None:
     doc.h(3, "Trajectory oscillation")
-    doc.p("How often does the predicted class change when you walk from one borderline sample to another? For each "
-          "borderline sample x_i, K other samples x_j of the same direction are drawn; T evenly spaced points on "
-          "the segment from x_j towards x_i are classified, and the segment's **oscillation** = (number of label "
-          "changes between consecutive points) / T. The table reports the mean over all segments (the paper's "
-          "value). 0 means the segment never leaves one class: the boundary is smooth between the samples; larger "
-          "values mean the line crosses the boundary back and forth. **Distinct labels** = classes met on a "
-          "segment; **third-class changes** = changes to or from a class other than s and t; **band share** = "
-          "share of points whose p_s − p_t lies in the band (a measure of boundary thickness).")
+    doc.p(
+        "How often does the predicted class change when you walk from one borderline sample to another? For each "
+        "borderline sample x_i, K other samples x_j of the same direction are drawn; T evenly spaced points on "
+        "the segment from x_j towards x_i are classified, and the segment's **oscillation** = (number of label "
+        "changes between consecutive points) / T. The table reports the mean over all segments (the paper's "
+        "value). 0 means the segment never leaves one class: the boundary is smooth between the samples; larger "
+        "values mean the line crosses the boundary back and forth. **Distinct labels** = classes met on a "
+        "segment; **third-class changes** = changes to or from a class other than s and t; **band share** = "
+        "share of points whose p_s − p_t lies in the band (a measure of boundary thickness)."
+    )
     rows = []
     any_result = False
     for key, d in directions.items():
@@ -603,7 +739,9 @@ def _trajectory_section(doc: Doc, figs: Figures, directions: dict, labels: dict,
             rows.append([labels[key], "not computed", "", "", "", "", "", "", "", ""])
             continue
         if tr.get("skipped") or tr.get("reason"):
-            rows.append([labels[key], f"skipped: {tr.get('skipped') or tr.get('reason')}", "", "", "", "", "", "", "", ""])
+            rows.append(
+                [labels[key], f"skipped: {tr.get('skipped') or tr.get('reason')}", "", "", "", "", "", "", "", ""]
+            )
             continue
         any_result = True
         ci = tr.get("ci95")
@@ -611,19 +749,43 @@ def _trajectory_section(doc: Doc, figs: Figures, directions: dict, labels: dict,
         if ci and num(ci[0]) is not None:
             osc += f" (95% CI {fmt_g(ci[0], 4)} – {fmt_g(ci[1], 4)})"
         band = tr.get("band") or [None, None]
-        rows.append([labels[key], tr.get("mode", "?"), int_text(tr.get("n_samples")),
-                     f"K = {tr.get('K')}, T = {tr.get('T')}", int_text(tr.get("n_segments")), osc,
-                     fmt(tr.get("mean_distinct_labels"), 2), pct(tr.get("third_class_change_share")),
-                     f"{pct(tr.get('band_share'))} in [{fmt_g(band[0])}, {fmt_g(band[1])}]",
-                     f"{int_text(tr.get('forwards'))} / "
-                     f"{secs(((times.get(key) or {}).get('trajectory') or {}).get('seconds', tr.get('seconds')))}"])
-    doc.table(["direction", "mode", "samples", "design", "segments", "oscillation", "distinct labels (mean)",
-               "third-class share of changes", "band share", "forwards / time"], rows)
+        rows.append(
+            [
+                labels[key],
+                tr.get("mode", "?"),
+                int_text(tr.get("n_samples")),
+                f"K = {tr.get('K')}, T = {tr.get('T')}",
+                int_text(tr.get("n_segments")),
+                osc,
+                fmt(tr.get("mean_distinct_labels"), 2),
+                pct(tr.get("third_class_change_share")),
+                f"{pct(tr.get('band_share'))} in [{fmt_g(band[0])}, {fmt_g(band[1])}]",
+                f"{int_text(tr.get('forwards'))} / "
+                f"{secs(((times.get(key) or {}).get('trajectory') or {}).get('seconds', tr.get('seconds')))}",
+            ]
+        )
+    doc.table(
+        [
+            "direction",
+            "mode",
+            "samples",
+            "design",
+            "segments",
+            "oscillation",
+            "distinct labels (mean)",
+            "third-class share of changes",
+            "band share",
+            "forwards / time",
+        ],
+        rows,
+    )
     if not any_result:
         doc.note("The trajectory oscillation was not computed for this run; the table lists why where known.")
     else:
-        doc.p("*exact* mode evaluates the paper's design (K partners per sample, all others when there are fewer); "
-              "*estimate* mode samples segments at random and gives a 95% confidence interval for the same mean.")
+        doc.p(
+            "*exact* mode evaluates the paper's design (K partners per sample, all others when there are fewer); "
+            "*estimate* mode samples segments at random and gives a 95% confidence interval for the same mean."
+        )
     for key, d in directions.items():
         pt = trajectory_pt.get(key)
         if pt is None or "stats" not in pt:
@@ -635,20 +797,26 @@ def _trajectory_section(doc: Doc, figs: Figures, directions: dict, labels: dict,
         tag = key.replace("->", "-")
         mean = num((d.get("trajectory") or {}).get("oscillation"))
         rel, why = figs.draw(f"oscillation_{tag}.png", _fig_oscillation, pt["stats"], T, key, mean)
-        doc.fig(rel, f"Per-segment oscillation and number of classes met, {labels[key]}. A spike at 0 means most "
-                     "segments between borderline samples stay within one class.", why)
+        doc.fig(
+            rel,
+            f"Per-segment oscillation and number of classes met, {labels[key]}. A spike at 0 means most "
+            "segments between borderline samples stay within one class.",
+            why,
+        )
 
 
 def _linearity_section(doc: Doc, figs: Figures, lin, arrays, names: list[str], S: int, T: int) -> None:
     doc.h(3, "Linearity in embedding space")
-    doc.p("Is the boundary a flat hyperplane in the classifier's embedding space (its penultimate layer)? A linear "
-          "SVM is fitted to the embeddings of all training inputs of the two classes; for every input the "
-          "**signed distance** d to the SVM's hyperplane is measured (sign = side). Per set: "
-          "**m1** = mean|d| / (1 + mean|d|) (0 = on the hyperplane, towards 1 = far away); **m2** = the same over the "
-          "inputs the SVM puts on the wrong side; max, mean and min of d; the SVM's **accuracy**. "
-          "Reading (paper): if the classifier's boundary is near-linear in embedding space, the borderline samples "
-          "lie on the SVM's hyperplane — borderline m1 much smaller than train/test m1 — and the SVM can only "
-          "guess their class (accuracy near 50%).")
+    doc.p(
+        "Is the boundary a flat hyperplane in the classifier's embedding space (its penultimate layer)? A linear "
+        "SVM is fitted to the embeddings of all training inputs of the two classes; for every input the "
+        "**signed distance** d to the SVM's hyperplane is measured (sign = side). Per set: "
+        "**m1** = mean|d| / (1 + mean|d|) (0 = on the hyperplane, towards 1 = far away); **m2** = the same over the "
+        "inputs the SVM puts on the wrong side; max, mean and min of d; the SVM's **accuracy**. "
+        "Reading (paper): if the classifier's boundary is near-linear in embedding space, the borderline samples "
+        "lie on the SVM's hyperplane — borderline m1 much smaller than train/test m1 — and the SVM can only "
+        "guess their class (accuracy near 50%)."
+    )
     if not isinstance(lin, dict) or not lin.get("sets"):
         why = lin.get("skipped") if isinstance(lin, dict) else None
         doc.note(f"Embedding linearity was not computed for this run{': ' + why if why else ''}.")
@@ -658,22 +826,52 @@ def _linearity_section(doc: Doc, figs: Figures, lin, arrays, names: list[str], S
         s = (lin.get("sets") or {}).get(name)
         if s is None:
             continue
-        rows.append([name, int_text(s.get("n")), fmt_g(s.get("m1"), 4), fmt_g(s.get("m2"), 4), fmt_g(s.get("mean_abs"), 4),
-                     fmt_g(s.get("max"), 4), fmt_g(s.get("mean"), 4), fmt_g(s.get("min"), 4),
-                     pct(s.get("accuracy")), int_text(s.get("misclassified"))])
-    doc.table(["set", "n", "m1", "m2", "mean |d|", "max d", "mean d (public code: \"min\")", "min d",
-               "SVM accuracy", "misclassified"], rows)
+        rows.append(
+            [
+                name,
+                int_text(s.get("n")),
+                fmt_g(s.get("m1"), 4),
+                fmt_g(s.get("m2"), 4),
+                fmt_g(s.get("mean_abs"), 4),
+                fmt_g(s.get("max"), 4),
+                fmt_g(s.get("mean"), 4),
+                fmt_g(s.get("min"), 4),
+                pct(s.get("accuracy")),
+                int_text(s.get("misclassified")),
+            ]
+        )
+    doc.table(
+        [
+            "set",
+            "n",
+            "m1",
+            "m2",
+            "mean |d|",
+            "max d",
+            'mean d (public code: "min")',
+            "min d",
+            "SVM accuracy",
+            "misclassified",
+        ],
+        rows,
+    )
     svm = lin.get("svm") or {}
     conv = svm.get("converged")
-    doc.p(f"SVM: LinearSVC(C = {svm.get('C', '?')}, max_iter = {svm.get('max_iter', '?')}) on the "
-          f"{svm.get('embedding_dim', '?')}-d embedding `{lin.get('embedding_layer', '?')}`; "
-          f"{'converged' if conv else 'did **not** converge' if conv is False else 'convergence unknown'} after "
-          f"{svm.get('n_iter', '?')} iterations. d > 0 is the side of class {svm.get('positive_class', '?')}. "
-          "The public DeepDIG code reports the mean of d under the name \"min\"; both are shown here.")
+    doc.p(
+        f"SVM: LinearSVC(C = {svm.get('C', '?')}, max_iter = {svm.get('max_iter', '?')}) on the "
+        f"{svm.get('embedding_dim', '?')}-d embedding `{lin.get('embedding_layer', '?')}`; "
+        f"{'converged' if conv else 'did **not** converge' if conv is False else 'convergence unknown'} after "
+        f"{svm.get('n_iter', '?')} iterations. d > 0 is the side of class {svm.get('positive_class', '?')}. "
+        'The public DeepDIG code reports the mean of d under the name "min"; both are shown here.'
+    )
     doc.p(_linearity_reading(lin))
     if arrays is None:
         doc.note(f"characterize/linearity_{S}-{T}.pt is missing: no distance histograms.")
         return
     rel, why = figs.draw("svm_distances.png", _fig_svm, arrays, lin.get("sets") or {}, names)
-    doc.fig(rel, "Signed distances to the SVM hyperplane (black line), by true class. Train and test inputs should "
-                 "sit on their class's side, away from 0; borderline samples near 0 indicate a near-linear boundary.", why)
+    doc.fig(
+        rel,
+        "Signed distances to the SVM hyperplane (black line), by true class. Train and test inputs should "
+        "sit on their class's side, away from 0; borderline samples near 0 indicate a near-linear boundary.",
+        why,
+    )

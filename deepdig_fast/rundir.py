@@ -21,6 +21,7 @@ Guarantees (docs/RELIABILITY.md lists the tests that show each):
 - Stage seeds come from (run seed, stage name), so no result depends on what ran before it in
   the process, and nothing measured at run time (timings, machine load) enters a key or a result.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,9 @@ import socket
 import sys
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -67,8 +69,8 @@ __all__ = [
 ]
 
 #: the kinds of folder deepdig writes and the schema versions of their results files
-RUN_KIND, RESULTS_SCHEMA = "deepdig-run", 2       # results.json of run_pair
-ATLAS_KIND, ATLAS_SCHEMA = "deepdig-atlas", 2     # atlas.json of run_atlas
+RUN_KIND, RESULTS_SCHEMA = "deepdig-run", 2  # results.json of run_pair
+ATLAS_KIND, ATLAS_SCHEMA = "deepdig-atlas", 2  # atlas.json of run_atlas
 
 #: the entry of a stage file that holds its key, name, settings and wall time
 STAGE_KEY = "_stage"
@@ -78,6 +80,7 @@ LOCK_NAME = ".lock"
 # --------------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------------
+
 
 def model_device(model: Any, fallback: torch.device | str = "cpu") -> torch.device:
     """The device of a module's first parameter (or buffer); `fallback` for callables and
@@ -129,6 +132,7 @@ def write_json(path: Path, obj: Any) -> Path:
 
 def data_fingerprint(data: Any) -> dict:
     """Identifies a data set cheaply: name, shapes, and checksums of the labels and of a sample."""
+
     def h(t: Tensor) -> str:
         return hashlib.sha256(t.contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
 
@@ -160,6 +164,7 @@ def environment() -> dict:
 # --------------------------------------------------------------------------------------------------
 # the stage store
 # --------------------------------------------------------------------------------------------------
+
 
 class StageStore:
     """Runs named stages, each stored as one atomic file `root/<name>.pt` with its key inside.
@@ -241,6 +246,7 @@ class StageStore:
 # one process per folder, one kind and scope per folder
 # --------------------------------------------------------------------------------------------------
 
+
 class RunError(RuntimeError):
     """A run cannot go on for a reason outside the arguments (another process, another rank)."""
 
@@ -262,7 +268,7 @@ class FolderLock:
         self.what = what
         self._fd: int | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
@@ -283,8 +289,10 @@ class FolderLock:
                     f"{f' ({holder})' if holder else ''}; wait for it to finish or use another folder"
                 ) from None
             raise
-        info = (f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}, "
-                f"command: {' '.join(sys.argv)[:300]}")
+        info = (
+            f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+            f"command: {' '.join(sys.argv)[:300]}"
+        )
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)
         self._fd = fd
@@ -292,10 +300,10 @@ class FolderLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)   # closing the descriptor drops the flock
+            os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -333,9 +341,9 @@ def check_folder(root: Path, kind: str, scope: dict) -> dict | None:
         return None
     old_kind = manifest.get("kind")
     old_scope = manifest.get("scope")
-    if old_kind is None and "pair" in manifest:   # run folders written before kinds were recorded
+    if old_kind is None and "pair" in manifest:  # run folders written before kinds were recorded
         old_kind, old_scope = RUN_KIND, {"pair": manifest["pair"]}
-    if old_kind is None and "strategy" in manifest:   # atlas folders of that time: scope unknown
+    if old_kind is None and "strategy" in manifest:  # atlas folders of that time: scope unknown
         old_kind, old_scope = ATLAS_KIND, scope
     if old_kind != kind or old_scope != scope:
         raise ValueError(
@@ -354,7 +362,7 @@ def claim_folder(root: Path, kind: str, scope: dict, *, lock: bool = True) -> It
     if lock:
         with FolderLock(root, "out_dir"):
             manifest = check_folder(root, kind, scope)
-            remove_stale_temps(root)   # left by a process killed mid-write; nobody else writes here now
+            remove_stale_temps(root)  # left by a process killed mid-write; nobody else writes here now
             yield manifest
     else:
         yield read_manifest(root)
@@ -370,7 +378,9 @@ def check_same_run(root: Path, manifest: dict, results: dict, results_name: str)
         if obj.get("kind") not in (None, RUN_KIND, ATLAS_KIND):
             raise ValueError(f"{Path(root) / name} is not a deepdig file (kind {obj.get('kind')!r})")
     if manifest.get("kind") and results.get("kind") and manifest["kind"] != results["kind"]:
-        raise ValueError(f"{Path(root)}: {results_name} is of a {results['kind']} but manifest.json of a {manifest['kind']}")
+        raise ValueError(
+            f"{Path(root)}: {results_name} is of a {results['kind']} but manifest.json of a {manifest['kind']}"
+        )
     a, b = manifest.get("run_id"), results.get("run_id")
     if a is not None and b is not None and a != b:
         raise ValueError(

@@ -3,12 +3,24 @@
 Pure Python (no extension needed): engine.py, reference.py, the reports and the atlas import these;
 tests/test_build.py checks that csrc/common/bracket.h agrees with them.
 """
+
 from __future__ import annotations
 
 import enum
 
-__all__ = ["Status", "STATUS_TEXT", "FAILURES", "F_LO", "F_HI", "F_G_LO", "F_G_HI",
-           "I_ATTEMPTS", "I_STATUS", "I_INTRUDER", "I_SIDE"]
+__all__ = [
+    "Status",
+    "STATUS_TEXT",
+    "FAILURES",
+    "F_LO",
+    "F_HI",
+    "F_G_LO",
+    "F_G_HI",
+    "I_ATTEMPTS",
+    "I_STATUS",
+    "I_INTRUDER",
+    "I_SIDE",
+]
 
 
 class Status(enum.IntEnum):
@@ -19,12 +31,12 @@ class Status(enum.IntEnum):
     """
 
     PENDING = -1
-    SUCCESS = 0          # |p_source - p_target| < beta at the returned point
-    THIRD_CLASS = 1      # the evaluated point is predicted as a third class (see `intruder`)
-    STALLED = 2          # the point equals a bracket end in the working precision: no progress left
-    MAX_STEPS = 3        # max_steps points evaluated without success
+    SUCCESS = 0  # |p_source - p_target| < beta at the returned point
+    THIRD_CLASS = 1  # the evaluated point is predicted as a third class (see `intruder`)
+    STALLED = 2  # the point equals a bracket end in the working precision: no progress left
+    MAX_STEPS = 3  # max_steps points evaluated without success
     INVALID_BRACKET = 4  # a not predicted source or b not predicted target: not bisected
-    NONFINITE = 5        # softmax undefined at an end or a point: NaN or +inf logits, or all -inf
+    NONFINITE = 5  # softmax undefined at an end or a point: NaN or +inf logits, or all -inf
 
 
 #: what each failure means, for reports and logs

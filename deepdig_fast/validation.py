@@ -13,11 +13,13 @@ Configs (PairConfig, AtlasConfig, AdversarialConfig) declare their constraints a
 mapping `CONSTRAINTS` and call `validate_fields(self, self.CONSTRAINTS)` in `__post_init__`.
 Booleans are never accepted where a number is expected (`True` is an `int` in Python).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 __all__ = [
     "ParameterError",
@@ -33,6 +35,7 @@ __all__ = [
     "validate_fields",
     "BAND",
 ]
+
 
 class ParameterError(ValueError, TypeError):
     """An argument of the wrong type or out of its range. Both a ValueError and a TypeError, so
@@ -132,6 +135,7 @@ def check_options(value: Any, name: str, options: Iterable[Any]) -> Any:
 # declared constraints
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Int:
     """An int in [low, high] (None: unbounded)."""
@@ -200,4 +204,3 @@ def validate_fields(obj: Any, constraints: Mapping[str, Any], owner: str | None 
         checked = constraint.check(value, prefix + field_name)
         if constraint is BAND:
             object.__setattr__(obj, field_name, checked)
-

@@ -24,6 +24,7 @@ torchvision, timm, transformers, safetensors and robustbench are optional (`pip 
 deepdig_fast[zoo]`) and imported only when a spec needs them; `Preprocessed`, `parse_normalize` and
 `find_embedding_layer` need none of them.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,14 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = [
-    "Normalization", "NORMALIZATIONS", "parse_normalize", "Preprocessed", "HFClassifier",
-    "find_embedding_layer", "load_model", "ZOO_SOURCES",
+    "Normalization",
+    "NORMALIZATIONS",
+    "parse_normalize",
+    "Preprocessed",
+    "HFClassifier",
+    "find_embedding_layer",
+    "load_model",
+    "ZOO_SOURCES",
 ]
 
 ZOO_SOURCES = ("torchvision", "timm", "hf", "robustbench")
@@ -108,8 +115,10 @@ def parse_normalize(text: Any) -> Normalization | None | str:
     except ValueError:
         values = []
     if len(values) < 2 or len(values) % 2:
-        raise ValueError(f"normalize must be auto, none, {', '.join(NORMALIZATIONS)}, MEAN,STD or "
-                         f"M1,...,Mc,S1,...,Sc (as many means as stds), got {text!r}")
+        raise ValueError(
+            f"normalize must be auto, none, {', '.join(NORMALIZATIONS)}, MEAN,STD or "
+            f"M1,...,Mc,S1,...,Sc (as many means as stds), got {text!r}"
+        )
     half = len(values) // 2
     return Normalization(text.strip(), tuple(values[:half]), tuple(values[half:]))
 
@@ -124,8 +133,11 @@ def parse_resize(resize: Any, arg: str = "resize") -> tuple[int, int] | None:
             raise ValueError(f"{arg} must be none, N or H,W (pixels), got {resize!r}") from None
     if isinstance(resize, int) and not isinstance(resize, bool):
         resize = (resize, resize)
-    if (not isinstance(resize, Sequence) or len(resize) not in (1, 2)
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize)):
+    if (
+        not isinstance(resize, Sequence)
+        or len(resize) not in (1, 2)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in resize)
+    ):
         raise ValueError(f"{arg} must be None, a positive int or (H, W), got {resize!r}")
     h, w = (resize[0], resize[0]) if len(resize) == 1 else resize
     return int(h), int(w)
@@ -153,8 +165,16 @@ class Preprocessed(nn.Module):
     run folder records: another normalisation is another classifier).
     """
 
-    def __init__(self, model: nn.Module, mean: Any = None, std: Any = None, resize: Any = None, *,
-                 name: str | None = None, embedding_layer: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        mean: Any = None,
+        std: Any = None,
+        resize: Any = None,
+        *,
+        name: str | None = None,
+        embedding_layer: str | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -168,12 +188,16 @@ class Preprocessed(nn.Module):
         self.model = model
         self.norm_name = None
         if mean is not None:
+
             def values(v, arg):
                 t = torch.as_tensor(v, dtype=torch.float32).flatten()
                 if t.numel() == 0:
                     raise ValueError(f"{arg} must hold at least one value")
                 return t
-            norm = Normalization(name or "custom", tuple(values(mean, "mean").tolist()), tuple(values(std, "std").tolist()))
+
+            norm = Normalization(
+                name or "custom", tuple(values(mean, "mean").tolist()), tuple(values(std, "std").tolist())
+            )
             self.norm_name = norm.name
             c = norm.channels
             self.register_buffer("mean", torch.tensor(norm.mean, dtype=torch.float32).expand(c).clone())
@@ -197,8 +221,10 @@ class Preprocessed(nn.Module):
             assert self.std is not None
             c = self.mean.numel()
             if x.dim() < 2 or (c != 1 and x.shape[1] != c):
-                raise ValueError(f"Preprocessed: the normalisation has {c} channels, but the input has shape "
-                                 f"{list(x.shape)} (channels in dim 1)")
+                raise ValueError(
+                    f"Preprocessed: the normalisation has {c} channels, but the input has shape "
+                    f"{list(x.shape)} (channels in dim 1)"
+                )
             shape = [1, c] + [1] * (x.dim() - 2)
             x = (x - self.mean.to(x.dtype).view(shape)) / self.std.to(x.dtype).view(shape)
         return self.model(x)
@@ -233,6 +259,7 @@ class HFClassifier(nn.Module):
 # --------------------------------------------------------------------------------------------------
 # the embedding layer
 # --------------------------------------------------------------------------------------------------
+
 
 def _last_linear(module: nn.Module, prefix: str) -> str | None:
     if isinstance(module, nn.Linear):
@@ -310,14 +337,17 @@ def find_embedding_layer(model: nn.Module, example: torch.Tensor | None = None) 
     if name is None:
         name = _structural_classifier(model)
     if not name:
-        raise ValueError(f"embedding_layer 'auto': {type(model).__name__} has no nn.Linear classifier layer; "
-                         "name the embedding layer (embedding_layer='NAME' or 'NAME:input', --embedding-layer)")
+        raise ValueError(
+            f"embedding_layer 'auto': {type(model).__name__} has no nn.Linear classifier layer; "
+            "name the embedding layer (embedding_layer='NAME' or 'NAME:input', --embedding-layer)"
+        )
     return f"{name}:input"
 
 
 # --------------------------------------------------------------------------------------------------
 # load_model
 # --------------------------------------------------------------------------------------------------
+
 
 def _import(package: str, spec: str, extra: str = "deepdig_fast[zoo]") -> Any:
     """Import an optional package; a missing (or broken) one is a one-line ImportError naming the spec."""
@@ -326,12 +356,16 @@ def _import(package: str, spec: str, extra: str = "deepdig_fast[zoo]") -> Any:
     try:
         return importlib.import_module(package)
     except ImportError as e:
-        raise ImportError(f"{spec} needs the {package} package, which is not installed "
-                          f"(pip install {extra}; torchvision must match your torch)") from e
-    except RuntimeError as e:   # e.g. torchvision built for another torch: "operator torchvision::nms does not exist"
+        raise ImportError(
+            f"{spec} needs the {package} package, which is not installed "
+            f"(pip install {extra}; torchvision must match your torch)"
+        ) from e
+    except RuntimeError as e:  # e.g. torchvision built for another torch: "operator torchvision::nms does not exist"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ImportError(f"{spec} needs {package}, but it does not import ({first}); install the {package} "
-                          "build that matches your torch") from e
+        raise ImportError(
+            f"{spec} needs {package}, but it does not import ({first}); install the {package} "
+            "build that matches your torch"
+        ) from e
 
 
 def read_weights(path: str | os.PathLike, spec: str = "weights") -> dict[str, torch.Tensor]:
@@ -350,7 +384,7 @@ def read_weights(path: str | os.PathLike, spec: str = "weights") -> dict[str, to
     else:
         state = state_dict_from(load_tensors(p), str(p))
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -407,8 +441,10 @@ def _torchvision(name: str, spec: str, state, pretrained: bool, num_classes, in_
     try:
         builder = models.get_model_builder(name)
     except ValueError:
-        raise ValueError(f"{spec}: torchvision has no model {name!r} (torchvision.models.list_models() lists "
-                         "them, e.g. resnet18, convnext_tiny, vit_b_16)") from None
+        raise ValueError(
+            f"{spec}: torchvision has no model {name!r} (torchvision.models.list_models() lists "
+            "them, e.g. resnet18, convnext_tiny, vit_b_16)"
+        ) from None
     try:
         default_weights = models.get_model_weights(name).DEFAULT
     except (ValueError, AttributeError):
@@ -428,21 +464,36 @@ def _torchvision(name: str, spec: str, state, pretrained: bool, num_classes, in_
             raise ValueError(f"{spec}: torchvision has no pretrained weights for {name}; pass weights=FILE (--weights)")
         categories = default_weights.meta.get("categories") or []
         if num_classes is not None and num_classes != len(categories):
-            raise ValueError(f"{spec}: the pretrained weights ({default_weights}) have {len(categories)} classes, "
-                             f"but num_classes={num_classes}; pass your own weights (--weights)")
+            raise ValueError(
+                f"{spec}: the pretrained weights ({default_weights}) have {len(categories)} classes, "
+                f"but num_classes={num_classes}; pass your own weights (--weights)"
+            )
         file = _hub_file(default_weights.url)
         if not file.is_file():
             raise FileNotFoundError(
                 f"{spec}: the pretrained weights {default_weights} are not in the local torch hub cache ({file}); "
                 f"fetch them once with python -c \"import torchvision; torchvision.models.get_model('{name}', "
-                f"weights='DEFAULT')\" (or pass --weights FILE)")
-        model = builder(weights=default_weights)   # the cached file: torchvision reads it, nothing is downloaded
+                f"weights='DEFAULT')\" (or pass --weights FILE)"
+            )
+        model = builder(weights=default_weights)  # the cached file: torchvision reads it, nothing is downloaded
         crop = getattr(default_weights.transforms(), "crop_size", None)
-        return _Built(model, f"pretrained {default_weights} ({file})", len(categories), [str(c) for c in categories],
-                      norm, "torchvision weights transforms", parse_resize(list(crop)) if crop else None)
+        return _Built(
+            model,
+            f"pretrained {default_weights} ({file})",
+            len(categories),
+            [str(c) for c in categories],
+            norm,
+            "torchvision weights transforms",
+            parse_resize(list(crop)) if crop else None,
+        )
     if state is not None:
         meta = _meta_build(lambda: builder(weights=None, **kwargs))
-        n = _reconcile_classes(spec, num_classes, _classes_in_state(_structural_classifier(meta) if meta is not None else None, state), None)
+        n = _reconcile_classes(
+            spec,
+            num_classes,
+            _classes_in_state(_structural_classifier(meta) if meta is not None else None, state),
+            None,
+        )
         model = builder(weights=None, **({"num_classes": n} if n is not None else {}), **kwargs)
         _load_state(model, state, spec)
         return _Built(model, "", n, None, norm, "torchvision weights transforms" if norm else None)
@@ -458,11 +509,13 @@ def _timm_cached_file(cfg: Mapping[str, Any]) -> Path | None:
         except ImportError:
             hf_hub_download = None
         if hf_hub_download is not None:
-            names = [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
+            names = (
+                [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
+            )
             for fn in names:
                 try:
                     return Path(hf_hub_download(hub_id, fn, local_files_only=True))
-                except Exception:   # LocalEntryNotFoundError, EntryNotFoundError, offline errors
+                except Exception:  # LocalEntryNotFoundError, EntryNotFoundError, offline errors
                     continue
     url = cfg.get("url")
     if url and _hub_file(url).is_file():
@@ -495,11 +548,14 @@ def _timm(name: str, spec: str, state, pretrained: bool, num_classes, in_shape) 
             where = cfg.get("hf_hub_id") or cfg.get("url") or "?"
             raise FileNotFoundError(
                 f"{spec}: the pretrained weights ({where}) are not in the local cache; fetch them once with "
-                f"python -c \"import timm; timm.create_model('{name}', pretrained=True)\" (or pass --weights FILE)")
+                f"python -c \"import timm; timm.create_model('{name}', pretrained=True)\" (or pass --weights FILE)"
+            )
         n_pre = cfg.get("num_classes")
         if num_classes is not None and n_pre is not None and num_classes != n_pre:
-            raise ValueError(f"{spec}: the pretrained weights have {n_pre} classes, but num_classes={num_classes}; "
-                             "pass your own weights (--weights)")
+            raise ValueError(
+                f"{spec}: the pretrained weights have {n_pre} classes, but num_classes={num_classes}; "
+                "pass your own weights (--weights)"
+            )
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(file)})
         classes = None
         try:
@@ -507,19 +563,31 @@ def _timm(name: str, spec: str, state, pretrained: bool, num_classes, in_shape) 
 
             subset = infer_imagenet_subset(model)
             classes = list(ImageNetInfo(subset).label_names()) if subset else None
-        except Exception:   # label names are a convenience
+        except Exception:  # label names are a convenience
             classes = None
         size = cfg.get("input_size")
-        return _Built(model, f"pretrained {cfg.get('hf_hub_id') or cfg.get('url')} ({file})",
-                      getattr(model, "num_classes", n_pre), classes, norm, "timm pretrained_cfg",
-                      parse_resize(list(size[-2:])) if size else None)
+        return _Built(
+            model,
+            f"pretrained {cfg.get('hf_hub_id') or cfg.get('url')} ({file})",
+            getattr(model, "num_classes", n_pre),
+            classes,
+            norm,
+            "timm pretrained_cfg",
+            parse_resize(list(size[-2:])) if size else None,
+        )
     head = _structural_classifier(meta) if meta is not None else None
     n = _reconcile_classes(spec, num_classes, _classes_in_state(head, state), None)
     model = timm.create_model(name, pretrained=False, **({"num_classes": n} if n is not None else {}), **kwargs)
     if state is not None:
         _load_state(model, state, spec)
-    return _Built(model, "" if state is not None else "random", getattr(model, "num_classes", n), None, norm,
-                  "timm pretrained_cfg" if norm else None)
+    return _Built(
+        model,
+        "" if state is not None else "random",
+        getattr(model, "num_classes", n),
+        None,
+        norm,
+        "timm pretrained_cfg" if norm else None,
+    )
 
 
 def _hf_processor(ident: str) -> dict | None:
@@ -530,7 +598,9 @@ def _hf_processor(ident: str) -> dict | None:
     try:
         from huggingface_hub import hf_hub_download
 
-        return json.loads(Path(hf_hub_download(ident, "preprocessor_config.json", local_files_only=True)).read_text(encoding="utf-8"))
+        return json.loads(
+            Path(hf_hub_download(ident, "preprocessor_config.json", local_files_only=True)).read_text(encoding="utf-8")
+        )
     except Exception:
         return None
 
@@ -542,10 +612,14 @@ def _hf(ident: str, spec: str, state, pretrained: bool, num_classes, in_shape) -
         config = transformers.AutoConfig.from_pretrained(ident, local_files_only=True)
     except (OSError, ValueError) as e:
         if local:
-            raise ValueError(f"{spec}: {ident} is not a Hugging Face model folder (no usable config.json: "
-                             f"{' '.join(str(e).split())[:200]})") from None
-        raise FileNotFoundError(f"{spec}: {ident!r} is neither a local folder nor in the local Hugging Face cache; "
-                                f"fetch it once with `hf download {ident}` (huggingface_hub), then rerun") from None
+            raise ValueError(
+                f"{spec}: {ident} is not a Hugging Face model folder (no usable config.json: "
+                f"{' '.join(str(e).split())[:200]})"
+            ) from None
+        raise FileNotFoundError(
+            f"{spec}: {ident!r} is neither a local folder nor in the local Hugging Face cache; "
+            f"fetch it once with `hf download {ident}` (huggingface_hub), then rerun"
+        ) from None
     proc = _hf_processor(ident)
     norm, resize = None, None
     if proc:
@@ -561,27 +635,43 @@ def _hf(ident: str, spec: str, state, pretrained: bool, num_classes, in_shape) -
     auto = transformers.AutoModelForImageClassification
     if state is not None or not pretrained:
         meta = _meta_build(lambda: auto.from_config(config))
-        n = _reconcile_classes(spec, num_classes, _classes_in_state(_structural_classifier(meta) if meta is not None else None, state), None)
+        n = _reconcile_classes(
+            spec,
+            num_classes,
+            _classes_in_state(_structural_classifier(meta) if meta is not None else None, state),
+            None,
+        )
         if n is not None and n != config.num_labels:
-            config.num_labels = n   # resets id2label to LABEL_i
+            config.num_labels = n  # resets id2label to LABEL_i
         model = auto.from_config(config)
         if state is not None:
             _load_state(model, state, spec)
     else:
         if num_classes is not None and num_classes != config.num_labels:
-            raise ValueError(f"{spec}: the model has {config.num_labels} labels (config.json), but num_classes={num_classes}")
+            raise ValueError(
+                f"{spec}: the model has {config.num_labels} labels (config.json), but num_classes={num_classes}"
+            )
         try:
             model = auto.from_pretrained(ident, local_files_only=True)
         except (OSError, ValueError) as e:
-            raise FileNotFoundError(f"{spec}: no weights for {ident} in the folder or the local cache "
-                                    f"({' '.join(str(e).split())[:200]}); fetch them with `hf download {ident}`") from None
+            raise FileNotFoundError(
+                f"{spec}: no weights for {ident} in the folder or the local cache "
+                f"({' '.join(str(e).split())[:200]}); fetch them with `hf download {ident}`"
+            ) from None
     labels = getattr(model.config, "id2label", None) or {}
     classes = [str(labels[i]) for i in sorted(labels)] if labels else None
     if classes and all(c == f"LABEL_{i}" for i, c in enumerate(classes)):
         classes = None
     weights = "random" if state is None and not pretrained else "" if state is not None else f"pretrained {ident}"
-    return _Built(HFClassifier(model), weights, int(model.config.num_labels), classes, norm,
-                  "hf image processor" if norm else None, resize)
+    return _Built(
+        HFClassifier(model),
+        weights,
+        int(model.config.num_labels),
+        classes,
+        norm,
+        "hf image processor" if norm else None,
+        resize,
+    )
 
 
 def _robustbench(name: str, spec: str, state, pretrained: bool, num_classes, in_shape) -> _Built:
@@ -594,12 +684,16 @@ def _robustbench(name: str, spec: str, state, pretrained: bool, num_classes, in_
     elif len(parts) == 3:
         dataset, threat, model_name = parts
     else:
-        raise ValueError(f"{spec}: expected robustbench:NAME or robustbench:DATASET/THREAT/NAME (e.g. cifar10/Linf/Standard)")
-    model_dir = Path("models")   # robustbench's own default cache folder
+        raise ValueError(
+            f"{spec}: expected robustbench:NAME or robustbench:DATASET/THREAT/NAME (e.g. cifar10/Linf/Standard)"
+        )
+    model_dir = Path("models")  # robustbench's own default cache folder
     if state is None and pretrained and not (model_dir / dataset / threat / f"{model_name}.pt").is_file():
-        raise FileNotFoundError(f"{spec}: {model_dir / dataset / threat / (model_name + '.pt')} is not there; fetch it once "
-                                f"with python -c \"from robustbench.utils import load_model; load_model('{model_name}', "
-                                f"dataset='{dataset}', threat_model='{threat}')\" in this folder")
+        raise FileNotFoundError(
+            f"{spec}: {model_dir / dataset / threat / (model_name + '.pt')} is not there; fetch it once "
+            f"with python -c \"from robustbench.utils import load_model; load_model('{model_name}', "
+            f"dataset='{dataset}', threat_model='{threat}')\" in this folder"
+        )
     if state is not None:
         from robustbench.model_zoo import model_dicts
         from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
@@ -609,8 +703,14 @@ def _robustbench(name: str, spec: str, state, pretrained: bool, num_classes, in_
     else:
         model = rb_load(model_name=model_name, dataset=dataset, threat_model=threat, model_dir=str(model_dir))
     # robustbench models take [0, 1] inputs and normalise inside
-    return _Built(model, "" if state is not None else f"robustbench cache {model_dir}", num_classes, None, None,
-                  "inside the robustbench model")
+    return _Built(
+        model,
+        "" if state is not None else f"robustbench cache {model_dir}",
+        num_classes,
+        None,
+        None,
+        "inside the robustbench model",
+    )
 
 
 _BUILDERS = {"torchvision": _torchvision, "timm": _timm, "hf": _hf, "robustbench": _robustbench}
@@ -673,10 +773,14 @@ def load_model(
     from .checkpoint import load_user_model
 
     if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(f"spec must be SOURCE:NAME ({', '.join(s + ':NAME' for s in ZOO_SOURCES)}) or "
-                         f"package.module:factory, got {spec!r}")
+        raise ValueError(
+            f"spec must be SOURCE:NAME ({', '.join(s + ':NAME' for s in ZOO_SOURCES)}) or "
+            f"package.module:factory, got {spec!r}"
+        )
     source, _, name = spec.strip().partition(":")
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
         raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
     shape = _check_shape(in_shape)
     norm = parse_normalize(normalize)
@@ -685,8 +789,10 @@ def load_model(
     else:
         resize = "auto"
     if isinstance(norm, Normalization) and shape is not None and norm.channels not in (1, shape[0]):
-        raise ValueError(f"normalize {norm.name!r} has {norm.channels} channels, but the inputs have {shape[0]} "
-                         f"(in_shape {list(shape)})")
+        raise ValueError(
+            f"normalize {norm.name!r} has {norm.channels} channels, but the inputs have {shape[0]} "
+            f"(in_shape {list(shape)})"
+        )
     if source in _BUILDERS and not name:
         raise ValueError(f"spec {spec!r}: name the model after '{source}:'")
     if weights is not None and not Path(weights).is_file():
@@ -706,20 +812,29 @@ def load_model(
         built = _Built(own, str(weights) if weights is not None else "the factory's", num_classes, wrapped=False)
         source = "module:factory"
 
-    use_norm = (built.norm if norm == "auto" else norm)
-    use_resize = (built.resize if resize == "auto" else resize)
+    use_norm = built.norm if norm == "auto" else norm
+    use_resize = built.resize if resize == "auto" else resize
     notes: list[str] = []
     if isinstance(use_norm, Normalization) and shape is not None and use_norm.channels not in (1, shape[0]):
-        raise ValueError(f"{spec}: its normalisation {use_norm.name!r} has {use_norm.channels} channels, but the inputs "
-                         f"have {shape[0]} (in_shape {list(shape)}); pass normalize= (--normalize) to choose another")
+        raise ValueError(
+            f"{spec}: its normalisation {use_norm.name!r} has {use_norm.channels} channels, but the inputs "
+            f"have {shape[0]} (in_shape {list(shape)}); pass normalize= (--normalize) to choose another"
+        )
     model: nn.Module = built.model
     if built.wrapped or use_norm is not None or use_resize is not None:
-        model = Preprocessed(built.model, use_norm, resize=use_resize,
-                             name=use_norm.name if isinstance(use_norm, Normalization) else None)
+        model = Preprocessed(
+            built.model,
+            use_norm,
+            resize=use_resize,
+            name=use_norm.name if isinstance(use_norm, Normalization) else None,
+        )
     model = model.to(device).eval()
     described = model.describe() if isinstance(model, Preprocessed) else Preprocessed(nn.Identity()).describe()
-    described["from"] = (built.norm_source if norm == "auto" else "normalize argument") if use_norm is not None else (
-        built.norm_source if built.norm_source == "inside the robustbench model" else None)
+    described["from"] = (
+        (built.norm_source if norm == "auto" else "normalize argument")
+        if use_norm is not None
+        else (built.norm_source if built.norm_source == "inside the robustbench model" else None)
+    )
 
     example = None
     if shape is not None:
@@ -730,7 +845,7 @@ def load_model(
         layer = find_embedding_layer(model, example)
     except ValueError as e:
         notes.append(str(e))
-    except Exception as e:   # the forward on `example` failed: found by structure; check_fits reports the misfit
+    except Exception as e:  # the forward on `example` failed: found by structure; check_fits reports the misfit
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         notes.append(f"a forward of in_shape {list(shape or [])} failed ({type(e).__name__}: {first})")
         try:

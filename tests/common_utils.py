@@ -9,6 +9,7 @@
 The directory holding this file is on sys.path through pyproject's [tool.pytest.ini_options]
 pythonpath, so test modules write `from common_utils import ...`.
 """
+
 from __future__ import annotations
 
 import pytest

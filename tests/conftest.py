@@ -1,9 +1,9 @@
 """Fixtures only; helpers live in tests/common_utils.py and tests/op_samples.py."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from common_utils import train_small
 
 

@@ -13,15 +13,23 @@ their own dtypes. The samples feed the reference-parity, CPU/CUDA-parity, opchec
 tensor the op produces (bracket_update: its codes and the five tensors it mutates); `assert_same(op,
 got, want, dtype)` compares two such results with the op's rule.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import Tensor
 
-OPS = ("bracket_propose", "bracket_update", "nearest_neighbor", "segment_points", "trajectory_stats", "linear_distances")
+OPS = (
+    "bracket_propose",
+    "bracket_update",
+    "nearest_neighbor",
+    "segment_points",
+    "trajectory_stats",
+    "linear_distances",
+)
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -35,7 +43,7 @@ class Sample:
         inputs (bracket_update) leaves the sample untouched."""
         return tuple(_clone_keep_strides(a) if isinstance(a, Tensor) else a for a in self.args)
 
-    def to(self, device) -> "Sample":
+    def to(self, device) -> Sample:
         """The same sample on another device; views stay views (the base tensor moves)."""
         return Sample(self.name, tuple(_to_keep_strides(a, device) if isinstance(a, Tensor) else a for a in self.args))
 
@@ -91,6 +99,7 @@ def _noncontig_1d(t: Tensor) -> Tensor:
 # bracket
 # --------------------------------------------------------------------------------------------------
 
+
 def bracket_state(P: int, D: int, dtype, device="cpu", seed: int = 0):
     """(a [P, D], b [P, D], fstate [P, 4]): random ends and a valid bracket, g_lo > 0 > g_hi."""
     g = _gen(seed)
@@ -104,8 +113,20 @@ def bracket_state(P: int, D: int, dtype, device="cpu", seed: int = 0):
     return a.to(device), b.to(device), fstate.to(device)
 
 
-UPDATE_KEYS = ("logits", "x", "idx", "lam", "stalled", "source", "target", "fstate", "istate", "points", "probs",
-               "lam_out")
+UPDATE_KEYS = (
+    "logits",
+    "x",
+    "idx",
+    "lam",
+    "stalled",
+    "source",
+    "target",
+    "fstate",
+    "istate",
+    "points",
+    "probs",
+    "lam_out",
+)
 
 
 def update_case(P: int, C: int, D: int, dtype, device="cpu", seed: int = 0) -> dict:
@@ -140,9 +161,18 @@ def update_case(P: int, C: int, D: int, dtype, device="cpu", seed: int = 0) -> d
     lam = torch.rand(M, generator=g, dtype=torch.float64)
     x = torch.rand(M, D, generator=g, dtype=torch.float64).to(dtype)
     case = dict(
-        logits=logits.to(dtype), x=x, idx=idx, lam=lam, stalled=stalled, source=source, target=target,
-        fstate=fstate, istate=istate, points=torch.zeros(P, D, dtype=dtype),
-        probs=torch.zeros(P, C, dtype=torch.float64), lam_out=torch.zeros(P, dtype=torch.float64),
+        logits=logits.to(dtype),
+        x=x,
+        idx=idx,
+        lam=lam,
+        stalled=stalled,
+        source=source,
+        target=target,
+        fstate=fstate,
+        istate=istate,
+        points=torch.zeros(P, D, dtype=dtype),
+        probs=torch.zeros(P, C, dtype=torch.float64),
+        lam_out=torch.zeros(P, dtype=torch.float64),
     )
     return {k: v.to(device) for k, v in case.items()}
 
@@ -163,8 +193,10 @@ def bracket_samples(op: str, device, dtype) -> Iterator[Sample]:
             yield Sample(f"typical-m{method}", (a, b, idx, fstate, method))
             a, b, fstate = bracket_state(10, 12, dtype, device, seed=3)
             fstate_view = torch.cat([fstate, fstate], 1)[:, ::2]
-            yield Sample(f"noncontiguous-m{method}", (_noncontig_cols(a), _noncontig_cols(b),
-                                                     _noncontig_1d(torch.tensor([9, 0, 4])), fstate_view, method))
+            yield Sample(
+                f"noncontiguous-m{method}",
+                (_noncontig_cols(a), _noncontig_cols(b), _noncontig_1d(torch.tensor([9, 0, 4])), fstate_view, method),
+            )
         # identical ends; a bracket far below the working precision; an empty bracket lo == hi; a
         # secant that leaves the bracket (g_lo = inf) and one that is undefined (g_lo == g_hi)
         a, b, fstate = bracket_state(6, 8, dtype, device, seed=4)
@@ -209,6 +241,7 @@ def bracket_samples(op: str, device, dtype) -> Iterator[Sample]:
 # nearest_neighbor
 # --------------------------------------------------------------------------------------------------
 
+
 def nearest_neighbor_samples(op: str, device, dtype) -> Iterator[Sample]:
     g = _gen(0)
 
@@ -235,6 +268,7 @@ def nearest_neighbor_samples(op: str, device, dtype) -> Iterator[Sample]:
 # trajectory
 # --------------------------------------------------------------------------------------------------
 
+
 def random_logits(S: int, T: int, C: int, dtype, device="cpu", seed: int = 0):
     """(logits [S*T, C], source [S], target [S]): labels piecewise constant along each segment
     (runs of about T/4 points, as a classifier gives), source != target."""
@@ -258,8 +292,15 @@ def trajectory_samples(op: str, device, dtype) -> Iterator[Sample]:
         yield Sample("one", (x[:1], torch.tensor([0]), torch.tensor([0]), 1))
         yield Sample("typical", (x, i, j, 7))
         yield Sample("long", (x, i[:3], j[:3], 64))
-        yield Sample("noncontiguous", (_noncontig_cols(x[:5, :4]), _noncontig_1d(torch.tensor([0, 4, 2])),
-                                       _noncontig_1d(torch.tensor([3, 1, 2])), 3))
+        yield Sample(
+            "noncontiguous",
+            (
+                _noncontig_cols(x[:5, :4]),
+                _noncontig_1d(torch.tensor([0, 4, 2])),
+                _noncontig_1d(torch.tensor([3, 1, 2])),
+                3,
+            ),
+        )
         v = x[:4, :3].clone()
         v[0, 0], v[1, 1], v[2, 2] = float("inf"), float("-inf"), float("nan")
         v[3] = torch.finfo(dtype).tiny / 2
@@ -286,13 +327,23 @@ def trajectory_samples(op: str, device, dtype) -> Iterator[Sample]:
     z = torch.atanh(gaps)  # softmax of (z, -z): p_0 - p_1 = tanh(z)
     logits = torch.stack([z, -z], 1).to(dtype)
     yield Sample("band-edges", (logits, torch.tensor([0, 1]), torch.tensor([1, 0]), 4, -0.1, 0.1))
-    yield Sample("one-class", (torch.randn(6, 1, generator=g, dtype=torch.float64).to(dtype), torch.tensor([0, 0]),
-                               torch.tensor([0, 0]), 3, -1.0, 1.0))
+    yield Sample(
+        "one-class",
+        (
+            torch.randn(6, 1, generator=g, dtype=torch.float64).to(dtype),
+            torch.tensor([0, 0]),
+            torch.tensor([0, 0]),
+            3,
+            -1.0,
+            1.0,
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # linear_distances
 # --------------------------------------------------------------------------------------------------
+
 
 def linear_distances_samples(op: str, device, dtype) -> Iterator[Sample]:
     g = _gen(0)
@@ -306,8 +357,10 @@ def linear_distances_samples(op: str, device, dtype) -> Iterator[Sample]:
     yield Sample("empty", (randn(0, 3), randn(3, dt=torch.float64), 0.0, labels(0)))
     yield Sample("one", (randn(1, 50), randn(50, dt=torch.float64), 0.3, labels(1)))
     yield Sample("typical", (randn(1000, 50), randn(50, dt=torch.float64), 0.3, labels(1000)))
-    yield Sample("noncontiguous", (_noncontig_cols(randn(30, 8)), _noncontig_1d(randn(8, dt=torch.float64)), -0.2,
-                                   _noncontig_1d(labels(30))))
+    yield Sample(
+        "noncontiguous",
+        (_noncontig_cols(randn(30, 8)), _noncontig_1d(randn(8, dt=torch.float64)), -0.2, _noncontig_1d(labels(30))),
+    )
     # all on the right side (the misclassified means are over nothing: NaN); points on the plane
     # (d = 0 counts as the negative side); denormal and large embeddings; a large bias
     h = torch.tensor([[3.0, 5.0], [0.0, 1.0], [1.0, -2.0], [1.0, 7.0]], dtype=dtype)
@@ -321,6 +374,7 @@ def linear_distances_samples(op: str, device, dtype) -> Iterator[Sample]:
 # --------------------------------------------------------------------------------------------------
 # running and comparing
 # --------------------------------------------------------------------------------------------------
+
 
 def run_op(fn, op: str, sample: Sample) -> tuple[Tensor, ...]:
     """Calls fn (a wrapper, raw op or reference function of `op`) on fresh copies of the sample's
@@ -396,6 +450,7 @@ def assert_same(op: str, got: tuple, want: tuple, dtype, where: str = "") -> Non
 # --------------------------------------------------------------------------------------------------
 # the checks every stem's test module runs on its ops
 # --------------------------------------------------------------------------------------------------
+
 
 def check_matches_reference(op: str, device, dtype) -> int:
     """The public wrapper against reference.py on every sample; returns the number of samples."""

@@ -1,4 +1,5 @@
 """Tests of deepdig_fast.adversarial (DeepDIG Components I and II) on small real-MNIST slices."""
+
 from __future__ import annotations
 
 import gzip
@@ -41,9 +42,7 @@ def _mnist_slice(split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _fcn() -> nn.Module:
-    return nn.Sequential(
-        nn.Flatten(), nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 10)
-    )
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 10))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -93,7 +92,14 @@ def stage_one(mnist):
 def test_config_defaults_match_method():
     c = AdversarialConfig()
     assert (c.alpha, c.lr, c.step_size, c.gamma, c.steps, c.batch_size, c.seed, c.infer_batch_size) == (
-        0.8, 0.01, 1000, 0.95, 5000, 128, 0, 4096
+        0.8,
+        0.01,
+        1000,
+        0.95,
+        5000,
+        128,
+        0,
+        4096,
     )
 
 

@@ -1,5 +1,6 @@
 """The boundary atlas: row invariants, both strategies, resumption, 1 vs 2 processes (torchrun, gloo),
 kill-and-restart, argument errors."""
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,21 @@ from deepdig_fast.atlas import ENGINE_BATCH_CPU, ROW_FIELDS, AtlasConfig, atlas_
 
 CLASSES = [3, 5, 8]
 # few steps and few inputs: a 3-class atlas takes seconds, the boundaries are still real
-CLI_ARGS = ["--classes", "3,5,8", "--steps", "60", "--max-per-class", "200", "--trajectory-segments", "100",
-            "--device", "cpu", "--threads", "1", "--quiet"]
+CLI_ARGS = [
+    "--classes",
+    "3,5,8",
+    "--steps",
+    "60",
+    "--max-per-class",
+    "200",
+    "--trajectory-segments",
+    "100",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def small(**kw) -> AtlasConfig:
@@ -33,8 +47,15 @@ def checkpoint(small_fcn, tmp_path_factory):
 
     model, data = small_fcn
     path = tmp_path_factory.mktemp("ckpt") / "fcn"
-    save_classifier(path, model, arch="fcn", dataset="mnist", classes=data.classes, accuracy=None,
-                    embedding_layer=getattr(model, "EMBEDDING_LAYER", None))
+    save_classifier(
+        path,
+        model,
+        arch="fcn",
+        dataset="mnist",
+        classes=data.classes,
+        accuracy=None,
+        embedding_layer=getattr(model, "EMBEDDING_LAYER", None),
+    )
     return str(path) + ".pt"
 
 
@@ -48,8 +69,16 @@ def cli_atlas(out: Path, checkpoint: str, nproc: int = 1, extra=(), timeout=600)
     if nproc == 1:
         cmd = [sys.executable, "-m", "deepdig_fast", "atlas"]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "deepdig_fast", "atlas"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            "-m",
+            "deepdig_fast",
+            "atlas",
+        ]
     cmd += ["--out", str(out), "--classifier", checkpoint, *CLI_ARGS, *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
@@ -85,13 +114,14 @@ def check_rows(atlas: dict, directions) -> None:
 # in-process
 # --------------------------------------------------------------------------------------------------
 
+
 def test_per_target_atlas_rows_and_reuse(small_fcn, tmp_path):
     model, data = small_fcn
     out = tmp_path / "atlas"
     res = run_atlas(model, data, small(strategy="per-target"), classes=CLASSES, out_dir=out, report=False)
     a = res.atlas
     assert a["strategy"] == "per-target" and a["classes"] == CLASSES and a["kind"] == "deepdig-atlas"
-    assert a["config"]["engine_batch_size"] == ENGINE_BATCH_CPU   # fixed per device type, never measured
+    assert a["config"]["engine_batch_size"] == ENGINE_BATCH_CPU  # fixed per device type, never measured
     check_rows(a, atlas_directions(10, CLASSES))
     assert sum(r["successes"] or 0 for r in a["directions"]) > 0.5 * sum(r["inputs_correct"] for r in a["directions"])
     # one generator per target, trained on the correctly classified inputs of every other class
@@ -101,7 +131,9 @@ def test_per_target_atlas_rows_and_reuse(small_fcn, tmp_path):
     # atlas.csv holds the same rows
     with open(out / "atlas.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
-    assert [(int(r["source"]), int(r["target"])) for r in table] == [(r["source"], r["target"]) for r in a["directions"]]
+    assert [(int(r["source"]), int(r["target"])) for r in table] == [
+        (r["source"], r["target"]) for r in a["directions"]
+    ]
     assert [int(r["successes"] or 0) for r in table] == [r["successes"] or 0 for r in a["directions"]]
     t = json.loads((out / "timings.json").read_text())
     assert t["units_computed"] == 3 + 6 and t["units_reused"] == 0 and t["forwards"]["engine"] > 0
@@ -113,7 +145,9 @@ def test_per_target_atlas_rows_and_reuse(small_fcn, tmp_path):
     assert sub.timings["units_computed"] == 2 + 2
     assert sub.row(3, 5) == res.row(3, 5) and sub.row(5, 3) == res.row(5, 3)
     # a changed engine setting recomputes the directions only
-    again = run_atlas(model, data, small(strategy="per-target", max_steps=8), classes=CLASSES, out_dir=out, report=False)
+    again = run_atlas(
+        model, data, small(strategy="per-target", max_steps=8), classes=CLASSES, out_dir=out, report=False
+    )
     units = again.timings["units"]
     assert all(units[f"generators/to_{c}"]["reused"] for c in CLASSES)
     assert not any(v["reused"] for k, v in units.items() if k.startswith("directions/"))
@@ -160,18 +194,25 @@ def test_atlas_arguments():
     assert AtlasConfig(strategy="pairwise").resolved_strategy(10) == "pairwise"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--classes", "1"], "at least two different class ids"),
-    (["--pairs", "1-1"], "the two classes must differ"),
-    (["--pairs", "1-x"], "expected two class ids"),
-    (["--pairs", "1:2"], "expected pairs like 1-2,4-9"),
-    (["--classes", "1,2", "--pairs", "1-2"], "not allowed with argument"),
-    (["--strategy", "greedy"], "invalid choice"),
-    (["--pairs", "1-12", "--device", "cpu"], "class ids in [0, 10), got 12 (mnist has 10 classes)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--classes", "1"], "at least two different class ids"),
+        (["--pairs", "1-1"], "the two classes must differ"),
+        (["--pairs", "1-x"], "expected two class ids"),
+        (["--pairs", "1:2"], "expected pairs like 1-2,4-9"),
+        (["--classes", "1,2", "--pairs", "1-2"], "not allowed with argument"),
+        (["--strategy", "greedy"], "invalid choice"),
+        (["--pairs", "1-12", "--device", "cpu"], "class ids in [0, 10), got 12 (mnist has 10 classes)"),
+    ],
+)
 def test_cli_atlas_bad_arguments(args, message, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "deepdig_fast", "atlas", "--out", str(tmp_path / "x"), *args],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "deepdig_fast", "atlas", "--out", str(tmp_path / "x"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
@@ -180,6 +221,7 @@ def test_cli_atlas_bad_arguments(args, message, tmp_path):
 # --------------------------------------------------------------------------------------------------
 # processes: 1 vs torchrun 2, kill and restart
 # --------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def one_process(checkpoint, tmp_path_factory):
@@ -228,9 +270,23 @@ def test_killed_run_resumes_to_the_same_atlas(one_process, checkpoint, tmp_path)
 def test_cli_compare(one_process, tmp_path, small_fcn, checkpoint):
     out_b = tmp_path / "b"
     cli_atlas(out_b, checkpoint, 1, extra=["--strategy", "per-target"])
-    r = subprocess.run([sys.executable, "-m", "deepdig_fast", "compare", str(one_process), str(out_b),
-                        "--out", str(tmp_path / "cmp"), "--labels", "pairwise,per-target"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepdig_fast",
+            "compare",
+            str(one_process),
+            str(out_b),
+            "--out",
+            str(tmp_path / "cmp"),
+            "--labels",
+            "pairwise,per-target",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     cmp = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert (tmp_path / "cmp" / "compare.html").is_file() and cmp["labels"] == ["pairwise", "per-target"]
@@ -278,8 +334,10 @@ def test_a_failing_rank_stops_every_rank(tmp_path):
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_phase_worker, args=(r, 2, str(tmp_path / "store"), str(tmp_path / "units"), q))
-             for r in range(2)]
+    procs = [
+        ctx.Process(target=_phase_worker, args=(r, 2, str(tmp_path / "store"), str(tmp_path / "units"), q))
+        for r in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:

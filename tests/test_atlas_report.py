@@ -1,4 +1,5 @@
 """atlas_report on hand-written atlas folders: matrices, loading errors, the report, comparing two atlases."""
+
 from __future__ import annotations
 
 import json
@@ -12,16 +13,45 @@ import numpy as np
 import pytest
 
 from deepdig_fast import atlas_report as ar
-from deepdig_fast.atlas_report import (HEATMAP_METRICS, atlas_matrix, compare_atlases, format_compare_table,
-                                       load_atlas, write_atlas_report)
+from deepdig_fast.atlas_report import (
+    HEATMAP_METRICS,
+    atlas_matrix,
+    compare_atlases,
+    format_compare_table,
+    load_atlas,
+    write_atlas_report,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SKIP_REASON = "generator to_3 collapsed: every output is the same image"
-NULLS = ("adversarial", "adversarial_rate", "pairs", "pair_rate", "successes", "success_rate", "yield_rate",
-         "mean_attempts", "mean_attempts_all", "third_class", "stalled", "max_steps", "invalid_bracket", "nonfinite",
-         "forwards", "oscillation", "oscillation_ci_low", "oscillation_ci_high", "trajectory_segments",
-         "third_class_oscillation", "m1_borderline", "m1_train", "svm_accuracy_borderline", "svm_accuracy_train",
-         "margin_l2_mean", "margin_l2_median")
+NULLS = (
+    "adversarial",
+    "adversarial_rate",
+    "pairs",
+    "pair_rate",
+    "successes",
+    "success_rate",
+    "yield_rate",
+    "mean_attempts",
+    "mean_attempts_all",
+    "third_class",
+    "stalled",
+    "max_steps",
+    "invalid_bracket",
+    "nonfinite",
+    "forwards",
+    "oscillation",
+    "oscillation_ci_low",
+    "oscillation_ci_high",
+    "trajectory_segments",
+    "third_class_oscillation",
+    "m1_borderline",
+    "m1_train",
+    "svm_accuracy_borderline",
+    "svm_accuracy_train",
+    "margin_l2_mean",
+    "margin_l2_median",
+)
 
 
 def make_row(s: int, t: int) -> dict:
@@ -32,22 +62,43 @@ def make_row(s: int, t: int) -> dict:
     successes = 60 + 4 * s + 3 * t
     third = 2 + s + 2 * t
     return {
-        "source": s, "target": t, "inputs": inputs, "inputs_correct": correct,
-        "adversarial": adversarial, "adversarial_rate": adversarial / correct,
-        "pairs": pairs, "pair_rate": pairs / adversarial,
-        "successes": successes, "success_rate": successes / pairs, "yield_rate": successes / correct,
-        "mean_attempts": 20.0 + s + 0.5 * t, "mean_attempts_all": 24.0 + s,
-        "third_class": third, "stalled": 1, "max_steps": 0, "invalid_bracket": 0, "nonfinite": 0,
+        "source": s,
+        "target": t,
+        "inputs": inputs,
+        "inputs_correct": correct,
+        "adversarial": adversarial,
+        "adversarial_rate": adversarial / correct,
+        "pairs": pairs,
+        "pair_rate": pairs / adversarial,
+        "successes": successes,
+        "success_rate": successes / pairs,
+        "yield_rate": successes / correct,
+        "mean_attempts": 20.0 + s + 0.5 * t,
+        "mean_attempts_all": 24.0 + s,
+        "third_class": third,
+        "stalled": 1,
+        "max_steps": 0,
+        "invalid_bracket": 0,
+        "nonfinite": 0,
         "forwards": 1000 * (s + 1) + 10 * t,
-        "oscillation": 0.01 * (1 + s) + 0.001 * t, "oscillation_ci_low": 0.005, "oscillation_ci_high": 0.05,
-        "trajectory_segments": 500, "third_class_oscillation": 0.001,
-        "m1_borderline": 0.002 * (1 + t), "m1_train": 0.4, "svm_accuracy_borderline": 0.52, "svm_accuracy_train": 0.99,
-        "margin_l2_mean": 3.0 + 0.1 * s + 0.01 * t, "margin_l2_median": 2.9, "skipped": None,
+        "oscillation": 0.01 * (1 + s) + 0.001 * t,
+        "oscillation_ci_low": 0.005,
+        "oscillation_ci_high": 0.05,
+        "trajectory_segments": 500,
+        "third_class_oscillation": 0.001,
+        "m1_borderline": 0.002 * (1 + t),
+        "m1_train": 0.4,
+        "svm_accuracy_borderline": 0.52,
+        "svm_accuracy_train": 0.99,
+        "margin_l2_mean": 3.0 + 0.1 * s + 0.01 * t,
+        "margin_l2_median": 2.9,
+        "skipped": None,
     }
 
 
-def make_atlas(classes=(0, 1, 2, 3), *, missing=((3, 0),), skipped=((2, 3),), null_osc=((0, 2),),
-               sha="ab" * 32, dataset=None) -> dict:
+def make_atlas(
+    classes=(0, 1, 2, 3), *, missing=((3, 0),), skipped=((2, 3),), null_osc=((0, 2),), sha="ab" * 32, dataset=None
+) -> dict:
     classes = list(classes)
     rows = []
     for s in classes:
@@ -61,14 +112,26 @@ def make_atlas(classes=(0, 1, 2, 3), *, missing=((3, 0),), skipped=((2, 3),), nu
                 row.update(oscillation=None, oscillation_ci_low=None, oscillation_ci_high=None)
             rows.append(row)
     return {
-        "schema": 1, "kind": "deepdig-atlas", "strategy": "per-target", "classes": classes,
+        "schema": 1,
+        "kind": "deepdig-atlas",
+        "strategy": "per-target",
+        "classes": classes,
         "class_names": [f"n{c}" for c in classes],
         "dataset": dataset or {"name": "mnist", "train": [6000, 1, 28, 28], "sha256": "d" * 64},
         "classifier": {"sha256": sha, "class": "MnistCNN", "embedding_layer": "embedding"},
         "config": {"beta": 1e-4, "max_steps": 64, "seed": 0},
-        "generators": [{"unit": f"generators/to_{t}", "target": t, "sources": [c for c in classes if c != t],
-                        "inputs": 600, "outputs_target": 550 - 10 * t, "final_loss": 0.1 + 0.01 * t,
-                        "collapse": SKIP_REASON if t == 3 else None} for t in classes],
+        "generators": [
+            {
+                "unit": f"generators/to_{t}",
+                "target": t,
+                "sources": [c for c in classes if c != t],
+                "inputs": 600,
+                "outputs_target": 550 - 10 * t,
+                "final_loss": 0.1 + 0.01 * t,
+                "collapse": SKIP_REASON if t == 3 else None,
+            }
+            for t in classes
+        ],
         "directions": rows,
     }
 
@@ -109,6 +172,7 @@ def check_self_contained(page: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # matrices and loading
 # --------------------------------------------------------------------------------------------------
+
 
 def test_atlas_matrix_positions_and_nan():
     atlas = make_atlas()
@@ -177,6 +241,7 @@ def test_load_atlas_errors(tmp_path):
 # the report
 # --------------------------------------------------------------------------------------------------
 
+
 def test_write_atlas_report(tmp_path):
     root = write_atlas(tmp_path / "atlas-cnn", make_atlas())
     written = write_atlas_report(root)
@@ -201,20 +266,34 @@ def test_write_atlas_report(tmp_path):
     assert f"{100 * r['success_rate']:.1f}%" in line and f"{r['successes']:,}" in line
     assert sum(1 for ln in md.splitlines() if re.match(r"\| n\d → n\d \| \d", ln)) == 11
     # summary: totals over the directions
-    total = sum(make_row(s, t)["successes"] for s in range(4) for t in range(4) if s != t and (s, t) not in ((3, 0), (2, 3)))
+    total = sum(
+        make_row(s, t)["successes"] for s in range(4) for t in range(4) if s != t and (s, t) not in ((3, 0), (2, 3))
+    )
     assert f"| borderline samples (successes) | {total:,} |" in md
     assert "## Timings" not in md
 
 
 def test_report_shows_timings_and_figure_grows_with_k(tmp_path, monkeypatch):
     few_metrics(monkeypatch, "success_rate", "mean_attempts")
-    timings = {"world_size": 2, "wall_seconds": 100.0, "phases": {"generators": 60.0, "directions": 40.0},
-               "stages": {"component_one": 30.0, "bisection": 12.5}, "forwards": {"engine": 12345, "trajectory": 7},
-               "units": {"generators/to_0": {"seconds": 20.0, "rank": 0, "reused": False},
-                         "generators/to_1": {"seconds": 22.0, "rank": 1, "reused": True}}}
+    timings = {
+        "world_size": 2,
+        "wall_seconds": 100.0,
+        "phases": {"generators": 60.0, "directions": 40.0},
+        "stages": {"component_one": 30.0, "bisection": 12.5},
+        "forwards": {"engine": 12345, "trajectory": 7},
+        "units": {
+            "generators/to_0": {"seconds": 20.0, "rank": 0, "reused": False},
+            "generators/to_1": {"seconds": 22.0, "rank": 1, "reused": True},
+        },
+    }
     small = write_atlas(tmp_path / "small", make_atlas(), timings)
     written = write_atlas_report(small)
-    assert set(written) == {"figures/heatmap_success_rate.png", "figures/heatmap_mean_attempts.png", "atlas.md", "atlas.html"}
+    assert set(written) == {
+        "figures/heatmap_success_rate.png",
+        "figures/heatmap_mean_attempts.png",
+        "atlas.md",
+        "atlas.html",
+    }
     md = (small / "atlas.md").read_text(encoding="utf-8")
     assert "## Timings" in md and "`generators`" in md and "`bisection`" in md
     assert "| `generators` | 60.0 s | 60.0% |" in md
@@ -240,6 +319,7 @@ def test_report_survives_unreadable_timings(tmp_path, monkeypatch):
 # comparing
 # --------------------------------------------------------------------------------------------------
 
+
 def test_compare_atlases_known_change(tmp_path):
     a = make_atlas()
     b = make_atlas(sha="cd" * 32)
@@ -253,13 +333,19 @@ def test_compare_atlases_known_change(tmp_path):
     res = compare_atlases(ra, rb, out, top=5)
     assert res["labels"] == ["cnn", "fcn"]
     assert set(res["paths"]) == {f"figures/diff_{m}.png" for m in HEATMAP_METRICS} | {
-        "compare.json", "compare.md", "compare.html"}
+        "compare.json",
+        "compare.md",
+        "compare.html",
+    }
     on_disk = json.loads((out / "compare.json").read_text(encoding="utf-8"))
     assert on_disk == {k: v for k, v in res.items() if k != "paths"}
     first = res["top"][0]
     assert (first["source"], first["target"], first["metric"]) == (1, 2, "success_rate")
     assert first["delta"] == pytest.approx(0.2) and first["b"] == pytest.approx(first["a"] + 0.2)
-    assert [(c["source"], c["target"], c["metric"]) for c in res["top"]] == [(1, 2, "success_rate"), (0, 1, "mean_attempts")]
+    assert [(c["source"], c["target"], c["metric"]) for c in res["top"]] == [
+        (1, 2, "success_rate"),
+        (0, 1, "mean_attempts"),
+    ]
     assert res["top"][1]["delta"] == pytest.approx(0.5)
     d12 = next(d for d in on_disk["directions"] if (d["source"], d["target"]) == (1, 2))
     assert d12["metrics"]["success_rate"]["delta"] == pytest.approx(0.2)
@@ -288,7 +374,9 @@ def test_compare_atlases_known_change(tmp_path):
 def test_compare_notes_and_labels(tmp_path, monkeypatch):
     few_metrics(monkeypatch, "success_rate")
     a = make_atlas()
-    b = make_atlas(classes=(0, 1, 2), missing=(), dataset={"name": "mnist", "train": [3000, 1, 28, 28], "sha256": "e" * 64})
+    b = make_atlas(
+        classes=(0, 1, 2), missing=(), dataset={"name": "mnist", "train": [3000, 1, 28, 28], "sha256": "e" * 64}
+    )
     ra, rb = write_atlas(tmp_path / "x" / "atlas", a), write_atlas(tmp_path / "y" / "atlas", b)
     res = compare_atlases(ra, rb, tmp_path / "cmp", labels=("before", "after"))
     assert res["labels"] == ["before", "after"]
@@ -324,16 +412,27 @@ def test_compare_errors(tmp_path):
 
 
 def test_import_needs_no_extension():
-    code = ("import sys, deepdig_fast.atlas_report\n"
-            "bad = [m for m in ('deepdig_fast.ops', 'deepdig_fast.engine', 'deepdig_fast._C', 'matplotlib.pyplot') "
-            "if m in sys.modules]\nassert not bad, bad\n")
+    code = (
+        "import sys, deepdig_fast.atlas_report\n"
+        "bad = [m for m in ('deepdig_fast.ops', 'deepdig_fast.engine', 'deepdig_fast._C', 'matplotlib.pyplot') "
+        "if m in sys.modules]\nassert not bad, bad\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_metric_specs_are_complete():
-    required = {"success_rate", "yield_rate", "adversarial_rate", "pair_rate", "mean_attempts", "third_class_share",
-                "oscillation", "m1_borderline", "margin_l2_mean"}
+    required = {
+        "success_rate",
+        "yield_rate",
+        "adversarial_rate",
+        "pair_rate",
+        "mean_attempts",
+        "third_class_share",
+        "oscillation",
+        "m1_borderline",
+        "margin_l2_mean",
+    }
     assert required <= set(HEATMAP_METRICS)
     import matplotlib
 

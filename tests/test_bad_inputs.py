@@ -14,6 +14,7 @@ the folder). For every row the test also checks that
 Placeholders in argv: {inp} is the shared inputs folder (checkpoints, foreign folders, data files),
 {tmp} a fresh folder of the row's own.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,21 @@ from deepdig_fast.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 # few inputs, few steps: a row that gets past the checks still finishes in seconds
-TINY_ATLAS = ["--pairs", "3-5", "--steps", "5", "--max-per-class", "30", "--no-trajectory", "--no-linearity",
-              "--no-report", "--device", "cpu", "--threads", "1"]
+TINY_ATLAS = [
+    "--pairs",
+    "3-5",
+    "--steps",
+    "5",
+    "--max-per-class",
+    "30",
+    "--no-trajectory",
+    "--no-linearity",
+    "--no-report",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 
 
 @dataclass
@@ -45,12 +59,12 @@ class Row:
     id: str
     argv: list[str]
     status: int
-    message: str                      # regex the single stderr line must match (re.search)
-    process: bool = False             # run as `python -m deepdig_fast` in a separate process
+    message: str  # regex the single stderr line must match (re.search)
+    process: bool = False  # run as `python -m deepdig_fast` in a separate process
     env: dict = field(default_factory=dict)
-    cwd: str | None = None            # working folder (placeholders allowed)
-    hold_lock: str | None = None      # hold a FolderLock on this folder while the command runs
-    needs_unwritable: bool = False    # skip where chmod 0o500 does not stop this user (root)
+    cwd: str | None = None  # working folder (placeholders allowed)
+    hold_lock: str | None = None  # hold a FolderLock on this folder while the command runs
+    needs_unwritable: bool = False  # skip where chmod 0o500 does not stop this user (root)
 
 
 RUN = ["run", "--pair", "3,5", "--device", "cpu", "--steps", "5", "--no-characterize", "--no-report", "--quiet"]
@@ -59,107 +73,289 @@ CKPT = "{inp}/ckpt/fcn.pt"
 ROWS = [
     # ---- settings
     Row("beta-2", [*RUN, "--out", "{tmp}/out", "--beta", "2"], 2, r"--beta: expected a number in \(0, 1\), got '2'"),
-    Row("beta-nan", [*RUN, "--out", "{tmp}/out", "--beta", "nan"], 2, r"--beta: expected a number in \(0, 1\), got 'nan'"),
+    Row(
+        "beta-nan",
+        [*RUN, "--out", "{tmp}/out", "--beta", "nan"],
+        2,
+        r"--beta: expected a number in \(0, 1\), got 'nan'",
+    ),
     Row("beta-text", [*RUN, "--out", "{tmp}/out", "--beta", "tiny"], 2, r"--beta: expected a number in \(0, 1\)"),
-    Row("seed-negative", [*RUN, "--out", "{tmp}/out", "--seed", "-1"], 2, r"--seed: expected a non-negative integer, got '-1'"),
+    Row(
+        "seed-negative",
+        [*RUN, "--out", "{tmp}/out", "--seed", "-1"],
+        2,
+        r"--seed: expected a non-negative integer, got '-1'",
+    ),
     Row("pair-same", ["run", "--pair", "3,3", "--out", "{tmp}/out"], 2, r"--pair: the two classes must differ"),
-    Row("pair-out-of-range", [*RUN, "--out", "{tmp}/out", "--pair", "1,99"], 2,
-        r"--pair classes must lie in \[0, 10\) for mnist, got 1,99"),
+    Row(
+        "pair-out-of-range",
+        [*RUN, "--out", "{tmp}/out", "--pair", "1,99"],
+        2,
+        r"--pair classes must lie in \[0, 10\) for mnist, got 1,99",
+    ),
     Row("pair-garbage", ["run", "--pair", "1,2,3", "--out", "{tmp}/out"], 2, r"--pair: expected two classes like 1,2"),
-    Row("pair-unknown-name", ["run", "--pair", "a,b", "--out", "{tmp}/out"], 2,
-        r"--pair: class 'a' is not a class name of mnist or of the model"),
-    Row("max-steps-0", [*RUN, "--out", "{tmp}/out", "--max-steps", "0"], 2, r"--max-steps: expected a positive integer, got '0'"),
+    Row(
+        "pair-unknown-name",
+        ["run", "--pair", "a,b", "--out", "{tmp}/out"],
+        2,
+        r"--pair: class 'a' is not a class name of mnist or of the model",
+    ),
+    Row(
+        "max-steps-0",
+        [*RUN, "--out", "{tmp}/out", "--max-steps", "0"],
+        2,
+        r"--max-steps: expected a positive integer, got '0'",
+    ),
     Row("steps-0", [*RUN, "--out", "{tmp}/out", "--steps", "0"], 2, r"--steps: expected a positive integer, got '0'"),
-    Row("device-garbage", [*RUN, "--out", "{tmp}/out", "--device", "gpu7"], 2, r"--device must be cpu, cuda, cuda:N or auto"),
+    Row(
+        "device-garbage",
+        [*RUN, "--out", "{tmp}/out", "--device", "gpu7"],
+        2,
+        r"--device must be cpu, cuda, cuda:N or auto",
+    ),
     Row("atlas-classes-one", ["atlas", "--out", "{tmp}/out", "--classes", "4"], 2, r"--classes: expected at least two"),
     Row("unknown-option", [*RUN, "--out", "{tmp}/out", "--betta", "0.1"], 2, r"unrecognized arguments: --betta"),
     # ---- the output folder
     Row("out-empty", [*RUN, "--out", ""], 2, r"--out: expected a folder path, got an empty string"),
     Row("out-is-a-file", [*RUN, "--out", "{inp}/afile.txt"], 2, r"--out: '.*afile.txt' is a file, expected a folder"),
-    Row("out-under-a-file", [*RUN, "--out", "{inp}/afile.txt/sub"], 2, r"--out: .*afile.txt is a file, so no folder can be made there"),
-    Row("out-unwritable", [*RUN, "--out", "{inp}/readonly/sub"], 2, r"--out: .*readonly is not writable",
-        needs_unwritable=True),
-    Row("out-is-an-atlas-folder", [*RUN, "--out", "{inp}/atlas", "--classifier", CKPT], 2,
-        r"--out .*atlas is a `deepdig atlas` folder .*, not a `deepdig run` folder .*give each run its own folder"),
-    Row("out-is-a-run-of-another-pair", [*RUN, "--out", "{inp}/run-1-2", "--classifier", CKPT], 2,
-        r"--out .*run-1-2 is a `deepdig run` folder for \{\"pair\": \[1, 2\]\}, not a `deepdig run` folder for \{\"pair\": \[3, 5\]\}"),
-    Row("atlas-out-is-a-run-folder", ["atlas", "--out", "{inp}/run-1-2", "--classifier", CKPT, *TINY_ATLAS, "--quiet"], 2,
-        r"--out .*run-1-2 is a `deepdig run` folder .*, not a `deepdig atlas` folder"),
-    Row("out-has-results-but-no-manifest", [*RUN, "--out", "{inp}/orphan-results", "--classifier", CKPT], 2,
-        r"--out .*orphan-results holds results but no manifest.json"),
-    Row("out-has-a-broken-manifest", [*RUN, "--out", "{inp}/broken-manifest", "--classifier", CKPT], 2,
-        r"manifest.json is not a readable JSON file"),
-    Row("compare-out-is-a-file", ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/afile.txt"], 2,
-        r"--out: '.*afile.txt' is a file, expected a folder"),
-    Row("compare-out-is-an-input", ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/atlas2"], 2,
-        r"--out .*atlas2 is an input atlas; write the comparison to another folder"),
-    Row("compare-input-missing", ["compare", "{inp}/atlas", "{inp}/nothing-here", "--out", "{tmp}/cmp"], 1,
-        r"nothing-here"),
+    Row(
+        "out-under-a-file",
+        [*RUN, "--out", "{inp}/afile.txt/sub"],
+        2,
+        r"--out: .*afile.txt is a file, so no folder can be made there",
+    ),
+    Row(
+        "out-unwritable",
+        [*RUN, "--out", "{inp}/readonly/sub"],
+        2,
+        r"--out: .*readonly is not writable",
+        needs_unwritable=True,
+    ),
+    Row(
+        "out-is-an-atlas-folder",
+        [*RUN, "--out", "{inp}/atlas", "--classifier", CKPT],
+        2,
+        r"--out .*atlas is a `deepdig atlas` folder .*, not a `deepdig run` folder .*give each run its own folder",
+    ),
+    Row(
+        "out-is-a-run-of-another-pair",
+        [*RUN, "--out", "{inp}/run-1-2", "--classifier", CKPT],
+        2,
+        r"--out .*run-1-2 is a `deepdig run` folder for \{\"pair\": \[1, 2\]\}, not a `deepdig run` folder for \{\"pair\": \[3, 5\]\}",
+    ),
+    Row(
+        "atlas-out-is-a-run-folder",
+        ["atlas", "--out", "{inp}/run-1-2", "--classifier", CKPT, *TINY_ATLAS, "--quiet"],
+        2,
+        r"--out .*run-1-2 is a `deepdig run` folder .*, not a `deepdig atlas` folder",
+    ),
+    Row(
+        "out-has-results-but-no-manifest",
+        [*RUN, "--out", "{inp}/orphan-results", "--classifier", CKPT],
+        2,
+        r"--out .*orphan-results holds results but no manifest.json",
+    ),
+    Row(
+        "out-has-a-broken-manifest",
+        [*RUN, "--out", "{inp}/broken-manifest", "--classifier", CKPT],
+        2,
+        r"manifest.json is not a readable JSON file",
+    ),
+    Row(
+        "compare-out-is-a-file",
+        ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/afile.txt"],
+        2,
+        r"--out: '.*afile.txt' is a file, expected a folder",
+    ),
+    Row(
+        "compare-out-is-an-input",
+        ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/atlas2"],
+        2,
+        r"--out .*atlas2 is an input atlas; write the comparison to another folder",
+    ),
+    Row(
+        "compare-input-missing",
+        ["compare", "{inp}/atlas", "{inp}/nothing-here", "--out", "{tmp}/cmp"],
+        1,
+        r"nothing-here",
+    ),
     # ---- deepdig report on something that is not a finished run
     Row("report-on-a-file", ["report", "{inp}/afile.txt"], 2, r"afile.txt is not a folder; expected a run folder"),
-    Row("report-without-results", ["report", "{inp}/report-no-results"], 2,
-        r"report-no-results is not a finished run folder \(no results.json\)"),
+    Row(
+        "report-without-results",
+        ["report", "{inp}/report-no-results"],
+        2,
+        r"report-no-results is not a finished run folder \(no results.json\)",
+    ),
     Row("report-malformed-results", ["report", "{inp}/report-bad-json"], 1, r"results.json is not valid JSON"),
-    Row("report-results-of-another-run", ["report", "{inp}/report-other-run"], 1,
-        r"results.json \(run bbbbbbbbbbbb\) was not computed by the run manifest.json describes \(run aaaaaaaaaaaa\)"),
+    Row(
+        "report-results-of-another-run",
+        ["report", "{inp}/report-other-run"],
+        1,
+        r"results.json \(run bbbbbbbbbbbb\) was not computed by the run manifest.json describes \(run aaaaaaaaaaaa\)",
+    ),
     Row("report-without-manifest", ["report", "{inp}/report-no-manifest"], 1, r"run_dir must hold manifest.json"),
     # ---- the classifier
-    Row("classifier-missing", [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/nope/fcn.pt"], 2,
-        r"--classifier .*nope/fcn.pt: no checkpoint there \(expected .*fcn.pt and .*fcn.json\)"),
-    Row("classifier-corrupt", [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/corrupt/fcn.pt"], 2,
-        r"--classifier .*corrupt/fcn.pt: .*could not be loaded with torch.load\(weights_only=True\)"),
-    Row("classifier-checksum", [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/tampered/fcn.pt"], 2,
-        r"--classifier .*tampered/fcn.pt: checksum mismatch"),
-    Row("classifier-folder-of-two", [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/two"], 2,
-        r"--classifier .*two: .*is a directory with 2 checkpoints \(a.json, b.json\)"),
-    Row("classifier-other-dataset", [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/fashion/fcn.pt"], 2,
-        r"--classifier .*fashion/fcn.pt was trained on data set 'fashion-mnist', but the data set is 'mnist'"),
-    Row("classifier-other-arch", [*RUN, "--out", "{tmp}/out", "--classifier", CKPT, "--arch", "cnn"], 2,
-        r"holds a 'fcn' classifier, but arch 'cnn' was asked for"),
-    Row("classifier-stem-without-json", [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/half/fcn"], 2,
-        r"--classifier .*half/fcn: no checkpoint there"),
-    Row("default-checkpoint-half-there", [*RUN, "--out", "{tmp}/out", "--arch", "cnn"], 2,
+    Row(
+        "classifier-missing",
+        [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/nope/fcn.pt"],
+        2,
+        r"--classifier .*nope/fcn.pt: no checkpoint there \(expected .*fcn.pt and .*fcn.json\)",
+    ),
+    Row(
+        "classifier-corrupt",
+        [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/corrupt/fcn.pt"],
+        2,
+        r"--classifier .*corrupt/fcn.pt: .*could not be loaded with torch.load\(weights_only=True\)",
+    ),
+    Row(
+        "classifier-checksum",
+        [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/tampered/fcn.pt"],
+        2,
+        r"--classifier .*tampered/fcn.pt: checksum mismatch",
+    ),
+    Row(
+        "classifier-folder-of-two",
+        [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/two"],
+        2,
+        r"--classifier .*two: .*is a directory with 2 checkpoints \(a.json, b.json\)",
+    ),
+    Row(
+        "classifier-other-dataset",
+        [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/fashion/fcn.pt"],
+        2,
+        r"--classifier .*fashion/fcn.pt was trained on data set 'fashion-mnist', but the data set is 'mnist'",
+    ),
+    Row(
+        "classifier-other-arch",
+        [*RUN, "--out", "{tmp}/out", "--classifier", CKPT, "--arch", "cnn"],
+        2,
+        r"holds a 'fcn' classifier, but arch 'cnn' was asked for",
+    ),
+    Row(
+        "classifier-stem-without-json",
+        [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/half/fcn"],
+        2,
+        r"--classifier .*half/fcn: no checkpoint there",
+    ),
+    Row(
+        "default-checkpoint-half-there",
+        [*RUN, "--out", "{tmp}/out", "--arch", "cnn"],
+        2,
         r"checkpoints/mnist-cnn.pt exists but checkpoints/mnist-cnn.json does not; .*move the file away",
-        cwd="{inp}/workdir"),
-    Row("model-missing-module", [*RUN, "--out", "{tmp}/out", "--model", "no_such_module_xyz:make", "--weights",
-                                 "{inp}/weights.pt"], 2, r"--model no_such_module_xyz:make: .*cannot import module 'no_such_module_xyz'"),
-    Row("model-missing-file", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/absent.py:make", "--weights",
-                               "{inp}/weights.pt"], 2, r"--model .*absent.py:make: .*module file .*absent.py does not exist"),
-    Row("model-module-fails-on-import", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/broken.py:make", "--weights",
-                                         "{inp}/weights.pt"], 2, r"--model .*broken.py:make: .*SyntaxError"),
-    Row("model-missing-factory", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:nothing", "--weights",
-                                  "{inp}/weights.pt"], 2, r"--model .*mymodel.py:nothing: .*has no attribute 'nothing'"),
-    Row("model-factory-raises", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:boom", "--weights",
-                                 "{inp}/weights.pt"], 2, r"--model .*: calling the factory failed \(RuntimeError: needs a GPU\)"),
-    Row("model-weights-missing", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make", "--weights",
-                                  "{inp}/absent.pt"], 2, r"--model .*: weights file .*absent.pt does not exist"),
-    Row("model-weights-do-not-fit", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make_cnn", "--weights",
-                                     "{inp}/weights.pt"], 2, r"--model .*: .*the weights do not fit the model MnistCNN"),
-    Row("model-without-weights", [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make"], 2,
-        r"--model needs --weights"),
-    Row("embedding-layer-nope", [*RUN, "--out", "{tmp}/out", "--classifier", CKPT, "--embedding-layer", "nope"], 2,
-        r"--embedding-layer 'nope' is not a submodule of the model"),
+        cwd="{inp}/workdir",
+    ),
+    Row(
+        "model-missing-module",
+        [*RUN, "--out", "{tmp}/out", "--model", "no_such_module_xyz:make", "--weights", "{inp}/weights.pt"],
+        2,
+        r"--model no_such_module_xyz:make: .*cannot import module 'no_such_module_xyz'",
+    ),
+    Row(
+        "model-missing-file",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/absent.py:make", "--weights", "{inp}/weights.pt"],
+        2,
+        r"--model .*absent.py:make: .*module file .*absent.py does not exist",
+    ),
+    Row(
+        "model-module-fails-on-import",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/broken.py:make", "--weights", "{inp}/weights.pt"],
+        2,
+        r"--model .*broken.py:make: .*SyntaxError",
+    ),
+    Row(
+        "model-missing-factory",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:nothing", "--weights", "{inp}/weights.pt"],
+        2,
+        r"--model .*mymodel.py:nothing: .*has no attribute 'nothing'",
+    ),
+    Row(
+        "model-factory-raises",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:boom", "--weights", "{inp}/weights.pt"],
+        2,
+        r"--model .*: calling the factory failed \(RuntimeError: needs a GPU\)",
+    ),
+    Row(
+        "model-weights-missing",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make", "--weights", "{inp}/absent.pt"],
+        2,
+        r"--model .*: weights file .*absent.pt does not exist",
+    ),
+    Row(
+        "model-weights-do-not-fit",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make_cnn", "--weights", "{inp}/weights.pt"],
+        2,
+        r"--model .*: .*the weights do not fit the model MnistCNN",
+    ),
+    Row(
+        "model-without-weights",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make"],
+        2,
+        r"--model needs --weights",
+    ),
+    Row(
+        "embedding-layer-nope",
+        [*RUN, "--out", "{tmp}/out", "--classifier", CKPT, "--embedding-layer", "nope"],
+        2,
+        r"--embedding-layer 'nope' is not a submodule of the model",
+    ),
     # ---- data files
-    Row("cifar-corrupt-pickle", [*RUN, "--out", "{tmp}/out", "--dataset", "cifar10", "--data-root", "{inp}/cifar-corrupt"], 1,
-        r"cifar-corrupt/data_batch_3: .*(truncated|ran out of input|pickle data was truncated|not a readable)"),
-    Row("cifar-hostile-pickle", [*RUN, "--out", "{tmp}/out", "--dataset", "cifar10", "--data-root", "{inp}/cifar-hostile"], 1,
-        r"cifar-hostile/test_batch: refusing to load global posix.system|refusing to load global os.system"),
-    Row("cifar-missing-batch", [*RUN, "--out", "{tmp}/out", "--dataset", "cifar10", "--data-root", "{inp}/cifar-short"], 1,
-        r"CIFAR-10 file data_batch_5 not found in .*cifar-short"),
-    Row("data-root-missing", [*RUN, "--out", "{tmp}/out", "--dataset", "fashion-mnist", "--data-root", "{inp}/nothing-here"], 1,
-        r"nothing-here"),
+    Row(
+        "cifar-corrupt-pickle",
+        [*RUN, "--out", "{tmp}/out", "--dataset", "cifar10", "--data-root", "{inp}/cifar-corrupt"],
+        1,
+        r"cifar-corrupt/data_batch_3: .*(truncated|ran out of input|pickle data was truncated|not a readable)",
+    ),
+    Row(
+        "cifar-hostile-pickle",
+        [*RUN, "--out", "{tmp}/out", "--dataset", "cifar10", "--data-root", "{inp}/cifar-hostile"],
+        1,
+        r"cifar-hostile/test_batch: refusing to load global posix.system|refusing to load global os.system",
+    ),
+    Row(
+        "cifar-missing-batch",
+        [*RUN, "--out", "{tmp}/out", "--dataset", "cifar10", "--data-root", "{inp}/cifar-short"],
+        1,
+        r"CIFAR-10 file data_batch_5 not found in .*cifar-short",
+    ),
+    Row(
+        "data-root-missing",
+        [*RUN, "--out", "{tmp}/out", "--dataset", "fashion-mnist", "--data-root", "{inp}/nothing-here"],
+        1,
+        r"nothing-here",
+    ),
     # ---- the process and its surroundings
-    Row("stray-world-size", ["atlas", "--out", "{tmp}/out", "--classifier", CKPT, *TINY_ATLAS], 0,
+    Row(
+        "stray-world-size",
+        ["atlas", "--out", "{tmp}/out", "--classifier", CKPT, *TINY_ATLAS],
+        0,
         r"note: WORLD_SIZE=2, MASTER_ADDR=127.0.0.1 set but this process was not started by torchrun: running as one process",
-        process=True, env={"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "DEEPDIG_PROGRESS": "off"}),
-    Row("distributed-without-rank", ["atlas", "--out", "{tmp}/out", "--classifier", CKPT, *TINY_ATLAS, "--distributed"], 2,
+        process=True,
+        env={"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "DEEPDIG_PROGRESS": "off"},
+    ),
+    Row(
+        "distributed-without-rank",
+        ["atlas", "--out", "{tmp}/out", "--classifier", CKPT, *TINY_ATLAS, "--distributed"],
+        2,
         r"distributed run: RANK, MASTER_PORT not set; start with torchrun",
-        env={"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}),
-    Row("folder-in-use", [*RUN, "--out", "{tmp}/out", "--classifier", CKPT], 1,
+        env={"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"},
+    ),
+    Row(
+        "folder-in-use",
+        [*RUN, "--out", "{tmp}/out", "--classifier", CKPT],
+        1,
         r"out_dir .*out is in use by another deepdig process \(pid \d+.*\); wait for it to finish or use another folder",
-        process=True, hold_lock="{tmp}/out"),
-    Row("atlas-folder-in-use", ["atlas", "--out", "{tmp}/out", "--classifier", CKPT, *TINY_ATLAS, "--quiet"], 1,
-        r"out_dir .*out is in use by another deepdig process", process=True, hold_lock="{tmp}/out"),
+        process=True,
+        hold_lock="{tmp}/out",
+    ),
+    Row(
+        "atlas-folder-in-use",
+        ["atlas", "--out", "{tmp}/out", "--classifier", CKPT, *TINY_ATLAS, "--quiet"],
+        1,
+        r"out_dir .*out is in use by another deepdig process",
+        process=True,
+        hold_lock="{tmp}/out",
+    ),
 ]
 
 
@@ -167,10 +363,13 @@ ROWS = [
 # the inputs every row may point at
 # --------------------------------------------------------------------------------------------------
 
+
 def _cifar_batch(n: int, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
-    return pickle.dumps({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                         b"labels": [int(v) for v in rng.integers(0, 10, n)]}, protocol=2)
+    return pickle.dumps(
+        {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": [int(v) for v in rng.integers(0, 10, n)]},
+        protocol=2,
+    )
 
 
 def _cifar_folder(root: Path) -> None:
@@ -202,8 +401,14 @@ def inputs(tmp_path_factory):
     (inp / "tampered").mkdir()
     shutil.copy(inp / "ckpt" / "fcn.json", inp / "tampered" / "fcn.json")
     torch.save({k: v + 1 for k, v in model.state_dict().items()}, inp / "tampered" / "fcn.pt")
-    save_classifier(inp / "fashion" / "fcn", model, arch="fcn", dataset="fashion-mnist",
-                    classes=list(FASHION_MNIST_CLASSES), accuracy=None)
+    save_classifier(
+        inp / "fashion" / "fcn",
+        model,
+        arch="fcn",
+        dataset="fashion-mnist",
+        classes=list(FASHION_MNIST_CLASSES),
+        accuracy=None,
+    )
     # a checkpoint stem with only its weights, and the default location half filled
     (inp / "two").mkdir()
     for stem in ("a", "b"):
@@ -215,28 +420,34 @@ def inputs(tmp_path_factory):
     shutil.copy(inp / "ckpt" / "fcn.pt", inp / "workdir" / "checkpoints" / "mnist-cnn.pt")
     # a user model: a module, weights, a module that does not import
     torch.save(model.state_dict(), inp / "weights.pt")
-    (inp / "mymodel.py").write_text("from deepdig_fast.models import MnistCNN, MnistFCN\n\n"
-                                    "def make():\n    return MnistFCN()\n\ndef make_cnn():\n    return MnistCNN()\n\n"
-                                    "def boom():\n    raise RuntimeError('needs a GPU')\n")
+    (inp / "mymodel.py").write_text(
+        "from deepdig_fast.models import MnistCNN, MnistFCN\n\n"
+        "def make():\n    return MnistFCN()\n\ndef make_cnn():\n    return MnistCNN()\n\n"
+        "def boom():\n    raise RuntimeError('needs a GPU')\n"
+    )
     (inp / "broken.py").write_text("def make(:\n    pass\n")
     # folders of other kinds, other scopes, and half-finished or inconsistent run folders
     (inp / "afile.txt").write_text("not a folder\n")
     (inp / "readonly").mkdir()
     for name, directions in (("atlas", [[3, 5], [5, 3]]), ("atlas2", [[3, 5], [5, 3]])):
         (inp / name).mkdir()
-        (inp / name / "manifest.json").write_text(json.dumps(
-            {"kind": "deepdig-atlas", "scope": {"directions": directions}, "run_id": "c" * 64}))
-        (inp / name / "atlas.json").write_text(json.dumps(
-            {"schema": 2, "kind": "deepdig-atlas", "run_id": "c" * 64, "classes": [3, 5], "directions": []}))
+        (inp / name / "manifest.json").write_text(
+            json.dumps({"kind": "deepdig-atlas", "scope": {"directions": directions}, "run_id": "c" * 64})
+        )
+        (inp / name / "atlas.json").write_text(
+            json.dumps({"schema": 2, "kind": "deepdig-atlas", "run_id": "c" * 64, "classes": [3, 5], "directions": []})
+        )
     manifest = {"kind": "deepdig-run", "scope": {"pair": [1, 2]}, "pair": [1, 2], "run_id": "a" * 64}
     folders = {
         "run-1-2": {"manifest.json": json.dumps(manifest), "results.json": json.dumps({**manifest, "directions": {}})},
         "orphan-results": {"results.json": json.dumps({"kind": "deepdig-run", "pair": [3, 5]})},
-        "broken-manifest": {"manifest.json": "{\"kind\": \"deepdig-run\", "},
+        "broken-manifest": {"manifest.json": '{"kind": "deepdig-run", '},
         "report-no-results": {"manifest.json": json.dumps(manifest)},
-        "report-bad-json": {"manifest.json": json.dumps(manifest), "results.json": "{\"pair\": [1, 2"},
-        "report-other-run": {"manifest.json": json.dumps(manifest),
-                             "results.json": json.dumps({**manifest, "run_id": "b" * 64, "directions": {}})},
+        "report-bad-json": {"manifest.json": json.dumps(manifest), "results.json": '{"pair": [1, 2'},
+        "report-other-run": {
+            "manifest.json": json.dumps(manifest),
+            "results.json": json.dumps({**manifest, "run_id": "b" * 64, "directions": {}}),
+        },
         "report-no-manifest": {"results.json": json.dumps({**manifest, "directions": {}})},
     }
     for folder, files in folders.items():
@@ -275,12 +486,18 @@ def _run_row(row: Row, argv: list[str], env: dict, cwd: Path, capfd) -> tuple[in
             full_env.pop(k, None)
         if "WORLD_SIZE" not in env:
             full_env.pop("WORLD_SIZE", None)
-        r = subprocess.run([sys.executable, "-m", "deepdig_fast", *argv], capture_output=True, text=True,
-                           timeout=180, env=full_env, cwd=cwd)
+        r = subprocess.run(
+            [sys.executable, "-m", "deepdig_fast", *argv],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=full_env,
+            cwd=cwd,
+        )
         return r.returncode, r.stderr
     try:
         status = main(argv)
-    except SystemExit as exc:   # argparse
+    except SystemExit as exc:  # argparse
         status = exc.code
     return status, capfd.readouterr().err
 

@@ -1,16 +1,23 @@
 """bracket_propose / bracket_update: kernels against the plain-torch reference, opcheck, edge cases."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from common_utils import cpu_and_cuda, needs_cuda
+from op_samples import (
+    HALF_DTYPES,
+    bracket_state,
+    check_cuda_matches_cpu,
+    check_matches_reference,
+    check_opcheck,
+    run_op,
+    sample_inputs,
+    update_case,
+)
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
-from common_utils import cpu_and_cuda, needs_cuda
-from op_samples import (
-    HALF_DTYPES, bracket_state, check_cuda_matches_cpu, check_matches_reference, check_opcheck, run_op, sample_inputs,
-    update_case,
-)
 
 DTYPES = [torch.float32, torch.float64]
 OPS = ["bracket_propose", "bracket_update"]
@@ -79,8 +86,23 @@ def test_propose_stall_detection(device, dtype):
 
 def call_update(fn, case, beta=1e-4, max_steps=5, method=0):
     c = {k: v.clone() for k, v in case.items()}
-    codes = fn(c["logits"], c["x"], c["idx"], c["lam"], c["stalled"], c["source"], c["target"], c["fstate"],
-               c["istate"], c["points"], c["probs"], c["lam_out"], beta, max_steps, method)
+    codes = fn(
+        c["logits"],
+        c["x"],
+        c["idx"],
+        c["lam"],
+        c["stalled"],
+        c["source"],
+        c["target"],
+        c["fstate"],
+        c["istate"],
+        c["points"],
+        c["probs"],
+        c["lam_out"],
+        beta,
+        max_steps,
+        method,
+    )
     return codes, c
 
 
@@ -91,12 +113,12 @@ def test_update_rules(device):
     s, t = 0, 1
     logits = torch.tensor(
         [
-            [0.0, 0.0, 5.0],    # third class (2) wins -> THIRD_CLASS, intruder 2
-            [1.0, 1.0, -3.0],   # exact tie -> SUCCESS
-            [2.0, 1.0, 0.0],    # source side; stalled -> STALLED
-            [2.0, 1.0, 0.0],    # source side; attempts hits the cap -> MAX_STEPS
-            [2.0, 1.0, 0.0],    # source side -> lo moves to lam
-            [1.0, 2.0, 0.0],    # target side -> hi moves to lam
+            [0.0, 0.0, 5.0],  # third class (2) wins -> THIRD_CLASS, intruder 2
+            [1.0, 1.0, -3.0],  # exact tie -> SUCCESS
+            [2.0, 1.0, 0.0],  # source side; stalled -> STALLED
+            [2.0, 1.0, 0.0],  # source side; attempts hits the cap -> MAX_STEPS
+            [2.0, 1.0, 0.0],  # source side -> lo moves to lam
+            [1.0, 2.0, 0.0],  # target side -> hi moves to lam
         ],
         dtype=torch.float64,
         device=device,
@@ -113,7 +135,9 @@ def test_update_rules(device):
     lam_out = torch.zeros(P, dtype=torch.float64, device=device)
     st = torch.full((P,), s, device=device)
     tt = torch.full((P,), t, device=device)
-    codes = ops.bracket_update(logits, x, idx, lam, stalled, st, tt, fstate, istate, points, probs, lam_out, 1e-4, 10, 0)
+    codes = ops.bracket_update(
+        logits, x, idx, lam, stalled, st, tt, fstate, istate, points, probs, lam_out, 1e-4, 10, 0
+    )
     assert codes.tolist() == [1, 0, 2, 3, -1, -1]
     assert istate[:, 2].tolist() == [2, -1, -1, -1, -1, -1]
     assert istate[:, 0].tolist() == [1, 1, 1, 10, 1, 1]
@@ -128,9 +152,20 @@ def test_update_illinois_halves_retained_end():
     logits = torch.tensor([[2.0, 1.0]], dtype=torch.float64)
     fstate = torch.tensor([[0.0, 1.0, 3.0, -2.0]], dtype=torch.float64)
     istate = torch.tensor([[1, -1, -1, 0]])  # the low end was replaced last step too
-    args = (logits, torch.zeros(1, 1, dtype=torch.float64), torch.tensor([0]), torch.tensor([0.4], dtype=torch.float64),
-            torch.tensor([False]), torch.tensor([0]), torch.tensor([1]), fstate, istate,
-            torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
+    args = (
+        logits,
+        torch.zeros(1, 1, dtype=torch.float64),
+        torch.tensor([0]),
+        torch.tensor([0.4], dtype=torch.float64),
+        torch.tensor([False]),
+        torch.tensor([0]),
+        torch.tensor([1]),
+        fstate,
+        istate,
+        torch.zeros(1, 1, dtype=torch.float64),
+        torch.zeros(1, 2, dtype=torch.float64),
+        torch.zeros(1, dtype=torch.float64),
+    )
     ops.bracket_update(*args, 1e-4, 10, 1)
     assert fstate[0].tolist() == [0.4, 1.0, 1.0, -1.0]  # g_hi halved, g_lo = z_s - z_t = 1
     assert istate[0, 3] == 0

@@ -1,5 +1,6 @@
 """The extension as a whole: its constants agree with the Python mirrors, build_info() and the op
 table come from the extension itself, and the import-time version check."""
+
 from __future__ import annotations
 
 import inspect
@@ -23,7 +24,9 @@ def test_methods_and_state_columns_match_python_mirrors():
     assert c["method"] == ops.METHODS
     assert c["fstate"] == {"lo": reference.LO, "hi": reference.HI, "g_lo": reference.GLO, "g_hi": reference.GHI}
     assert c["istate"] == {
-        "attempts": reference.ATTEMPTS, "status": reference.STATUS, "intruder": reference.INTRUDER,
+        "attempts": reference.ATTEMPTS,
+        "status": reference.STATUS,
+        "intruder": reference.INTRUDER,
         "side": reference.SIDE,
     }
     assert {name: getattr(reference, name) for name in c["status"]} == c["status"]

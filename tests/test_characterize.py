@@ -1,4 +1,5 @@
 """characterize.trajectory_oscillation / linearity: values known by construction, modes, chunking, edges."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ from torch import nn
 from deepdig_fast import reference as R
 from deepdig_fast.characterize import linearity, trajectory_oscillation
 
-
 # --------------------------------------------------------------------------------------------------
 # trajectory: a classifier whose labels are thresholds on the first feature
 # --------------------------------------------------------------------------------------------------
+
 
 class Stripes(nn.Module):
     """3 classes by thresholds on the first feature x1 (the rest is ignored):
@@ -169,17 +170,20 @@ def test_model_is_in_eval_mode_during_the_call_and_restored_after():
     assert model.training and model[0].training and not model[1].training
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"K": 0}, "K must be a positive int"),
-    ({"T": 0}, "T must be a positive int"),
-    ({"T": 2.5}, "T must be a positive int"),
-    ({"segments": 0}, r"segments must be a positive int, got .* \(or None\)"),
-    ({"chunk_segments": 0}, r"chunk_segments must be a positive int, got .* \(or None\)"),
-    ({"batch_size": -1}, r"batch_size must be a positive int, got .* \(or None\)"),
-    ({"seed": -1}, "seed must be a non-negative int"),
-    ({"band": (0.1, -0.1)}, r"band must be \(lo, hi\)"),
-    ({"band": 0.1}, r"band must be \(lo, hi\)"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"K": 0}, "K must be a positive int"),
+        ({"T": 0}, "T must be a positive int"),
+        ({"T": 2.5}, "T must be a positive int"),
+        ({"segments": 0}, r"segments must be a positive int, got .* \(or None\)"),
+        ({"chunk_segments": 0}, r"chunk_segments must be a positive int, got .* \(or None\)"),
+        ({"batch_size": -1}, r"batch_size must be a positive int, got .* \(or None\)"),
+        ({"seed": -1}, "seed must be a non-negative int"),
+        ({"band": (0.1, -0.1)}, r"band must be \(lo, hi\)"),
+        ({"band": 0.1}, r"band must be \(lo, hi\)"),
+    ],
+)
 def test_trajectory_argument_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         trajectory_oscillation(Stripes(), torch.rand(4, 3), 0, 1, **kw)
@@ -207,6 +211,7 @@ def test_trajectory_input_errors():
 # --------------------------------------------------------------------------------------------------
 # linearity: a classifier that is linear in its embedding space
 # --------------------------------------------------------------------------------------------------
+
 
 class LinearInEmbedding(nn.Module):
     """embedding: h = Q x (Q orthogonal); logits of classes (0, 1, 2) = (-u.h, -10, u.h) with

@@ -1,4 +1,5 @@
 """Classifier checkpoints: round trip, checksum verification, weights_only loading, user model specs."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,9 @@ def test_explicit_file_name_and_user_model(tmp_path):
 
     torch.manual_seed(0)
     model = Custom()
-    pt = save_classifier(tmp_path / "sub" / "mine.pt", model, arch="custom", dataset="toy", classes=["x", "y"], accuracy=None)
+    pt = save_classifier(
+        tmp_path / "sub" / "mine.pt", model, arch="custom", dataset="toy", classes=["x", "y"], accuracy=None
+    )
     assert pt == tmp_path / "sub" / "mine.pt"
     with pytest.raises(ValueError, match="arch 'custom' is not built in"):
         load_classifier(pt)
@@ -72,7 +75,9 @@ def test_explicit_file_name_and_user_model(tmp_path):
 
 def test_checksum_mismatch_detected(tmp_path):
     model = build_classifier("fcn", seed=0)
-    pt = save_classifier(tmp_path / "m.pt", model, arch="fcn", dataset="mnist", classes=list("0123456789"), accuracy=0.9)
+    pt = save_classifier(
+        tmp_path / "m.pt", model, arch="fcn", dataset="mnist", classes=list("0123456789"), accuracy=0.9
+    )
     state = load_tensors(pt)
     state["head.bias"][0] += 1.0
     atomic_save_tensors(pt, state)
@@ -84,7 +89,9 @@ def test_checksum_mismatch_detected(tmp_path):
 
 def test_weights_loaded_with_weights_only(tmp_path):
     model = build_classifier("fcn", seed=0)
-    pt = save_classifier(tmp_path / "m.pt", model, arch="fcn", dataset="mnist", classes=list("0123456789"), accuracy=0.9)
+    pt = save_classifier(
+        tmp_path / "m.pt", model, arch="fcn", dataset="mnist", classes=list("0123456789"), accuracy=0.9
+    )
 
     class Payload:
         def __reduce__(self):
@@ -102,7 +109,9 @@ def test_metadata_errors(tmp_path):
     with pytest.raises(TypeError, match="arch='cnn' names MnistCNN"):
         save_classifier(tmp_path, model, arch="cnn", dataset="d", classes=list("0123456789"), accuracy=0.9)
     with pytest.raises(TypeError, match="extra must be JSON-serialisable"):
-        save_classifier(tmp_path, model, arch="fcn", dataset="d", classes=list("0123456789"), accuracy=0.9, extra={"x": object()})
+        save_classifier(
+            tmp_path, model, arch="fcn", dataset="d", classes=list("0123456789"), accuracy=0.9, extra={"x": object()}
+        )
     with pytest.raises(FileNotFoundError, match="metadata"):
         load_classifier(tmp_path / "absent.pt")
     pt = save_classifier(tmp_path, model, arch="fcn", dataset="d", classes=list("0123456789"), accuracy=0.9)
@@ -155,9 +164,16 @@ def test_user_model_spec(tmp_path, monkeypatch):
 
 def test_io_helpers(tmp_path):
     p = atomic_write_text(tmp_path / "a" / "t.txt", "hello")
-    assert p.read_text() == "hello" and sha256_file(p) == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert (
+        p.read_text() == "hello"
+        and sha256_file(p) == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    )
     assert not [f for f in p.parent.iterdir() if f.name.endswith(".tmp")]
-    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([True, False]), "h": torch.ones(2, dtype=torch.bfloat16)}
+    state = {
+        "w": torch.arange(6.0).reshape(2, 3),
+        "b": torch.tensor([True, False]),
+        "h": torch.ones(2, dtype=torch.bfloat16),
+    }
     s1 = sha256_state_dict(state)
     assert s1 == sha256_state_dict(dict(reversed(list(state.items()))))  # insertion order does not matter
     assert s1 != sha256_state_dict({**state, "w": state["w"].reshape(3, 2)})  # shape matters

@@ -4,6 +4,7 @@ check_fits (metadata and one forward), load_or_train_classifier (trains only whe
 the command line: a checkpoint that does not fit ends with status 2 and one line naming both sides,
 and the user's files keep their bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,11 @@ TINY_RUN = ["--device", "cpu", "--quiet", "--steps", "5", "--no-baselines", "--n
 
 def digest(folder: Path) -> dict[str, str]:
     """sha256 of every file under folder (the set of files too)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +71,7 @@ def one_error_line(capsys) -> str:
 # check_fits
 # --------------------------------------------------------------------------------------------------
 
+
 def toy(n=40, shape=(1, 28, 28), classes=3, name="toy"):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(n, *shape, generator=g)
@@ -89,7 +94,10 @@ def test_check_fits_accepts_a_fitting_classifier_and_its_metadata(tmp_path):
         ({"dataset": "mnist"}, "the classifier was trained on data set 'mnist', but the data set is 'toy'"),
         ({"num_classes": 10}, "the classifier has 10 classes, but data set 'toy' has 3"),
         ({"classes": ["a", "b", "c"]}, "the classifier has classes [a, b, c], but data set 'toy' has [c0, c1, c2]"),
-        ({"in_shape": [3, 32, 32]}, "the classifier takes inputs of shape [3, 32, 32], but data set 'toy' has inputs of shape [1, 28, 28]"),
+        (
+            {"in_shape": [3, 32, 32]},
+            "the classifier takes inputs of shape [3, 32, 32], but data set 'toy' has inputs of shape [1, 28, 28]",
+        ),
         ({"arch": "cnn"}, "the classifier is a MnistFCN, but its metadata names arch 'cnn' (MnistCNN)"),
     ],
 )
@@ -107,10 +115,15 @@ def test_check_fits_runs_one_forward(tmp_path):
     data = toy()
     with pytest.raises(ValueError, match=r"^--classifier x holds a 'fcn' classifier, but arch 'cnn' was asked for$"):
         check_fits(build_classifier("fcn", num_classes=3), data, {"arch": "fcn"}, arch="cnn", name="--classifier x")
-    with pytest.raises(ValueError, match=r"returned logits of shape \[2, 10\] for 2 inputs, but data set 'toy' has 3 classes"):
+    with pytest.raises(
+        ValueError, match=r"returned logits of shape \[2, 10\] for 2 inputs, but data set 'toy' has 3 classes"
+    ):
         check_fits(build_classifier("fcn", num_classes=10), data)
     wrong_input = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 3))
-    with pytest.raises(ValueError, match=r"does not accept inputs of data set 'toy' \(shape \[2, 1, 28, 28\], torch.float32\): RuntimeError: "):
+    with pytest.raises(
+        ValueError,
+        match=r"does not accept inputs of data set 'toy' \(shape \[2, 1, 28, 28\], torch.float32\): RuntimeError: ",
+    ):
         check_fits(wrong_input, data)
     with pytest.raises(ValueError, match="returned tuple for a batch of data set 'toy'"):
         check_fits(lambda x: (x, x), data)
@@ -126,7 +139,9 @@ def test_load_or_train_trains_only_where_nothing_is(tmp_path):
     before = digest(tmp_path)
     again, _ = load_or_train_classifier(stem, "fcn", data, epochs=1, progress=False)  # reused as it is
     assert digest(tmp_path) == before
-    with pytest.raises(ValueError, match=r"checkpoint .*toy-fcn\.pt holds a 'fcn' classifier, but arch 'cnn' was asked for"):
+    with pytest.raises(
+        ValueError, match=r"checkpoint .*toy-fcn\.pt holds a 'fcn' classifier, but arch 'cnn' was asked for"
+    ):
         load_or_train_classifier(stem, "cnn", data, epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"was trained on data set 'toy', but the data set is 'other'"):
         load_or_train_classifier(stem, "fcn", toy(n=64, name="other"), epochs=1, progress=False)
@@ -141,17 +156,24 @@ def test_load_or_train_trains_only_where_nothing_is(tmp_path):
 # the command line
 # --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [
-    ["run", "--pair", "0,1", *TINY_RUN],
-    ["atlas", "--classes", "0,1", "--device", "cpu", "--quiet", "--steps", "5", "--no-report"],
-])
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--pair", "0,1", *TINY_RUN],
+        ["atlas", "--classes", "0,1", "--device", "cpu", "--quiet", "--steps", "5", "--no-report"],
+    ],
+)
 def test_cli_refuses_a_checkpoint_of_another_arch_and_keeps_it(tmp_path, capsys, tiny_fcn, command):
     stem = save(tmp_path, tiny_fcn)
     before = digest(tmp_path)
     code = main([*command, "--out", str(tmp_path / "out"), "--classifier", str(stem), "--arch", "cnn"])
     assert code == 2
     line = one_error_line(capsys)
-    assert line == f"deepdig {command[0]}: error: --classifier {stem} holds a 'fcn' classifier, but arch 'cnn' was asked for"
+    assert (
+        line
+        == f"deepdig {command[0]}: error: --classifier {stem} holds a 'fcn' classifier, but arch 'cnn' was asked for"
+    )
     assert digest(tmp_path) == before  # same files, same bytes; no run folder either
 
 
@@ -168,15 +190,20 @@ def test_cli_runs_a_checkpoint_given_without_suffix_and_never_writes_it(tmp_path
     assert (tmp_path / "run" / "results.json").is_file()
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"dataset": "fashion_mnist"}, "was trained on data set 'fashion_mnist', but the data set is 'mnist'"),
-    ({"classes": ["0", "1", "2"]}, "has 3 classes, but data set 'mnist' has 10"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"dataset": "fashion_mnist"}, "was trained on data set 'fashion_mnist', but the data set is 'mnist'"),
+        ({"classes": ["0", "1", "2"]}, "has 3 classes, but data set 'mnist' has 10"),
+    ],
+)
 def test_cli_refuses_a_checkpoint_of_another_data_set(tmp_path, capsys, kw, message):
     model = build_classifier("fcn", num_classes=len(kw.get("classes", range(10))), seed=0)
     stem = save(tmp_path, model, **kw)
     before = digest(tmp_path)
-    code = main(["run", "--pair", "0,1", "--out", str(tmp_path / "out"), "--classifier", str(stem) + ".json", *TINY_RUN])
+    code = main(
+        ["run", "--pair", "0,1", "--out", str(tmp_path / "out"), "--classifier", str(stem) + ".json", *TINY_RUN]
+    )
     assert code == 2
     assert one_error_line(capsys) == f"deepdig run: error: --classifier {stem}.json {message}"
     assert digest(tmp_path) == before
@@ -187,7 +214,9 @@ def test_cli_never_trains_into_a_missing_classifier_path(tmp_path, capsys):
     code = main(["run", "--pair", "0,1", "--out", str(tmp_path / "out"), "--classifier", str(stem), *TINY_RUN])
     assert code == 2
     line = one_error_line(capsys)
-    assert line.startswith(f"deepdig run: error: --classifier {stem}: no checkpoint there (expected {stem}.pt and {stem}.json)")
+    assert line.startswith(
+        f"deepdig run: error: --classifier {stem}: no checkpoint there (expected {stem}.pt and {stem}.json)"
+    )
     assert "deepdig train" in line
     assert digest(tmp_path) == {} and not (tmp_path / "user").exists()
 
@@ -195,13 +224,21 @@ def test_cli_never_trains_into_a_missing_classifier_path(tmp_path, capsys):
 def test_cli_keeps_a_misfit_in_the_default_location(tmp_path, capsys, monkeypatch, tiny_fcn):
     """checkpoints/mnist-cnn holding an fcn: an error, not a new cnn trained over it."""
     monkeypatch.chdir(tmp_path)
-    save_classifier(tmp_path / "checkpoints" / "mnist-cnn.pt", tiny_fcn, arch="fcn", dataset="mnist",
-                    classes=[str(i) for i in range(10)], accuracy=None)
+    save_classifier(
+        tmp_path / "checkpoints" / "mnist-cnn.pt",
+        tiny_fcn,
+        arch="fcn",
+        dataset="mnist",
+        classes=[str(i) for i in range(10)],
+        accuracy=None,
+    )
     before = digest(tmp_path)
     assert main(["run", "--pair", "0,1", "--out", "out", *TINY_RUN]) == 2
     line = one_error_line(capsys)
-    assert line.startswith("deepdig run: error: checkpoint checkpoints/mnist-cnn.pt holds a 'fcn' classifier, "
-                           "but arch 'cnn' was asked for; ")
+    assert line.startswith(
+        "deepdig run: error: checkpoint checkpoints/mnist-cnn.pt holds a 'fcn' classifier, "
+        "but arch 'cnn' was asked for; "
+    )
     assert digest(tmp_path) == before
     (tmp_path / "checkpoints" / "mnist-cnn.json").unlink()  # half a checkpoint is not "nothing there"
     assert main(["run", "--pair", "0,1", "--out", "out", *TINY_RUN]) == 2
@@ -218,9 +255,13 @@ def test_cli_checks_a_users_model_before_running(tmp_path, capsys):
     )
     before = digest(tmp_path)
     spec = f"{tmp_path / 'three.py'}:make"
-    code = main(["run", "--pair", "0,1", "--out", str(tmp_path / "out"), "--model", spec, "--weights", str(weights), *TINY_RUN])
+    code = main(
+        ["run", "--pair", "0,1", "--out", str(tmp_path / "out"), "--model", spec, "--weights", str(weights), *TINY_RUN]
+    )
     assert code == 2
-    assert one_error_line(capsys) == (f"deepdig run: error: --model {spec} returned logits of shape [2, 3] for 2 inputs, "
-                                      "but data set 'mnist' has 10 classes (expected [2, 10])")
+    assert one_error_line(capsys) == (
+        f"deepdig run: error: --model {spec} returned logits of shape [2, 3] for 2 inputs, "
+        "but data set 'mnist' has 10 classes (expected [2, 10])"
+    )
     after = digest(tmp_path)
     assert {k: after[k] for k in before} == before and not (tmp_path / "out").exists()

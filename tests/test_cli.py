@@ -1,4 +1,5 @@
 """The deepdig command line: help on every command, one-line errors with a non-zero status."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,7 +11,9 @@ from deepdig_fast.cli import main
 
 
 def run_cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "deepdig_fast", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "deepdig_fast", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["run"], ["report"], ["info"]])
@@ -65,9 +68,25 @@ def test_run_with_a_users_model(tmp_path, small_fcn):
     )
     out = tmp_path / "run"
     r = run_cli(
-        "run", "--pair", "3,5", "--out", str(out), "--device", "cpu", "--steps", "40", "--quiet",
-        "--model", f"{tmp_path / 'mymodel.py'}:make", "--weights", str(weights), "--embedding-layer", "embedding",
-        "--no-characterize", "--no-report", timeout=600,
+        "run",
+        "--pair",
+        "3,5",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--steps",
+        "40",
+        "--quiet",
+        "--model",
+        f"{tmp_path / 'mymodel.py'}:make",
+        "--weights",
+        str(weights),
+        "--embedding-layer",
+        "embedding",
+        "--no-characterize",
+        "--no-report",
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr
     assert "deepdig" in r.stdout and "epbs" in r.stdout

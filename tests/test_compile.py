@@ -5,14 +5,15 @@ aot_eager traces the wrapper through the ops' fake kernels and functionalizes br
 in-place writes, without code generation, so this checks what the ops contribute to compilation
 (fake kernels, schemas, mutation annotations, Python checks that must not break the graph).
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from op_samples import OPS, assert_same, run_op, sample_inputs
 from torch._dynamo.testing import CompileCounterWithBackend
 
 from deepdig_fast import ops
-from op_samples import OPS, assert_same, run_op, sample_inputs
 
 
 def propose(a, b, idx, fstate, method):
@@ -20,11 +21,13 @@ def propose(a, b, idx, fstate, method):
     return x, lam, stalled
 
 
-def update(logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out, beta, max_steps,
-           method):
+def update(
+    logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out, beta, max_steps, method
+):
     # mutates fstate, istate, points, probs and lam_out: run_op compares them after the call
-    return ops.bracket_update(logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out,
-                              beta, max_steps, method)
+    return ops.bracket_update(
+        logits, x, idx, lam, stalled, source, target, fstate, istate, points, probs, lam_out, beta, max_steps, method
+    )
 
 
 def nearest(queries, refs):
@@ -46,8 +49,12 @@ def distances(h, w, bias, labels):
 
 
 SMALL = {
-    "bracket_propose": propose, "bracket_update": update, "nearest_neighbor": nearest,
-    "segment_points": segments, "trajectory_stats": stats, "linear_distances": distances,
+    "bracket_propose": propose,
+    "bracket_update": update,
+    "nearest_neighbor": nearest,
+    "segment_points": segments,
+    "trajectory_stats": stats,
+    "linear_distances": distances,
 }
 assert set(SMALL) == set(OPS)
 
@@ -69,9 +76,10 @@ def test_compiled_wrapper_matches_eager(op):
 
 
 @pytest.mark.xfail(
-    strict=True, raises=torch._dynamo.exc.UserError,
+    strict=True,
+    raises=torch._dynamo.exc.UserError,
     reason="ops.nearest_neighbor's NaN/Inf check (deepdig_fast/ops.py: `if t.numel() and not "
-           "bool(torch.isfinite(t).all())`) is data-dependent control flow: no full graph",
+    "bool(torch.isfinite(t).all())`) is data-dependent control flow: no full graph",
 )
 def test_compiled_nearest_neighbor_fullgraph():
     s = next(s for s in sample_inputs("nearest_neighbor", "cpu", torch.float32) if s.name == "typical")

@@ -13,6 +13,7 @@ with SIGKILL at a seeded random one, at one of four points of that write:
 
 Between two writes nothing on disk changes, so these four cover every state a kill can leave.
 """
+
 from __future__ import annotations
 
 import errno
@@ -48,8 +49,12 @@ def tiny_run(out_dir, checkpoint, log=None, characterize=True):
 
     model, _ = load_classifier(checkpoint)
     data = load_mnist().take(1200, 300)
-    cfg = PairConfig(adversarial=AdversarialConfig(steps=20, infer_batch_size=1024), trajectory_segments=50,
-                     trajectory_T=10, characterize=characterize)
+    cfg = PairConfig(
+        adversarial=AdversarialConfig(steps=20, infer_batch_size=1024),
+        trajectory_segments=50,
+        trajectory_T=10,
+        characterize=characterize,
+    )
     return run_pair(model, data, S, T, cfg, out_dir=out_dir, log=log)
 
 
@@ -118,8 +123,9 @@ def _env(**extra):
 def child(script: Path, what: str, out: Path, *args: str, kill: tuple[str, str] | None = None):
     """Run the child; returns (returncode, stdout). kill = (write 'rel#n', phase) to SIGKILL at."""
     env = _env(KILL_AT=kill[0], KILL_PHASE=kill[1]) if kill else _env()
-    r = subprocess.run([sys.executable, str(script), what, str(out), *args], capture_output=True, text=True,
-                       timeout=600, env=env)
+    r = subprocess.run(
+        [sys.executable, str(script), what, str(out), *args], capture_output=True, text=True, timeout=600, env=env
+    )
     if kill is None:
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     else:
@@ -143,8 +149,9 @@ def checkpoint(tmp_path_factory):
 
     model, data = _train_small("fcn", n=3000, steps=150)
     path = tmp_path_factory.mktemp("ckpt") / "fcn"
-    save_classifier(path, model, arch="fcn", dataset="mnist", classes=data.classes, accuracy=None,
-                    embedding_layer="embedding")
+    save_classifier(
+        path, model, arch="fcn", dataset="mnist", classes=data.classes, accuracy=None, embedding_layer="embedding"
+    )
     return str(path) + ".pt"
 
 
@@ -172,7 +179,7 @@ def test_killed_run_reruns_to_the_same_results(script, checkpoint, tmp_path):
     expected = (ref / "results.json").read_bytes()
     rng = random.Random(1912_11460)
     moments = [(sequence[i], rng.choice(PHASES)) for i in sorted(rng.sample(range(len(sequence)), RUN_KILLS))]
-    assert len({p for _, p in moments}) == len(PHASES)   # the seed covers every point of a write
+    assert len({p for _, p in moments}) == len(PHASES)  # the seed covers every point of a write
     print("run kills:", moments)
     for k, kill in enumerate(moments):
         folder = tmp_path / f"kill{k}"
@@ -185,7 +192,7 @@ def test_killed_run_reruns_to_the_same_results(script, checkpoint, tmp_path):
         assert not temps(folder), (kill, temps(folder))
         # a stage finished before the kill is reused, not computed again
         reused = {line.split()[0].rstrip(":") for line in lines if line.endswith("reused (finished earlier)")}
-        done = sequence[1: sequence.index(kill[0]) + (kill[1] == "renamed")]
+        done = sequence[1 : sequence.index(kill[0]) + (kill[1] == "renamed")]
         done_before = {stage for stage in (w.split("#")[0] for w in done) if stage.endswith(".pt")}
         done_before = {stage[: -len(".pt")] for stage in done_before}
         assert reused == done_before, kill
@@ -196,8 +203,20 @@ def test_killed_run_reruns_to_the_same_results(script, checkpoint, tmp_path):
 # --------------------------------------------------------------------------------------------------
 
 ATLAS_KILLS = 10
-ATLAS_ARGS = ["--classes", "3,5,8", "--steps", "20", "--max-per-class", "80", "--trajectory-segments", "40",
-              "--device", "cpu", "--threads", "1"]
+ATLAS_ARGS = [
+    "--classes",
+    "3,5,8",
+    "--steps",
+    "20",
+    "--max-per-class",
+    "80",
+    "--trajectory-segments",
+    "40",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 
 
 def test_atlas_killed_ten_times_computes_every_unit_once(script, checkpoint, tmp_path):
@@ -207,7 +226,7 @@ def test_atlas_killed_ten_times_computes_every_unit_once(script, checkpoint, tmp
     sequence = writes(out)
     units = [w for w in sequence if w.startswith("units/")]
     assert len(units) == 12 and sequence[0] == "manifest.json#1"
-    assert any(w.startswith("atlas.html") for w in sequence)   # the report's group is among the moments
+    assert any(w.startswith("atlas.html") for w in sequence)  # the report's group is among the moments
     expected = (ref / "atlas.json").read_bytes()
 
     rng = random.Random(20_24)
@@ -215,7 +234,7 @@ def test_atlas_killed_ten_times_computes_every_unit_once(script, checkpoint, tmp
     assert len({p for _, p in moments}) == len(PHASES)
     print("atlas kills:", moments)
     folder = tmp_path / "killed"
-    runs = Counter()          # "running" log lines per unit, over every process
+    runs = Counter()  # "running" log lines per unit, over every process
     finished: dict[Path, int] = {}
     for kill in moments:
         _, out = child(script, "cli", folder, *argv(folder), kill=kill)
@@ -232,9 +251,12 @@ def test_atlas_killed_ten_times_computes_every_unit_once(script, checkpoint, tmp
     assert (folder / "atlas.csv").read_bytes() == (ref / "atlas.csv").read_bytes()
     assert not temps(folder)
     # ... and each unit ran once, plus once for each kill that hit it before its file was in place
-    interrupted = Counter(w.split("#")[0][len("units/"): -len(".pt")] for w, phase in moments
-                          if w.startswith("units/") and phase != "renamed")
-    assert set(runs) == {u.split("#")[0][len("units/"): -len(".pt")] for u in units}
+    interrupted = Counter(
+        w.split("#")[0][len("units/") : -len(".pt")]
+        for w, phase in moments
+        if w.startswith("units/") and phase != "renamed"
+    )
+    assert set(runs) == {u.split("#")[0][len("units/") : -len(".pt")] for u in units}
     assert runs == Counter({u: 1 + interrupted[u] for u in runs}), (runs, interrupted)
     t = json.loads((folder / "timings.json").read_text())
     assert t["units_reused"] == len(finished) and t["units_computed"] == 12 - len(finished)
@@ -243,6 +265,7 @@ def test_atlas_killed_ten_times_computes_every_unit_once(script, checkpoint, tmp
 # --------------------------------------------------------------------------------------------------
 # (c) a full disk at every write of a run, and while a report is written
 # --------------------------------------------------------------------------------------------------
+
 
 class DiskFull:
     """Makes the k-th atomic write fail the way a full disk does: the data is half written, then
@@ -358,8 +381,12 @@ time.sleep(600)
 def test_a_killed_lock_holder_blocks_nobody(tmp_path):
     from deepdig_fast.rundir import FolderBusyError, FolderLock
 
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=str(ROOT)), str(tmp_path / "run")],
-                              stdout=subprocess.PIPE, text=True, env=_env())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(root=str(ROOT)), str(tmp_path / "run")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(FolderBusyError, match=rf"in use by another deepdig process \(pid {holder.pid} "):
@@ -367,7 +394,7 @@ def test_a_killed_lock_holder_blocks_nobody(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    with FolderLock(tmp_path / "run"):   # the kernel dropped the dead holder's lock
+    with FolderLock(tmp_path / "run"):  # the kernel dropped the dead holder's lock
         pass
 
 
@@ -383,10 +410,14 @@ def test_an_unfinished_run_with_other_settings_leaves_no_old_results(checkpoint,
     folder = tmp_path / "run"
     shutil.copytree(reference_run, folder)
     model, _ = load_classifier(checkpoint)
-    other = PairConfig(adversarial=AdversarialConfig(steps=20, infer_batch_size=1024), trajectory_segments=50,
-                       trajectory_T=10, beta=5e-4)
+    other = PairConfig(
+        adversarial=AdversarialConfig(steps=20, infer_batch_size=1024),
+        trajectory_segments=50,
+        trajectory_T=10,
+        beta=5e-4,
+    )
     with monkeypatch.context() as m:
-        DiskFull(m, 2)   # the manifest is written, the first stage is not
+        DiskFull(m, 2)  # the manifest is written, the first stage is not
         with pytest.raises(OSError):
             run_pair(model, load_mnist().take(1200, 300), S, T, other, out_dir=folder)
     manifest = json.loads((folder / "manifest.json").read_text())

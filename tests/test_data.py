@@ -1,4 +1,5 @@
 """Data loading: shipped MNIST, IDX parsing and its failure modes, CIFAR-10 pickles, tensors/Datasets."""
+
 from __future__ import annotations
 
 import gzip

@@ -3,6 +3,7 @@ second while another process keeps a core busy -- writes byte-identical results.
 
 (timings.json, which holds the wall times, is allowed to differ and is not compared.)
 """
+
 from __future__ import annotations
 
 import json
@@ -56,17 +57,36 @@ def checkpoint(tmp_path_factory):
 
     model, data = _train_small("fcn", n=3000, steps=150)
     path = tmp_path_factory.mktemp("ckpt") / "fcn"
-    save_classifier(path, model, arch="fcn", dataset="mnist", classes=data.classes, accuracy=None,
-                    embedding_layer="embedding")
+    save_classifier(
+        path, model, arch="fcn", dataset="mnist", classes=data.classes, accuracy=None, embedding_layer="embedding"
+    )
     return str(path) + ".pt"
 
 
 def test_deepdig_run_twice_gives_identical_results(checkpoint, tmp_path):
     """The command on all of MNIST's 3s and 5s (thousands of pairs through the engine)."""
+
     def cmd(out):
-        return [sys.executable, "-m", "deepdig_fast", "run", "--pair", "3,5", "--out", str(out), "--classifier",
-                checkpoint, "--device", "cpu", "--steps", "5", "--no-baselines", "--no-characterize", "--no-report",
-                "--quiet"]
+        return [
+            sys.executable,
+            "-m",
+            "deepdig_fast",
+            "run",
+            "--pair",
+            "3,5",
+            "--out",
+            str(out),
+            "--classifier",
+            checkpoint,
+            "--device",
+            "cpu",
+            "--steps",
+            "5",
+            "--no-baselines",
+            "--no-characterize",
+            "--no-report",
+            "--quiet",
+        ]
 
     a, b = twice(cmd, tmp_path / "a", tmp_path / "b", "results.json")
     assert b'"success_rate"' in a
@@ -88,8 +108,9 @@ def test_every_stage_twice_gives_identical_results(checkpoint, tmp_path):
     on a slice of MNIST."""
     script = tmp_path / "job.py"
     script.write_text(SCRIPT.format(root=str(ROOT), tests=str(TESTS)))
-    a, b = twice(lambda out: [sys.executable, str(script), str(out), checkpoint], tmp_path / "a", tmp_path / "b",
-                 "results.json")
+    a, b = twice(
+        lambda out: [sys.executable, str(script), str(out), checkpoint], tmp_path / "a", tmp_path / "b", "results.json"
+    )
     for key in (b'"epbs"', b'"trajectory"', b'"linearity"'):
         assert key in a
     assert a == b
@@ -97,9 +118,30 @@ def test_every_stage_twice_gives_identical_results(checkpoint, tmp_path):
 
 def test_atlas_twice_gives_identical_atlas(checkpoint, tmp_path):
     def cmd(out):
-        return [sys.executable, "-m", "deepdig_fast", "atlas", "--out", str(out), "--classifier", checkpoint,
-                "--pairs", "3-5", "--steps", "20", "--max-per-class", "80", "--trajectory-segments", "40",
-                "--device", "cpu", "--threads", "1", "--no-report", "--quiet"]
+        return [
+            sys.executable,
+            "-m",
+            "deepdig_fast",
+            "atlas",
+            "--out",
+            str(out),
+            "--classifier",
+            checkpoint,
+            "--pairs",
+            "3-5",
+            "--steps",
+            "20",
+            "--max-per-class",
+            "80",
+            "--trajectory-segments",
+            "40",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--no-report",
+            "--quiet",
+        ]
 
     a, b = twice(cmd, tmp_path / "a", tmp_path / "b", "atlas.json")
     assert b'"m1_borderline"' in a

@@ -1,14 +1,15 @@
 """refine_borderline: agreement with the reference loop, invariants, termination, errors."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from common_utils import correct_pairs, cpu_and_cuda
 from torch import nn
 
 import deepdig_fast as dd
 from deepdig_fast import reference as R
 from deepdig_fast.engine import Status
-from common_utils import correct_pairs, cpu_and_cuda
 
 
 def test_matches_reference_loop_on_trained_model(small_fcn):

@@ -2,6 +2,7 @@
 autoencoder family at any resolution; `deepdig train/run --dataset imagefolder` end to end.
 
 Image folders are written here with Pillow from MNIST digits (nothing is downloaded)."""
+
 from __future__ import annotations
 
 import functools
@@ -65,8 +66,9 @@ def _save(img: np.ndarray, path: Path, size: int | None = None) -> None:
     im.save(path)
 
 
-def write_folder(root: Path, *, n: int = 8, channels: int = 1, size: int = 28, presplit: bool = False,
-                 classes=(0, 1, 2)) -> Path:
+def write_folder(
+    root: Path, *, n: int = 8, channels: int = 1, size: int = 28, presplit: bool = False, classes=(0, 1, 2)
+) -> Path:
     """root/<digit>/<i>.png (or root/train|test/<digit>/<i>.png: n train and 2 test images)."""
     for c in classes:
         imgs = _digits()[c]
@@ -89,7 +91,7 @@ def test_grey_folder_decodes_exactly_with_a_seeded_split(tmp_path):
     assert d.class_counts("train") == [6, 6, 6] and d.class_counts("test") == [2, 2, 2]
     for split in ("train", "test"):
         x, y = d.split(split)
-        for img, label in zip(x, y.tolist()):   # PNG is lossless: every input is one of its class's digits
+        for img, label in zip(x, y.tolist()):  # PNG is lossless: every input is one of its class's digits
             src = torch.from_numpy(_digits()[label][:8]).float() / 255
             assert (src - img[0]).abs().flatten(1).amax(1).min() == 0
     # the same seed gives the same split, another seed another one
@@ -100,11 +102,13 @@ def test_grey_folder_decodes_exactly_with_a_seeded_split(tmp_path):
 def test_colour_folder_with_train_test_subfolders_and_channel_conversion(tmp_path):
     root = write_folder(tmp_path / "rgb", n=5, channels=3, size=64, presplit=True)
     d = D.load_image_folder(root)
-    assert d.sample_shape == (3, 64, 64) and d.class_counts("train") == [5, 5, 5] and d.class_counts("test") == [2, 2, 2]
+    assert (
+        d.sample_shape == (3, 64, 64) and d.class_counts("train") == [5, 5, 5] and d.class_counts("test") == [2, 2, 2]
+    )
     grey = D.load_image_folder(root, channels=1)
     assert grey.sample_shape == (1, 64, 64)
     luma = (d.x_train * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    assert (luma - grey.x_train).abs().max() <= 1.5 / 255   # Pillow's L conversion rounds
+    assert (luma - grey.x_train).abs().max() <= 1.5 / 255  # Pillow's L conversion rounds
     g28 = write_folder(tmp_path / "grey", n=3)
     assert D.load_image_folder(g28, channels=3).sample_shape == (3, 28, 28)
 
@@ -138,7 +142,7 @@ def test_corrupt_truncated_and_stray_files_are_errors_hidden_files_skipped(tmp_p
     with pytest.raises(ValueError, match=r"bad\.png cannot be read as an image"):
         D.load_image_folder(root)
     good = (root / "2" / "000.png").read_bytes()
-    (root / "2" / "bad.png").write_bytes(good[: len(good) // 2])   # valid header, data cut off
+    (root / "2" / "bad.png").write_bytes(good[: len(good) // 2])  # valid header, data cut off
     with pytest.raises(ValueError, match=r"bad\.png cannot be decoded"):
         D.load_image_folder(root)
 
@@ -163,7 +167,7 @@ def test_only_reads_some_classes_and_keeps_labels(tmp_path):
     full = D.load_image_folder(root)
     part = D.load_image_folder(root, only=[2, "0"])
     assert part.classes == full.classes and part.class_counts("train") == [5, 0, 5]
-    for c in (0, 2):   # a class's split does not depend on which other classes are read
+    for c in (0, 2):  # a class's split does not depend on which other classes are read
         assert torch.equal(part.class_inputs(c), full.class_inputs(c))
         assert torch.equal(part.class_inputs(c, "test"), full.class_inputs(c, "test"))
     ordered = D.load_image_folder(root, classes=["2", "0"])
@@ -180,7 +184,7 @@ def test_memory_guard_refuses_before_decoding(tmp_path):
     root = write_folder(tmp_path / "d", n=2)
     with pytest.raises(MemoryError, match=r"6 inputs of shape \[1, 28, 28\].*max_per_class"):
         D.load_image_folder(root, max_bytes=10_000)
-    d = D.load_image_folder(root, max_bytes=6 * 784 * 5)   # exactly the need: allowed
+    d = D.load_image_folder(root, max_bytes=6 * 784 * 5)  # exactly the need: allowed
     assert d.class_counts("train") == [1, 1, 1] and d.class_counts("test") == [1, 1, 1]
 
 
@@ -188,7 +192,7 @@ def test_memory_guard_refuses_before_decoding(tmp_path):
 
 
 def test_pt_uint8_without_test_split_is_split_per_class(tmp_path):
-    x = torch.from_numpy(np.concatenate([_digits()[c][:10] for c in range(3)]))[:, None]   # uint8 [30, 1, 28, 28]
+    x = torch.from_numpy(np.concatenate([_digits()[c][:10] for c in range(3)]))[:, None]  # uint8 [30, 1, 28, 28]
     y = torch.arange(3).repeat_interleave(10)
     torch.save({"x": x, "y": y}, tmp_path / "t.pt")
     d = D.load_tensor_file(tmp_path / "t.pt")
@@ -196,8 +200,9 @@ def test_pt_uint8_without_test_split_is_split_per_class(tmp_path):
     assert d.class_counts("train") == [8, 8, 8] and d.class_counts("test") == [2, 2, 2]
     assert d.x_train.dtype == torch.float32 and float(d.x_train.max()) <= 1.0
     both = torch.cat([d.x_train, d.x_test])
-    assert both.shape[0] == 30 and torch.equal(torch.sort(both.flatten(1).sum(1)).values,
-                                               torch.sort((x.float() / 255).flatten(1).sum(1)).values)
+    assert both.shape[0] == 30 and torch.equal(
+        torch.sort(both.flatten(1).sum(1)).values, torch.sort((x.float() / 255).flatten(1).sum(1)).values
+    )
     only = D.load_tensor_file(tmp_path / "t.pt", only=[1])
     assert only.classes == ["0", "1", "2"] and only.class_counts("train") == [0, 8, 0]
     assert torch.equal(only.class_inputs(1), d.class_inputs(1))
@@ -205,8 +210,14 @@ def test_pt_uint8_without_test_split_is_split_per_class(tmp_path):
 
 def test_npz_float_with_test_split_classes_and_hw_arrays(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "f.npz", x=rng.random((6, 8, 8), dtype=np.float32), y=np.array([0, 1, 0, 1, 0, 1]),
-             x_test=rng.random((2, 8, 8), dtype=np.float32), y_test=np.array([1, 0]), classes=np.array(["cat", "dog"]))
+    np.savez(
+        tmp_path / "f.npz",
+        x=rng.random((6, 8, 8), dtype=np.float32),
+        y=np.array([0, 1, 0, 1, 0, 1]),
+        x_test=rng.random((2, 8, 8), dtype=np.float32),
+        y_test=np.array([1, 0]),
+        classes=np.array(["cat", "dog"]),
+    )
     d = D.load_tensor_file(tmp_path / "f.npz")
     assert d.classes == ["cat", "dog"] and d.x_train.shape == (6, 1, 8, 8) and d.x_test.shape == (2, 1, 8, 8)
     assert d.y_test.tolist() == [1, 0]
@@ -216,7 +227,9 @@ def test_tensor_file_errors(tmp_path):
     torch.save({"x": torch.rand(4, 1, 4, 4)}, tmp_path / "noy.pt")
     with pytest.raises(ValueError, match=r"missing \['y'\]"):
         D.load_tensor_file(tmp_path / "noy.pt")
-    torch.save({"x": torch.rand(4, 4), "y": torch.zeros(4, dtype=torch.long), "x_test": torch.rand(1, 4)}, tmp_path / "half.pt")
+    torch.save(
+        {"x": torch.rand(4, 4), "y": torch.zeros(4, dtype=torch.long), "x_test": torch.rand(1, 4)}, tmp_path / "half.pt"
+    )
     with pytest.raises(ValueError, match="only one of 'x_test' and 'y_test'"):
         D.load_tensor_file(tmp_path / "half.pt")
     torch.save({"x": torch.rand(4, 4) * 2, "y": torch.zeros(4, dtype=torch.long)}, tmp_path / "range.pt")
@@ -249,7 +262,10 @@ def _write_raw_mnist(raw: Path, n_train: int = 30, n_test: int = 9) -> None:
     def idx(a: np.ndarray) -> bytes:
         return struct.pack(">i", 0x0800 | a.ndim) + struct.pack(f">{a.ndim}i", *a.shape) + a.astype(np.uint8).tobytes()
 
-    for prefix, x, y in (("train", m.x_train[:n_train], m.y_train[:n_train]), ("t10k", m.x_test[:n_test], m.y_test[:n_test])):
+    for prefix, x, y in (
+        ("train", m.x_train[:n_train], m.y_train[:n_train]),
+        ("t10k", m.x_test[:n_test], m.y_test[:n_test]),
+    ):
         (raw / f"{prefix}-images-idx3-ubyte").write_bytes(idx((x[:, 0] * 255).round().numpy()))
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx(y.numpy()))
 
@@ -282,12 +298,12 @@ def test_conv_family_shapes_and_bottleneck(size, channels):
         y, code = ae(x), ae.encode(x)
     assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
     assert tuple(code.shape[1:]) == ae.code_shape and 7 <= min(ae.code_shape[1:]) < 14
-    assert math.prod(shape) / ae.code_size >= 6 - 1e-9   # a real bottleneck at every size
+    assert math.prod(shape) / ae.code_size >= 6 - 1e-9  # a real bottleneck at every size
     assert len(ae.channels) == {28: 2, 32: 2, 64: 3, 96: 3, 224: 5}[size]
 
 
 def test_conv_family_ratio_grows_with_resolution_and_keeps_cifar_layout():
-    assert ConvAutoencoder.for_shape((3, 224, 224)).code_shape == (64, 7, 7)   # 150528 / 3136 = 48x
+    assert ConvAutoencoder.for_shape((3, 224, 224)).code_shape == (64, 7, 7)  # 150528 / 3136 = 48x
     legacy, new = ConvAutoencoder(), ConvAutoencoder.for_shape((3, 32, 32))
     assert conv_plan((3, 32, 32)) == {"channels": [32, 64], "code_channels": 8, "pad": False}
     assert {k: v.shape for k, v in legacy.state_dict().items()} == {k: v.shape for k, v in new.state_dict().items()}
@@ -321,15 +337,17 @@ def test_autoencoder_from_spec(tmp_path):
     conv, mlp = autoencoder_from_spec("conv", (3, 32, 32)), autoencoder_from_spec("mlp", (3, 32, 32))
     assert isinstance(conv(), ConvAutoencoder) and isinstance(mlp(), MLPAutoencoder)
     assert conv.__qualname__ != mlp.__qualname__ and conv.__qualname__.startswith("conv")
-    assert autoencoder_from_spec("conv", (3, 32, 32)).__qualname__ == conv.__qualname__   # stable across calls
+    assert autoencoder_from_spec("conv", (3, 32, 32)).__qualname__ == conv.__qualname__  # stable across calls
     with pytest.raises(ValueError, match="needs image inputs"):
         autoencoder_from_spec("conv", (784,))
     with pytest.raises(ValueError, match="auto, mlp, conv or module:factory"):
         autoencoder_from_spec("resnet", (3, 32, 32))
     f = tmp_path / "my_ae.py"
-    f.write_text("import torch\n"
-                 "def good(shape):\n    return torch.nn.Sequential(torch.nn.Conv2d(shape[0], shape[0], 1), torch.nn.Sigmoid())\n"
-                 "def bad(shape):\n    return torch.nn.Flatten()\n")
+    f.write_text(
+        "import torch\n"
+        "def good(shape):\n    return torch.nn.Sequential(torch.nn.Conv2d(shape[0], shape[0], 1), torch.nn.Sigmoid())\n"
+        "def bad(shape):\n    return torch.nn.Flatten()\n"
+    )
     user = autoencoder_from_spec(f"{f}:good", (3, 8, 8))
     assert user.__qualname__ == f"{f}:good" and user()(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8, 8)
     with pytest.raises(ValueError, match="must map inputs shaped"):
@@ -342,12 +360,15 @@ def test_padded_conv_autoencoder_learns_to_reconstruct():
     """alpha = 0: pure reconstruction; the BCE must fall from ln 2 (outputs 0.5) on smooth 3x30x30
     images (padded to 32 inside the autoencoder)."""
     g = torch.Generator().manual_seed(0)
-    x = torch.nn.functional.interpolate(torch.rand(32, 3, 4, 4, generator=g), size=(30, 30), mode="bilinear",
-                                        align_corners=False)
+    x = torch.nn.functional.interpolate(
+        torch.rand(32, 3, 4, 4, generator=g), size=(30, 30), mode="bilinear", align_corners=False
+    )
     classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 30 * 30, 2))
     cfg = AdversarialConfig(alpha=0.0, lr=0.005, steps=40, batch_size=8, log_every=10)
-    ae, hist = train_adversarial_autoencoder(classifier, x, 1, cfg, autoencoder=lambda: ConvAutoencoder.for_shape((3, 30, 30)))
-    assert ae.pad and hist.loss[-1] < hist.loss[0] - 0.015   # 0.693 -> 0.662 here
+    ae, hist = train_adversarial_autoencoder(
+        classifier, x, 1, cfg, autoencoder=lambda: ConvAutoencoder.for_shape((3, 30, 30))
+    )
+    assert ae.pad and hist.loss[-1] < hist.loss[0] - 0.015  # 0.693 -> 0.662 here
 
 
 # ---------------------------------------------------------------------------------------------- CLI end to end
@@ -359,15 +380,58 @@ def test_cli_errors_before_any_work(tmp_path, capsys):
     folder = write_folder(tmp_path / "d", n=2)
     out = str(tmp_path / "out")
     cases = [
-        (["run", "--dataset", "imagefolder", "--data-root", str(folder), "--pair", "0,1", "--out", out, "--download"],
-         "--download only applies to --dataset torchvision:NAME"),
-        (["run", "--dataset", "mnist", "--image-size", "32", "--pair", "0,1", "--out", out],
-         "--image-size and --channels apply to"),
+        (
+            [
+                "run",
+                "--dataset",
+                "imagefolder",
+                "--data-root",
+                str(folder),
+                "--pair",
+                "0,1",
+                "--out",
+                out,
+                "--download",
+            ],
+            "--download only applies to --dataset torchvision:NAME",
+        ),
+        (
+            ["run", "--dataset", "mnist", "--image-size", "32", "--pair", "0,1", "--out", out],
+            "--image-size and --channels apply to",
+        ),
         (["run", "--dataset", "imagefolder", "--pair", "0,1", "--out", out], "needs --data-root"),
-        (["run", "--dataset", "imagefolder", "--data-root", str(folder), "--classifier", str(tmp_path / "ck"),
-          "--pair", "0,5", "--out", out], "--pair: class 5 is out of range"),
-        (["run", "--dataset", "imagefolder", "--data-root", str(folder), "--pair", "0,1", "--out", out,
-          "--autoencoder", "nope:make"], "--autoencoder nope:make"),
+        (
+            [
+                "run",
+                "--dataset",
+                "imagefolder",
+                "--data-root",
+                str(folder),
+                "--classifier",
+                str(tmp_path / "ck"),
+                "--pair",
+                "0,5",
+                "--out",
+                out,
+            ],
+            "--pair: class 5 is out of range",
+        ),
+        (
+            [
+                "run",
+                "--dataset",
+                "imagefolder",
+                "--data-root",
+                str(folder),
+                "--pair",
+                "0,1",
+                "--out",
+                out,
+                "--autoencoder",
+                "nope:make",
+            ],
+            "--autoencoder nope:make",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -380,20 +444,56 @@ def test_cli_errors_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.filterwarnings("ignore:.*collapsed:RuntimeWarning")   # 5 training steps
+@pytest.mark.filterwarnings("ignore:.*collapsed:RuntimeWarning")  # 5 training steps
 def test_cli_train_and_run_on_a_colour_folder(tmp_path, monkeypatch):
     from deepdig_fast.cli import main
 
     monkeypatch.chdir(tmp_path)
     folder = write_folder(tmp_path / "colour", n=12, channels=3, size=32, classes=(0, 1))
     ck = tmp_path / "ck" / "col"
-    assert main(["train", "--dataset", "imagefolder", "--data-root", str(folder), "--epochs", "2", "--quiet",
-                 "--device", "cpu", "--out", str(ck)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "imagefolder",
+                "--data-root",
+                str(folder),
+                "--epochs",
+                "2",
+                "--quiet",
+                "--device",
+                "cpu",
+                "--out",
+                str(ck),
+            ]
+        )
+        == 0
+    )
     assert json.loads(ck.with_suffix(".json").read_text())["in_shape"] == [3, 32, 32]
     out = tmp_path / "run"
-    base = ["run", "--dataset", "imagefolder", "--data-root", str(folder), "--classifier", str(ck), "--pair", "0,1",
-            "--steps", "5", "--max-steps", "12", "--no-characterize", "--no-report", "--quiet", "--device", "cpu",
-            "--out", str(out)]
+    base = [
+        "run",
+        "--dataset",
+        "imagefolder",
+        "--data-root",
+        str(folder),
+        "--classifier",
+        str(ck),
+        "--pair",
+        "0,1",
+        "--steps",
+        "5",
+        "--max-steps",
+        "12",
+        "--no-characterize",
+        "--no-report",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
 
     def stages():
         timings = json.loads((out / "timings.json").read_text())["stages"]
@@ -403,11 +503,14 @@ def test_cli_train_and_run_on_a_colour_folder(tmp_path, monkeypatch):
     assert (out / "results.json").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dataset"] == "imagefolder" and manifest["autoencoder"] == "mlp"
-    assert manifest["data_source"]["sample_shape"] == [3, 32, 32] and manifest["data_source"]["name"] == "imagefolder:colour"
+    assert (
+        manifest["data_source"]["sample_shape"] == [3, 32, 32]
+        and manifest["data_source"]["name"] == "imagefolder:colour"
+    )
     assert stages() and not any(stages().values())
-    assert main([*base, "--autoencoder", "mlp"]) == 0          # the same command resumes: components reused
+    assert main([*base, "--autoencoder", "mlp"]) == 0  # the same command resumes: components reused
     assert all(stages().values())
-    assert main([*base, "--autoencoder", "conv"]) == 0         # another autoencoder recomputes them
+    assert main([*base, "--autoencoder", "conv"]) == 0  # another autoencoder recomputes them
     assert stages() and not any(stages().values())
     state = torch.load(out / "components" / "ae1_0-1.pt", weights_only=True)["state_dict"]
-    assert any(v.dim() == 4 for v in state.values())            # conv weights: the conv autoencoder ran
+    assert any(v.dim() == 4 for v in state.values())  # conv weights: the conv autoencoder ran

@@ -1,6 +1,7 @@
 """How the library runs a classifier: eval mode and no grad (a model in train mode keeps its weights,
 BatchNorm statistics and flags), never on the caller's tensors (a model that edits its input in
 place changes nothing of the caller's), and in the model's dtype (float64 embeddings stay float64)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,14 +1,15 @@
 """linear_distances: kernel against the reference, known answers, edge cases."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-
-from deepdig_fast import ops
 from common_utils import cpu_and_cuda, needs_cuda
 from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck
+
+from deepdig_fast import ops
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -45,7 +46,9 @@ def test_known_answer(device):
 @pytest.mark.parametrize("device", cpu_and_cuda())
 def test_empty_and_all_correct(device):
     w = torch.ones(3, dtype=torch.float64, device=device)
-    d, s = ops.linear_distances(torch.empty(0, 3, device=device), w, 0.0, torch.empty(0, dtype=torch.long, device=device))
+    d, s = ops.linear_distances(
+        torch.empty(0, 3, device=device), w, 0.0, torch.empty(0, dtype=torch.long, device=device)
+    )
     assert d.shape == (0,) and math.isnan(s[0]) and s[8] == 0
     d, s = ops.linear_distances(torch.ones(2, 3, device=device), w, 0.0, torch.ones(2, dtype=torch.long, device=device))
     assert s[7] == 1.0 and math.isnan(s[2]) and math.isnan(s[3])
@@ -53,11 +56,17 @@ def test_empty_and_all_correct(device):
 
 def test_errors():
     with pytest.raises(ValueError, match=r"w must have shape \[3\]"):
-        ops.linear_distances(torch.rand(4, 3), torch.rand(2, dtype=torch.float64), 0.0, torch.zeros(4, dtype=torch.long))
+        ops.linear_distances(
+            torch.rand(4, 3), torch.rand(2, dtype=torch.float64), 0.0, torch.zeros(4, dtype=torch.long)
+        )
     with pytest.raises(ValueError, match=r"labels must have shape \[4\]"):
-        ops.linear_distances(torch.rand(4, 3), torch.rand(3, dtype=torch.float64), 0.0, torch.zeros(3, dtype=torch.long))
+        ops.linear_distances(
+            torch.rand(4, 3), torch.rand(3, dtype=torch.float64), 0.0, torch.zeros(3, dtype=torch.long)
+        )
     with pytest.raises(RuntimeError, match="w must not be all zeros"):
-        ops.linear_distances(torch.rand(4, 3), torch.zeros(3, dtype=torch.float64), 0.0, torch.zeros(4, dtype=torch.long))
+        ops.linear_distances(
+            torch.rand(4, 3), torch.zeros(3, dtype=torch.float64), 0.0, torch.zeros(4, dtype=torch.long)
+        )
 
 
 @needs_cuda

@@ -3,26 +3,27 @@
 A row is non-finite (NONFINITE) only if it holds a NaN or a +inf, or every entry is -inf. The
 kernels (csrc/common/bracket.h) and their plain-torch twins (deepdig_fast/reference.py) must agree.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
+from common_utils import cpu_and_cuda
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
 from deepdig_fast.engine import Status
-from common_utils import cpu_and_cuda
 
 INF, NAN = float("inf"), float("nan")
 
 # source 0, target 1, four classes; the expected status of each row after one bracket_update.
 ROWS = [
-    ([2.0, 1.0, -INF, -INF], Status.PENDING),      # source side, two classes masked
-    ([1.0, 2.0, -INF, 0.0], Status.PENDING),       # target side
-    ([1.0, 1.0, -INF, -INF], Status.SUCCESS),      # tie between the two unmasked classes
+    ([2.0, 1.0, -INF, -INF], Status.PENDING),  # source side, two classes masked
+    ([1.0, 2.0, -INF, 0.0], Status.PENDING),  # target side
+    ([1.0, 1.0, -INF, -INF], Status.SUCCESS),  # tie between the two unmasked classes
     ([0.0, -INF, 5.0, -INF], Status.THIRD_CLASS),  # the target masked, a third class wins
-    ([3.0, -INF, 0.0, 1.0], Status.PENDING),       # source side, target masked: g = +inf
-    ([-INF, 2.0, 0.0, -INF], Status.PENDING),      # target side, source masked: g = -inf
+    ([3.0, -INF, 0.0, 1.0], Status.PENDING),  # source side, target masked: g = +inf
+    ([-INF, 2.0, 0.0, -INF], Status.PENDING),  # target side, source masked: g = -inf
     ([-INF, -INF, -INF, -INF], Status.NONFINITE),  # softmax undefined
     ([NAN, 1.0, 0.0, 0.0], Status.NONFINITE),
     ([1.0, 0.0, NAN, -INF], Status.NONFINITE),
@@ -53,8 +54,23 @@ def _case(dtype, device):
 
 def _update(fn, case, method):
     c = {k: v.clone() for k, v in case.items()}
-    codes = fn(c["logits"], c["x"], c["idx"], c["lam"], c["stalled"], c["source"], c["target"], c["fstate"],
-               c["istate"], c["points"], c["probs"], c["lam_out"], 1e-4, 10, method)
+    codes = fn(
+        c["logits"],
+        c["x"],
+        c["idx"],
+        c["lam"],
+        c["stalled"],
+        c["source"],
+        c["target"],
+        c["fstate"],
+        c["istate"],
+        c["points"],
+        c["probs"],
+        c["lam_out"],
+        1e-4,
+        10,
+        method,
+    )
     return codes, c
 
 

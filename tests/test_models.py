@@ -1,4 +1,5 @@
 """Reference classifiers: shapes, embedding layer names, training on a small MNIST slice, determinism."""
+
 from __future__ import annotations
 
 import pytest
@@ -63,13 +64,15 @@ def test_shapes_and_embedding_layer(arch, shape, kwargs, emb_dim):
 
 def test_cnn_matches_paper_layout():
     m = MnistCNN()
-    convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
-    linears = [l for l in m.modules() if isinstance(l, torch.nn.Linear)]
+    convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
+    linears = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 10, (3, 3)), (10, 10, (3, 3))]
-    assert [(l.in_features, l.out_features) for l in linears] == [(250, 50), (50, 10)]
+    assert [(mod.in_features, mod.out_features) for mod in linears] == [(250, 50), (50, 10)]
     f = MnistFCN()
-    assert [(l.in_features, l.out_features) for l in f.modules() if isinstance(l, torch.nn.Linear)] == [
-        (784, 50), (50, 50), (50, 10)
+    assert [(mod.in_features, mod.out_features) for mod in f.modules() if isinstance(mod, torch.nn.Linear)] == [
+        (784, 50),
+        (50, 50),
+        (50, 10),
     ]
 
 

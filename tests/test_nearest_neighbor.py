@@ -1,13 +1,14 @@
 """nearest_neighbor: kernel against the reference and torch.cdist + argmin, ties, edge cases."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from common_utils import cpu_and_cuda, needs_cuda
+from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
-from common_utils import cpu_and_cuda, needs_cuda
-from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -39,7 +40,9 @@ def test_matches_cdist(device, dtype, shape):
     torch.testing.assert_close(dist, rdist)
     cd = torch.cdist(q.double(), r.double())
     assert torch.equal(idx, cd.argmin(1))
-    torch.testing.assert_close(dist.double(), cd.min(1).values, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
+    torch.testing.assert_close(
+        dist.double(), cd.min(1).values, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())

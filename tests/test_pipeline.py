@@ -1,4 +1,5 @@
 """run_pair end to end on a small slice of MNIST: invariants, baselines, resume, kill-and-rerun."""
+
 from __future__ import annotations
 
 import json
@@ -76,14 +77,20 @@ def test_epbs_pairs_are_true_nearest_neighbours(pair_run):
 def _comparable(results: dict) -> dict:
     """results.json without wall-clock fields (and the live-batch size, which is measured, and the
     number of engine steps that follows from it)."""
+
     def strip(o):
         if isinstance(o, dict):
-            return {k: strip(v) for k, v in o.items() if k not in ("seconds", "train_seconds", "stages", "batch_size", "steps")}
+            return {
+                k: strip(v)
+                for k, v in o.items()
+                if k not in ("seconds", "train_seconds", "stages", "batch_size", "steps")
+            }
         if isinstance(o, list):
             return [strip(v) for v in o]
         if isinstance(o, float) and o != o:
             return None  # NaN (an undefined mean) compares equal to itself here
         return o
+
     return strip(results)
 
 
@@ -114,7 +121,7 @@ def test_results_json_is_valid(pair_run):
     assert '"seconds"' not in text and '"train_seconds"' not in text and '"stages"' not in text
     timings = json.loads((out / "timings.json").read_text())
     assert timings["run_id"] == results["run_id"] and timings["stages"] and timings["seconds"] > 0
-    for key, d in results["directions"].items():
+    for d in results["directions"].values():
         traj = d["trajectory"]
         assert traj["mode"] == "estimate" and traj["n_segments"] == 400 and traj["T"] == 50
         assert traj["ci95"][0] <= traj["oscillation"] <= traj["ci95"][1]
@@ -123,7 +130,9 @@ def test_results_json_is_valid(pair_run):
         assert lin["sets"][split]["n"] > 0 and 0 <= lin["sets"][split]["m1"] < 1
     # the borderline samples sit much closer to the SVM hyperplane than the data
     assert lin["sets"]["borderline"]["m1"] < lin["sets"]["train"]["m1"]
-    assert (out / f"characterize/trajectory_{S}-{T}.pt").is_file() and (out / f"characterize/linearity_{S}-{T}.pt").is_file()
+    assert (out / f"characterize/trajectory_{S}-{T}.pt").is_file() and (
+        out / f"characterize/linearity_{S}-{T}.pt"
+    ).is_file()
     for d in results["directions"].values():
         for m in d["methods"].values():
             assert set(m["counts"]) == {s.name for s in Status if s is not Status.PENDING}
@@ -161,8 +170,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not (killed_dir / "results.json").exists()
-    done = subprocess.run([sys.executable, str(script), str(killed_dir), steps], check=True, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(script), str(killed_dir), steps], check=True, capture_output=True, text=True, timeout=600
+    )
     assert "reused" in done.stdout
     ref = json.loads((ref_dir / "results.json").read_text())
     got = json.loads((killed_dir / "results.json").read_text())
@@ -195,7 +205,9 @@ def test_collapsed_generator_is_reported_not_hidden(small_fcn, tmp_path):
         m = res.results["directions"][key]["methods"]
         assert m["deepdig"]["pairs"] == 0 and "generator collapsed" in m["deepdig"]["skipped"]
         assert m["rpbs"]["pairs"] > 0
-        assert res.results["directions"][key]["trajectory"] == {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
+        assert res.results["directions"][key]["trajectory"] == {
+            "skipped": "fewer than 2 successful DeepDIG borderline samples"
+        }
     from deepdig_fast.report import write_report
 
     paths = write_report(tmp_path)

@@ -1,4 +1,5 @@
 """Progress output: a tqdm bar on a terminal, a few plain lines (no carriage returns) in a log."""
+
 from __future__ import annotations
 
 import io

@@ -15,6 +15,7 @@ order is then checked exactly), and an example whose softmax gap lies within 1e-
 Profiles (settings below): "ci" is the default, deterministic (derandomize=True), a few thousand
 cases in all; "long" (DEEPDIG_HYPOTHESIS_PROFILE=long) runs >= 10,000 random cases.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,18 +25,21 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
+from op_samples import assert_same
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
-from op_samples import assert_same
 
 # --------------------------------------------------------------------------------------------------
 # profiles
 # --------------------------------------------------------------------------------------------------
 
 PROFILE_ENV = "DEEPDIG_HYPOTHESIS_PROFILE"
-_COMMON = dict(deadline=None, print_blob=True,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 settings.register_profile("ci", max_examples=400, derandomize=True, **_COMMON)
 settings.register_profile("long", max_examples=2500, derandomize=False, **_COMMON)
 PROFILE = os.environ.get(PROFILE_ENV, "ci")
@@ -218,12 +222,21 @@ def test_bracket_update(data):
     gap = _softmax_gap(logits, source[idx], target[idx])
     assume(not bool(((gap - beta).abs() <= 1e-12 * beta).any()))
     inputs = (
-        draw(layout2d(logits, "logits")), draw(layout2d(x, "x")), draw(layout1d(idx, "idx")),
-        draw(layout1d(lam, "lam")), draw(layout1d(stalled, "stalled")), draw(layout1d(source, "source")),
+        draw(layout2d(logits, "logits")),
+        draw(layout2d(x, "x")),
+        draw(layout1d(idx, "idx")),
+        draw(layout1d(lam, "lam")),
+        draw(layout1d(stalled, "stalled")),
+        draw(layout1d(source, "source")),
         draw(layout1d(target, "target")),
     )
-    state = (fstate, istate, torch.zeros(P, D, dtype=dtype), torch.zeros(P, C, dtype=torch.float64),
-             torch.zeros(P, dtype=torch.float64))
+    state = (
+        fstate,
+        istate,
+        torch.zeros(P, D, dtype=dtype),
+        torch.zeros(P, C, dtype=torch.float64),
+        torch.zeros(P, dtype=torch.float64),
+    )
     results = []
     for fn in (ops.bracket_update, R.bracket_update):
         st_copy = tuple(s.clone() for s in state)  # state and outputs must be contiguous: no views
@@ -350,8 +363,14 @@ def test_trajectory_stats(data):
         for edge in (lo, hi):
             near = ((gap - edge).abs() <= slack) & (gap != edge) & (gap != 0)
             assume(abs(edge) >= 1 or not bool(near.any()))
-    args = (draw(layout2d(logits, "logits")), draw(layout1d(source, "source")), draw(layout1d(target, "target")),
-            T, lo, hi)
+    args = (
+        draw(layout2d(logits, "logits")),
+        draw(layout1d(source, "source")),
+        draw(layout1d(target, "target")),
+        T,
+        lo,
+        hi,
+    )
     assert_same("trajectory_stats", (ops.trajectory_stats(*args),), (R.trajectory_stats(*args),), dtype)
 
 
@@ -407,8 +426,9 @@ def test_linear_distances(data):
 def test_linear_distances_rejects_zero_w(data):
     N, E = data.draw(st.integers(0, 4)), data.draw(st.integers(1, 4))
     with pytest.raises(RuntimeError, match="w must not be all zeros"):
-        ops.linear_distances(torch.rand(N, E), torch.zeros(E, dtype=torch.float64), 0.0,
-                             torch.zeros(N, dtype=torch.int64))
+        ops.linear_distances(
+            torch.rand(N, E), torch.zeros(E, dtype=torch.float64), 0.0, torch.zeros(N, dtype=torch.int64)
+        )
 
 
 def test_linear_distances_nan_agree():

@@ -1,4 +1,5 @@
 """report.write_report on a small real run folder: with and without characterization, skipped parts."""
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,18 @@ def test_report_with_characterization(base_run, tmp_path):
     written = write_report(run)
     md, page, figures = check_report(run, written)
     names = {Path(f).name for f in figures}
-    assert {"success_rates.png", "attempts_3-5.png", "attempts_5-3.png", "borderline_3-5.png", "borderline_5-3.png",
-            "pairs_3-5.png", "pairs_5-3.png", "oscillation_3-5.png", "oscillation_5-3.png", "svm_distances.png"} <= names
+    assert {
+        "success_rates.png",
+        "attempts_3-5.png",
+        "attempts_5-3.png",
+        "borderline_3-5.png",
+        "borderline_5-3.png",
+        "pairs_3-5.png",
+        "pairs_5-3.png",
+        "oscillation_3-5.png",
+        "oscillation_5-3.png",
+        "svm_distances.png",
+    } <= names
     # key numbers appear in the tables
     tr = results["directions"]["3->5"]["trajectory"]
     assert f"{tr['oscillation']:.4g}" in md
@@ -100,7 +111,10 @@ def test_report_without_characterization_and_with_a_skipped_method(base_run, tmp
     _, _, src = base_run
     run = _copy(src, tmp_path)
     results = json.loads((run / "results.json").read_text())
-    results["directions"]["5->3"]["methods"]["epbs"] = {"pairs": 0, "skipped": "no embedding layer: pass embedding_layer"}
+    results["directions"]["5->3"]["methods"]["epbs"] = {
+        "pairs": 0,
+        "skipped": "no embedding layer: pass embedding_layer",
+    }
     results["directions"]["3->5"]["trajectory"] = {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
     (run / "results.json").write_text(json.dumps(results))
     (run / "borderline" / "epbs_5-3.pt").unlink()

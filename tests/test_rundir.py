@@ -1,5 +1,6 @@
 """The run-folder machinery: one-file stages with verified keys, the folder lock, kinds and scopes,
 run-id cross-checks, group commits, and the declared argument constraints."""
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,7 @@ def test_a_torn_or_foreign_stage_file_is_computed_again(tmp_path):
     (tmp_path / "s.pt").write_bytes(b"not a torch file")
     out, _ = store.run("s", {}, lambda: {"v": 1})
     assert out == {"v": 1} and any("unreadable" in m for m in lines)
-    torch.save({"v": 2}, tmp_path / "t.pt")      # a .pt without a key: never trusted
+    torch.save({"v": 2}, tmp_path / "t.pt")  # a .pt without a key: never trusted
     assert StageStore(tmp_path).run("t", {}, lambda: {"v": 3})[0] == {"v": 3}
     with pytest.raises(KeyError):
         StageStore(tmp_path).load("t", {"other": 1})
@@ -88,7 +89,7 @@ def test_folder_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
         with pytest.raises(FolderBusyError, match=f"in use by another deepdig process \\(pid {p.pid}"):
             FolderLock(tmp_path).acquire()
     finally:
-        p.kill()   # a crashed holder: the kernel drops its lock
+        p.kill()  # a crashed holder: the kernel drops its lock
         p.join()
     with FolderLock(tmp_path):
         pass
@@ -148,19 +149,28 @@ def test_write_json_and_ratio(tmp_path):
 
 def test_declared_constraints_one_wording():
     class Cfg:
-        CONSTRAINTS = {"n": Int(1), "beta": Number(0, 1, "neither"), "how": Options(("a", "b")),
-                       "opt": Optional(Int(0)), "band": BAND}
+        CONSTRAINTS = {
+            "n": Int(1),
+            "beta": Number(0, 1, "neither"),
+            "how": Options(("a", "b")),
+            "opt": Optional(Int(0)),
+            "band": BAND,
+        }
 
         def __init__(self, **kw):
             self.n, self.beta, self.how, self.opt, self.band = 1, 0.5, "a", None, [-1, 1]
             self.__dict__.update(kw)
 
     validate_fields(Cfg(), Cfg.CONSTRAINTS)
-    cases = [({"n": 0}, "Cfg.n must be a positive int, got 0"), ({"n": True}, "Cfg.n must be a positive int"),
-             ({"beta": 1.0}, r"Cfg.beta must be a number in \(0, 1\), got 1.0"),
-             ({"beta": float("nan")}, "Cfg.beta must be a number in"), ({"how": "c"}, "Cfg.how must be one of 'a', 'b'"),
-             ({"opt": -1}, r"Cfg.opt must be a non-negative int, got -1 \(or None\)"),
-             ({"band": (1, 0)}, r"Cfg.band must be \(lo, hi\)")]
+    cases = [
+        ({"n": 0}, "Cfg.n must be a positive int, got 0"),
+        ({"n": True}, "Cfg.n must be a positive int"),
+        ({"beta": 1.0}, r"Cfg.beta must be a number in \(0, 1\), got 1.0"),
+        ({"beta": float("nan")}, "Cfg.beta must be a number in"),
+        ({"how": "c"}, "Cfg.how must be one of 'a', 'b'"),
+        ({"opt": -1}, r"Cfg.opt must be a non-negative int, got -1 \(or None\)"),
+        ({"band": (1, 0)}, r"Cfg.band must be \(lo, hi\)"),
+    ]
     for kw, msg in cases:
         with pytest.raises(ParameterError, match=msg) as info:
             validate_fields(Cfg(**kw), Cfg.CONSTRAINTS)

@@ -1,12 +1,13 @@
 """segment_points / trajectory_stats: kernels against the reference, known answers, edge cases."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
-from deepdig_fast import ops
 from common_utils import cpu_and_cuda, needs_cuda
 from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck, random_logits
+
+from deepdig_fast import ops
 
 DTYPES = [torch.float32, torch.float64]
 OPS = ["segment_points", "trajectory_stats"]
@@ -66,7 +67,9 @@ def test_trajectory_stats_known_answer(device):
     logits = torch.full((7, 3), -5.0, device=device)
     logits[torch.arange(7), torch.tensor(labels)] = 5.0
     logits[1] = torch.tensor([0.01, 0.0, -9.0])  # p0 - p1 = 0.0025: inside a +-0.05 band
-    out = ops.trajectory_stats(logits, torch.tensor([0], device=device), torch.tensor([1], device=device), 7, -0.05, 0.05)
+    out = ops.trajectory_stats(
+        logits, torch.tensor([0], device=device), torch.tensor([1], device=device), 7, -0.05, 0.05
+    )
     assert out.tolist() == [[4, 3, 2, 2]]
 
 

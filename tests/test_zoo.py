@@ -7,6 +7,7 @@ transformers / safetensors (`pip install deepdig_fast[zoo]`) and skip with the i
 reason where they are missing or broken (torchvision built for another torch). Nothing here touches
 the network: every test runs with socket connections refused and HF_HUB_OFFLINE=1.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -39,7 +40,7 @@ def _why_not(*packages: str) -> str | None:
     for name in packages:
         try:
             importlib.import_module(name)
-        except (ImportError, RuntimeError) as e:   # torchvision for another torch raises RuntimeError
+        except (ImportError, RuntimeError) as e:  # torchvision for another torch raises RuntimeError
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             return f"needs {name} (pip install deepdig_fast[zoo]; torchvision must match torch): {first}"
     return None
@@ -66,6 +67,7 @@ def _offline(monkeypatch):
 # Preprocessed and normalisations (torch only)
 # --------------------------------------------------------------------------------------------------
 
+
 class Recorder(nn.Module):
     """Returns logits from a linear map and remembers what it was given."""
 
@@ -91,8 +93,13 @@ def test_preprocessed_normalises_then_runs_the_model_and_keeps_the_callers_tenso
     assert torch.equal(x, before)
     assert m.model is inner
     assert set(m.state_dict()) == {"mean", "std", "model.fc.weight", "model.fc.bias"}
-    assert m.describe() == {"normalize": "mine", "mean": [0.1, 0.2, 0.3], "std": [0.5, 0.25, 2.0], "resize": None,
-                            "interpolation": None}
+    assert m.describe() == {
+        "normalize": "mine",
+        "mean": [0.1, 0.2, 0.3],
+        "std": [0.5, 0.25, 2.0],
+        "resize": None,
+        "interpolation": None,
+    }
     # one value for all channels; a Normalization as mean
     m1 = Preprocessed(inner, 0.5, 0.5)
     m1(x)
@@ -106,14 +113,15 @@ def test_preprocessed_resizes_bilinear_without_antialias_and_passes_gradients():
     m = Preprocessed(inner, resize=(4, 6))
     x = torch.rand(2, 3, 8, 12, requires_grad=True)
     m(x).sum().backward()
-    torch.testing.assert_close(inner.seen, F.interpolate(x.detach(), size=(4, 6), mode="bilinear",
-                                                         align_corners=False, antialias=False))
-    assert x.grad is not None and x.grad.abs().sum() > 0   # autoencoders train through it
+    torch.testing.assert_close(
+        inner.seen, F.interpolate(x.detach(), size=(4, 6), mode="bilinear", align_corners=False, antialias=False)
+    )
+    assert x.grad is not None and x.grad.abs().sum() > 0  # autoencoders train through it
     d = m.describe()
     assert d["resize"] == [4, 6] and "antialias off" in d["interpolation"] and d["mean"] is None
     y = torch.rand(2, 3, 4, 6)
     m(y)
-    assert torch.equal(inner.seen, y)   # already the size: untouched
+    assert torch.equal(inner.seen, y)  # already the size: untouched
     assert Preprocessed(inner, resize=7).resize == (7, 7)
 
 
@@ -160,6 +168,7 @@ def test_parse_normalize():
 # find_embedding_layer (torch only)
 # --------------------------------------------------------------------------------------------------
 
+
 class AuxLast(nn.Module):
     """The classifier is not the last registered Linear: only a forward shows which one makes the logits."""
 
@@ -167,7 +176,7 @@ class AuxLast(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU())
         self.head = nn.Linear(8, 3)
-        self.aux = nn.Linear(8, 5)   # an auxiliary output, unused by forward
+        self.aux = nn.Linear(8, 5)  # an auxiliary output, unused by forward
 
     def forward(self, x):
         return self.head(self.body(x))
@@ -198,6 +207,7 @@ def test_the_found_layer_is_the_penultimate_representation():
 # load_model: errors and your own code (torch only)
 # --------------------------------------------------------------------------------------------------
 
+
 def test_load_model_rejects_bad_arguments_before_building(tmp_path):
     with pytest.raises(ValueError, match="spec must be SOURCE:NAME"):
         load_model("resnet18")
@@ -217,10 +227,12 @@ def test_load_model_rejects_bad_arguments_before_building(tmp_path):
         load_model("no_such_zoo:resnet18")
 
 
-@pytest.mark.parametrize("package, spec", [("timm", "timm:resnet18"), ("torchvision", "torchvision:resnet18"),
-                                           ("transformers", "hf:some/model")])
+@pytest.mark.parametrize(
+    "package, spec",
+    [("timm", "timm:resnet18"), ("torchvision", "torchvision:resnet18"), ("transformers", "hf:some/model")],
+)
 def test_a_missing_package_is_a_one_line_error_saying_how_to_install(monkeypatch, package, spec):
-    monkeypatch.setitem(sys.modules, package, None)   # makes `import package` fail
+    monkeypatch.setitem(sys.modules, package, None)  # makes `import package` fail
     with pytest.raises(ImportError) as info:
         load_model(spec)
     msg = str(info.value)
@@ -228,9 +240,13 @@ def test_a_missing_package_is_a_one_line_error_saying_how_to_install(monkeypatch
     assert "\n" not in msg
 
 
-@pytest.mark.skipif(_why_not("robustbench") is None, reason="robustbench is installed: its missing-package error cannot be shown")
+@pytest.mark.skipif(
+    _why_not("robustbench") is None, reason="robustbench is installed: its missing-package error cannot be shown"
+)
 def test_robustbench_without_the_package():
-    with pytest.raises(ImportError, match="robustbench:Standard needs the robustbench package.*RobustBench/robustbench"):
+    with pytest.raises(
+        ImportError, match="robustbench:Standard needs the robustbench package.*RobustBench/robustbench"
+    ):
         load_model("robustbench:Standard")
 
 
@@ -238,7 +254,7 @@ def test_load_model_your_own_factory(tmp_path):
     fcn = MnistFCN()
     torch.save(fcn.state_dict(), tmp_path / "w.pt")
     model, info = load_model("deepdig_fast.models:MnistFCN", weights=tmp_path / "w.pt", in_shape=(1, 28, 28))
-    assert type(model) is MnistFCN   # nothing to preprocess: not wrapped, as before
+    assert type(model) is MnistFCN  # nothing to preprocess: not wrapped, as before
     assert info["source"] == "module:factory" and info["embedding_layer"] == "embedding"
     assert info["embedding_layer_from"] == "declared" and info["preprocessing"]["normalize"] is None
     x = torch.rand(3, 1, 28, 28)
@@ -265,6 +281,7 @@ def test_load_model_reads_safetensors(tmp_path):
 # the command line (torch only)
 # --------------------------------------------------------------------------------------------------
 
+
 def one_error_line(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
@@ -281,9 +298,13 @@ def test_cli_checks_normalize_and_pair_names(tmp_path, capsys):
     fcn = MnistFCN()
     torch.save(fcn.state_dict(), tmp_path / "w.pt")
     spec = "deepdig_fast.models:MnistFCN"
-    assert main(["run", "--pair", "cat,dog", "--out", out, "--model", spec, "--weights", str(tmp_path / "w.pt"), *tiny]) == 2
-    assert one_error_line(capsys).startswith("deepdig run: error: --pair: class 'cat' is not a class name of mnist "
-                                             "or of the model (classes: 0, 1, 2")
+    assert (
+        main(["run", "--pair", "cat,dog", "--out", out, "--model", spec, "--weights", str(tmp_path / "w.pt"), *tiny])
+        == 2
+    )
+    assert one_error_line(capsys).startswith(
+        "deepdig run: error: --pair: class 'cat' is not a class name of mnist or of the model (classes: 0, 1, 2"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -292,8 +313,13 @@ def test_cli_pair_syntax():
 
     assert _pair("1,2") == (1, 2) and _pair("1-2") == (1, 2) and _pair("cat,dog") == ("cat", "dog")
     assert _pair("T-shirt/top,Bag") == ("T-shirt/top", "Bag")
-    data = from_tensors(torch.rand(4, 1, 2, 2), torch.tensor([0, 1, 2, 0]), torch.rand(2, 1, 2, 2),
-                        torch.tensor([0, 1]), classes=["0", "1", "2"])
+    data = from_tensors(
+        torch.rand(4, 1, 2, 2),
+        torch.tensor([0, 1, 2, 0]),
+        torch.rand(2, 1, 2, 2),
+        torch.tensor([0, 1]),
+        classes=["0", "1", "2"],
+    )
     assert _resolve_pair(("1", 2), data, None, final=True) == (1, 2)
     assert _resolve_pair(("Cat", "dog"), data, ["plane", "cat", "dog"], final=True) == (1, 2)
     assert _resolve_pair(("cat", "dog"), data, None, final=False) is None
@@ -302,6 +328,7 @@ def test_cli_pair_syntax():
 # --------------------------------------------------------------------------------------------------
 # zoo sources (optional packages)
 # --------------------------------------------------------------------------------------------------
+
 
 @needs("torchvision", "safetensors")
 def test_torchvision_num_classes_from_the_weights(tmp_path):
@@ -312,7 +339,10 @@ def test_torchvision_num_classes_from_the_weights(tmp_path):
     torch.save(net.state_dict(), tmp_path / "r18.pt")
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "r18.safetensors"))
     x = torch.rand(2, 3, 32, 32)
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
     for file in ("r18.pt", "r18.safetensors"):
         model, info = load_model("torchvision:resnet18", weights=tmp_path / file, in_shape=(3, 32, 32))
         assert info["num_classes"] == 2 and info["embedding_layer"] == "model.fc:input"
@@ -338,7 +368,11 @@ def test_torchvision_pretrained_only_from_the_local_cache(tmp_path, monkeypatch)
     with pytest.raises(FileNotFoundError) as info:
         load_model("torchvision:resnet18")
     msg = str(info.value)
-    assert "not in the local torch hub cache" in msg and "get_model('resnet18', weights='DEFAULT')" in msg and "\n" not in msg
+    assert (
+        "not in the local torch hub cache" in msg
+        and "get_model('resnet18', weights='DEFAULT')" in msg
+        and "\n" not in msg
+    )
     # a cache that holds the file (random weights standing in for the real ones): used, nothing fetched
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     cached = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
@@ -351,26 +385,34 @@ def test_torchvision_pretrained_only_from_the_local_cache(tmp_path, monkeypatch)
     assert info["preprocessing"]["resize"] == [224, 224]
     x = torch.rand(2, 3, 32, 32)
     big = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False, antialias=False)
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
     torch.testing.assert_close(model(x), net((big - mean) / std))
     with pytest.raises(ValueError, match="pretrained weights .* have 1000 classes, but num_classes=2"):
         load_model("torchvision:resnet18", num_classes=2)
 
 
 @needs("torchvision")
-@pytest.mark.parametrize("name, layer, kw", [
-    ("resnet18", "model.fc:input", {}),
-    ("convnext_tiny", "model.classifier.2:input", {}),
-    ("vit_b_16", "model.heads.head:input", {"in_shape": (3, 32, 32)}),
-])
+@pytest.mark.parametrize(
+    "name, layer, kw",
+    [
+        ("resnet18", "model.fc:input", {}),
+        ("convnext_tiny", "model.classifier.2:input", {}),
+        ("vit_b_16", "model.heads.head:input", {"in_shape": (3, 32, 32)}),
+    ],
+)
 def test_torchvision_embedding_auto(name, layer, kw):
     model, info = load_model(f"torchvision:{name}", pretrained=False, num_classes=2, **kw)
     assert info["weights"] == "random" and info["embedding_layer"] == layer and model.EMBEDDING_LAYER == layer
-    if name == "resnet18":   # the input of fc is the pooled, flattened feature map
+    if name == "resnet18":  # the input of fc is the pooled, flattened feature map
         net, x = model.model, torch.rand(2, 3, 32, 32)
         _, e = embed(model, x, layer)
         z = (x - model.mean.view(1, 3, 1, 1)) / model.std.view(1, 3, 1, 1)
-        feats = net.avgpool(net.layer4(net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(z)))))))))
+        feats = net.avgpool(
+            net.layer4(net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(z))))))))
+        )
         torch.testing.assert_close(e, feats.flatten(1))
 
 
@@ -396,9 +438,18 @@ def tiny_vit(num_channels=3, image_size=32, patch=8, labels=("zero", "one")):
     """A tiny ViTForImageClassification (random initialisation, seeded)."""
     from transformers import ViTConfig, ViTForImageClassification
 
-    cfg = ViTConfig(image_size=image_size, patch_size=patch, num_channels=num_channels, hidden_size=32,
-                    num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=len(labels),
-                    id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    cfg = ViTConfig(
+        image_size=image_size,
+        patch_size=patch,
+        num_channels=num_channels,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
     torch.manual_seed(0)
     net = ViTForImageClassification(cfg).eval()
     return net
@@ -408,10 +459,20 @@ def save_vit(net, folder, mean=0.5, std=0.5):
     """Save `net` with a ViTImageProcessor config (mean, std, its own size) to `folder`."""
     c = net.config.num_channels
     net.save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "ViTImageProcessor", "do_normalize": True, "image_mean": [mean] * c,
-        "image_std": [std] * c, "do_resize": True, "size": {"height": net.config.image_size, "width": net.config.image_size},
-        "do_rescale": True, "rescale_factor": 1 / 255}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "ViTImageProcessor",
+                "do_normalize": True,
+                "image_mean": [mean] * c,
+                "image_std": [std] * c,
+                "do_resize": True,
+                "size": {"height": net.config.image_size, "width": net.config.image_size},
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+            }
+        )
+    )
 
 
 @needs("transformers")
@@ -427,8 +488,10 @@ def test_hf_vit_from_a_folder(tmp_path):
         z = (x - 0.4) / 0.2
         torch.testing.assert_close(model(x), net(pixel_values=z).logits)
         _, e = embed(model, x, info["embedding_layer"])
-        torch.testing.assert_close(e, net.vit(pixel_values=z).last_hidden_state[:, 0])   # the [CLS] output
-    with pytest.raises(FileNotFoundError, match="neither a local folder nor in the local Hugging Face cache; fetch it once"):
+        torch.testing.assert_close(e, net.vit(pixel_values=z).last_hidden_state[:, 0])  # the [CLS] output
+    with pytest.raises(
+        FileNotFoundError, match="neither a local folder nor in the local Hugging Face cache; fetch it once"
+    ):
         load_model("hf:deepdig-tests/no-such-model")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="is not a Hugging Face model folder"):
@@ -438,6 +501,7 @@ def test_hf_vit_from_a_folder(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # end to end: briefly trained zoo models through run_pair and the command line
 # --------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mnist01():
@@ -449,8 +513,9 @@ def mnist01():
         big = F.interpolate(x[idx], size=(32, 32), mode="bilinear", align_corners=False).clamp(0, 1)
         return big.repeat(1, 3, 1, 1), y[idx]
 
-    return from_tensors(*pick(m.x_train, m.y_train, 160), *pick(m.x_test, m.y_test, 60),
-                        classes=["zero", "one"], name="mnist01-32px")
+    return from_tensors(
+        *pick(m.x_train, m.y_train, 160), *pick(m.x_test, m.y_test, 60), classes=["zero", "one"], name="mnist01-32px"
+    )
 
 
 def train_briefly(model, data, steps=20, lr=2e-3, batch=32):
@@ -469,7 +534,7 @@ def train_briefly(model, data, steps=20, lr=2e-3, batch=32):
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m in norms:
         m.reset_running_stats()
-        m.momentum = None   # a cumulative average
+        m.momentum = None  # a cumulative average
     if norms:
         with torch.no_grad():
             for chunk in data.x_train.split(80):
@@ -483,24 +548,28 @@ def run_small(model, data, out, info):
     from deepdig_fast.adversarial import AdversarialConfig
     from deepdig_fast.pipeline import PairConfig, run_pair
 
-    cfg = PairConfig(adversarial=AdversarialConfig(steps=6, batch_size=32, infer_batch_size=256), beta=1e-3,
-                     max_steps=16, characterize=False)
+    cfg = PairConfig(
+        adversarial=AdversarialConfig(steps=6, batch_size=32, infer_batch_size=256),
+        beta=1e-3,
+        max_steps=16,
+        characterize=False,
+    )
     return run_pair(model, data, 0, 1, cfg, out_dir=out, manifest_extra={"model_info": info})
 
 
 def check_run(out, result, info, layer):
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["classifier"]["embedding_layer"] == layer   # found automatically, used by the run
+    assert manifest["classifier"]["embedding_layer"] == layer  # found automatically, used by the run
     assert manifest["model_info"]["embedding_layer"] == layer and manifest["model_info"]["preprocessing"]["mean"]
     assert manifest["classes"] == ["zero", "one"]
     for key in ("0->1", "1->0"):
         methods = result.results["directions"][key]["methods"]
-        assert methods["rpbs"]["pairs"] > 0 and methods["rpbs"]["success_rate"] > 0.5   # real decisions
-        assert methods["epbs"]["pairs"] > 0   # embedding-nearest pairs: the auto layer's embeddings
+        assert methods["rpbs"]["pairs"] > 0 and methods["rpbs"]["success_rate"] > 0.5  # real decisions
+        assert methods["epbs"]["pairs"] > 0  # embedding-nearest pairs: the auto layer's embeddings
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:.*generator collapsed")   # a few autoencoder steps: expected
+@pytest.mark.filterwarnings("ignore:.*generator collapsed")  # a few autoencoder steps: expected
 @needs("torchvision", "safetensors")
 def test_end_to_end_torchvision_resnet18(tmp_path, mnist01):
     from safetensors.torch import save_file
@@ -515,7 +584,7 @@ def test_end_to_end_torchvision_resnet18(tmp_path, mnist01):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:.*generator collapsed")   # a few autoencoder steps: expected
+@pytest.mark.filterwarnings("ignore:.*generator collapsed")  # a few autoencoder steps: expected
 @needs("timm")
 def test_end_to_end_timm(tmp_path, mnist01):
     model, _ = load_model("timm:test_convnext", pretrained=False, num_classes=2, in_shape=(3, 32, 32))
@@ -529,7 +598,7 @@ def test_end_to_end_timm(tmp_path, mnist01):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:.*generator collapsed")   # a few autoencoder steps: expected
+@pytest.mark.filterwarnings("ignore:.*generator collapsed")  # a few autoencoder steps: expected
 @needs("transformers")
 def test_end_to_end_hf_vit(tmp_path, mnist01):
     net = tiny_vit()
@@ -543,7 +612,7 @@ def test_end_to_end_hf_vit(tmp_path, mnist01):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:.*generator collapsed")   # a few autoencoder steps: expected
+@pytest.mark.filterwarnings("ignore:.*generator collapsed")  # a few autoencoder steps: expected
 @needs("transformers")
 def test_cli_runs_a_hf_model_with_pair_names_from_id2label(tmp_path, capsys):
     """deepdig run --model hf:DIR --pair zero,one on MNIST: names from the model's id2label, its
@@ -552,12 +621,29 @@ def test_cli_runs_a_hf_model_with_pair_names_from_id2label(tmp_path, capsys):
     names = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
     net = tiny_vit(num_channels=1, image_size=28, patch=7, labels=names)
     model = Preprocessed(HFClassifier(net), 0.5, 0.5)
-    zeros_ones = m.subset(classes=[0, 1], per_class=200, per_class_test=50)   # a 10-label model, taught two
+    zeros_ones = m.subset(classes=[0, 1], per_class=200, per_class_test=50)  # a 10-label model, taught two
     assert train_briefly(model, zeros_ones, steps=60, lr=3e-3) > 0.9
     save_vit(net, tmp_path / "vit")
     out = tmp_path / "run"
-    code = main(["run", "--model", f"hf:{tmp_path / 'vit'}", "--pair", "zero,one", "--out", str(out), "--device", "cpu",
-                 "--quiet", "--steps", "5", "--no-baselines", "--no-characterize", "--no-report"])
+    code = main(
+        [
+            "run",
+            "--model",
+            f"hf:{tmp_path / 'vit'}",
+            "--pair",
+            "zero,one",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--quiet",
+            "--steps",
+            "5",
+            "--no-baselines",
+            "--no-characterize",
+            "--no-report",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pair"] == [0, 1] and manifest["classes"][:2] == ["zero", "one"]
@@ -571,11 +657,14 @@ def test_a_model_that_rejects_in_shape_still_loads_and_check_fits_reports_it(tmp
     """load_model does not judge the fit (check_fits does, with its one-line message naming both sides)."""
     from deepdig_fast.checkpoint import check_fits
 
-    (tmp_path / "flat.py").write_text("import torch\n\ndef make():\n    return torch.nn.Sequential("
-                                      "torch.nn.Flatten(), torch.nn.Linear(784, 2))\n")
+    (tmp_path / "flat.py").write_text(
+        "import torch\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 2))\n"
+    )
     torch.save(nn.Sequential(nn.Flatten(), nn.Linear(784, 2)).state_dict(), tmp_path / "w.pt")
     model, info = load_model(f"{tmp_path / 'flat.py'}:make", weights=tmp_path / "w.pt", in_shape=(3, 32, 32))
     assert info["embedding_layer"] == "1:input" and "a forward of in_shape [3, 32, 32] failed" in info["notes"][0]
-    data = from_tensors(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1]), torch.rand(2, 3, 32, 32), torch.tensor([0, 1]))
+    data = from_tensors(
+        torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1]), torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
+    )
     with pytest.raises(ValueError, match="does not accept inputs of data set 'tensors'"):
         check_fits(model, data, name="mine")
