@@ -2,7 +2,7 @@
 
   (a) reference  the public code's per-pair loop: batch 1, three forwards per step
   (b) torch      plain batched torch bisection with boolean masks, no custom ops, no batch cap
-  (c) engine     deepdig_fast.refine_borderline (bisect), measured live-batch size
+  (c) engine     deepdig_fast.refine_borderline (bisect), its default fixed live batch (512 on a CPU)
   (d) forwards   the bare model forwards alone: as many images as (c) used, at the fastest batch size
   (e) illinois   the engine with the Illinois root finder (fewer forwards for the same success test)
 
@@ -26,7 +26,6 @@ from bench_utils import bench_device, pairs_of, record, sync
 
 import deepdig_fast as dd
 from deepdig_fast import reference as R
-from deepdig_fast.engine import choose_batch_size
 
 S, T = 4, 9  # a pair of MNIST classes with a long shared boundary
 GPU = bench_device().type == "cuda"
@@ -100,7 +99,6 @@ def test_b_plain_torch(benchmark, record_property, bench_pairs, device):
 @pytest.mark.parametrize("method", ["bisect", "illinois"])
 def test_c_engine(benchmark, record_property, bench_pairs, device, method):
     model, a, b = bench_pairs
-    choose_batch_size(model, a[:64], limit=a.shape[0])  # measured once, outside the timing
     out = {}
 
     def run():
