@@ -67,6 +67,7 @@ from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
 from deepdig_fast.rundir import (
     ATLAS_KIND,
+    ATLAS_ROW_FIELDS,
     ATLAS_SCHEMA,
     RunError,
     StageStore,
@@ -88,39 +89,7 @@ ENGINE_BATCH_CPU = DEFAULT_BATCH_SIZE["cpu"]
 ENGINE_BATCH_ACCELERATOR = DEFAULT_BATCH_SIZE["accelerator"]
 
 #: the columns of atlas.csv / the keys of every row of atlas.json["directions"]
-ROW_FIELDS = (
-    "source",
-    "target",
-    "inputs",
-    "inputs_correct",
-    "adversarial",
-    "adversarial_rate",
-    "pairs",
-    "pair_rate",
-    "successes",
-    "success_rate",
-    "yield_rate",
-    "mean_attempts",
-    "mean_attempts_all",
-    "third_class",
-    "stalled",
-    "max_steps",
-    "invalid_bracket",
-    "nonfinite",
-    "forwards",
-    "oscillation",
-    "oscillation_ci_low",
-    "oscillation_ci_high",
-    "trajectory_segments",
-    "third_class_oscillation",
-    "m1_borderline",
-    "m1_train",
-    "svm_accuracy_borderline",
-    "svm_accuracy_train",
-    "margin_l2_mean",
-    "margin_l2_median",
-    "skipped",
-)
+ROW_FIELDS = ATLAS_ROW_FIELDS
 #: row column of each failure status (the Status name in lower case)
 _FAILURES = {status.name: status.name.lower() for status in FAILURES}
 

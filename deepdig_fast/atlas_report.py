@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, num, pct, read_json, secs
-from deepdig_fast.rundir import ATLAS_KIND, ATLAS_SCHEMA, check_same_run, ratio, read_manifest
+from deepdig_fast.rundir import ATLAS_KIND, ATLAS_ROW_FIELDS, ATLAS_SCHEMA, check_same_run, ratio, read_manifest
 
 __all__ = [
     "DIRECTION_COLUMNS",
@@ -164,36 +164,7 @@ HEATMAP_METRICS: Mapping[str, MetricSpec] = MappingProxyType(
 )
 
 # the numeric columns of a direction row (atlas_matrix accepts these too)
-DIRECTION_COLUMNS: tuple[str, ...] = (
-    "inputs",
-    "inputs_correct",
-    "adversarial",
-    "adversarial_rate",
-    "pairs",
-    "pair_rate",
-    "successes",
-    "success_rate",
-    "yield_rate",
-    "mean_attempts",
-    "mean_attempts_all",
-    "third_class",
-    "stalled",
-    "max_steps",
-    "invalid_bracket",
-    "nonfinite",
-    "forwards",
-    "oscillation",
-    "oscillation_ci_low",
-    "oscillation_ci_high",
-    "trajectory_segments",
-    "third_class_oscillation",
-    "m1_borderline",
-    "m1_train",
-    "svm_accuracy_borderline",
-    "svm_accuracy_train",
-    "margin_l2_mean",
-    "margin_l2_median",
-)
+DIRECTION_COLUMNS: tuple[str, ...] = tuple(c for c in ATLAS_ROW_FIELDS if c not in ("source", "target", "skipped"))
 
 _DIFF_CMAPS = {"better": "PiYG", "worse": "PiYG_r", "neutral": "RdBu_r"}
 

@@ -22,6 +22,7 @@ Run folder:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -250,31 +251,16 @@ def run_pair(
     inputs = {**base_spec, "pair": [source, target], "config": config.to_dict()}
     run_id = digest(inputs)
     t_run = time.perf_counter()
-    if root is None:
-        return _run(
-            classifier,
-            data,
-            source,
-            target,
-            config,
-            StageStore(None, say),
-            base_spec,
-            autoencoder,
-            embedding_layer,
-            device,
-            progress,
-            run_id,
-            inputs,
-            t_run,
-        )
-    with claim_folder(root, RUN_KIND, {"pair": [source, target]}) as old_manifest:
-        if old_manifest is not None and old_manifest.get("run_id") != run_id:
-            # another run's results must never sit beside this run's manifest
-            for name in ("results.json", "timings.json"):
-                (root / name).unlink(missing_ok=True)
-        _write_manifest(
-            root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra, run_id
-        )
+    claim = contextlib.nullcontext(None) if root is None else claim_folder(root, RUN_KIND, {"pair": [source, target]})
+    with claim as old_manifest:
+        if root is not None:
+            if old_manifest is not None and old_manifest.get("run_id") != run_id:
+                # another run's results must never sit beside this run's manifest
+                for name in ("results.json", "timings.json"):
+                    (root / name).unlink(missing_ok=True)
+            _write_manifest(
+                root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra, run_id
+            )
         result = _run(
             classifier,
             data,
@@ -291,8 +277,9 @@ def run_pair(
             inputs,
             t_run,
         )
-        write_json(root / "timings.json", result.timings)
-        write_json(root / "results.json", result.results)
+        if root is not None:
+            write_json(root / "timings.json", result.timings)
+            write_json(root / "results.json", result.results)
     return result
 
 
