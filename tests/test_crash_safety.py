@@ -142,17 +142,8 @@ def temps(root: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from common_utils import train_small as _train_small
-
-    from deepdig_fast.checkpoint import save_classifier
-
-    model, data = _train_small("fcn", n=3000, steps=150)
-    path = tmp_path_factory.mktemp("ckpt") / "fcn"
-    save_classifier(
-        path, model, arch="fcn", dataset="mnist", classes=data.classes, accuracy=None, embedding_layer="embedding"
-    )
-    return str(path) + ".pt"
+def checkpoint(tiny_fcn_checkpoint):
+    return tiny_fcn_checkpoint
 
 
 @pytest.fixture(scope="module")

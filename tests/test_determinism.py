@@ -50,17 +50,8 @@ def twice(cmd, out_a: Path, out_b: Path, name: str) -> tuple[bytes, bytes]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from common_utils import train_small as _train_small
-
-    from deepdig_fast.checkpoint import save_classifier
-
-    model, data = _train_small("fcn", n=3000, steps=150)
-    path = tmp_path_factory.mktemp("ckpt") / "fcn"
-    save_classifier(
-        path, model, arch="fcn", dataset="mnist", classes=data.classes, accuracy=None, embedding_layer="embedding"
-    )
-    return str(path) + ".pt"
+def checkpoint(tiny_fcn_checkpoint):
+    return tiny_fcn_checkpoint
 
 
 def test_deepdig_run_twice_gives_identical_results(checkpoint, tmp_path):
