@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .io import ChecksumError, sha256_file
-from .validation import Int, Optional
+from .validation import Int, Optional, check_number, check_options
 
 __all__ = [
     "ClassificationData",
@@ -792,15 +792,11 @@ def _check_image_size(image_size: Any) -> tuple[int, int] | None:
 def _check_channels(channels: Any) -> int | None:
     if channels is None:
         return None
-    if isinstance(channels, bool) or channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3 (or None: taken from the images), got {channels!r}")
-    return int(channels)
+    return int(check_options(channels, "channels", (1, 3)))  # None: taken from the images
 
 
 def _check_fraction(test_fraction: Any) -> float:
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
-        raise ValueError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
-    return float(test_fraction)
+    return check_number(test_fraction, "test_fraction", low=0, high=1, closed="left")
 
 
 def _resolve_only(only: Iterable[int | str] | None, classes: Sequence[str]) -> list[int]:

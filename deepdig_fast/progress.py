@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from deepdig_fast.validation import Int, Optional
+
 __all__ = ["ENV_VAR", "MODES", "Progress", "progress_bar", "progress_mode"]
 
 ENV_VAR = "DEEPDIG_PROGRESS"
@@ -83,8 +85,7 @@ class Progress:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
-            raise ValueError(f"total must be a non-negative int or None, got {total!r}")
+        Optional(Int(0)).check(total, "total")
         if not (isinstance(min_interval, (int, float)) and min_interval >= 0):
             raise ValueError(f"min_interval must be a number of seconds >= 0, got {min_interval!r}")
         if not (isinstance(every_fraction, (int, float)) and 0 < every_fraction <= 1):

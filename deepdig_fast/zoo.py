@@ -40,6 +40,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepdig_fast.validation import Int, Optional
+
 __all__ = [
     "Normalization",
     "NORMALIZATIONS",
@@ -778,10 +780,7 @@ def load_model(
             f"package.module:factory, got {spec!r}"
         )
     source, _, name = spec.strip().partition(":")
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
-    ):
-        raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
+    Optional(Int(1)).check(num_classes, "num_classes")
     shape = _check_shape(in_shape)
     norm = parse_normalize(normalize)
     if not (isinstance(resize, str) and resize.strip().lower() == "auto"):

@@ -123,7 +123,7 @@ def test_image_size_resizes_and_mixed_sizes_need_it(tmp_path):
     assert D.load_image_folder(root, image_size=(20, 24), test_fraction=0).sample_shape == (1, 20, 24)
     with pytest.raises(ValueError, match="image_size"):
         D.load_image_folder(root, image_size=0)
-    with pytest.raises(ValueError, match="channels must be 1 or 3"):
+    with pytest.raises(ValueError, match="channels must be one of 1, 3"):
         D.load_image_folder(root, channels=2)
 
 
