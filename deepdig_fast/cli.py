@@ -12,6 +12,7 @@ deepdig info                                        how the extension was built
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import sys
@@ -735,6 +736,10 @@ def _atlas(args) -> int:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                # every rank leaves its last collective before any tears the group down (a rank that
+                # exits while another still talks to it can abort the other at shutdown)
+                with contextlib.suppress(Exception):
+                    dist.barrier()
                 dist.destroy_process_group()
     return 0
 
