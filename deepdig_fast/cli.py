@@ -66,14 +66,24 @@ def _pair(text: str) -> tuple:
     return pair
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _number_arg(convert, ok, what: str):
+    """An argparse type: `convert(text)`, accepted when `ok(value)`; else "expected WHAT, got 'text'"."""
+
+    def parse(text: str):
+        try:
+            v = convert(text)
+        except ValueError:
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+
+    return parse
+
+
+_positive_int = _number_arg(int, lambda v: v >= 1, "a positive integer")
+_seed = _number_arg(int, lambda v: v >= 0, "a non-negative integer")
+_beta = _number_arg(float, lambda v: 0 < v < 1, "a number in (0, 1)")  # NaN fails the test too
 
 
 def _out_dir(text: str) -> str:
@@ -93,26 +103,6 @@ def _out_dir(text: str) -> str:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r}: {probe} is not writable")
     return text
-
-
-def _beta(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return v
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
 
 
 def _dataset(text: str) -> str:

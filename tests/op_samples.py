@@ -181,6 +181,12 @@ def update_args(case: dict, beta: float = 1e-4, max_steps: int = 5, method: int 
     return tuple(case[k] for k in UPDATE_KEYS) + (beta, max_steps, method)
 
 
+def call_update(fn, case: dict, beta: float = 1e-4, max_steps: int = 5, method: int = 0) -> tuple[Tensor, dict]:
+    """bracket_update (`fn`: the op or its reference twin) on a copy of `case`: (codes, the updated copy)."""
+    c = {k: v.clone() for k, v in case.items()}
+    return fn(*update_args(c, beta, max_steps, method)), c
+
+
 def bracket_samples(op: str, device, dtype) -> Iterator[Sample]:
     if op == "bracket_propose":
         for method in (0, 1):

@@ -21,37 +21,11 @@ from deepdig_fast.atlas_report import (
     load_atlas,
     write_atlas_report,
 )
+from deepdig_fast.rundir import ATLAS_ROW_FIELDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SKIP_REASON = "generator to_3 collapsed: every output is the same image"
-NULLS = (
-    "adversarial",
-    "adversarial_rate",
-    "pairs",
-    "pair_rate",
-    "successes",
-    "success_rate",
-    "yield_rate",
-    "mean_attempts",
-    "mean_attempts_all",
-    "third_class",
-    "stalled",
-    "max_steps",
-    "invalid_bracket",
-    "nonfinite",
-    "forwards",
-    "oscillation",
-    "oscillation_ci_low",
-    "oscillation_ci_high",
-    "trajectory_segments",
-    "third_class_oscillation",
-    "m1_borderline",
-    "m1_train",
-    "svm_accuracy_borderline",
-    "svm_accuracy_train",
-    "margin_l2_mean",
-    "margin_l2_median",
-)
+NULLS = tuple(c for c in ATLAS_ROW_FIELDS if c not in ("source", "target", "inputs", "inputs_correct", "skipped"))
 
 
 def make_row(s: int, t: int) -> dict:

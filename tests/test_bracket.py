@@ -8,6 +8,7 @@ from common_utils import cpu_and_cuda, needs_cuda
 from op_samples import (
     HALF_DTYPES,
     bracket_state,
+    call_update,
     check_cuda_matches_cpu,
     check_matches_reference,
     check_opcheck,
@@ -82,28 +83,6 @@ def test_propose_stall_detection(device, dtype):
     assert stalled.tolist()[:2] == [True, True]
     assert stalled.tolist()[2:] == [False, False]
     assert torch.equal(stalled, rstalled)
-
-
-def call_update(fn, case, beta=1e-4, max_steps=5, method=0):
-    c = {k: v.clone() for k, v in case.items()}
-    codes = fn(
-        c["logits"],
-        c["x"],
-        c["idx"],
-        c["lam"],
-        c["stalled"],
-        c["source"],
-        c["target"],
-        c["fstate"],
-        c["istate"],
-        c["points"],
-        c["probs"],
-        c["lam_out"],
-        beta,
-        max_steps,
-        method,
-    )
-    return codes, c
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())

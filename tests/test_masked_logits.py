@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from common_utils import cpu_and_cuda
+from op_samples import call_update
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
@@ -52,28 +53,6 @@ def _case(dtype, device):
     return {k: v.to(device) for k, v in state.items()}
 
 
-def _update(fn, case, method):
-    c = {k: v.clone() for k, v in case.items()}
-    codes = fn(
-        c["logits"],
-        c["x"],
-        c["idx"],
-        c["lam"],
-        c["stalled"],
-        c["source"],
-        c["target"],
-        c["fstate"],
-        c["istate"],
-        c["points"],
-        c["probs"],
-        c["lam_out"],
-        1e-4,
-        10,
-        method,
-    )
-    return codes, c
-
-
 def test_softmax_defined_rule():
     z = torch.tensor([r for r, _ in ROWS], dtype=torch.float64)
     want = [s != Status.NONFINITE for _, s in ROWS]
@@ -88,8 +67,8 @@ def test_softmax_defined_rule():
 @pytest.mark.parametrize("method", [0, 1])
 def test_update_with_masked_logits_matches_reference(device, dtype, method):
     case = _case(dtype, device)
-    codes, got = _update(ops.bracket_update, case, method)
-    rcodes, want = _update(R.bracket_update, case, method)
+    codes, got = call_update(ops.bracket_update, case, max_steps=10, method=method)
+    rcodes, want = call_update(R.bracket_update, case, max_steps=10, method=method)
     assert codes.tolist() == [int(s) for _, s in ROWS]
     assert torch.equal(codes, rcodes)
     assert torch.equal(got["istate"], want["istate"])
@@ -111,7 +90,7 @@ def test_infinite_gap_keeps_the_next_point_inside_the_bracket(device, method):
     # Rows 4 and 5 store g = +inf / -inf at the end they replace; the next proposal must still be a
     # finite point strictly inside the bracket (Illinois falls back to the midpoint).
     case = _case(torch.float64, device)
-    _, got = _update(ops.bracket_update, case, method)
+    _, got = call_update(ops.bracket_update, case, max_steps=10, method=method)
     live = torch.tensor([0, 1, 4, 5], device=device)
     assert not bool(torch.isfinite(got["fstate"][4:6, 2:]).all())
     a = torch.zeros(len(ROWS), 2, dtype=torch.float64, device=device)
