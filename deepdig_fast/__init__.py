@@ -29,6 +29,7 @@ _API = {
     "load_model": "deepdig_fast.zoo",
     "Preprocessed": "deepdig_fast.zoo",
     "find_embedding_layer": "deepdig_fast.zoo",
+    "resolve_embedding_layer": "deepdig_fast.zoo",
     "parse_normalize": "deepdig_fast.zoo",
     "NORMALIZATIONS": "deepdig_fast.zoo",
     "AdversarialConfig": "deepdig_fast.adversarial",

@@ -83,6 +83,7 @@ from deepdig_fast.rundir import (
 )
 from deepdig_fast.status import FAILURES
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
+from deepdig_fast.zoo import resolve_embedding_layer
 
 STRATEGIES = ("per-target", "pairwise")
 ENGINE_BATCH_CPU = DEFAULT_BATCH_SIZE["cpu"]
@@ -542,7 +543,8 @@ def run_atlas(
         classes / pairs: the directions (atlas_directions); K = the classes they involve.
         out_dir: the atlas folder (resumable); required when torch.distributed is initialized
             with more than one process. None keeps everything in memory and writes nothing.
-        embedding_layer: submodule holding the embedding (default classifier.EMBEDDING_LAYER);
+        embedding_layer: submodule holding the embedding; "auto" finds the penultimate
+            representation, None (default) takes classifier.EMBEDDING_LAYER, "none" uses none;
             without one the linearity columns stay empty.
         autoencoder: factory of a fresh autoencoder (default: the paper's MLP / a conv AE for colour).
         progress: progress bars; log: called with one line per unit. report: write atlas.md,
@@ -563,8 +565,7 @@ def run_atlas(
     rank, world = _world()
     if world > 1 and out_dir is None:
         raise ValueError("out_dir is required when running on more than one process (the ranks share units through it)")
-    if embedding_layer is None:
-        embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
+    embedding_layer = resolve_embedding_layer(classifier, embedding_layer, data.probe_inputs(2))
     check_fits(classifier, data, embedding_layer=embedding_layer)  # one forward, before any expensive work
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(model_device(classifier)))

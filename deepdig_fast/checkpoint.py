@@ -433,7 +433,7 @@ def check_fits(
                 f"({ARCHITECTURES[stored].__name__})"
             )
 
-    x = data.x_test[:2] if data.x_test.shape[0] else data.x_train[:2]
+    x = data.probe_inputs(2)
     if x.shape[0] == 0:
         raise ValueError(f"data set {data.name!r} has no inputs to check {name} with")
     device = x.device

@@ -306,16 +306,35 @@ def _class_id(value, data, model_classes, arg: str) -> int | None:
     return None
 
 
-def _resolve_pair(pair, data, model_classes, final: bool):
-    ids = [_class_id(c, data, model_classes, "--pair") for c in pair]
+def _resolve_classes(values, data, model_classes, final: bool, arg: str):
+    """Class ids or names -> ids (a tuple); None while a name is unknown and not `final` (a zoo model's
+    names, e.g. Hugging Face id2label, are known once it is loaded). A name known to neither the data
+    set nor the model is a CLIError naming `arg`."""
+    ids = [_class_id(c, data, model_classes, arg) for c in values]
     if None in ids and final:
-        bad = next(c for c, i in zip(pair, ids) if i is None)
+        bad = next(c for c, i in zip(values, ids) if i is None)
         known = ", ".join(str(c) for c in (model_classes or data.classes)[:12])
         raise CLIError(
-            f"--pair: class {bad!r} is not a class name of {data.name} or of the model (classes: {known}"
+            f"{arg}: class {bad!r} is not a class name of {data.name} or of the model (classes: {known}"
             f"{', ...' if len(model_classes or data.classes) > 12 else ''})"
         )
     return None if None in ids else tuple(ids)
+
+
+def _resolve_pair(pair, data, model_classes, final: bool):
+    return _resolve_classes(pair, data, model_classes, final, "--pair")
+
+
+def _resolve_atlas_scope(args, data, model_classes, final: bool):
+    """(classes, pairs) of `deepdig atlas` as ids; (None, None) for 'all'; None while a name waits
+    for the model's class names."""
+    if args.classes is not None:
+        ids = _resolve_classes(args.classes, data, model_classes, final, "--classes")
+        return None if ids is None else (list(ids), None)
+    if args.pairs is not None:
+        pairs = [_resolve_classes(p, data, model_classes, final, "--pairs") for p in args.pairs]
+        return None if None in pairs else (None, [tuple(p) for p in pairs])
+    return None, None
 
 
 def _named_classes(data, info):
@@ -336,15 +355,14 @@ def _embedding_layer(args, model, data, info, log):
     used as given (a zoo model's layer may be named without the wrapper's "model." prefix)."""
     from torch import nn
 
-    from deepdig_fast.zoo import find_embedding_layer
+    from deepdig_fast.zoo import resolve_embedding_layer
 
     given = args.embedding_layer
     if given is None or given.strip().lower() == "auto":
         layer = info.get("embedding_layer")
         if layer is None:
-            x = data.x_test[:2] if data.x_test.shape[0] else data.x_train[:2]
             try:
-                layer = find_embedding_layer(model, x.to(next(iter(model.parameters()), x).device))
+                layer = resolve_embedding_layer(model, "auto", data.probe_inputs(2))
             except ValueError as exc:
                 log(f"note: {exc}; EPBS and the linearity metric are skipped")
                 layer = None
@@ -524,25 +542,26 @@ def _print_summary(result, seconds, out) -> None:
     print(f"\n'attempts' = mean attempts over successes. Finished in {seconds:.0f} s; results in {out}/results.json")
 
 
+def _class_token(text: str):
+    text = text.strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def _classes(text: str):
+    """'all', or two or more classes given by id or name: 0,1,2 or cat,dog,ship."""
     if text.strip().lower() == "all":
         return None
-    try:
-        out = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all' or class ids like 0,1,2, got {text!r}") from None
+    out = [_class_token(p) for p in text.split(",") if p.strip()]
     if len(set(out)) < 2:
-        raise argparse.ArgumentTypeError(f"expected at least two different class ids, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected 'all' or at least two different classes like 0,1,2, got {text!r}")
     return out
 
 
-def _pairs(text: str) -> list[tuple[int, int]]:
+def _pairs(text: str) -> list[tuple]:
+    """Class pairs by id or name: 1-2,4-9 or cat-dog,ship-truck (a name with '-' in it: use its id)."""
     if not all(part.count("-") == 1 for part in text.split(",")):
-        raise argparse.ArgumentTypeError(f"expected pairs like 1-2,4-9, got {text!r}")
-    out = [_pair(part) for part in text.split(",")]
-    if not all(isinstance(c, int) for p in out for c in p):
-        raise argparse.ArgumentTypeError(f"expected two class ids per pair like 1-2,4-9, got {text!r}")
-    return out
+        raise argparse.ArgumentTypeError(f"expected pairs like 1-2,4-9 or cat-dog, got {text!r}")
+    return [_pair(part) for part in text.split(",")]
 
 
 _DIST_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -625,9 +644,20 @@ def _atlas_only(args, config):
     if not (args.classifier or args.model):
         return None
     chosen = args.classes if args.classes is not None else ([c for p in args.pairs for c in p] if args.pairs else None)
-    if chosen is None or config.resolved_strategy(len(set(chosen))) != "pairwise":
+    if chosen is None or not all(isinstance(c, int) for c in chosen):  # names: resolved once the data is read
+        return None
+    if config.resolved_strategy(len(set(chosen))) != "pairwise":
         return None
     return sorted(set(chosen))
+
+
+def _atlas_scope_directions(args, data, classes, pairs):
+    from deepdig_fast.atlas import atlas_directions
+
+    try:
+        return atlas_directions(data.num_classes, classes, pairs)
+    except ValueError as exc:
+        raise CLIError(f"{exc} ({args.dataset} has {data.num_classes} classes)") from None
 
 
 def cmd_atlas(args) -> int:
@@ -644,7 +674,7 @@ def _atlas(args) -> int:
     import torch
 
     from deepdig_fast.adversarial import AdversarialConfig
-    from deepdig_fast.atlas import AtlasConfig, atlas_directions, run_atlas
+    from deepdig_fast.atlas import AtlasConfig, run_atlas
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -667,12 +697,11 @@ def _atlas(args) -> int:
     try:
         log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
         data = _load_data(args, only=_atlas_only(args, config))
-        try:  # before the classifier is loaded (or trained)
-            directions = atlas_directions(data.num_classes, args.classes, args.pairs)
-        except ValueError as exc:
-            raise CLIError(f"{exc} ({args.dataset} has {data.num_classes} classes)") from None
+        # names only a zoo model defines (e.g. Hugging Face id2label) wait for it; others fail here
+        scope = _resolve_atlas_scope(args, data, None, final=not args.model)
+        directions = None if scope is None else _atlas_scope_directions(args, data, *scope)
         autoencoder = _autoencoder_factory(args, data)
-        if rank == 0:
+        if rank == 0 and directions is not None:
             _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
         if world > 1:
             import torch.distributed as dist
@@ -696,14 +725,20 @@ def _atlas(args) -> int:
         else:
             model, meta, info = _classifier(args, data, device, log)
         data = _named_classes(data, info)
+        if scope is None:
+            scope = _resolve_atlas_scope(args, data, info.get("classes"), final=True)
+            directions = _atlas_scope_directions(args, data, *scope)
+            if rank == 0:
+                _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
+        classes, pairs = scope
         layer = _embedding_layer(args, model, data, info, log if rank == 0 else (lambda m: None))
         t0 = time.perf_counter()
         result = run_atlas(
             model,
             data,
             config,
-            classes=args.classes,
-            pairs=args.pairs,
+            classes=classes,
+            pairs=pairs,
             out_dir=args.out,
             embedding_layer=layer,
             autoencoder=autoencoder,
@@ -910,8 +945,15 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("atlas", help="DeepDIG on every class pair of a model (torchrun to shard it)")
     common(q)
     which = q.add_mutually_exclusive_group()
-    which.add_argument("--classes", type=_classes, default=None, help="'all' (default) or class ids like 0,1,2")
-    which.add_argument("--pairs", type=_pairs, help="class pairs like 1-2,4-9 (both directions of each)")
+    which.add_argument(
+        "--classes",
+        type=_classes,
+        default=None,
+        help="'all' (default) or classes by id or name, like 0,1,2 or cat,dog,ship",
+    )
+    which.add_argument(
+        "--pairs", type=_pairs, help="class pairs by id or name, like 1-2,4-9 or cat-dog (both directions of each)"
+    )
     q.add_argument(
         "--out", type=_out_dir, required=True, help="atlas folder (resumable: rerun the same command after a crash)"
     )

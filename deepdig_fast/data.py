@@ -206,6 +206,11 @@ class ClassificationData:
         x, y = self.split(split)
         return x[y == label]
 
+    def probe_inputs(self, n: int = 2) -> torch.Tensor:
+        """The first `n` test inputs (training inputs when there is no test split): what one-forward
+        checks (check_fits, the embedding-layer search) feed a classifier."""
+        return self.x_test[:n] if self.x_test.shape[0] else self.x_train[:n]
+
     def class_counts(self, split: str = "train") -> list[int]:
         """Number of samples per class in a split, a list of length num_classes."""
         _, y = self.split(split)

@@ -50,6 +50,7 @@ from deepdig_fast.rundir import (
     write_json,
 )
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
+from deepdig_fast.zoo import resolve_embedding_layer
 
 
 @dataclass
@@ -209,8 +210,10 @@ def run_pair(
         source, target: class ids, different, in [0, C).
         config: PairConfig (the paper's defaults when None).
         out_dir: run folder (resumable, see the module docstring); None keeps everything in memory.
-        embedding_layer: submodule holding the embedding (default: classifier.EMBEDDING_LAYER when
-            the classifier defines it). Without one, embeddings are not recorded and EPBS is skipped.
+        embedding_layer: submodule holding the embedding ("NAME" or "NAME:input"); "auto" finds the
+            penultimate representation (zoo.find_embedding_layer); None (default) takes
+            classifier.EMBEDDING_LAYER when the classifier defines it; "none" uses none. Without
+            one, embeddings are not recorded and EPBS and the linearity metric are skipped.
         autoencoder: a factory returning a fresh autoencoder (default: default_autoencoder, the
             paper's MLP for 28x28 grey images, the convolutional family for colour or larger ones;
             adversarial.autoencoder_from_spec("mlp" | "conv" | "module:factory", shape) makes one).
@@ -228,8 +231,7 @@ def run_pair(
     check_class_id(target, "target", C)
     if source == target:
         raise ValueError(f"source and target must differ, got {source} and {target}")
-    if embedding_layer is None:
-        embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
+    embedding_layer = resolve_embedding_layer(classifier, embedding_layer, data.probe_inputs(2))
     # everything that can be checked is checked before the first stage: the classifier's fit to
     # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
     check_fits(classifier, data, embedding_layer=embedding_layer)

@@ -346,6 +346,32 @@ def find_embedding_layer(model: nn.Module, example: torch.Tensor | None = None) 
     return f"{name}:input"
 
 
+def resolve_embedding_layer(
+    model: nn.Module, embedding_layer: str | None, example: torch.Tensor | None = None
+) -> str | None:
+    """The embedding layer a run uses, from what the caller passed.
+
+    None: the model's declared `EMBEDDING_LAYER` if it has one, else no layer (EPBS and the linearity
+    metric are then skipped). "auto": `find_embedding_layer(model, example)` -- a model without an
+    nn.Linear classifier is a ValueError naming the argument. "none": no layer. Any other string is a
+    layer name (`NAME` or `NAME:input`), used as given; `check_fits` verifies it with one forward.
+    """
+    if embedding_layer is None:
+        declared = getattr(model, "EMBEDDING_LAYER", None)
+        return declared if isinstance(declared, str) else None
+    if not isinstance(embedding_layer, str) or not embedding_layer.strip():
+        raise TypeError(f"embedding_layer must be None, 'auto', 'none' or a layer name, got {embedding_layer!r}")
+    word = embedding_layer.strip().lower()
+    if word == "none":
+        return None
+    if word == "auto":
+        if example is not None and isinstance(model, nn.Module):
+            param = next(iter(model.parameters()), None)
+            example = example if param is None else example.to(param.device)
+        return find_embedding_layer(model, example)
+    return embedding_layer
+
+
 # --------------------------------------------------------------------------------------------------
 # load_model
 # --------------------------------------------------------------------------------------------------

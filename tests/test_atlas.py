@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepdig_fast.adversarial import AdversarialConfig
 from deepdig_fast.atlas import ENGINE_BATCH_CPU, ROW_FIELDS, AtlasConfig, atlas_directions, run_atlas
@@ -197,13 +198,14 @@ def test_atlas_arguments():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--classes", "1"], "at least two different class ids"),
+        (["--classes", "1"], "at least two different classes"),
         (["--pairs", "1-1"], "the two classes must differ"),
-        (["--pairs", "1-x"], "expected two class ids"),
+        (["--pairs", "1-x", "--device", "cpu"], "--pairs: class 'x' is not a class name of mnist"),
+        (["--classes", "0,one", "--device", "cpu"], "--classes: class 'one' is not a class name of mnist"),
         (["--pairs", "1:2"], "expected pairs like 1-2,4-9"),
         (["--classes", "1,2", "--pairs", "1-2"], "not allowed with argument"),
         (["--strategy", "greedy"], "invalid choice"),
-        (["--pairs", "1-12", "--device", "cpu"], "class ids in [0, 10), got 12 (mnist has 10 classes)"),
+        (["--pairs", "1-12", "--device", "cpu"], "--pairs classes must lie in [0, 10) for mnist, got 12"),
     ],
 )
 def test_cli_atlas_bad_arguments(args, message, tmp_path):
@@ -348,3 +350,27 @@ def test_a_failing_rank_stops_every_rank(tmp_path):
         assert "atlas test phase failed: rank 1, unit u/bad: ValueError: this unit is broken" in got[rank]
     assert (tmp_path / "units" / "u" / "good0.pt").is_file() and (tmp_path / "units" / "u" / "good2.pt").is_file()
     assert not (tmp_path / "units" / "u" / "bad.pt").exists()
+
+
+def test_cli_atlas_scope_takes_class_names():
+    """--classes / --pairs name classes like --pair: the data set's names first, then the model's
+    (e.g. Hugging Face id2label) once it is loaded; an unknown name waits, then is an error."""
+    import argparse
+
+    from deepdig_fast.cli import CLIError, _classes, _pairs, _resolve_atlas_scope
+    from deepdig_fast.data import from_tensors
+
+    x = torch.zeros(6, 1, 2, 2)
+    data = from_tensors(x, torch.arange(6) % 3, x[:0], torch.zeros(0, dtype=torch.long), classes=["cat", "dog", "ship"])
+    scope = lambda classes=None, pairs=None, model=None, final=True: _resolve_atlas_scope(  # noqa: E731
+        argparse.Namespace(classes=classes, pairs=pairs), data, model, final
+    )
+    assert scope() == (None, None)
+    assert scope(classes=_classes("cat,2")) == ([0, 2], None)
+    assert scope(pairs=_pairs("Dog-ship,0-1")) == (None, [(1, 2), (0, 1)])  # names match case-insensitively
+    assert scope(pairs=_pairs("cat-tiger"), final=False) is None  # may be a model's name
+    assert scope(pairs=_pairs("cat-tiger"), model=["a", "b", "tiger"]) == (None, [(0, 2)])
+    with pytest.raises(CLIError, match="--pairs: class 'tiger' is not a class name of"):
+        scope(pairs=_pairs("cat-tiger"))
+    with pytest.raises(CLIError, match=r"--classes classes must lie in \[0, 3\)"):
+        scope(classes=_classes("0,7"))

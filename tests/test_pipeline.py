@@ -212,3 +212,39 @@ def test_collapsed_generator_is_reported_not_hidden(small_fcn, tmp_path):
 
     paths = write_report(tmp_path)
     assert "generator" in (tmp_path / "report.md").read_text() and "report.html" in paths
+
+
+class _Undeclared(torch.nn.Module):
+    """A classifier that declares no EMBEDDING_LAYER (as most user and zoo models)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_embedding_layer_auto_and_none(small_fcn, tmp_path):
+    """embedding_layer="auto" finds the input of the final Linear layer (recorded in the manifest; EPBS
+    runs on it); None takes no layer from a model that declares none; "none" skips EPBS."""
+    from deepdig_fast.zoo import find_embedding_layer, resolve_embedding_layer
+
+    model, data = small_fcn
+    plain = _Undeclared(model)
+    small = data.take(1500, 300)
+    found = find_embedding_layer(plain, small.x_test[:2])
+    assert found.startswith("net.") and found.endswith(":input")
+    assert resolve_embedding_layer(plain, None) is None and resolve_embedding_layer(model, None) == "embedding"
+    assert resolve_embedding_layer(model, "NONE") is None and resolve_embedding_layer(model, "fc2") == "fc2"
+    with pytest.raises(TypeError, match="embedding_layer must be None, 'auto', 'none' or a layer name"):
+        resolve_embedding_layer(model, 3)
+    cfg = PairConfig(adversarial=AdversarialConfig(steps=20, infer_batch_size=1024), characterize=False)
+    res = run_pair(plain, small, S, T, cfg, out_dir=tmp_path / "auto", embedding_layer="auto")
+    manifest = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    assert manifest["classifier"]["embedding_layer"] == found
+    assert res.results["directions"][f"{S}->{T}"]["methods"]["epbs"]["pairs"] > 0
+    res = run_pair(plain, small, S, T, cfg, embedding_layer="none")
+    assert "no embedding layer" in res.results["directions"][f"{S}->{T}"]["methods"]["epbs"]["skipped"]
+    with pytest.raises(ValueError, match="has no nn.Linear classifier layer"):
+        run_pair(_Undeclared(torch.nn.Flatten()), small, S, T, cfg, embedding_layer="auto")
