@@ -61,7 +61,7 @@ from deepdig_fast.adversarial import (
     predict,
     train_adversarial_autoencoder,
 )
-from deepdig_fast.checkpoint import check_fits
+from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
@@ -533,6 +533,7 @@ def run_atlas(
     log: Callable[[str], None] | None = None,
     report: bool = True,
     manifest_extra: dict | None = None,
+    min_accuracy: float | None = 0.5,
 ) -> AtlasResult:
     """DeepDIG on every direction s -> t of `classes` (default: all) or of `pairs`.
 
@@ -549,6 +550,9 @@ def run_atlas(
         autoencoder: factory of a fresh autoencoder (default: the paper's MLP / a conv AE for colour).
         progress: progress bars; log: called with one line per unit. report: write atlas.md,
             atlas.html and heatmaps. manifest_extra: merged into manifest.json.
+        min_accuracy: refuse, before any work, a classifier that assigns less than this share of
+            a covered class's test inputs to it (checkpoint.check_accuracy: usually a wrong input
+            contract, e.g. a missing normalisation); 0 or None studies any classifier.
     Returns:
         AtlasResult (the same on every rank).
     """
@@ -567,6 +571,7 @@ def run_atlas(
         raise ValueError("out_dir is required when running on more than one process (the ranks share units through it)")
     embedding_layer = resolve_embedding_layer(classifier, embedding_layer, data.probe_inputs(2))
     check_fits(classifier, data, embedding_layer=embedding_layer)  # one forward, before any expensive work
+    accuracy = check_accuracy(classifier, data, covered, min_accuracy)  # the input-contract guard
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(model_device(classifier)))
     prefix = f"[rank {rank}] " if world > 1 else ""
@@ -606,6 +611,7 @@ def run_atlas(
             "sha256": classifier_sha,
             "class": type(classifier).__name__,
             "embedding_layer": embedding_layer,
+            "class_accuracy": {str(c): a for c, a in accuracy.items()},
         },
         **(manifest_extra or {}),
     }

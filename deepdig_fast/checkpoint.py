@@ -23,13 +23,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .io import ChecksumError, atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
 from .models import ARCHITECTURES, build_classifier
+from .validation import Number
+
+if TYPE_CHECKING:
+    from .data import ClassificationData
 
 __all__ = [
     "FORMAT",
@@ -470,6 +474,62 @@ def check_fits(
         )
     if not out.is_floating_point():
         raise ValueError(f"{name} returned {out.dtype} logits, expected floating point")
+
+
+def class_accuracy(
+    classifier: Any, data: ClassificationData, classes: Sequence[int], batch_size: int = 1024
+) -> dict[int, float | None]:
+    """{class: the share of its test inputs (training inputs when the data set has no test split)
+    that `classifier` assigns to it}, None for a class with no inputs. One forward per input."""
+    from .adversarial import predict
+
+    split = "test" if data.x_test.shape[0] else "train"
+    out: dict[int, float | None] = {}
+    for c in classes:
+        x = data.class_inputs(c, split)
+        if x.shape[0] == 0:
+            out[int(c)] = None
+            continue
+        device = x.device
+        if isinstance(classifier, nn.Module):
+            first = next(iter(classifier.parameters()), None)
+            device = first.device if first is not None else device
+        pred = predict(classifier, x.to(device), batch_size).argmax(dim=1)
+        out[int(c)] = float((pred == int(c)).float().mean())
+    return out
+
+
+def check_accuracy(
+    classifier: Any,
+    data: ClassificationData,
+    classes: Sequence[int],
+    min_accuracy: float | None,
+    *,
+    name: str = "classifier",
+) -> dict[int, float | None]:
+    """The input-contract guard: `class_accuracy` of the given classes, a ValueError when one of them
+    is below `min_accuracy` (None or 0 never refuses).
+
+    A classifier that gets a class of its own data mostly wrong almost always sees inputs it was not
+    trained on -- the most common cause is a normalisation applied twice or not at all (the data here
+    is in [0, 1]; the model must normalise inside, e.g. Preprocessed / --normalize). DeepDIG keeps only
+    correctly classified inputs, so on such a model it would measure the boundary of a mistake.
+    """
+    if min_accuracy is not None:
+        Number(0, 1).check(min_accuracy, "min_accuracy")
+    acc = class_accuracy(classifier, data, classes)
+    if min_accuracy:
+        low = {c: a for c, a in acc.items() if a is not None and a < min_accuracy}
+        if low:
+            split = "test" if data.x_test.shape[0] else "training"
+            parts = ", ".join(f"class {data.classes[c]!r} {a:.0%}" for c, a in low.items())
+            raise ValueError(
+                f"{name} classifies too few {split} inputs of {data.name!r} correctly ({parts}; "
+                f"min_accuracy={min_accuracy}): check its input contract -- the data is in [0, 1] and the "
+                "model must normalise inside (Preprocessed, --normalize) -- or pass min_accuracy=0 "
+                "(--min-accuracy 0) to study it anyway"
+            )
+    return acc
 
 
 def load_or_train_classifier(

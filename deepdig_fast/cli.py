@@ -84,6 +84,7 @@ def _number_arg(convert, ok, what: str):
 _positive_int = _number_arg(int, lambda v: v >= 1, "a positive integer")
 _seed = _number_arg(int, lambda v: v >= 0, "a non-negative integer")
 _beta = _number_arg(float, lambda v: 0 < v < 1, "a number in (0, 1)")  # NaN fails the test too
+_fraction = _number_arg(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def _out_dir(text: str) -> str:
@@ -477,6 +478,7 @@ def cmd_run(args) -> int:
         autoencoder=autoencoder,
         progress=not args.quiet,
         log=log,
+        min_accuracy=args.min_accuracy,
         manifest_extra={
             "command": sys.argv,
             "classifier_meta": meta,
@@ -745,6 +747,7 @@ def _atlas(args) -> int:
             progress=not args.quiet and rank == 0,
             log=log,
             report=not args.no_report,
+            min_accuracy=args.min_accuracy,
             manifest_extra={
                 "command": sys.argv,
                 "classifier_meta": meta,
@@ -898,6 +901,13 @@ def build_parser() -> argparse.ArgumentParser:
             "input of its final Linear layer), none, or a submodule NAME / NAME:input",
         )
         q.add_argument("--steps", type=_positive_int, default=5000, help="autoencoder training steps (paper: 5000)")
+        q.add_argument(
+            "--min-accuracy",
+            type=_fraction,
+            default=0.5,
+            help="refuse a classifier that gets less than this share of a studied class's test inputs "
+            "right (default 0.5; usually a wrong input contract, e.g. a missing --normalize); 0 studies any",
+        )
 
     q = sub.add_parser("train", help="train a reference classifier and save it as a checkpoint")
     common(q)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from deepdig_fast.adversarial import AdversarialConfig, autoencoder_key, component_one, component_two
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
-from deepdig_fast.checkpoint import check_fits
+from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
 from deepdig_fast.io import sha256_state_dict
@@ -199,6 +199,7 @@ def run_pair(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     manifest_extra: dict | None = None,
+    min_accuracy: float | None = 0.5,
 ) -> PairResult:
     """Run DeepDIG on classes (source, target) of `data` with `classifier`, both directions.
 
@@ -218,6 +219,10 @@ def run_pair(
             paper's MLP for 28x28 grey images, the convolutional family for colour or larger ones;
             adversarial.autoencoder_from_spec("mlp" | "conv" | "module:factory", shape) makes one).
         progress: progress bars on the long stages; log: called with one line per stage.
+        min_accuracy: the input-contract guard (checkpoint.check_accuracy): refuse, before any work,
+            a classifier that assigns less than this share of the test inputs of `source` or of
+            `target` to their class -- usually a model that expects normalised inputs and gets
+            [0, 1] ones. 0 or None studies any classifier. The accuracies go to the manifest.
     Returns:
         PairResult; `results` is what results.json holds.
     """
@@ -235,6 +240,7 @@ def run_pair(
     # everything that can be checked is checked before the first stage: the classifier's fit to
     # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
     check_fits(classifier, data, embedding_layer=embedding_layer)
+    accuracy = check_accuracy(classifier, data, (source, target), min_accuracy)
     device = model_device(classifier)
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(device))
@@ -261,7 +267,17 @@ def run_pair(
                 for name in ("results.json", "timings.json"):
                     (root / name).unlink(missing_ok=True)
             _write_manifest(
-                root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra, run_id
+                root,
+                classifier,
+                classifier_sha,
+                data,
+                source,
+                target,
+                config,
+                embedding_layer,
+                {"class_accuracy": {str(c): a for c, a in accuracy.items()}},
+                manifest_extra,
+                run_id,
             )
         result = _run(
             classifier,
@@ -552,7 +568,7 @@ def _results_json(source, target, directions, config, linearity=None) -> dict:
     return out
 
 
-def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedding_layer, extra, run_id):
+def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedding_layer, checks, extra, run_id):
     manifest = {
         **environment(),
         "kind": RUN_KIND,
@@ -565,6 +581,7 @@ def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedd
             "sha256": classifier_sha,
             "class": type(classifier).__name__,
             "embedding_layer": embedding_layer,
+            **checks,
         },
         "data": data_fingerprint(data),
         "classes": list(data.classes),

@@ -108,12 +108,23 @@ ROWS = [
     ),
     Row("steps-0", [*RUN, "--out", "{tmp}/out", "--steps", "0"], 2, r"--steps: expected a positive integer, got '0'"),
     Row(
+        "min-accuracy-2",
+        [*RUN, "--out", "{tmp}/out", "--min-accuracy", "2"],
+        2,
+        r"--min-accuracy: expected a number in \[0, 1\], got '2'",
+    ),
+    Row(
         "device-garbage",
         [*RUN, "--out", "{tmp}/out", "--device", "gpu7"],
         2,
         r"--device must be cpu, cuda, cuda:N or auto",
     ),
-    Row("atlas-classes-one", ["atlas", "--out", "{tmp}/out", "--classes", "4"], 2, r"--classes: expected at least two"),
+    Row(
+        "atlas-classes-one",
+        ["atlas", "--out", "{tmp}/out", "--classes", "4"],
+        2,
+        r"--classes: expected .all. or at least two different classes",
+    ),
     Row("unknown-option", [*RUN, "--out", "{tmp}/out", "--betta", "0.1"], 2, r"unrecognized arguments: --betta"),
     # ---- the output folder
     Row("out-empty", [*RUN, "--out", ""], 2, r"--out: expected a folder path, got an empty string"),

@@ -248,3 +248,39 @@ def test_embedding_layer_auto_and_none(small_fcn, tmp_path):
     assert "no embedding layer" in res.results["directions"][f"{S}->{T}"]["methods"]["epbs"]["skipped"]
     with pytest.raises(ValueError, match="has no nn.Linear classifier layer"):
         run_pair(_Undeclared(torch.nn.Flatten()), small, S, T, cfg, embedding_layer="auto")
+
+
+class _Inverted(torch.nn.Module):
+    """The classifier behind the wrong input contract: it gets 1 - x instead of x."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(1 - x)
+
+
+def test_the_input_contract_guard(small_fcn, tmp_path):
+    """A classifier that gets a class of its own data mostly wrong is refused before any work, naming
+    the class, its accuracy and the remedy; min_accuracy=0 studies it anyway; the accuracies of a run
+    go to its manifest."""
+    from deepdig_fast.checkpoint import check_accuracy, class_accuracy
+
+    model, data = small_fcn
+    small = data.take(1500, 300)
+    acc = class_accuracy(model, small, (S, T))
+    assert set(acc) == {S, T} and all(a > 0.8 for a in acc.values())
+    wrong = _Inverted(model)
+    low = class_accuracy(wrong, small, (S, T))
+    assert min(low.values()) < 0.5
+    with pytest.raises(ValueError, match=r"classifies too few test inputs of 'mnist' correctly \(class '\d' \d+%"):
+        run_pair(wrong, small, S, T, out_dir=tmp_path / "wrong")
+    assert not (tmp_path / "wrong").exists()  # refused before the folder was touched
+    with pytest.raises(ValueError, match="min_accuracy must be"):
+        check_accuracy(model, small, (S, T), 1.5)
+    assert check_accuracy(wrong, small, (S, T), 0) == low
+    cfg = PairConfig(adversarial=AdversarialConfig(steps=5, infer_batch_size=1024), baselines=False, characterize=False)
+    run_pair(model, small, S, T, cfg, out_dir=tmp_path / "ok")
+    recorded = json.loads((tmp_path / "ok" / "manifest.json").read_text())["classifier"]["class_accuracy"]
+    assert recorded == {str(c): a for c, a in acc.items()}
