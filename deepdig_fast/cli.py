@@ -293,7 +293,14 @@ def _preprocessing_args(args) -> None:
 
 
 def _class_id(value, data, model_classes, arg: str) -> int | None:
-    """A class given by id or name -> its id in the data set; None when a name is not known (yet)."""
+    """A class given by id or name -> its id in the data set; None when a name is not known (yet).
+
+    A number is a class name first when the data set names its classes with numbers other than their
+    ids (an image folder of classes "3" and "5": --pair 3,5 means those folders, ids 0 and 1)."""
+    from deepdig_fast.data import number_names_class
+
+    if number_names_class(value, data.classes):
+        return [str(c) for c in data.classes].index(str(value))
     if isinstance(value, int):
         if not 0 <= value < data.num_classes:
             raise CLIError(f"{arg} classes must lie in [0, {data.num_classes}) for {data.name}, got {value}")
@@ -347,6 +354,16 @@ def _named_classes(data, info):
     numbered = [str(i) for i in range(data.num_classes)]
     if names and len(names) == data.num_classes and [str(c) for c in data.classes] == numbered:
         return dataclasses.replace(data, classes=[str(c) for c in names])
+    ours = [str(c).lower() for c in data.classes]
+    theirs = [str(c).lower() for c in names or []]
+    if theirs != ours and sorted(theirs) == sorted(ours):
+        # the same names in another order: output i of the model is not class i of the data
+        raise CLIError(
+            f"--model names the classes {', '.join(map(str, names[:6]))}{', ...' if len(names) > 6 else ''} "
+            f"but {data.name} orders them {', '.join(map(str, data.classes[:6]))}"
+            f"{', ...' if len(data.classes) > 6 else ''}: output i of the model must be class i of the data "
+            "(rename or reorder the class folders, or retrain the head)"
+        )
     return data
 
 

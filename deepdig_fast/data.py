@@ -804,14 +804,29 @@ def _check_fraction(test_fraction: Any) -> float:
     return check_number(test_fraction, "test_fraction", low=0, high=1, closed="left")
 
 
+def number_names_class(c: Any, classes: Sequence[str]) -> bool:
+    """Whether the int `c` means the class *named* str(c): when the data set names its classes with
+    numbers other than their labels (an image folder of classes "3" and "5": 3 means the folder "3",
+    label 0) and exactly one class has that name."""
+    names = [str(n) for n in classes]
+    return (
+        isinstance(c, (int, np.integer))
+        and names != [str(i) for i in range(len(names))]
+        and names.count(str(int(c))) == 1
+    )
+
+
 def _resolve_only(only: Iterable[int | str] | None, classes: Sequence[str]) -> list[int]:
-    """Sorted labels selected by `only` (labels or class names); every label when None."""
+    """Sorted labels selected by `only` (labels or class names; a number is a name first, see
+    number_names_class); every label when None."""
     if only is None:
         return list(range(len(classes)))
     if isinstance(only, (str, int)):
         only = [only]
     labels = set()
     for c in only:
+        if number_names_class(c, classes):
+            c = str(int(c))
         if isinstance(c, str):
             if c not in classes:
                 raise ClassSelectionError(f"class {c!r} is not one of the data set's classes {_names(classes)}")

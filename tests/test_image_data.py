@@ -176,6 +176,10 @@ def test_only_reads_some_classes_and_keeps_labels(tmp_path):
         D.load_image_folder(root, only=[3])
     with pytest.raises(D.ClassSelectionError, match="no folder for"):
         D.load_image_folder(root, classes=["0", "7"])
+    # folders named by numbers other than their labels: a number means the folder of that name
+    named = D.load_image_folder(root, classes=["2", "1"], only=[2])
+    assert named.class_counts("train") == [5, 0] and torch.equal(named.class_inputs(0), full.class_inputs(2))
+    assert D.number_names_class(2, ["2", "1"]) and not D.number_names_class(1, ["0", "1"])
     capped = D.load_image_folder(root, max_per_class=2)
     assert capped.class_counts("train") == [2, 2, 2] and capped.class_counts("test") == [1, 1, 1]
 

@@ -323,6 +323,16 @@ def test_cli_pair_syntax():
     assert _resolve_pair(("1", 2), data, None, final=True) == (1, 2)
     assert _resolve_pair(("Cat", "dog"), data, ["plane", "cat", "dog"], final=True) == (1, 2)
     assert _resolve_pair(("cat", "dog"), data, None, final=False) is None
+    # an image folder of classes "3" and "5": numbers are their names first, ids otherwise
+    folder = from_tensors(
+        torch.rand(2, 1, 2, 2),
+        torch.tensor([0, 1]),
+        torch.rand(0, 1, 2, 2),
+        torch.tensor([], dtype=torch.long),
+        classes=["3", "5"],
+    )
+    assert _resolve_pair((3, 5), folder, None, final=True) == (0, 1)
+    assert _resolve_pair((5, 0), folder, None, final=True) == (1, 0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -504,18 +514,28 @@ def test_hf_vit_from_a_folder(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mnist01():
-    """MNIST zeros and ones at 32x32 in 3 channels: 160 training and 60 test inputs, classes named."""
+def mnist01_folder(tmp_path_factory):
+    """MNIST zeros and ones at 32x32 written as an image folder of RGB PNGs (train/test subfolders,
+    class folders named): 80 training and 30 test images per class."""
+    Image = pytest.importorskip("PIL.Image")
     m = load_mnist()
+    root = tmp_path_factory.mktemp("mnist01") / "mnist01"
+    for split, x, y, n in (("train", m.x_train, m.y_train, 80), ("test", m.x_test, m.y_test, 30)):
+        for c, name in ((0, "zero"), (1, "one")):
+            big = F.interpolate(x[y == c][:n], size=(32, 32), mode="bilinear", align_corners=False)
+            pixels = (big.clamp(0, 1) * 255).round().to(torch.uint8)[:, 0].numpy()
+            (root / split / name).mkdir(parents=True)
+            for i, img in enumerate(pixels):
+                Image.fromarray(img).convert("RGB").save(root / split / name / f"{i:03d}.png")
+    return root
 
-    def pick(x, y, n):
-        idx = torch.cat([torch.nonzero(y == c).flatten()[: n // 2] for c in (0, 1)]).sort().values
-        big = F.interpolate(x[idx], size=(32, 32), mode="bilinear", align_corners=False).clamp(0, 1)
-        return big.repeat(1, 3, 1, 1), y[idx]
 
-    return from_tensors(
-        *pick(m.x_train, m.y_train, 160), *pick(m.x_test, m.y_test, 60), classes=["zero", "one"], name="mnist01-32px"
-    )
+@pytest.fixture(scope="module")
+def mnist01(mnist01_folder):
+    """The image folder as the CLI reads it (inputs in [0, 1], classes "one", "zero" in folder order)."""
+    from deepdig_fast.data import load_image_folder
+
+    return load_image_folder(mnist01_folder)
 
 
 def train_briefly(model, data, steps=20, lr=2e-3, batch=32):
@@ -544,26 +564,27 @@ def train_briefly(model, data, steps=20, lr=2e-3, batch=32):
         return float((model(data.x_test).argmax(1) == data.y_test).float().mean())
 
 
-def run_small(model, data, out, info):
-    from deepdig_fast.adversarial import AdversarialConfig
-    from deepdig_fast.pipeline import PairConfig, run_pair
-
-    cfg = PairConfig(
-        adversarial=AdversarialConfig(steps=6, batch_size=32, infer_batch_size=256),
-        beta=1e-3,
-        max_steps=16,
-        characterize=False,
-    )
-    return run_pair(model, data, 0, 1, cfg, out_dir=out, manifest_extra={"model_info": info})
+def cli_run(folder, out, spec, weights, *extra):
+    """`deepdig run --dataset imagefolder` on the folder with a few autoencoder steps; returns the
+    manifest and results."""
+    argv = ["run", "--dataset", "imagefolder", "--data-root", str(folder), "--model", spec]
+    argv += [] if weights is None else ["--weights", str(weights)]
+    argv += ["--pair", "zero,one", "--steps", "6", "--beta", "1e-3", "--max-steps", "16", "--no-characterize"]
+    argv += ["--no-report", "--quiet", "--device", "cpu", "--out", str(out), *extra]
+    assert main(argv) == 0
+    return json.loads((out / "manifest.json").read_text()), json.loads((out / "results.json").read_text())
 
 
-def check_run(out, result, info, layer):
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["classifier"]["embedding_layer"] == layer  # found automatically, used by the run
-    assert manifest["model_info"]["embedding_layer"] == layer and manifest["model_info"]["preprocessing"]["mean"]
-    assert manifest["classes"] == ["zero", "one"]
-    for key in ("0->1", "1->0"):
-        methods = result.results["directions"][key]["methods"]
+def check_run(manifest, results, layer, normalize):
+    assert manifest["dataset"] == "imagefolder" and manifest["classes"] == ["one", "zero"]
+    assert manifest["pair"] == [1, 0]  # --pair zero,one by the folder's class names
+    info = manifest["model_info"]
+    assert info["embedding_layer"] == layer and info["embedding_layer_from"] == "auto"  # found, used by the run
+    assert manifest["classifier"]["embedding_layer"] == layer
+    assert info["preprocessing"]["normalize"].startswith(normalize) and info["preprocessing"]["mean"]
+    assert all(a > 0.8 for a in manifest["classifier"]["class_accuracy"].values())  # the contract holds
+    for key in ("1->0", "0->1"):
+        methods = results["directions"][key]["methods"]
         assert methods["rpbs"]["pairs"] > 0 and methods["rpbs"]["success_rate"] > 0.5  # real decisions
         assert methods["epbs"]["pairs"] > 0  # embedding-nearest pairs: the auto layer's embeddings
 
@@ -571,44 +592,48 @@ def check_run(out, result, info, layer):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*generator collapsed")  # a few autoencoder steps: expected
 @needs("torchvision", "safetensors")
-def test_end_to_end_torchvision_resnet18(tmp_path, mnist01):
+def test_end_to_end_torchvision_resnet18(tmp_path, mnist01, mnist01_folder):
+    """torchvision:resnet18 with user weights (.safetensors): its weights' ImageNet normalisation is applied
+    automatically (--normalize omitted)."""
     from safetensors.torch import save_file
 
-    model, _ = load_model("torchvision:resnet18", pretrained=False, num_classes=2)
+    model, info = load_model("torchvision:resnet18", pretrained=False, num_classes=2)
+    assert info["preprocessing"]["normalize"].startswith("torchvision ResNet18_Weights")
     assert train_briefly(model, mnist01, steps=20) > 0.9
-    save_file({k: v.contiguous() for k, v in model.model.state_dict().items()}, str(tmp_path / "r18.safetensors"))
-    model, info = load_model("torchvision:resnet18", weights=tmp_path / "r18.safetensors", in_shape=(3, 32, 32))
-    assert info["num_classes"] == 2 and info["preprocessing"]["normalize"].startswith("torchvision ResNet18_Weights")
-    result = run_small(model, mnist01, tmp_path / "run", info)
-    check_run(tmp_path / "run", result, info, "model.fc:input")
+    weights = tmp_path / "r18.safetensors"
+    save_file({k: v.contiguous() for k, v in model.model.state_dict().items()}, str(weights))
+    check_run(*cli_run(mnist01_folder, tmp_path / "run", "torchvision:resnet18", weights), "model.fc:input", "torch")
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*generator collapsed")  # a few autoencoder steps: expected
 @needs("timm")
-def test_end_to_end_timm(tmp_path, mnist01):
+def test_end_to_end_timm(tmp_path, mnist01, mnist01_folder):
     model, _ = load_model("timm:test_convnext", pretrained=False, num_classes=2, in_shape=(3, 32, 32))
     assert train_briefly(model, mnist01, steps=30) > 0.9
     torch.save(model.model.state_dict(), tmp_path / "convnext.pt")
-    model, info = load_model("timm:test_convnext", weights=tmp_path / "convnext.pt", in_shape=(3, 32, 32))
-    assert info["preprocessing"]["from"] == "timm pretrained_cfg"
-    result = run_small(model, mnist01, tmp_path / "run", info)
-    check_run(tmp_path / "run", result, info, info["embedding_layer"])
-    assert info["embedding_layer"] == "model.head.fc:input"
+    manifest, results = cli_run(mnist01_folder, tmp_path / "run", "timm:test_convnext", tmp_path / "convnext.pt")
+    assert manifest["model_info"]["preprocessing"]["from"] == "timm pretrained_cfg"
+    check_run(manifest, results, "model.head.fc:input", "")
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*generator collapsed")  # a few autoencoder steps: expected
 @needs("transformers")
-def test_end_to_end_hf_vit(tmp_path, mnist01):
-    net = tiny_vit()
+def test_end_to_end_hf_vit(tmp_path, mnist01, mnist01_folder, capsys):
+    """A Hugging Face ViT folder (its image processor's normalisation applied); a model whose id2label
+    orders the folder's classes differently is refused."""
+    net = tiny_vit(labels=("one", "zero"))  # the folder's (sorted) order
     model = Preprocessed(HFClassifier(net), 0.5, 0.5)
-    assert train_briefly(model, mnist01, steps=150, lr=3e-3) > 0.9
+    assert train_briefly(model, mnist01, steps=300, lr=3e-3) > 0.9
     save_vit(net, tmp_path / "vit")
-    model, info = load_model(f"hf:{tmp_path / 'vit'}", in_shape=(3, 32, 32))
-    assert info["classes"] == ["zero", "one"]
-    result = run_small(model, mnist01, tmp_path / "run", info)
-    check_run(tmp_path / "run", result, info, "model.hf.classifier:input")
+    manifest, results = cli_run(mnist01_folder, tmp_path / "run", f"hf:{tmp_path / 'vit'}", None)
+    assert manifest["model_info"]["classes"] == ["one", "zero"]
+    check_run(manifest, results, "model.hf.classifier:input", "")
+    save_vit(tiny_vit(labels=("zero", "one")), tmp_path / "swapped")
+    with pytest.raises(AssertionError):
+        cli_run(mnist01_folder, tmp_path / "swapped-run", f"hf:{tmp_path / 'swapped'}", None)
+    assert "output i of the model must be class i of the data" in capsys.readouterr().err
 
 
 @pytest.mark.slow
