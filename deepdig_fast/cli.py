@@ -467,10 +467,6 @@ def cmd_run(args) -> int:
     # with a given classifier only the pair's classes are read (a default checkpoint may need training
     # on every class); the results are the same, every stage selects the pair's inputs
     data = _load_data(args, only=tuple(args.pair) if ids and (args.classifier or args.model) else None)
-    if ids and not all(0 <= c < data.num_classes for c in args.pair):
-        raise CLIError(
-            f"--pair classes must lie in [0, {data.num_classes}) for {args.dataset}, got {args.pair[0]},{args.pair[1]}"
-        )
     autoencoder = _autoencoder_factory(args, data)
     # names only a zoo model defines (e.g. Hugging Face id2label) wait for it; others fail here
     pair = _resolve_pair(args.pair, data, None, final=not args.model)

@@ -91,7 +91,7 @@ ROWS = [
         "pair-out-of-range",
         [*RUN, "--out", "{tmp}/out", "--pair", "1,99"],
         2,
-        r"--pair classes must lie in \[0, 10\) for mnist, got 1,99",
+        r"--pair classes must lie in \[0, 10\) for mnist, got 99",
     ),
     Row("pair-garbage", ["run", "--pair", "1,2,3", "--out", "{tmp}/out"], 2, r"--pair: expected two classes like 1,2"),
     Row(

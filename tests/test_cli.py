@@ -43,7 +43,7 @@ def test_bad_arguments_give_one_line(args, message):
 def test_library_errors_are_one_line(tmp_path, capsys):
     assert main(["run", "--pair", "1,12", "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["deepdig run: error: --pair classes must lie in [0, 10) for mnist, got 1,12"]
+    assert err == ["deepdig run: error: --pair classes must lie in [0, 10) for mnist, got 12"]
     assert main(["run", "--pair", "1,2", "--out", str(tmp_path / "r"), "--dataset", "cifar10"]) == 2
     assert "needs --data-root" in capsys.readouterr().err
     assert main(["run", "--pair", "1,2", "--out", str(tmp_path / "r"), "--device", "cuda:7"]) == 2
