@@ -14,6 +14,7 @@ import importlib
 import json
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -238,6 +239,78 @@ def test_a_missing_package_is_a_one_line_error_saying_how_to_install(monkeypatch
     msg = str(info.value)
     assert msg.startswith(f"{spec} needs the {package} package") and "pip install deepdig_fast[zoo]" in msg
     assert "\n" not in msg
+
+
+def _fake_robustbench(monkeypatch, tmp_path):
+    """A stand-in `robustbench` package with the API the loader uses (robustbench 1.1:
+    model_zoo.model_dicts[BenchmarkDataset][ThreatModel][name]["model"], utils.load_model(model_name,
+    dataset, threat_model, model_dir)): the real one pins timm 1.0.9 and installs only from git."""
+    import enum
+    import types
+
+    class BenchmarkDataset(enum.Enum):
+        cifar_10 = "cifar10"
+
+    class ThreatModel(enum.Enum):
+        Linf = "Linf"
+
+    class Net(nn.Module):  # takes [0, 1] inputs and normalises inside, as robustbench models do
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mu", torch.full((1, 3, 1, 1), 0.5))
+            self.fc = nn.Linear(3 * 8 * 8, 10)
+
+        def forward(self, x):
+            return self.fc((x - self.mu).flatten(1))
+
+    calls = []
+
+    def rb_load(model_name, dataset, threat_model, model_dir):
+        calls.append((model_name, dataset, threat_model, model_dir))
+        net = Net()
+        net.load_state_dict(torch.load(Path(model_dir) / dataset / threat_model / f"{model_name}.pt"))
+        return net.eval()
+
+    pkg = types.ModuleType("robustbench")
+    zoo_mod, enums, utils = (types.ModuleType(f"robustbench.{n}") for n in ("model_zoo", "model_zoo.enums", "utils"))
+    zoo_mod.model_dicts = {BenchmarkDataset.cifar_10: {ThreatModel.Linf: {"Tiny": {"model": Net}}}}
+    enums.BenchmarkDataset, enums.ThreatModel = BenchmarkDataset, ThreatModel
+    utils.load_model = rb_load
+    for name, mod in (
+        ("robustbench", pkg),
+        ("robustbench.model_zoo", zoo_mod),
+        ("robustbench.model_zoo.enums", enums),
+        ("robustbench.utils", utils),
+    ):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.chdir(tmp_path)  # robustbench's cache is ./models
+    return Net, calls
+
+
+def test_robustbench_weights_file_and_local_cache(monkeypatch, tmp_path):
+    """robustbench:[DATASET/THREAT/]NAME: the architecture from the model zoo with --weights, or the
+    checkpoint in robustbench's ./models cache; no normalisation added (robustbench models take
+    [0, 1] inputs); a missing cache file says how to fetch it; a bad name is a one-line error."""
+    Net, calls = _fake_robustbench(monkeypatch, tmp_path)
+    torch.manual_seed(0)
+    ref = Net()
+    torch.save(ref.state_dict(), tmp_path / "w.pt")
+    x = torch.rand(2, 3, 8, 8)
+    model, info = load_model("robustbench:Tiny", weights=tmp_path / "w.pt", in_shape=(3, 8, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x))
+    assert info["preprocessing"]["from"] == "inside the robustbench model" and info["preprocessing"]["mean"] is None
+    assert info["embedding_layer"] == "model.fc:input" and not calls
+    with pytest.raises(FileNotFoundError, match=r"models/cifar10/Linf/Tiny.pt is not there; fetch it once"):
+        load_model("robustbench:cifar10/Linf/Tiny")
+    (tmp_path / "models" / "cifar10" / "Linf").mkdir(parents=True)
+    torch.save(ref.state_dict(), tmp_path / "models" / "cifar10" / "Linf" / "Tiny.pt")
+    model, info = load_model("robustbench:cifar10/Linf/Tiny", in_shape=(3, 8, 8))
+    assert calls == [("Tiny", "cifar10", "Linf", "models")]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x))
+    with pytest.raises(ValueError, match="expected robustbench:NAME or robustbench:DATASET/THREAT/NAME"):
+        load_model("robustbench:cifar10/Tiny")
 
 
 @pytest.mark.skipif(
