@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepdig_fast.data import as_unit
 from deepdig_fast.hooks import eval_mode, inference, private
 from deepdig_fast.progress import progress_bar
 from deepdig_fast.validation import Int, Number, check_class_id, check_int, validate_fields
@@ -537,13 +538,18 @@ def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> 
     """Logits ``[N, C]`` of ``classifier`` on ``x`` ``[N, *in_shape]``, in batches, without grad.
 
     An nn.Module classifier runs in eval mode; its own modes are restored afterwards. It sees
-    copies of ``x``'s batches, so ``x`` is never modified.
+    copies of ``x``'s batches, so ``x`` is never modified. uint8 pixels (a data set's storage) are
+    converted a batch at a time (data.as_unit).
     """
-    x = _check_inputs(x, "x")
+    pixels = isinstance(x, torch.Tensor) and x.dtype == torch.uint8
+    x = x if pixels else _check_inputs(x, "x")
     bs = _check_batch_size(batch_size)
     with inference(classifier):
         # max(N, 1): an empty x still gets one (empty) forward, which gives the logits' shape [0, C]
-        outs = [classifier(private(x[i : i + bs])) for i in range(0, max(x.shape[0], 1), bs)]
+        outs = [
+            classifier(as_unit(x[i : i + bs]) if pixels else private(x[i : i + bs]))
+            for i in range(0, max(x.shape[0], 1), bs)
+        ]
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
     _check_logits(out, x.shape[0])
     return out

@@ -62,7 +62,7 @@ from deepdig_fast.adversarial import (
     train_adversarial_autoencoder,
 )
 from deepdig_fast.checkpoint import check_accuracy, check_fits
-from deepdig_fast.data import ClassificationData
+from deepdig_fast.data import ClassificationData, as_unit
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
 from deepdig_fast.rundir import (
@@ -293,7 +293,7 @@ class _Atlas:
 
     def class_train(self, c: int) -> tuple[Tensor, Tensor]:
         mask = self.data.y_train == c
-        return self.data.x_train[mask].to(self.device), self.train_pred()[mask]
+        return as_unit(self.data.x_train[mask]).to(self.device), self.train_pred()[mask]
 
     # ---- generators
     def adv_config(self, unit: str) -> AdversarialConfig:
@@ -310,7 +310,7 @@ class _Atlas:
             state = self.output(name, self.gen_specs[name])["state_dict"]
             ae = build_autoencoder(self.autoencoder, tuple(self.data.x_train.shape[1:]))
             ae.load_state_dict(state)
-            ae.to(device=self.device, dtype=self.data.x_train.dtype).eval()
+            ae.to(device=self.device, dtype=self.data.dtype).eval()
             if len(self._gen_cache) >= 4:
                 self._gen_cache.pop(next(iter(self._gen_cache)))
             self._gen_cache[name] = ae
@@ -351,7 +351,7 @@ def _per_target_generator(ctx: _Atlas, t: int, name: str) -> dict:
         raise ValueError(
             f"no correctly classified training input outside class {t}: cannot train the generator into {t}"
         )
-    x = ctx.data.x_train[pool].to(ctx.device)
+    x = as_unit(ctx.data.x_train[pool]).to(ctx.device)
     # the pool holds correctly classified inputs only
     return _train_generator(ctx, x, t, name, sorted({int(c) for c in y[pool].unique()}), int(x.shape[0]))
 
@@ -490,17 +490,19 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
 
         tic = time.perf_counter()
         d = ctx.data
+        x_tr, y_tr = d.inputs("train", (s, t))  # only the pair's rows are materialised
+        x_te, y_te = d.inputs("test", (s, t))  # (linearity selects the same rows, in order)
         lin = linearity(
             ctx.f,
             ctx.embedding_layer,
-            d.x_train,
-            d.y_train,
-            d.x_test,
-            d.y_test,
+            x_tr,
+            y_tr,
+            x_te,
+            y_te,
             s,
             t,
             points,
-            d.x_train[:0],
+            d.probe_inputs(0),
             seed=stage_seed(cfg.seed, f"{name}/linearity"),
         )
         sets = lin.sets
@@ -590,7 +592,7 @@ def run_atlas(
         "data_seed": config.seed if config.max_inputs_per_class else None,
         "seed": config.seed,
         "adversarial": adv,
-        "dtype": str(data.x_train.dtype),
+        "dtype": str(data.dtype),
         "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
     }
     scope = {"directions": [list(d) for d in directions]}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from deepdig_fast.data import as_unit
 from deepdig_fast.hooks import embed, inference
 
 
@@ -36,8 +37,10 @@ class PairSet:
 
 
 def _check(x: Tensor, y: Tensor, s: int, t: int) -> None:
-    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 2:
-        raise ValueError(f"x must be a floating-point tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}")
+    if not isinstance(x, Tensor) or not (x.is_floating_point() or x.dtype == torch.uint8) or x.dim() < 2:
+        raise ValueError(
+            f"x must be a floating-point (or uint8 pixel) tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}"
+        )
     if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(
             f"y must be a label tensor of shape [{x.shape[0]}], got {getattr(y, 'shape', type(y).__name__)}"
@@ -53,14 +56,17 @@ def _correct(model, x: Tensor, y: Tensor, c: int, batch_size: int) -> Tensor:
     if idx.numel() == 0:
         return idx
     with inference(model):
-        preds = torch.cat([model(x[idx[i : i + batch_size]]).argmax(1) for i in range(0, idx.numel(), batch_size)])
+        preds = torch.cat(
+            [model(as_unit(x[idx[i : i + batch_size]])).argmax(1) for i in range(0, idx.numel(), batch_size)]
+        )
     return idx[preds.to(idx.device) == c]
 
 
 def random_pairs(
     model, x: Tensor, y: Tensor, source: int, target: int, *, seed: int = 0, batch_size: int = 1024
 ) -> PairSet:
-    """RPBS pairs. x: [N, ...] inputs, y: [N] labels (on any device; the model runs on x's)."""
+    """RPBS pairs. x: [N, ...] inputs (float in [0, 1], or uint8 pixels: only the rows used are
+    converted, see data.as_unit), y: [N] labels (on any device; the model runs on x's)."""
     _check(x, y, source, target)
     ia = _correct(model, x, y, source, batch_size)
     ib = _correct(model, x, y, target, batch_size)
@@ -69,7 +75,7 @@ def random_pairs(
     ib = ib[torch.randperm(ib.numel(), generator=g).to(ib.device)]
     n = min(ia.numel(), ib.numel())
     ia, ib = ia[:n], ib[:n]
-    return PairSet(x[ia], x[ib], ia, ib)
+    return PairSet(as_unit(x[ia]), as_unit(x[ib]), ia, ib)
 
 
 def embedding_nearest_pairs(
@@ -84,9 +90,11 @@ def embedding_nearest_pairs(
     ib = _correct(model, x, y, target, batch_size)
     if ia.numel() == 0 or ib.numel() == 0:
         empty = ia[:0]
-        return PairSet(x[empty], x[empty], empty, empty.clone(), x.new_empty((0,)))
-    _, ha = embed(model, x[ia], embedding_layer, batch_size)
-    _, hb = embed(model, x[ib], embedding_layer, batch_size)
+        none = as_unit(x[empty])
+        return PairSet(none, none.clone(), empty, empty.clone(), none.new_empty((0,)))
+    xa = as_unit(x[ia])
+    _, ha = embed(model, xa, embedding_layer, batch_size)
+    _, hb = embed(model, as_unit(x[ib]), embedding_layer, batch_size)
     nearest, dist = ops.nearest_neighbor(ha.contiguous(), hb.contiguous())
     jb = ib[nearest.to(ib.device)]
-    return PairSet(x[ia], x[jb], ia, jb, dist)
+    return PairSet(xa, as_unit(x[jb]), ia, jb, dist)

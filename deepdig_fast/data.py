@@ -105,15 +105,25 @@ _SPLITS = ("train", "test")
 # --------------------------------------------------------------------------------------------------
 
 
+def as_unit(x: torch.Tensor) -> torch.Tensor:
+    """Inputs as the method sees them: uint8 pixels -> float32 in [0, 1] (value / 255, exactly the
+    values a float32 load gives); any floating-point tensor is returned as it is."""
+    return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x
+
+
 @dataclass(repr=False)
 class ClassificationData:
     """A classification data set held in memory.
 
     Attributes:
         name: a short label ("mnist", "cifar10", ...).
-        x_train: float32 [N_train, C, H, W] (or [N_train, *sample_shape]) inputs in [0, 1].
+        x_train: [N_train, C, H, W] (or [N_train, *sample_shape]) inputs: float in [0, 1], or uint8
+            pixels standing for value / 255. Image folders and torchvision data sets keep their
+            decoded uint8 pixels (a quarter of the memory); every reader converts only the rows it
+            uses (`class_inputs`, `inputs`, `probe_inputs`, or `as_unit` on a slice), so a pair run
+            materialises float32 for its two classes only. Results do not depend on the storage.
         y_train: int64 [N_train] labels in [0, num_classes).
-        x_test: float32 [N_test, *sample_shape] inputs in [0, 1].
+        x_test: [N_test, *sample_shape] inputs, stored like x_train.
         y_test: int64 [N_test] labels.
         classes: the class names; index i names label i.
 
@@ -147,8 +157,12 @@ class ClassificationData:
                 )
             if y.dtype != torch.int64:
                 raise TypeError(f"y_{split} must be int64, got {y.dtype}")
-            if not x.dtype.is_floating_point:
-                raise TypeError(f"x_{split} must be a floating-point tensor with values in [0, 1], got {x.dtype}")
+            if not (x.dtype.is_floating_point or x.dtype == torch.uint8):
+                raise TypeError(
+                    f"x_{split} must be a floating-point tensor with values in [0, 1] (or uint8 pixels), got {x.dtype}"
+                )
+        if self.x_train.dtype != self.x_test.dtype:
+            raise TypeError(f"x_train and x_test must have one dtype, got {self.x_train.dtype} and {self.x_test.dtype}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(
                 f"x_train and x_test must have the same sample shape, got {tuple(self.x_train.shape[1:])} "
@@ -168,6 +182,11 @@ class ClassificationData:
     def sample_shape(self) -> tuple[int, ...]:
         """Shape of one input, e.g. (1, 28, 28) for MNIST or (3, 32, 32) for CIFAR-10."""
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the inputs as the method sees them (float32 for uint8 storage)."""
+        return torch.float32 if self.x_train.dtype == torch.uint8 else self.x_train.dtype
 
     def __len__(self) -> int:
         """Number of training samples."""
@@ -204,12 +223,24 @@ class ClassificationData:
         """Inputs [n_c, *sample_shape] of the given split whose (ground-truth) label is `c`."""
         label = self.class_index(c)
         x, y = self.split(split)
-        return x[y == label]
+        return as_unit(x[y == label])
+
+    def inputs(
+        self, split: str = "train", classes: Sequence[int | str] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of a split restricted to `classes` (all when None), rows in their stored order, x as
+        the method sees it (float, see as_unit): only those rows are materialised."""
+        x, y = self.split(split)
+        if classes is None:
+            return as_unit(x), y
+        labels = torch.tensor([self.class_index(c) for c in classes], dtype=y.dtype)
+        keep = torch.isin(y, labels)
+        return as_unit(x[keep]), y[keep]
 
     def probe_inputs(self, n: int = 2) -> torch.Tensor:
         """The first `n` test inputs (training inputs when there is no test split): what one-forward
         checks (check_fits, the embedding-layer search) feed a classifier."""
-        return self.x_test[:n] if self.x_test.shape[0] else self.x_train[:n]
+        return as_unit(self.x_test[:n] if self.x_test.shape[0] else self.x_train[:n])
 
     def class_counts(self, split: str = "train") -> list[int]:
         """Number of samples per class in a split, a list of length num_classes."""
@@ -646,9 +677,13 @@ def load_cifar10(root: PathLike) -> ClassificationData:
 # --------------------------------------------------------------------------------------------------
 
 
-def _as_inputs(x: Any, arg: str) -> torch.Tensor:
+def _as_inputs(x: Any, arg: str, keep_uint8: bool = False) -> torch.Tensor:
     t = torch.as_tensor(x)
     if t.dtype == torch.uint8:
+        if keep_uint8:
+            if t.dim() < 2:
+                raise ValueError(f"{arg} must be [N, *sample_shape] (e.g. [N, C, H, W]), got shape {tuple(t.shape)}")
+            return t
         t = t.to(torch.float32).div_(255.0)
     elif not t.dtype.is_floating_point:
         raise TypeError(f"{arg} must be float in [0, 1] (or uint8 in [0, 255]), got {t.dtype}")
@@ -680,17 +715,26 @@ def from_tensors(
     y_test: Any,
     classes: Sequence[str] | None = None,
     name: str = "tensors",
+    *,
+    keep_uint8: bool = False,
 ) -> ClassificationData:
     """Build a ClassificationData from tensors (or numpy arrays), validating them.
 
     Args:
         x_train, x_test: float [N, *sample_shape] with values in [0, 1], e.g. [N, C, H, W]; uint8 input
-            is taken as [0, 255] and divided by 255. Stored as float32.
+            is taken as [0, 255] and divided by 255. Stored as float32 -- or, with keep_uint8=True and
+            uint8 input, as the uint8 pixels themselves (see ClassificationData: a quarter of the
+            memory, converted where read; results are the same).
         y_train, y_test: integer labels [N] in [0, C).
         classes: C class names; default "0" .. str(max label).
         name: a label for the data set.
     """
-    xs = {"x_train": _as_inputs(x_train, "x_train"), "x_test": _as_inputs(x_test, "x_test")}
+    xs = {
+        "x_train": _as_inputs(x_train, "x_train", keep_uint8),
+        "x_test": _as_inputs(x_test, "x_test", keep_uint8),
+    }
+    if len({x.dtype for x in xs.values()}) > 1:  # one uint8 split, one float split: store both as float
+        xs = {k: as_unit(x) for k, x in xs.items()}
     ys = {"y_train": _as_labels(y_train, "y_train"), "y_test": _as_labels(y_test, "y_test")}
     for split in _SPLITS:
         n_x, n_y = xs[f"x_{split}"].shape[0], ys[f"y_{split}"].shape[0]
@@ -881,14 +925,18 @@ def _memory_budget(max_bytes: float | None) -> float:
         return float("inf")
 
 
-def _check_budget(what: str, n: int, sample_shape: Sequence[int], max_bytes: float | None) -> None:
-    """Refuse, before decoding, data whose float32 tensors (plus the uint8 staging copy) would not fit."""
-    need = n * math.prod(sample_shape) * 5  # float32 result + uint8 staging
+def _check_budget(
+    what: str, n: int, sample_shape: Sequence[int], max_bytes: float | None, *, as_float: bool = False
+) -> None:
+    """Refuse, before decoding, data whose tensors (uint8, or float32 when `as_float`, plus the uint8
+    staging copy) would not fit."""
+    need = n * math.prod(sample_shape) * (5 if as_float else 2)
     budget = _memory_budget(max_bytes)
     if need > budget:
+        kind = "float32" if as_float else "uint8"
         raise MemoryError(
             f"{what}: {n} inputs of shape {list(sample_shape)} need {need / 2**30:.1f} GiB "
-            f"(float32 plus a uint8 copy while decoding), more than the {budget / 2**30:.1f} GiB allowed "
+            f"({kind} plus a uint8 copy while decoding), more than the {budget / 2**30:.1f} GiB allowed "
             "(max_bytes; default half the machine's memory); read fewer classes (only=; the CLI reads only "
             "the classes it needs when a classifier is given), fewer images (max_per_class=) or smaller ones (image_size=)"
         )
@@ -1114,7 +1162,7 @@ def load_image_folder(
         buf = np.empty((len(files[sp]), hw[0], hw[1], c), dtype=np.uint8)
         for i, (path, _) in enumerate(files[sp]):
             buf[i] = _decode(Image, path, c, hw)
-        out[f"x_{sp}"] = _u8_to_float(torch.from_numpy(buf).permute(0, 3, 1, 2))
+        out[f"x_{sp}"] = torch.from_numpy(buf).permute(0, 3, 1, 2).contiguous()  # uint8, NCHW
         del buf
         out[f"y_{sp}"] = torch.tensor([lab for _, lab in files[sp]], dtype=torch.int64)
     return ClassificationData(name=name or f"imagefolder:{root_p.resolve().name}", classes=names, **out)
@@ -1237,7 +1285,9 @@ def load_tensor_file(
             pos = np.flatnonzero(tyn == label)
             parts["test"].append(_cap(pos, max_per_class, _class_rng(seed, names[label], "cap-test")))
         splits["test"] = _rows(*test, np.sort(np.concatenate(parts["test"])))
-    return from_tensors(*splits["train"], *splits["test"], classes=names, name=name or f"tensors:{p.stem}")
+    return from_tensors(
+        *splits["train"], *splits["test"], classes=names, name=name or f"tensors:{p.stem}", keep_uint8=True
+    )
 
 
 # -- torchvision -----------------------------------------------------------------------------------
@@ -1392,9 +1442,15 @@ def load_torchvision_dataset(
         selected[sp] = _rows(x, y, np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64))
     c_out = ch or (3 if selected["train"][0].shape[1] >= 3 else 1)
     hw = size or tuple(selected["train"][0].shape[2:])
-    _check_budget(what, sum(x.shape[0] for x, _ in selected.values()), (c_out, *hw), max_bytes)
+    resized = size is not None and tuple(size) != tuple(selected["train"][0].shape[2:])
+    n_all = sum(x.shape[0] for x, _ in selected.values())
+    _check_budget(what, n_all, (c_out, *hw), max_bytes, as_float=resized)
     out: dict[str, torch.Tensor] = {}
     for sp, (x, y) in selected.items():
-        out[f"x_{sp}"] = _u8_to_float(_set_channels(x, ch, what), size)
+        x = _set_channels(x, ch, what)
+        # resized images are float32 (the bilinear resize is not rounded back to bytes); else uint8
+        out[f"x_{sp}"] = _u8_to_float(x, size) if resized else x.contiguous()
         out[f"y_{sp}"] = y
-    return from_tensors(out["x_train"], out["y_train"], out["x_test"], out["y_test"], classes=names, name=what)
+    return from_tensors(
+        out["x_train"], out["y_train"], out["x_test"], out["y_test"], classes=names, name=what, keep_uint8=True
+    )

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import ClassificationData
+from .data import ClassificationData, as_unit
 from .rundir import model_device
 from .validation import ParameterError, check_int, check_number
 
@@ -265,7 +265,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.
     device = model_device(model)
     with inference(model):  # copy=True: the model may edit its input in place, x stays as it is
         out = [
-            model(x[i : i + batch_size].to(device, copy=True)).argmax(1).to(x.device)
+            model(as_unit(x[i : i + batch_size]).to(device, copy=True)).argmax(1).to(x.device)
             for i in range(0, x.shape[0], batch_size)
         ]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=x.device)
@@ -334,7 +334,7 @@ def train_classifier(
                 total = torch.zeros((), dtype=torch.float64, device=dev)
                 for i in range(steps):
                     idx = order[i * batch_size : (i + 1) * batch_size]
-                    xb, yb = x_train[idx], y_train[idx]
+                    xb, yb = as_unit(x_train[idx]), y_train[idx]  # uint8 pixels: converted per batch
                     loss = F.cross_entropy(model(xb), yb)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

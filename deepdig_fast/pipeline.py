@@ -514,19 +514,22 @@ def _characterize(classifier, data, source, target, directions, config, store, b
     if embedding_layer is None:
         return {"skipped": "no embedding layer: pass embedding_layer (or --embedding-layer)"}
     st, ts = directions[f"{source}->{target}"], directions[f"{target}->{source}"]
-    empty = data.x_train[:0]
+    empty = data.probe_inputs(0)
     b_st = _successes(st)
     b_ts = _successes(ts)
     name = f"characterize/linearity_{source}-{target}"
 
     def lin():
+        # only the pair's rows are materialised (linearity selects the same rows, in the same order)
+        x_tr, y_tr = data.inputs("train", (source, target))
+        x_te, y_te = data.inputs("test", (source, target))
         r = linearity(
             classifier,
             embedding_layer,
-            data.x_train.to(device),
-            data.y_train.to(device),
-            data.x_test.to(device),
-            data.y_test.to(device),
+            x_tr.to(device),
+            y_tr.to(device),
+            x_te.to(device),
+            y_te.to(device),
             source,
             target,
             (empty if b_st is None else b_st).to(device),

@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from deepdig_fast import __version__
+from deepdig_fast.data import as_unit
 from deepdig_fast.io import atomic_save_tensors, atomic_write_text, remove_stale_temps
 
 __all__ = [
@@ -178,7 +179,8 @@ def data_fingerprint(data: Any) -> dict:
         "test": list(data.x_test.shape),
         "y_train": h(data.y_train),
         "y_test": h(data.y_test),
-        "x_train_sample": h(data.x_train[:: max(1, data.x_train.shape[0] // 256)]),
+        # the values the method sees: uint8 and float32 storage of the same images are one data set
+        "x_train_sample": h(as_unit(data.x_train[:: max(1, data.x_train.shape[0] // 256)])),
     }
 
 

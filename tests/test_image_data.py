@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from deepdig_fast import data as D
+from deepdig_fast.data import as_unit
 from deepdig_fast.adversarial import (
     AdversarialConfig,
     ConvAutoencoder,
@@ -86,11 +87,12 @@ def test_grey_folder_decodes_exactly_with_a_seeded_split(tmp_path):
     root = write_folder(tmp_path / "digits", n=8)
     d = D.load_image_folder(root)
     assert d.name == "imagefolder:digits" and d.classes == ["0", "1", "2"]
-    assert d.x_train.dtype == torch.float32 and d.sample_shape == (1, 28, 28)
+    # kept as the decoded bytes (a quarter of float32's memory); read as float in [0, 1]
+    assert d.x_train.dtype == torch.uint8 and d.dtype == torch.float32 and d.sample_shape == (1, 28, 28)
     # 8 per class, 20% -> round(1.6) = 2 test images each
     assert d.class_counts("train") == [6, 6, 6] and d.class_counts("test") == [2, 2, 2]
     for split in ("train", "test"):
-        x, y = d.split(split)
+        x, y = d.inputs(split)
         for img, label in zip(x, y.tolist()):  # PNG is lossless: every input is one of its class's digits
             src = torch.from_numpy(_digits()[label][:8]).float() / 255
             assert (src - img[0]).abs().flatten(1).amax(1).min() == 0
@@ -107,8 +109,8 @@ def test_colour_folder_with_train_test_subfolders_and_channel_conversion(tmp_pat
     )
     grey = D.load_image_folder(root, channels=1)
     assert grey.sample_shape == (1, 64, 64)
-    luma = (d.x_train * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    assert (luma - grey.x_train).abs().max() <= 1.5 / 255  # Pillow's L conversion rounds
+    luma = (as_unit(d.x_train) * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    assert (luma - as_unit(grey.x_train)).abs().max() <= 1.5 / 255  # Pillow's L conversion rounds
     g28 = write_folder(tmp_path / "grey", n=3)
     assert D.load_image_folder(g28, channels=3).sample_shape == (3, 28, 28)
 
@@ -186,9 +188,9 @@ def test_only_reads_some_classes_and_keeps_labels(tmp_path):
 
 def test_memory_guard_refuses_before_decoding(tmp_path):
     root = write_folder(tmp_path / "d", n=2)
-    with pytest.raises(MemoryError, match=r"6 inputs of shape \[1, 28, 28\].*max_per_class"):
-        D.load_image_folder(root, max_bytes=10_000)
-    d = D.load_image_folder(root, max_bytes=6 * 784 * 5)  # exactly the need: allowed
+    with pytest.raises(MemoryError, match=r"6 inputs of shape \[1, 28, 28\] need .* \(uint8 plus .*max_per_class"):
+        D.load_image_folder(root, max_bytes=9_000)
+    d = D.load_image_folder(root, max_bytes=6 * 784 * 2)  # exactly the need (uint8 + the decode buffer): allowed
     assert d.class_counts("train") == [1, 1, 1] and d.class_counts("test") == [1, 1, 1]
 
 
@@ -202,8 +204,9 @@ def test_pt_uint8_without_test_split_is_split_per_class(tmp_path):
     d = D.load_tensor_file(tmp_path / "t.pt")
     assert d.name == "tensors:t" and d.classes == ["0", "1", "2"]
     assert d.class_counts("train") == [8, 8, 8] and d.class_counts("test") == [2, 2, 2]
-    assert d.x_train.dtype == torch.float32 and float(d.x_train.max()) <= 1.0
-    both = torch.cat([d.x_train, d.x_test])
+    assert d.x_train.dtype == torch.uint8 and d.dtype == torch.float32  # uint8 pixels stay uint8
+    both = as_unit(torch.cat([d.x_train, d.x_test]))
+    assert float(both.max()) <= 1.0
     assert both.shape[0] == 30 and torch.equal(
         torch.sort(both.flatten(1).sum(1)).values, torch.sort((x.float() / 255).flatten(1).sum(1)).values
     )

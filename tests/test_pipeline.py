@@ -284,3 +284,29 @@ def test_the_input_contract_guard(small_fcn, tmp_path):
     run_pair(model, small, S, T, cfg, out_dir=tmp_path / "ok")
     recorded = json.loads((tmp_path / "ok" / "manifest.json").read_text())["classifier"]["class_accuracy"]
     assert recorded == {str(c): a for c, a in acc.items()}
+
+
+def test_uint8_storage_gives_the_same_run(small_fcn, tmp_path):
+    """A data set kept as uint8 pixels (as image folders and torchvision data sets are) is converted
+    only where read, and a run on it is the run on the float32 data: same stage keys, same results."""
+    from deepdig_fast.data import as_unit, from_tensors
+
+    model, data = small_fcn
+    small = data.take(1500, 300)
+    pixels = from_tensors(
+        *((small.x_train * 255).round().to(torch.uint8), small.y_train),
+        *((small.x_test * 255).round().to(torch.uint8), small.y_test),
+        classes=small.classes,
+        name=small.name,
+        keep_uint8=True,
+    )
+    assert pixels.x_train.dtype == torch.uint8 and pixels.dtype == torch.float32
+    assert torch.equal(as_unit(pixels.x_train), small.x_train)  # MNIST floats are bytes / 255 exactly
+    assert torch.equal(pixels.class_inputs(S, "test"), small.class_inputs(S, "test"))
+    x, y = pixels.inputs("train", (T, S))
+    assert x.dtype == torch.float32 and torch.equal(x, small.x_train[(small.y_train == S) | (small.y_train == T)])
+    cfg = PairConfig(adversarial=AdversarialConfig(steps=20, infer_batch_size=1024), trajectory_segments=50)
+    a = run_pair(model, small, S, T, cfg, out_dir=tmp_path / "f32")
+    b = run_pair(model, pixels, S, T, cfg, out_dir=tmp_path / "u8")
+    assert a.results["run_id"] == b.results["run_id"]  # the same stage keys and inputs
+    assert (tmp_path / "f32" / "results.json").read_bytes() == (tmp_path / "u8" / "results.json").read_bytes()
