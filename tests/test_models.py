@@ -85,8 +85,8 @@ def test_resnet_depths():
 
 
 def test_build_classifier_errors():
-    assert set(ARCHITECTURES) == {"cnn", "fcn", "resnet"}
-    with pytest.raises(ValueError, match=r"arch must be one of \['cnn', 'fcn', 'resnet'\], got 'vgg'"):
+    assert set(ARCHITECTURES) == {"cnn", "fcn", "resnet", "resnet18", "resnet34", "googlenet"}
+    with pytest.raises(ValueError, match=r"arch must be one of \['cnn', 'fcn', 'googlenet', 'resnet', .*\], got 'vgg'"):
         build_classifier("vgg")
     with pytest.raises(ValueError, match="num_classes"):
         build_classifier("cnn", num_classes=1)
