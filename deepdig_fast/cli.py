@@ -101,7 +101,6 @@ def _fraction(text: str) -> float:
     return v
 
 
-
 def _out_dir(text: str) -> str:
     """An output folder: non-empty, not an existing file, and inside a folder this user may write."""
     import os

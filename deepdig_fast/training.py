@@ -141,7 +141,9 @@ class TrainRecipe:
         if self.regime == "adversarial" and not isinstance(self.pgd, PGDConfig):
             raise ParameterError(f"TrainRecipe.pgd must be a PGDConfig when regime is 'adversarial', got {self.pgd!r}")
         if self.regime == "standard" and self.pgd is not None:
-            raise ParameterError("TrainRecipe.pgd must be None when regime is 'standard' (PGD is the adversarial regime)")
+            raise ParameterError(
+                "TrainRecipe.pgd must be None when regime is 'standard' (PGD is the adversarial regime)"
+            )
 
     def lr_after(self, iterations: int) -> float:
         """The learning rate in effect after `iterations` optimiser steps."""
@@ -202,7 +204,7 @@ def pgd_attack(
 
     Maximises the cross-entropy of `model(x_adv)` within the L∞ ball of radius `config.eps` around x,
     intersected with [0, 1]. The model is called as it is (the caller chooses its mode); its
-    parameters' gradients are left untouched. `generator` draws the random start (CPU generator;
+    parameters' gradients are left untouched; it works inside `torch.no_grad()` too. `generator` draws the random start (CPU generator;
     the global RNG when None). Returns a detached tensor like x.
     """
     if not isinstance(config, PGDConfig):
@@ -222,8 +224,9 @@ def pgd_attack(
     try:
         for _ in range(config.steps):
             adv.requires_grad_(True)
-            loss = F.cross_entropy(model(adv), y)
-            (grad,) = torch.autograd.grad(loss, adv)
+            with torch.enable_grad():  # also inside a caller's no_grad block
+                loss = F.cross_entropy(model(adv), y)
+                (grad,) = torch.autograd.grad(loss, adv)
             with torch.no_grad():
                 adv = torch.minimum(torch.maximum(adv + config.step_size * grad.sign(), lo), hi)
     finally:
@@ -256,7 +259,11 @@ def describe_training(meta: Mapping[str, Any] | None) -> dict[str, str]:
     parts = [f"{rec.get('epochs')} epochs", f"batch {rec.get('batch_size')}", f"Adam lr {_fmt(rec.get('lr'))}"]
     if rec.get("schedule_step") is not None:
         parts.append(f"StepLR({rec.get('schedule_step')}, {_fmt(rec.get('schedule_gamma'))}) per iteration")
-    for key, label in (("weight_decay", "weight decay"), ("label_smoothing", "label smoothing"), ("mixup_alpha", "mixup α")):
+    for key, label in (
+        ("weight_decay", "weight decay"),
+        ("label_smoothing", "label smoothing"),
+        ("mixup_alpha", "mixup α"),
+    ):
         v = rec.get(key)
         if isinstance(v, (int, float)) and v > 0:
             parts.append(f"{label} {_fmt(v)}")
@@ -267,4 +274,3 @@ def describe_training(meta: Mapping[str, Any] | None) -> dict[str, str]:
     if regime == "adversarial" and isinstance(pgd, Mapping):
         regime = f"adversarial (PGD ε {_fmt(pgd.get('eps'))}, {pgd.get('steps')} steps of {_fmt(pgd.get('step_size'))})"
     return {"recipe": str(rec.get("name", "?")), "regime": regime, "settings": ", ".join(parts)}
-
