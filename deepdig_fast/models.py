@@ -474,14 +474,11 @@ def train_classifier(
     elif not isinstance(recipe, TrainRecipe):
         raise TypeError(f"recipe must be a TrainRecipe or None, got {type(recipe).__name__}")
     if epochs is not None:
-        check_int(epochs, "epochs", low=1)
+        recipe = dataclasses.replace(recipe, epochs=check_int(epochs, "epochs", low=1))
     if batch_size is not None:
-        check_int(batch_size, "batch_size", low=1)
+        recipe = dataclasses.replace(recipe, batch_size=check_int(batch_size, "batch_size", low=1))
     if lr is not None:
-        check_number(lr, "lr", low=0, closed="neither")
-    given = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v is not None}
-    if given:
-        recipe = dataclasses.replace(recipe, **given)
+        recipe = dataclasses.replace(recipe, lr=check_number(lr, "lr", low=0, closed="neither"))
     if not isinstance(data, ClassificationData):
         raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
     n = data.x_train.shape[0]
