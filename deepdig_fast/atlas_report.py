@@ -1002,7 +1002,7 @@ def format_compare_table(result: Mapping[str, Any], n: int = 10) -> str:
         raise ValueError(f"n must be an int >= 0 (rows to show), got {n!r}")
     la, lb = (list(result.get("labels") or []) + ["A", "B"])[:2]
     head = f"Largest changes, {la} -> {lb} (delta = B - A; {result.get('top_rule', TOP_RULE)})"
-    sides = [result.get(k) if isinstance(result.get(k), Mapping) else {} for k in ("a", "b")]
+    sides: list[Mapping[str, Any]] = [result[k] if isinstance(result.get(k), Mapping) else {} for k in ("a", "b")]
     if any(x.get("recipe", "unrecorded") != "unrecorded" for x in sides):
         head = (
             "\n".join(
