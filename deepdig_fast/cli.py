@@ -6,6 +6,7 @@ deepdig report RUN_DIR                              (re)write report.md / report
 deepdig atlas --dataset mnist --arch cnn --classes all --out runs/atlas-mnist-cnn
 torchrun --nproc-per-node N -m deepdig_fast atlas ...   the same, sharded over N processes
 deepdig compare ATLAS_A ATLAS_B --out DIR           two atlases side by side
+deepdig table DIR... --out OUT                      the paper's tables from run folders and atlases
 deepdig info                                        how the extension was built
 """
 
@@ -829,6 +830,18 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_table(args) -> int:
+    from deepdig_fast.tables import TableInputError, write_tables
+
+    try:
+        written = write_tables(args.dirs, args.out)
+    except TableInputError as exc:
+        raise CLIError(str(exc)) from None
+    for path in written.values():
+        print(path)
+    return 0
+
+
 def cmd_info(args) -> int:
     from deepdig_fast import build_info
 
@@ -1078,6 +1091,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--labels", help="names of A and B, like base,robust (default: the folder names)")
     q.add_argument("--top", type=_positive_int, default=15, help="rows of the largest-changes table (default 15)")
     q.set_defaults(fn=cmd_compare)
+
+    q = sub.add_parser(
+        "table",
+        help="the paper's tables (DeepDIG vs RPBS vs EPBS, oscillation, linearity) from run folders and atlases",
+        description="Assemble finished `deepdig run` folders and `deepdig atlas` folders into the paper's tables, per "
+        "model and class pair: success rate and mean attempts of DeepDIG, RPBS and EPBS; trajectory oscillation; "
+        "linearity (m1 and SVM accuracy on train, test and borderline). Writes tables.md, tables.tex and one CSV "
+        "per table into --out, stating each model's classifier, recipe and regime and each row's DeepDIG "
+        "settings, and flagging tables whose rows used different settings. The inputs are only read.",
+    )
+    q.add_argument("dirs", nargs="+", metavar="DIR", help="run folders (results.json) and atlas folders (atlas.json)")
+    q.add_argument("--out", type=_out_dir, required=True, help="folder for the tables (not inside an input folder)")
+    q.set_defaults(fn=cmd_table)
 
     q = sub.add_parser("info", help="print how the C++/CUDA extension was built")
     q.set_defaults(fn=cmd_info)
