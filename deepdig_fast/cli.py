@@ -460,8 +460,8 @@ def cmd_train(args) -> int:
     )
     how = describe_training(meta)
     print(
-        f"{arch} on {args.dataset} (recipe {how['recipe']}, regime {how['regime']}; {how['settings']}): "
-        f"test accuracy {meta['accuracy']:.4f}; saved to {out}.pt (+ .json)"
+        f"{arch} on {args.dataset}: test accuracy {meta['accuracy']:.4f} (recipe {how['recipe']}, regime "
+        f"{how['regime']}; {how['settings']}); saved to {out}.pt (+ .json)"
     )
     return 0
 

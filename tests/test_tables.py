@@ -176,3 +176,17 @@ def test_bad_inputs_are_one_line_errors_before_any_work(folders, tmp_path, capsy
     assert not Path(out).exists()  # nothing written
     with pytest.raises(TableInputError):
         write_tables(dirs, out)
+
+
+def test_run_report_states_the_classifiers_training(folders, tmp_path):
+    import shutil
+
+    from deepdig_fast.report import write_report
+
+    run = shutil.copytree(folders["adv"], tmp_path / "adv")
+    write_report(run)
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert (
+        "| classifier training | recipe fast, regime adversarial (PGD ε 0.1, 3 steps of 0.02); 1 epochs, batch 64, "
+        "Adam lr 0.01 |" in md
+    )
