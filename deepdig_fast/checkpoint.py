@@ -23,13 +23,16 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .io import ChecksumError, atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
 from .models import ARCHITECTURES, build_classifier
+
+if TYPE_CHECKING:
+    from .training import TrainRecipe
 
 __all__ = [
     "FORMAT",
@@ -483,7 +486,7 @@ def load_or_train_classifier(
     progress: bool = True,
     retrain: bool = False,
     log=None,
-    recipe=None,
+    recipe: TrainRecipe | None = None,
     arch_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The reference classifier `arch` for `data`, cached at `path` (a checkpoint stem).
@@ -491,9 +494,8 @@ def load_or_train_classifier(
     When nothing is at `path` (neither `<stem>.pt` nor `<stem>.json`), or with retrain=True, trains
     one with `train_classifier` (seeded; `recipe`, a `deepdig_fast.training.TrainRecipe`, default the
     "fast" one; `epochs` replaces its epochs; `arch_kwargs` go to `build_classifier`, e.g. dropout=)
-    and saves it atomically there; the recipe is recorded in the metadata under
-    extra.training.recipe. Otherwise loads
-    the checkpoint and checks it with `check_fits` (architecture, data set, classes, input shape):
+    and saves it atomically there, the recipe recorded in the metadata (extra.training.recipe).
+    Otherwise loads the checkpoint and checks it with `check_fits` (architecture, data set, classes, input shape):
     a checkpoint that does not fit raises ValueError and is never overwritten -- only retrain=True
     replaces an existing file. Returns (model in eval mode on `device`, metadata).
     """
