@@ -239,3 +239,20 @@ def test_train_cli_records_recipe_and_regime(tmp_path, capsys, monkeypatch):
     assert meta["arch_kwargs"]["dropout"] == 0.1
     printed = capsys.readouterr().out
     assert "recipe paper, regime adversarial (PGD ε 0.3, 2 steps of 0.01)" in printed
+
+
+@pytest.mark.parametrize("arch, cls, dim", [("googlenet", "CifarGoogLeNet", 1024), ("resnet34", "CifarResNet34", 512)])
+def test_train_cli_builds_the_papers_cifar_models(tmp_path, arch, cls, dim):
+    """`deepdig train --arch googlenet|resnet34` on a tiny colour tensor file: the checkpoint loads
+    back as the paper's model with its embedding layer; colour data gets CIFAR's PGD defaults."""
+    x = torch.rand(8, 3, 32, 32)
+    y = torch.arange(8) % 2
+    torch.save({"x": x, "y": y, "x_test": x[:4], "y_test": y[:4]}, tmp_path / "d.pt")
+    argv = ["train", "--dataset", "tensors", "--data-root", str(tmp_path / "d.pt"), "--arch", arch]
+    argv += ["--out", str(tmp_path / "ck"), "--epochs", "1", "--batch-size", "8", "--regime", "adversarial"]
+    assert main([*argv, "--pgd-steps", "1", "--quiet"]) == 0
+    model, meta = load_classifier(tmp_path / "ck")
+    assert type(model).__name__ == cls and meta["arch"] == arch and meta["embedding_layer"] == "embedding"
+    assert model.embedding_dim == dim
+    pgd = meta["extra"]["training"]["recipe"]["pgd"]
+    assert pgd["eps"] == pytest.approx(8 / 255) and pgd["step_size"] == pytest.approx(2 / 255)
