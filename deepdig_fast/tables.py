@@ -264,7 +264,9 @@ def _atlas_rows(src: TableSource, model: str, settings: str) -> tuple[list[dict]
     for r in src.results["directions"]:
         if not isinstance(r, Mapping):
             continue
-        s, t = int(r.get("source", -1)), int(r.get("target", -1))
+        s, t = r.get("source"), r.get("target")
+        if not (isinstance(s, int) and isinstance(t, int)):
+            continue
         pair, direction = f"{min(s, t)}–{max(s, t)}", f"{s}→{t}"
         base = {"model": model, "pair": pair, "direction": direction, "settings": settings}
         b_rows.append(
@@ -551,13 +553,14 @@ def _csv(rows: list[dict], columns: list[str], built: Mapping) -> str:
 
 
 def check_out_dir(out_dir: str | os.PathLike, sources: Sequence[TableSource], arg: str = "--out") -> Path:
-    """`out_dir` must not be an input folder, lie inside one, or contain one."""
+    """`out_dir` must not be an input folder or lie inside one (a folder above the inputs is fine:
+    the files written there are not in any input folder)."""
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise TableInputError(f"{arg} {out_dir}: a file, expected a folder")
     for src in sources:
         inp = src.path.resolve()
-        if out == inp or inp in out.parents or out in inp.parents:
+        if out == inp or inp in out.parents:
             raise TableInputError(
                 f"{arg} {out_dir}: overlaps the input folder {src.path}; write the tables to a folder outside the inputs"
             )

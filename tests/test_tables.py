@@ -135,6 +135,14 @@ def test_one_model_one_setting_is_not_flagged(folders, tmp_path):
     assert "Warning" not in (tmp_path / "t" / "tables.md").read_text(encoding="utf-8")
 
 
+def test_tables_may_go_to_the_folder_above_the_inputs(folders):
+    """--out runs/exp beside runs/exp/RUN: the files land beside the run folders, not in them."""
+    above = folders["std"].parent
+    before = _snapshot(folders["std"])
+    written = write_tables([folders["std"]], above)
+    assert all(p.parent == above for p in written.values()) and _snapshot(folders["std"]) == before
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
