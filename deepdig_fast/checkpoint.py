@@ -5,9 +5,11 @@ The `.pt` file holds only the model's state_dict (tensors, moved to the CPU), so
 the model (architecture name and constructor arguments), what it was trained on, and a SHA-256 of
 the weights (`deepdig_fast.io.sha256_state_dict`) that is checked on every load.
 
-JSON fields: format, arch, arch_kwargs (None for a user architecture), dataset, classes,
-num_classes, in_shape, embedding_layer, accuracy, weights_file, weights_sha256, torch_version,
-deepdig_fast_version, created (UTC ISO-8601), extra.
+JSON fields: format, arch, arch_kwargs (None for a user architecture; `dropout` among them for the
+built-in ones), dataset, classes, num_classes, in_shape, embedding_layer, accuracy, weights_file,
+weights_sha256, torch_version, deepdig_fast_version, created (UTC ISO-8601), extra. A classifier
+trained by deepdig holds `extra.training`: train_classifier's statistics, with `recipe` =
+`TrainRecipe.to_dict()` (recipe name, epochs, lr, batch size, schedule, regularisers, regime, PGD).
 """
 
 from __future__ import annotations

@@ -81,6 +81,19 @@ def test_paper_schedule_decays_every_100_iterations():
     assert r["iterations"] == 12
     assert r["final_lr"] == pytest.approx(0.01 * 0.5**2)
     assert r["recipe"]["schedule_step"] == 5 and r["epochs"] == 6 and r["batch_size"] == 10
+    # the paper recipe itself: 25 epochs of 10 batches of 64 = 250 iterations -> two decays
+    x, y = torch.rand(640, 1, 28, 28), torch.arange(640) % 2
+    data = from_tensors(x, y, x[:4], y[:4], classes=["a", "b"])
+    r = train_classifier(
+        build_classifier("fcn", num_classes=2, seed=0),
+        data,
+        recipe("paper", "mnist", epochs=25),
+        progress=False,
+        eval_train=False,
+    )
+    assert r["iterations"] == 250 and r["batch_size"] == 64
+    assert r["final_lr"] == pytest.approx(0.01 * 0.99**2) == pytest.approx(paper.lr_after(250))
+    data = from_tensors(x[:20], y[:20], x[:4], y[:4], classes=["a", "b"])
     # without a schedule the rate stays where it started
     r = train_classifier(build_classifier("fcn", num_classes=2, seed=0), data, TrainRecipe(epochs=1), progress=False)
     assert r["final_lr"] == 0.01
