@@ -439,7 +439,8 @@ def cmd_train(args) -> int:
     if args.regime != "adversarial":
         given = [opt for attr, opt in _PGD_OPTIONS if getattr(args, attr) is not None]
         if given:
-            raise CLIError(f"{', '.join(given)} apply to --regime adversarial, not --regime {args.regime}")
+            verb = "apply" if len(given) > 1 else "applies"
+            raise CLIError(f"{', '.join(given)} {verb} to --regime adversarial, not --regime {args.regime}")
     device = _device(args.device)
     data = _load_data(args)
     recipe = _train_recipe(args, data)

@@ -210,7 +210,8 @@ def test_weight_decay_and_dropout_take_effect(mnist_small):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--pgd-eps", "0.3"], "--pgd-eps apply to --regime adversarial, not --regime standard"),
+        (["--pgd-eps", "0.3"], "--pgd-eps applies to --regime adversarial, not --regime standard"),
+        (["--pgd-eps", "0.3", "--pgd-steps", "2"], "--pgd-eps, --pgd-steps apply to --regime adversarial"),
         (["--regime", "adversarial", "--pgd-eps", "2"], "argument --pgd-eps: expected a number in (0, 1]"),
         (["--recipe", "slow"], "argument --recipe: invalid choice: 'slow'"),
         (["--dropout", "1"], "argument --dropout: expected a number in [0, 1), got '1'"),
