@@ -204,8 +204,9 @@ def pgd_attack(
 
     Maximises the cross-entropy of `model(x_adv)` within the L∞ ball of radius `config.eps` around x,
     intersected with [0, 1]. The model is called as it is (the caller chooses its mode); its
-    parameters' gradients are left untouched; it works inside `torch.no_grad()` too. `generator` draws the random start (CPU generator;
-    the global RNG when None). Returns a detached tensor like x.
+    parameters' gradients are left untouched, and it works inside `torch.no_grad()` too.
+    `generator` draws the random start (a CPU generator; the global RNG when None). Returns a
+    detached tensor like x.
     """
     if not isinstance(config, PGDConfig):
         raise TypeError(f"config must be a PGDConfig, got {type(config).__name__}")
