@@ -412,9 +412,18 @@ def _dataset_text(dataset) -> str:
 # --------------------------------------------------------------------------------------------------
 
 _STRATEGY_TEXT = {
-    "per-target": "per-target (one generator per target class, shared by all its sources)",
-    "pairwise": "pairwise (one generator per ordered pair)",
+    "per-target": "per-target (one generator per target class, shared by all its sources): deepdig_fast's "
+    "design, not the paper's — the paper trains two autoencoders per ordered pair",
+    "pairwise": "pairwise (one generator per ordered pair, the paper's design)",
 }
+
+
+def _training(manifest: Mapping | None) -> dict[str, str]:
+    """describe_training of the classifier an atlas folder's manifest records."""
+    from .training import describe_training
+
+    meta = manifest.get("classifier_meta") if isinstance(manifest, Mapping) else None
+    return describe_training(meta if isinstance(meta, Mapping) else None)
 
 
 def _summary_rows(rows: Mapping[Pair, Mapping], names: Mapping[int, str]) -> list[list[str]]:
@@ -597,6 +606,7 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
             f"{clf.get('class', '?')}, weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…, "
             f"embedding layer `{clf.get('embedding_layer') or 'none'}`",
         ],
+        ["classifier training", "{recipe}, regime {regime}; {settings}".format(**_training(manifest))],
         ["strategy", _STRATEGY_TEXT.get(str(atlas.get("strategy")), str(atlas.get("strategy", "?")))],
         ["classes", f"K = {K}: {', '.join(class_names[:30])}{' …' if K > 30 else ''}"],
         [
@@ -799,6 +809,14 @@ def compare_atlases(
     names = dict(zip(pa[0], pa[1]))
     class_names = [names[c] for c in classes]
     notes = _compare_notes((atlas_a, atlas_b), (la, lb), (pa, pb))
+    ta, tb = _training(read_manifest(ra_root)), _training(read_manifest(rb_root))
+    if ta != tb:
+        diff = [k for k in ("recipe", "regime", "settings") if ta[k] != tb[k]]
+        notes.append(
+            "The classifiers were trained differently ("
+            + "; ".join(f"{k}: {la} {ta[k]}, {lb} {tb[k]}" for k in diff)
+            + "): differences may come from the training as well as from the architecture."
+        )
     com_a = {p: rows_a[p] for p in common}
     com_b = {p: rows_b[p] for p in common}
 
@@ -858,7 +876,11 @@ def compare_atlases(
 
     def side(root: Path, atlas: dict, label: str, parts) -> dict:
         clf: Any = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
+        how = _training(read_manifest(root))
         return {
+            "recipe": how["recipe"],
+            "regime": how["regime"],
+            "training": how["settings"],
             "path": str(root),
             "label": label,
             "dataset": atlas.get("dataset"),
@@ -909,6 +931,9 @@ def compare_atlases(
                 f"{sa['classifier_class']}, SHA-256 {str(sa['classifier_sha256'] or '?')[:12]}…",
                 f"{sb['classifier_class']}, SHA-256 {str(sb['classifier_sha256'] or '?')[:12]}…",
             ],
+            ["training recipe", str(sa["recipe"]), str(sb["recipe"])],
+            ["training regime", str(sa["regime"]), str(sb["regime"])],
+            ["training settings", str(sa["training"]), str(sb["training"])],
             ["strategy", str(sa["strategy"]), str(sb["strategy"])],
             ["classes", str(len(sa["classes"])), str(len(sb["classes"]))],
             ["directions (skipped)", f"{sa['directions']} ({sa['skipped']})", f"{sb['directions']} ({sb['skipped']})"],
@@ -977,6 +1002,16 @@ def format_compare_table(result: Mapping[str, Any], n: int = 10) -> str:
         raise ValueError(f"n must be an int >= 0 (rows to show), got {n!r}")
     la, lb = (list(result.get("labels") or []) + ["A", "B"])[:2]
     head = f"Largest changes, {la} -> {lb} (delta = B - A; {result.get('top_rule', TOP_RULE)})"
+    sides: list[Mapping[str, Any]] = [result[k] if isinstance(result.get(k), Mapping) else {} for k in ("a", "b")]
+    if any(x.get("recipe", "unrecorded") != "unrecorded" for x in sides):
+        head = (
+            "\n".join(
+                f"{lab}: recipe {x.get('recipe', '?')}, regime {x.get('regime', '?')}"
+                for lab, x in zip((la, lb), sides)
+            )
+            + "\n"
+            + head
+        )
     top = result["top"][:n]
     if not top:
         return head + "\n  no metric changed\n"

@@ -5,9 +5,11 @@ The `.pt` file holds only the model's state_dict (tensors, moved to the CPU), so
 the model (architecture name and constructor arguments), what it was trained on, and a SHA-256 of
 the weights (`deepdig_fast.io.sha256_state_dict`) that is checked on every load.
 
-JSON fields: format, arch, arch_kwargs (None for a user architecture), dataset, classes,
-num_classes, in_shape, embedding_layer, accuracy, weights_file, weights_sha256, torch_version,
-deepdig_fast_version, created (UTC ISO-8601), extra.
+JSON fields: format, arch, arch_kwargs (None for a user architecture; `dropout` among them for the
+built-in ones), dataset, classes, num_classes, in_shape, embedding_layer, accuracy, weights_file,
+weights_sha256, torch_version, deepdig_fast_version, created (UTC ISO-8601), extra. A classifier
+trained by deepdig holds `extra.training`: train_classifier's statistics, with `recipe` =
+`TrainRecipe.to_dict()` (recipe name, epochs, lr, batch size, schedule, regularisers, regime, PGD).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from .validation import Number
 
 if TYPE_CHECKING:
     from .data import ClassificationData
+
+if TYPE_CHECKING:
+    from .training import TrainRecipe
 
 __all__ = [
     "FORMAT",
@@ -543,12 +548,16 @@ def load_or_train_classifier(
     progress: bool = True,
     retrain: bool = False,
     log=None,
+    recipe: TrainRecipe | None = None,
+    arch_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The reference classifier `arch` for `data`, cached at `path` (a checkpoint stem).
 
     When nothing is at `path` (neither `<stem>.pt` nor `<stem>.json`), or with retrain=True, trains
-    one with `train_classifier`'s defaults (seeded) and saves it atomically there. Otherwise loads
-    the checkpoint and checks it with `check_fits` (architecture, data set, classes, input shape):
+    one with `train_classifier` (seeded; `recipe`, a `deepdig_fast.training.TrainRecipe`, default the
+    "fast" one; `epochs` replaces its epochs; `arch_kwargs` go to `build_classifier`, e.g. dropout=)
+    and saves it atomically there, the recipe recorded in the metadata (extra.training.recipe).
+    Otherwise loads the checkpoint and checks it with `check_fits` (architecture, data set, classes, input shape):
     a checkpoint that does not fit raises ValueError and is never overwritten -- only retrain=True
     replaces an existing file. Returns (model in eval mode on `device`, metadata).
     """
@@ -565,11 +574,14 @@ def load_or_train_classifier(
         model, meta = load_classifier(pt_path, device=device)
         check_fits(model, data, meta, arch=arch, name=f"checkpoint {pt_path}")
         return model, meta
+    name = getattr(recipe, "name", "fast")
     if log:
-        log(f"training the reference {arch} classifier on {data.name} (seed {seed}); it is saved to {pt_path}")
-    model = build_classifier(arch, data.num_classes, tuple(data.sample_shape), seed=seed)
-    kw: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
-    stats = train_classifier(model, data, seed=seed, device=device, progress=progress, **kw)
+        log(
+            f"training the reference {arch} classifier on {data.name} (recipe {name}, seed {seed}); "
+            f"it is saved to {pt_path}"
+        )
+    model = build_classifier(arch, data.num_classes, tuple(data.sample_shape), seed=seed, **dict(arch_kwargs or {}))
+    stats = train_classifier(model, data, recipe, epochs=epochs, seed=seed, device=device, progress=progress)
     save_classifier(
         pt_path,
         model,

@@ -6,6 +6,7 @@ deepdig report RUN_DIR                              (re)write report.md / report
 deepdig atlas --dataset mnist --arch cnn --classes all --out runs/atlas-mnist-cnn
 torchrun --nproc-per-node N -m deepdig_fast atlas ...   the same, sharded over N processes
 deepdig compare ATLAS_A ATLAS_B --out DIR           two atlases side by side
+deepdig table DIR... --out OUT                      the paper's tables from run folders and atlases
 deepdig info                                        how the extension was built
 """
 
@@ -84,7 +85,22 @@ def _number_arg(convert, ok, what: str):
 _positive_int = _number_arg(int, lambda v: v >= 1, "a positive integer")
 _seed = _number_arg(int, lambda v: v >= 0, "a non-negative integer")
 _beta = _number_arg(float, lambda v: 0 < v < 1, "a number in (0, 1)")  # NaN fails the test too
-_fraction = _number_arg(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_share = _number_arg(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+_positive_float = _number_arg(float, lambda v: 0 < v < float("inf"), "a positive number")
+_non_negative = _number_arg(float, lambda v: 0 <= v < float("inf"), "a non-negative number")
+_unit_left = _number_arg(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _fraction(text: str) -> float:
+    """A number like 0.3 or 8/255, in (0, 1]."""
+    try:
+        num, _, den = text.partition("/")
+        v = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        v = float("nan")
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] like 0.3 or 8/255, got {text!r}")
+    return v
 
 
 def _out_dir(text: str) -> str:
@@ -205,7 +221,10 @@ def _autoencoder_factory(args, data):
 
 
 def _default_arch(dataset: str) -> str:
-    return "resnet" if dataset == "cifar10" else "cnn"
+    return "resnet34" if dataset == "cifar10" else "cnn"  # the paper's CIFAR-10 ResNet
+
+
+ARCHS = ("cnn", "fcn", "resnet", "resnet18", "resnet34", "googlenet")
 
 
 def _classifier(args, data, device, log):
@@ -419,25 +438,68 @@ def _check_fits(model, data, meta, args, name: str) -> None:
         raise CLIError(text) from None
 
 
+_PGD_OPTIONS = (("pgd_eps", "--pgd-eps"), ("pgd_step", "--pgd-step"), ("pgd_steps", "--pgd-steps"))
+
+
+def _train_recipe(args, data):
+    """The TrainRecipe of `deepdig train`'s options: --recipe, then --epochs, --lr, --batch-size,
+    the regularisers and --regime (PGD settings default to the data set's usual ones)."""
+    from deepdig_fast.training import PGDConfig, pgd_preset, recipe
+
+    pgd = None
+    if args.regime == "adversarial":
+        base = pgd_preset(args.dataset, tuple(data.sample_shape))
+        pgd = PGDConfig(
+            eps=base.eps if args.pgd_eps is None else args.pgd_eps,
+            step_size=base.step_size if args.pgd_step is None else args.pgd_step,
+            steps=base.steps if args.pgd_steps is None else args.pgd_steps,
+        )
+    return recipe(
+        args.recipe,
+        args.dataset,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        mixup_alpha=args.mixup,
+        regime=args.regime,
+        pgd=pgd,
+    )
+
+
 def cmd_train(args) -> int:
     from deepdig_fast.checkpoint import load_or_train_classifier
+    from deepdig_fast.training import describe_training
 
+    if args.regime != "adversarial":
+        given = [opt for attr, opt in _PGD_OPTIONS if getattr(args, attr) is not None]
+        if given:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise CLIError(f"{', '.join(given)} {verb} to --regime adversarial, not --regime {args.regime}")
     device = _device(args.device)
     data = _load_data(args)
+    recipe = _train_recipe(args, data)
     arch = args.arch or _default_arch(args.dataset)
-    out = Path(args.out or f"checkpoints/{_data_tag(args, data)}-{arch}")
+    suffix = ("-paper" if recipe.name == "paper" else "") + ("-adversarial" if recipe.regime == "adversarial" else "")
+    out = Path(args.out or f"checkpoints/{_data_tag(args, data)}-{arch}{suffix}")
     _, meta = load_or_train_classifier(
         out,
         arch,
         data,
         seed=args.seed,
-        epochs=args.epochs,
         device=device,
         progress=not args.quiet,
         retrain=True,
         log=print,
+        recipe=recipe,
+        arch_kwargs={"dropout": args.dropout} if args.dropout else None,
     )
-    print(f"{arch} on {args.dataset}: test accuracy {meta['accuracy']:.4f}; saved to {out}.pt (+ .json)")
+    how = describe_training(meta)
+    print(
+        f"{arch} on {args.dataset}: test accuracy {meta['accuracy']:.4f} (recipe {how['recipe']}, regime "
+        f"{how['regime']}; {how['settings']}); saved to {out}.pt (+ .json)"
+    )
     return 0
 
 
@@ -820,6 +882,18 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_table(args) -> int:
+    from deepdig_fast.tables import TableInputError, write_tables
+
+    try:
+        written = write_tables(args.dirs, args.out)
+    except TableInputError as exc:
+        raise CLIError(str(exc)) from None
+    for path in written.values():
+        print(path)
+    return 0
+
+
 def cmd_info(args) -> int:
     from deepdig_fast import build_info
 
@@ -874,8 +948,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             q.add_argument(
                 "--arch",
-                choices=("cnn", "fcn", "resnet"),
-                help="reference classifier (default cnn; resnet for cifar10)",
+                choices=ARCHS,
+                help="reference classifier (default cnn; resnet34, the paper's, for cifar10): cnn, fcn (the "
+                "paper's MNIST models), resnet18, resnet34, googlenet (the paper's CIFAR-10 models), resnet (= resnet18)",
             )
 
     def model_options(q):
@@ -916,16 +991,52 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--steps", type=_positive_int, default=5000, help="autoencoder training steps (paper: 5000)")
         q.add_argument(
             "--min-accuracy",
-            type=_fraction,
+            type=_share,
             default=0.5,
             help="refuse a classifier that gets less than this share of a studied class's test inputs "
             "right (default 0.5; usually a wrong input contract, e.g. a missing --normalize); 0 studies any",
         )
 
-    q = sub.add_parser("train", help="train a reference classifier and save it as a checkpoint")
+    q = sub.add_parser(
+        "train",
+        help="train a reference classifier and save it as a checkpoint",
+        description="Train a reference classifier and save it (weights + metadata recording the recipe and regime). "
+        "By default the fast recipe runs (Adam lr 0.01, constant, 5 epochs, batch 128); --recipe paper is the "
+        "authors' (Adam lr 0.01, StepLR(100, 0.99) every iteration, batch 64, 40 epochs; 10 for cifar10).",
+    )
     common(q)
-    q.add_argument("--out", help="checkpoint path stem (default checkpoints/DATASET-ARCH)")
-    q.add_argument("--epochs", type=_positive_int, help="training epochs (default: the architecture's)")
+    q.add_argument(
+        "--out",
+        help="checkpoint path stem (default checkpoints/DATASET-ARCH, + -paper for --recipe paper, "
+        "+ -adversarial for --regime adversarial; `deepdig run` uses checkpoints/DATASET-ARCH by default)",
+    )
+    q.add_argument(
+        "--recipe",
+        choices=("fast", "paper"),
+        default="fast",
+        help="fast (default: Adam lr 0.01 constant, 5 epochs, batch 128) or paper (the public code's: Adam lr "
+        "0.01, StepLR(step 100, gamma 0.99) stepped every iteration, batch 64, 40 epochs; 10 for cifar10)",
+    )
+    q.add_argument(
+        "--epochs", type=_positive_int, help="training epochs (default: the recipe's: fast 5; paper 40, cifar10 10)"
+    )
+    q.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: the recipe's, 0.01)")
+    q.add_argument("--batch-size", type=_positive_int, help="batch size (default: the recipe's: fast 128, paper 64)")
+    q.add_argument(
+        "--regime",
+        choices=("standard", "adversarial"),
+        default="standard",
+        help="standard (default) or adversarial: PGD adversarial training, every batch replaced by its L-inf PGD "
+        "examples (defaults: mnist/fashion-mnist/grey data eps 0.3, 40 steps of 0.01; cifar10/colour data "
+        "eps 8/255, 10 steps of 2/255)",
+    )
+    q.add_argument("--pgd-eps", type=_fraction, help="adversarial regime: L-inf radius, e.g. 0.3 or 8/255")
+    q.add_argument("--pgd-step", type=_fraction, help="adversarial regime: step size, e.g. 0.01 or 2/255")
+    q.add_argument("--pgd-steps", type=_positive_int, help="adversarial regime: PGD steps per batch")
+    q.add_argument("--weight-decay", type=_non_negative, help="Adam's L2 weight decay (default 0)")
+    q.add_argument("--dropout", type=_unit_left, help="dropout before the last layer (default 0)")
+    q.add_argument("--label-smoothing", type=_unit_left, help="label smoothing of the cross-entropy (default 0)")
+    q.add_argument("--mixup", type=_non_negative, help="mixup with lambda ~ Beta(A, A); 0 (default) for none")
     q.set_defaults(fn=cmd_train)
 
     q = sub.add_parser("run", help="DeepDIG for one class pair, both directions, with baselines")
@@ -1046,6 +1157,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--labels", help="names of A and B, like base,robust (default: the folder names)")
     q.add_argument("--top", type=_positive_int, default=15, help="rows of the largest-changes table (default 15)")
     q.set_defaults(fn=cmd_compare)
+
+    q = sub.add_parser(
+        "table",
+        help="the paper's tables (DeepDIG vs RPBS vs EPBS, oscillation, linearity) from run folders and atlases",
+        description="Assemble finished `deepdig run` folders and `deepdig atlas` folders into the paper's tables, per "
+        "model and class pair: success rate and mean attempts of DeepDIG, RPBS and EPBS; trajectory oscillation; "
+        "linearity (m1 and SVM accuracy on train, test and borderline). Writes tables.md, tables.tex and one CSV "
+        "per table into --out, stating each model's classifier, recipe and regime and each row's DeepDIG "
+        "settings, and flagging tables whose rows used different settings. The inputs are only read.",
+    )
+    q.add_argument("dirs", nargs="+", metavar="DIR", help="run folders (results.json) and atlas folders (atlas.json)")
+    q.add_argument("--out", type=_out_dir, required=True, help="folder for the tables (not inside an input folder)")
+    q.set_defaults(fn=cmd_table)
 
     q = sub.add_parser("info", help="print how the C++/CUDA extension was built")
     q.set_defaults(fn=cmd_info)

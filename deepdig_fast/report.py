@@ -349,6 +349,16 @@ def _strip_rows(method: str, d: dict, s: int, t: int, ends, k: int) -> list[dict
 # --------------------------------------------------------------------------------------------------
 
 
+def _training_text(meta: dict) -> str:
+    """How the classifier was trained (recipe, regime, settings), from its checkpoint metadata."""
+    from .training import describe_training
+
+    how = describe_training(meta)
+    if how["recipe"] == "unrecorded":
+        return "not recorded (a checkpoint from before recipes were recorded, or a model from elsewhere)"
+    return f"recipe {how['recipe']}, regime {how['regime']}; {how['settings']}"
+
+
 def write_report(run_dir) -> dict[str, Path]:
     """Write report.md, report.html (figures embedded) and figures/*.png into a run folder.
 
@@ -472,6 +482,7 @@ def write_report(run_dir) -> dict[str, Path]:
             + (f", test accuracy {pct(acc, 2)}" if num(acc) is not None else "")
             + f", weights SHA-256 {str(clf.get('sha256') or '?')[:12]}…",
         ],
+        ["classifier training", _training_text(meta)],
         [
             "embedding layer",
             f"`{clf.get('embedding_layer')}`" if clf.get("embedding_layer") else "none (EPBS and linearity need one)",

@@ -415,3 +415,35 @@ def test_metric_specs_are_complete():
         assert spec.cmap in matplotlib.colormaps, key
         assert spec.title and spec.meaning and format(0.25, spec.fmt), key
         assert (spec.vrange == (0.0, 1.0)) == key.endswith(("_rate", "_share")), key
+
+
+def test_compare_shows_each_sides_training(tmp_path, monkeypatch):
+    """Standard vs adversarially trained: the regime of each side is in compare.json, the header
+    table, a note, and the terminal table; the atlas report names its strategy's origin."""
+    from deepdig_fast.training import PGDConfig, recipe
+
+    few_metrics(monkeypatch, "success_rate")
+    ra, rb = write_atlas(tmp_path / "std", make_atlas()), write_atlas(tmp_path / "rob", make_atlas(sha="cd" * 32))
+    adversarial = recipe("fast", regime="adversarial", pgd=PGDConfig(0.3, 0.01, 40))
+    for root, rec in ((ra, recipe("fast")), (rb, adversarial)):
+        meta = {"arch": "cnn", "extra": {"training": {"recipe": rec.to_dict()}}}
+        (root / "manifest.json").write_text(json.dumps({"classifier_meta": meta}), encoding="utf-8")
+    res = compare_atlases(ra, rb, tmp_path / "cmp", top=3, labels=("standard", "robust"))
+    assert res["a"]["regime"] == "standard" and res["b"]["regime"] == "adversarial (PGD ε 0.3, 40 steps of 0.01)"
+    assert res["a"]["recipe"] == res["b"]["recipe"] == "fast"
+    assert any(
+        n.startswith("The classifiers were trained differently (regime: standard standard") for n in res["notes"]
+    )
+    md = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
+    assert "| training regime | standard | adversarial (PGD ε 0.3, 40 steps of 0.01) |" in md
+    lines = format_compare_table(res, n=1).splitlines()
+    assert lines[:2] == [
+        "standard: recipe fast, regime standard",
+        "robust: recipe fast, regime adversarial (PGD ε 0.3, 40 steps of 0.01)",
+    ]
+    atlas = make_atlas()
+    atlas["strategy"] = "per-target"
+    root = write_atlas(tmp_path / "pt", atlas)
+    write_atlas_report(root)
+    header = (root / "atlas.md").read_text(encoding="utf-8")
+    assert "deepdig_fast's design, not the paper's" in header

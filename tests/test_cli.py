@@ -106,3 +106,5 @@ def test_train_writes_a_checkpoint(tmp_path):
 
     model, meta = load_classifier(str(out) + ".pt")
     assert meta["arch"] == "fcn" and meta["accuracy"] > 0.9 and meta["embedding_layer"] == "embedding"
+    # the fast recipe is the default, and the checkpoint says so
+    assert meta["extra"]["training"]["recipe"]["name"] == "fast" and "(recipe fast, regime standard;" in r.stdout

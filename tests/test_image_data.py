@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from deepdig_fast import data as D
-from deepdig_fast.data import as_unit
 from deepdig_fast.adversarial import (
     AdversarialConfig,
     ConvAutoencoder,
@@ -28,6 +27,7 @@ from deepdig_fast.adversarial import (
     default_autoencoder,
     train_adversarial_autoencoder,
 )
+from deepdig_fast.data import as_unit
 
 Image = pytest.importorskip("PIL.Image")
 

@@ -46,6 +46,8 @@ def embedding_of(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         ("cnn", (1, 28, 28), {}, 50),
         ("fcn", (1, 28, 28), {}, 50),
         ("resnet", (3, 32, 32), {"width": 4, "blocks": (1, 1)}, 8),
+        ("resnet34", (3, 32, 32), {"width": 2}, 16),
+        ("googlenet", (3, 32, 32), {"width": 0.125}, 128),
     ],
 )
 def test_shapes_and_embedding_layer(arch, shape, kwargs, emb_dim):
@@ -85,8 +87,8 @@ def test_resnet_depths():
 
 
 def test_build_classifier_errors():
-    assert set(ARCHITECTURES) == {"cnn", "fcn", "resnet"}
-    with pytest.raises(ValueError, match=r"arch must be one of \['cnn', 'fcn', 'resnet'\], got 'vgg'"):
+    assert set(ARCHITECTURES) == {"cnn", "fcn", "resnet", "resnet18", "resnet34", "googlenet"}
+    with pytest.raises(ValueError, match=r"arch must be one of \['cnn', 'fcn', 'googlenet', 'resnet', .*\], got 'vgg'"):
         build_classifier("vgg")
     with pytest.raises(ValueError, match="num_classes"):
         build_classifier("cnn", num_classes=1)
@@ -148,3 +150,29 @@ def test_train_classifier_errors_and_tiny_resnet():
         train_classifier(model, data, batch_size=0)
     with pytest.raises(TypeError, match="data must be a ClassificationData"):
         train_classifier(model, (x, y))
+
+
+@pytest.mark.parametrize(
+    "arch, emb_dim, cls", [("resnet34", 512, "CifarResNet34"), ("googlenet", 1024, "CifarGoogLeNet")]
+)
+def test_paper_cifar_models_full_size(arch, emb_dim, cls):
+    """The paper's CIFAR-10 models at full size: ResNet-34 (blocks 3, 4, 6, 3) and GoogLeNet (9
+    Inception blocks), embedding widths 512 and 1024, named `embedding`; a forward of two images."""
+    model = build_classifier(arch, seed=0).eval()
+    assert type(model).__name__ == cls and model.EMBEDDING_LAYER == "embedding"
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model(x)
+        h = embedding_of(model, x)
+        assert torch.allclose(model.head(h), logits, atol=1e-5)
+    assert logits.shape == (2, 10) and h.shape == (2, emb_dim) and model.embedding_dim == emb_dim
+    if arch == "resnet34":
+        assert model.blocks == (3, 4, 6, 3)
+        assert build_classifier("resnet18").blocks == (2, 2, 2, 2)
+    else:
+        inception = [m for m in model.modules() if type(m).__name__ == "_Inception"]
+        assert [m.out_channels for m in inception] == [256, 480, 512, 512, 512, 528, 832, 832, 1024]
+    rebuilt = build_classifier(
+        arch, **{k: v for k, v in model.config().items() if k not in ("num_classes", "in_shape")}
+    )
+    assert rebuilt.state_dict().keys() == model.state_dict().keys()
