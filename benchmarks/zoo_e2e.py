@@ -48,7 +48,7 @@ def write_folder(out: Path, classes: list[int], size: int, n_train: int, n_test:
 
 
 def train(folder: Path, weights: Path, epochs: int) -> None:
-    from deepdig_fast.data import load_image_folder
+    from deepdig_fast.data import as_unit, load_image_folder
     from deepdig_fast.zoo import NORMALIZATIONS, Preprocessed, load_model
 
     data = load_image_folder(folder)
@@ -64,7 +64,7 @@ def train(folder: Path, weights: Path, epochs: int) -> None:
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, 64):
             idx = order[i : i + 64]
-            loss = F.cross_entropy(wrapped(data.x_train[idx]), data.y_train[idx])
+            loss = F.cross_entropy(wrapped(as_unit(data.x_train[idx])), data.y_train[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -75,12 +75,12 @@ def train(folder: Path, weights: Path, epochs: int) -> None:
         m.reset_running_stats()
         m.momentum = None
     with torch.no_grad():
-        for chunk in data.x_train.split(128):
+        for chunk in as_unit(data.x_train).split(128):
             wrapped(chunk)
     wrapped.eval()
     with torch.no_grad():
-        pred = torch.cat([wrapped(c).argmax(1) for c in data.x_test.split(256)])
-        bare = torch.cat([net(c).argmax(1) for c in data.x_test.split(256)])
+        pred = torch.cat([wrapped(c).argmax(1) for c in as_unit(data.x_test).split(256)])
+        bare = torch.cat([net(c).argmax(1) for c in as_unit(data.x_test).split(256)])
     acc = float((pred == data.y_test).float().mean())
     print(f"test accuracy {acc:.4f} with the ImageNet normalisation inside the model")
     print(f"test accuracy {float((bare == data.y_test).float().mean()):.4f} when fed [0, 1] pixels unnormalised")

@@ -283,7 +283,8 @@ def test_torchvision_mnist_from_local_files(tmp_path):
     d = D.load_torchvision_dataset("mnist", tmp_path)
     m = D.load_mnist()
     assert d.name == "torchvision:MNIST" and d.x_train.shape == (30, 1, 28, 28) and d.x_test.shape == (9, 1, 28, 28)
-    assert torch.equal(d.x_train, m.x_train[:30]) and torch.equal(d.y_test, m.y_test[:9])
+    assert d.x_train.dtype == torch.uint8  # kept as the data set's bytes
+    assert torch.equal(as_unit(d.x_train), m.x_train[:30]) and torch.equal(d.y_test, m.y_test[:9])
     rgb = D.load_torchvision_dataset("MNIST", tmp_path, image_size=32, channels=3, only=[1, 7])
     assert rgb.sample_shape == (3, 32, 32) and set(rgb.y_train.tolist()) <= {1, 7} and rgb.num_classes == 10
     with pytest.raises(FileNotFoundError, match="download"):

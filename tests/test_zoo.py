@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepdig_fast.cli import main
-from deepdig_fast.data import from_tensors, load_mnist
+from deepdig_fast.data import as_unit, from_tensors, load_mnist
 from deepdig_fast.hooks import embed
 from deepdig_fast.models import MnistCNN, MnistFCN
 from deepdig_fast.zoo import (
@@ -619,7 +619,7 @@ def train_briefly(model, data, steps=20, lr=2e-3, batch=32):
     model.train()
     for _ in range(steps):
         i = torch.randint(0, data.x_train.shape[0], (batch,), generator=g)
-        loss = F.cross_entropy(model(data.x_train[i]), data.y_train[i])
+        loss = F.cross_entropy(model(as_unit(data.x_train[i])), data.y_train[i])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -630,11 +630,11 @@ def train_briefly(model, data, steps=20, lr=2e-3, batch=32):
         m.momentum = None  # a cumulative average
     if norms:
         with torch.no_grad():
-            for chunk in data.x_train.split(80):
+            for chunk in as_unit(data.x_train).split(80):
                 model(chunk)
     model.eval()
     with torch.no_grad():
-        return float((model(data.x_test).argmax(1) == data.y_test).float().mean())
+        return float((model(as_unit(data.x_test)).argmax(1) == data.y_test).float().mean())
 
 
 def cli_run(folder, out, spec, weights, *extra):
