@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepdig_fast.fast import unwrap
 from deepdig_fast.hooks import eval_mode, inference, private
 from deepdig_fast.progress import progress_bar
 from deepdig_fast.validation import Int, Number, check_class_id, check_int, validate_fields
@@ -616,6 +617,7 @@ def train_adversarial_autoencoder(
     if not isinstance(cfg, AdversarialConfig):
         raise TypeError(f"config must be an AdversarialConfig, got {type(cfg).__name__}")
     cfg.validate()
+    classifier = unwrap(classifier)  # training needs gradients through the eager model
     x = _check_inputs(x, "x")
     if x.shape[0] == 0:
         raise ValueError("x must contain at least one input, got an empty tensor")

@@ -36,6 +36,7 @@ from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
+from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs
 from deepdig_fast.io import sha256_state_dict
 from deepdig_fast.rundir import (
     RESULTS_SCHEMA,
@@ -62,7 +63,9 @@ class PairConfig:
     baselines: also run RPBS and EPBS. engine_batch_size: the engine's live batch (None: fixed per
     device, 512 on a CPU and 16384 on an accelerator, so results do not depend on timing; "auto":
     measured for the model and device, faster but machine-dependent in the last bits; the value
-    used is part of every engine stage's key).
+    used is part of every engine stage's key). compile: how the classifier's inference-only forwards
+    run (deepdig_fast.fast.prepare_classifier: True the device's optimised backend, checked
+    against eager; False eager; or a backend name); the mode that ran enters every stage's key.
     """
 
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
@@ -77,11 +80,13 @@ class PairConfig:
     trajectory_T: int = 50
     trajectory_segments: int | None = None
     band: tuple = (-0.1, 0.1)
+    compile: bool | str = True
 
     CONSTRAINTS = {
         "beta": Number(0, 1, "neither"),
         "max_steps": Int(1),
         "method": Options(("bisect", "illinois")),
+        "compile": COMPILE,
         "seed": Int(0),
         "trajectory_K": Int(1),
         "trajectory_T": Int(1),
@@ -234,11 +239,18 @@ def run_pair(
     # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
     check_fits(classifier, data, embedding_layer=embedding_layer)
     device = model_device(classifier)
+    # one prepared classifier for every inference-only forward (paid once per model and process)
+    fast = prepare_classifier(
+        classifier,
+        probe_inputs(data, (source, target), device),
+        embedding_layer=embedding_layer,
+        compile=config.compile,
+    )
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(device))
     elif config.engine_batch_size == "auto":  # measured once, here, so the value enters every key
         probe = data.class_inputs(source, "train")[:64].to(device)
-        config = dataclasses.replace(config, engine_batch_size=choose_batch_size(classifier, probe, limit=1 << 16))
+        config = dataclasses.replace(config, engine_batch_size=choose_batch_size(fast, probe, limit=1 << 16))
     root = None if out_dir is None else Path(out_dir)
     say = log or (lambda msg: None)
     classifier_sha = sha256_state_dict(classifier.state_dict()) if isinstance(classifier, nn.Module) else None
@@ -248,6 +260,8 @@ def run_pair(
         "embedding_layer": embedding_layer,
         "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
     }
+    if fast.key() is not None:  # optimised logits differ from eager in the last bits: never mixed
+        base_spec["inference"] = fast.key()
     inputs = {**base_spec, "pair": [source, target], "config": config.to_dict()}
     run_id = digest(inputs)
     t_run = time.perf_counter()
@@ -259,10 +273,19 @@ def run_pair(
                 for name in ("results.json", "timings.json"):
                     (root / name).unlink(missing_ok=True)
             _write_manifest(
-                root, classifier, classifier_sha, data, source, target, config, embedding_layer, manifest_extra, run_id
+                root,
+                classifier,
+                classifier_sha,
+                data,
+                source,
+                target,
+                config,
+                embedding_layer,
+                {"inference": inference_record(fast), **(manifest_extra or {})},
+                run_id,
             )
         result = _run(
-            classifier,
+            fast,
             data,
             source,
             target,
@@ -277,6 +300,7 @@ def run_pair(
             inputs,
             t_run,
         )
+        result.timings["inference"] = {"mode": fast.mode, "prepare_seconds": fast.seconds}
         if root is not None:
             write_json(root / "timings.json", result.timings)
             write_json(root / "results.json", result.results)

@@ -107,6 +107,21 @@ def test_rerun_reuses_every_stage(pair_run):
     assert all(k.startswith("components/") for k in reused) and len(reused) == 4
 
 
+def test_inference_mode_is_recorded_and_enters_every_stage_key(pair_run, tmp_path):
+    import shutil
+
+    model, data, res, out = pair_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inference"]["mode"] == "torchscript" and manifest["inference"]["reason"] is None
+    assert res.timings["inference"]["mode"] == "torchscript"
+    # eager logits differ from the optimised ones in the last bits: a run in the other mode reuses nothing
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    eager = run_pair(model, data, S, T, small_config(compile=False, baselines=False, characterize=False), out_dir=copy)
+    assert not any(v["reused"] for v in eager.timings["stages"].values())
+    assert json.loads((copy / "manifest.json").read_text())["inference"]["mode"] == "eager"
+
+
 def test_results_json_is_valid(pair_run):
     _, _, res, out = pair_run
     results = json.loads((out / "results.json").read_text())
