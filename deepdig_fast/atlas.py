@@ -571,6 +571,8 @@ def run_atlas(
     if embedding_layer is None:
         embedding_layer = getattr(classifier, "EMBEDDING_LAYER", None)
     check_fits(classifier, data, embedding_layer=embedding_layer)  # one forward, before any expensive work
+    if config.compile in (False, "eager"):  # everything eager, the autoencoders' training loss too
+        config = dataclasses.replace(config, adversarial=dataclasses.replace(config.adversarial, compile=False))
     # one prepared classifier for every inference-only forward (paid once per model and process)
     probe = probe_inputs(data, covered, model_device(classifier), per_class=max(4, 64 // len(covered)))
     fast = prepare_classifier(classifier, probe, embedding_layer=embedding_layer, compile=config.compile)

@@ -238,6 +238,8 @@ def run_pair(
     # everything that can be checked is checked before the first stage: the classifier's fit to
     # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
     check_fits(classifier, data, embedding_layer=embedding_layer)
+    if config.compile in (False, "eager"):  # everything eager, the autoencoders' training loss too
+        config = dataclasses.replace(config, adversarial=dataclasses.replace(config.adversarial, compile=False))
     device = model_device(classifier)
     # one prepared classifier for every inference-only forward (paid once per model and process)
     fast = prepare_classifier(

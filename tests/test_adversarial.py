@@ -210,6 +210,45 @@ def test_training_is_deterministic(mnist):
     assert not torch.equal(ae1.encoder[0].weight, ae3.encoder[0].weight)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_training_equals_eager_within_float_tolerance(mnist, dtype):
+    """The compiled loss is the same loss: the loss curve (window means) and the weights match eager.
+    Training amplifies last-bit differences a little over the steps, hence a looser bound at the end."""
+    clf = mnist["clf"].to(dtype)
+    xs = mnist["xs"][:600].to(dtype)
+    curves = {}
+    try:
+        for compile in (False, True):
+            cfg = AdversarialConfig(steps=120, batch_size=64, log_every=10, seed=1, compile=compile)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)  # no fallback to eager
+                ae, h = train_adversarial_autoencoder(clf, xs, T, cfg)
+            assert h.compiled is compile
+            curves[compile] = (h, ae)
+    finally:
+        mnist["clf"].to(torch.float32)
+    (h0, ae0), (h1, ae1) = curves[False], curves[True]
+    # relative bounds on the curves; an absolute one for the adversarial term, which falls to ~1e-3
+    rtol_first, rtol, atol = (1e-5, 1e-3, 1e-5) if dtype == torch.float32 else (1e-12, 1e-9, 1e-12)
+    assert h1.step == h0.step
+    assert h1.loss[0] == pytest.approx(h0.loss[0], rel=rtol_first)
+    assert h1.loss == pytest.approx(h0.loss, rel=rtol)
+    assert h1.adversarial == pytest.approx(h0.adversarial, rel=rtol, abs=atol)
+    # Adam divides by sqrt(v): a weight whose gradient is ~0 can step by ~lr either way, so compare
+    # what the autoencoders compute rather than each weight
+    with torch.no_grad():
+        out0, out1 = ae0(xs), ae1(xs)
+    # (float32: measured 7.5e-3 after 120 steps -- the last-bit differences grow through training;
+    # float64, where they start ~1e-16: 7e-13, the algorithm itself is the same)
+    assert float((out0 - out1).abs().max()) <= (5e-2 if dtype == torch.float32 else 1e-8)
+
+
+def test_train_compile_option_is_checked():
+    with pytest.raises(ValueError, match=r"AdversarialConfig\.compile must be True, False or 'auto'"):
+        AdversarialConfig(compile="yes")
+
+
 def test_small_set_and_callable_classifier(mnist):
     """Fewer inputs than batch_size (full batch every step) and a plain function as classifier."""
     clf = mnist["clf"]
