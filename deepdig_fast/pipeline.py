@@ -29,9 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
-from deepdig_fast.adversarial import AdversarialConfig, autoencoder_key, component_one, component_two
+from deepdig_fast.adversarial import (
+    AdversarialConfig,
+    autoencoder_key,
+    component_one,
+    component_two,
+    train_adversarial_autoencoders,
+)
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData
@@ -50,7 +57,16 @@ from deepdig_fast.rundir import (
     stage_seed,
     write_json,
 )
-from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
+from deepdig_fast.validation import (
+    BAND,
+    Int,
+    Number,
+    Optional,
+    Options,
+    ParameterError,
+    check_class_id,
+    validate_fields,
+)
 
 
 @dataclass
@@ -81,6 +97,7 @@ class PairConfig:
     trajectory_segments: int | None = None
     band: tuple = (-0.1, 0.1)
     compile: bool | str = True
+    vectorize: bool | str = "auto"
 
     CONSTRAINTS = {
         "beta": Number(0, 1, "neither"),
@@ -102,6 +119,8 @@ class PairConfig:
                 f"PairConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}"
             )
         validate_fields(self, self.CONSTRAINTS)
+        if not (isinstance(self.vectorize, bool) or self.vectorize == "auto"):
+            raise ParameterError(f"PairConfig.vectorize must be True, False or 'auto', got {self.vectorize!r}")
         if self.engine_batch_size != "auto":
             Optional(Int(1)).check(self.engine_batch_size, "PairConfig.engine_batch_size (or 'auto')")
 
@@ -345,10 +364,39 @@ def _run(
     t_run,
 ) -> PairResult:
     directions: dict[str, DirectionResult] = {}
-    for s, t in ((source, target), (target, source)):
-        directions[f"{s}->{t}"] = _run_direction(
-            classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
-        )
+    both = ((source, target), (target, source))
+    if not _vectorized(config, device):
+        for s, t in both:
+            directions[f"{s}->{t}"] = _run_direction(
+                classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
+            )
+    else:  # the two directions' AE_I, then their AE_II, each pair trained as one vectorised model
+        jobs1 = {}
+        for s, t in both:
+            name1 = f"components/ae1_{s}-{t}"
+            jobs1[(s, t)] = (
+                data.class_inputs(s, "train").to(device),
+                t,
+                dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1)),
+            )
+        train1 = _joint_groups(classifier, jobs1, autoencoder)
+        ones = {
+            d: _stage_one(classifier, data, *d, config, store, base_spec, autoencoder, device, progress, train1[d])
+            for d in both
+        }
+        jobs2 = {}
+        for d in both:
+            job = _stage_two_job(*d, config, ones[d])
+            if job is not None:
+                jobs2[d] = (job[0].to(device), job[1], job[2])
+        train2 = _joint_groups(classifier, jobs2, autoencoder)
+        twos = {
+            d: _stage_two(classifier, *d, config, store, autoencoder, progress, ones[d], train2.get(d)) for d in both
+        }
+        for s, t in both:
+            directions[f"{s}->{t}"] = _stage_rest(
+                classifier, data, s, t, config, store, base_spec, embedding_layer, device, ones[(s, t)], twos[(s, t)]
+            )
     linearity = None
     if config.characterize:
         linearity = _characterize(
@@ -360,31 +408,71 @@ def _run(
     return PairResult(source, target, directions, results, store.root, timings)
 
 
+class _Joint:
+    """Several autoencoders trained together (train_adversarial_autoencoders), lazily: only when a
+    stage that needs one is actually computed; then all of them, so that every member is the same
+    whichever stages were already stored."""
+
+    def __init__(self, classifier, jobs: list[tuple[Tensor, int, AdversarialConfig]], autoencoder):
+        self.classifier, self.jobs, self.autoencoder = classifier, jobs, autoencoder
+        self.done: list | None = None
+
+    def get(self, i: int):
+        if self.done is None:
+            xs, targets, cfgs = zip(*self.jobs)
+            self.done = train_adversarial_autoencoders(
+                self.classifier, list(xs), list(targets), list(cfgs), autoencoder=self.autoencoder
+            )
+        return self.done[i]
+
+
+def _joint_groups(classifier, jobs: dict, autoencoder) -> dict:
+    """{key: callable giving (ae, history)} for jobs {key: (x, target, cfg)}: jobs with the same
+    effective batch (min(batch_size, N)) train together, one vectorised model per group."""
+    groups: dict[int, list] = {}
+    for key, (x, tgt, cfg) in jobs.items():
+        groups.setdefault(min(cfg.batch_size, int(x.shape[0])), []).append((key, (x, tgt, cfg)))
+    out = {}
+    for members in groups.values():
+        joint = _Joint(classifier, [job for _, job in members], autoencoder)
+        for i, (key, _) in enumerate(members):
+            out[key] = lambda joint=joint, i=i: joint.get(i)
+    return out
+
+
+def _vectorized(config: PairConfig, device) -> bool:
+    if config.vectorize == "auto":
+        return torch.device(device).type == "cuda"
+    return bool(config.vectorize)
+
+
 def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):
-    """One direction s -> t. `autoencoder` is None (the default one) or a factory; components I and
-    II call it under their stage's seed, so the result does not depend on earlier RNG use."""
+    """One direction s -> t, its autoencoders trained one at a time."""
+    one = _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, device, progress)
+    two = _stage_two(classifier, s, t, config, store, autoencoder, progress, one)
+    return _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two)
+
+
+def _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, device, progress, trained=None):
+    """Component I of s -> t: (c1, key1, x_s). `trained`: a callable giving an already trained
+    (autoencoder, history), called only when the stage is computed."""
     tag = f"{s}-{t}"
     x_s = data.class_inputs(s, "train").to(device)
     x_s_test = data.class_inputs(s, "test").to(device)
-    skipped: dict[str, str] = {}
-    borderline: dict[str, BorderlineResult] = {}
-    keys: dict[str, str] = {}
-    engine_kw = dict(
-        beta=config.beta,
-        max_steps=config.max_steps,
-        method=config.method,
-        embedding_layer=embedding_layer,
-        batch_size=config.engine_batch_size,
-    )
-    engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
-
-    # Component I
     name1 = f"components/ae1_{tag}"
     adv_cfg1 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1))
 
     def comp1():
         r = component_one(
-            classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=autoencoder, progress=progress
+            classifier,
+            x_s,
+            s,
+            t,
+            adv_cfg1,
+            x_test_s=x_s_test,
+            autoencoder=autoencoder,
+            progress=progress,
+            trained=None if trained is None else trained(),
         )
         return {
             "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
@@ -404,50 +492,105 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
             },
         }
 
-    c1, key1 = store.run(name1, {**base_spec, "s": s, "t": t, "adversarial": dataclasses.asdict(adv_cfg1)}, comp1)
-    adversarial = c1["adversarial"].to(device)
+    spec = {**base_spec, "s": s, "t": t, "adversarial": dataclasses.asdict(adv_cfg1)}
+    if trained is not None:  # vectorised training rounds differently: never mixed with sequential
+        spec["vectorized"] = True
+    c1, key1 = store.run(name1, spec, comp1)
+    return {"c1": c1, "key1": key1, "cfg1": adv_cfg1, "x_s": x_s}
 
-    # Component II
-    c2 = None
+
+def _stage_two_job(s, t, config, one):
+    """(adversarial set, its target, config) of component II of s -> t, or None when it is skipped."""
+    c1 = one["c1"]
+    adversarial = c1["adversarial"]
     if adversarial.shape[0] == 0 or c1["stats"]["collapse"]:
+        return None
+    name2 = f"components/ae2_{s}-{t}"
+    return adversarial, s, dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name2))
+
+
+def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trained=None):
+    """Component II of s -> t: {"c2", "key2", "skipped"}."""
+    c1 = one["c1"]
+    job = _stage_two_job(s, t, config, one)
+    if job is None:
         # A collapsed generator's outputs (e.g. all nearly identical) make no meaningful pairs.
-        skipped["deepdig"] = c1["stats"]["collapse"] or "component I produced no adversarial samples"
+        return {
+            "c2": None,
+            "key2": None,
+            "skipped": c1["stats"]["collapse"] or "component I produced no adversarial samples",
+        }
+    device = one["x_s"].device
+    adversarial = job[0].to(device)
+    adv_cfg2 = job[2]
+    name2 = f"components/ae2_{s}-{t}"
+
+    def comp2():
+        r = component_two(
+            classifier,
+            adversarial,
+            s,
+            t,
+            adv_cfg2,
+            autoencoder=autoencoder,
+            progress=progress,
+            trained=None if trained is None else trained(),
+        )
+        return {
+            "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
+            "a": r.a.cpu(),
+            "a2": r.a2.cpu(),
+            "index": r.index.cpu(),
+            "stats": {
+                "pairs": int(r.a.shape[0]),
+                "counts": dataclasses.asdict(r.stats),
+                "collapse": r.collapse,
+                "final_loss": r.history.final_loss,
+                "train_seconds": r.history.seconds,
+            },
+        }
+
+    spec = {"upstream": one["key1"], "adversarial": dataclasses.asdict(adv_cfg2)}
+    if trained is not None:
+        spec["vectorized"] = True
+    c2, key2 = store.run(name2, spec, comp2)
+    skipped = None
+    if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:
+        skipped = c2["stats"]["collapse"] or "component II kept no pairs"
+    return {"c2": c2, "key2": key2, "skipped": skipped}
+
+
+def _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two):
+    """Component III on the pairs of s -> t, and the baselines."""
+    tag = f"{s}-{t}"
+    c1, c2 = one["c1"], two["c2"]
+    skipped: dict[str, str] = {}
+    borderline: dict[str, BorderlineResult] = {}
+    keys: dict[str, str] = {}
+    engine_kw = dict(
+        beta=config.beta,
+        max_steps=config.max_steps,
+        method=config.method,
+        embedding_layer=embedding_layer,
+        batch_size=config.engine_batch_size,
+    )
+    engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
+
+    if two["skipped"] is not None:
+        skipped["deepdig"] = two["skipped"]
     else:
-        name2 = f"components/ae2_{tag}"
-        adv_cfg2 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name2))
+        # Component III: a'' (predicted s) -> a (predicted t)
+        a_end, b_end = c2["a2"].to(device), c2["a"].to(device)
+        index = c2["index"]
 
-        def comp2():
-            r = component_two(classifier, adversarial, s, t, adv_cfg2, autoencoder=autoencoder, progress=progress)
-            return {
-                "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
-                "a": r.a.cpu(),
-                "a2": r.a2.cpu(),
-                "index": r.index.cpu(),
-                "stats": {
-                    "pairs": int(r.a.shape[0]),
-                    "counts": dataclasses.asdict(r.stats),
-                    "collapse": r.collapse,
-                    "final_loss": r.history.final_loss,
-                    "train_seconds": r.history.seconds,
-                },
-            }
+        def comp3():
+            r = refine_borderline(classifier, a_end, b_end, s, t, **engine_kw)
+            # pair i: a = AE_II(adversarial[index[i]]), b = adversarial[index[i]]
+            return _result_to_dict(r, index, index)
 
-        c2, key2 = store.run(name2, {"upstream": key1, "adversarial": dataclasses.asdict(adv_cfg2)}, comp2)
-        if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:
-            skipped["deepdig"] = c2["stats"]["collapse"] or "component II kept no pairs"
-        else:
-            # Component III: a'' (predicted s) -> a (predicted t)
-            a_end, b_end = c2["a2"].to(device), c2["a"].to(device)
-            index = c2["index"]
-
-            def comp3():
-                r = refine_borderline(classifier, a_end, b_end, s, t, **engine_kw)
-                # pair i: a = AE_II(adversarial[index[i]]), b = adversarial[index[i]]
-                return _result_to_dict(r, index, index)
-
-            out, key3 = store.run(f"borderline/deepdig_{tag}", {"upstream": key2, "engine": engine_spec}, comp3)
-            borderline["deepdig"] = _result_from_dict(out)
-            keys["deepdig"] = key3
+        out, key3 = store.run(f"borderline/deepdig_{tag}", {"upstream": two["key2"], "engine": engine_spec}, comp3)
+        borderline["deepdig"] = _result_from_dict(out)
+        keys["deepdig"] = key3
 
     # Baselines
     if config.baselines:

@@ -21,6 +21,7 @@ from deepdig_fast.adversarial import (
     default_autoencoder,
     predict,
     train_adversarial_autoencoder,
+    train_adversarial_autoencoders,
 )
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
@@ -242,6 +243,46 @@ def test_compiled_training_equals_eager_within_float_tolerance(mnist, dtype):
     # (float32: measured 7.5e-3 after 120 steps -- the last-bit differences grow through training;
     # float64, where they start ~1e-16: 7e-13, the algorithm itself is the same)
     assert float((out0 - out1).abs().max()) <= (5e-2 if dtype == torch.float32 else 1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_vectorised_training_equals_sequential(mnist, dtype):
+    """K autoencoders trained as one vmapped model give the K sequential trainings' curves and models."""
+    clf = mnist["clf"].to(dtype)
+    try:
+        xs = [mnist["xs"][:150].to(dtype), mnist["xs"][150:300].to(dtype)]
+        targets = [T, 1]
+        cfgs = [AdversarialConfig(steps=40, batch_size=64, log_every=10, seed=s, compile=False) for s in (3, 9)]
+        together = train_adversarial_autoencoders(clf, xs, targets, cfgs)
+        apart = [train_adversarial_autoencoder(clf, x, t, c) for x, t, c in zip(xs, targets, cfgs)]
+    finally:
+        mnist["clf"].to(torch.float32)
+    rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    for (ae_v, h_v), (ae_s, h_s), x in zip(together, apart, xs):
+        assert h_v.step == h_s.step and not ae_v.training
+        assert h_v.loss == pytest.approx(h_s.loss, rel=rtol)
+        assert h_v.reconstruction == pytest.approx(h_s.reconstruction, rel=rtol)
+        with torch.no_grad():
+            diff = float((ae_v(x) - ae_s(x)).abs().max())
+        # float64: the same algorithm (measured ~1e-13); float32: batched GEMMs round differently and
+        # Adam amplifies the last bits over the steps
+        assert diff <= (1e-2 if dtype == torch.float32 else 1e-9)
+    assert not torch.equal(together[0][0].encoder[0].weight, together[1][0].encoder[0].weight)
+
+
+def test_vectorised_training_argument_errors(mnist):
+    clf, x = mnist["clf"], mnist["xs"][:100]
+    cfg = AdversarialConfig(steps=2, batch_size=32)
+    with pytest.raises(ValueError, match="same non-zero length"):
+        train_adversarial_autoencoders(clf, [x, x], [T], [cfg, cfg])
+    with pytest.raises(ValueError, match=r"configs\[1\]\.steps must equal"):
+        train_adversarial_autoencoders(clf, [x, x], [T, T], [cfg, AdversarialConfig(steps=3, batch_size=32)])
+    with pytest.raises(ValueError, match=r"min\(batch_size, N_k\)"):
+        train_adversarial_autoencoders(clf, [x, x[:10]], [T, T], [cfg, cfg])
+    with pytest.raises(ValueError, match="without dropout"):
+        train_adversarial_autoencoders(clf, [x, x], [T, T], [cfg, cfg], autoencoder=lambda: MLPAutoencoder(dropout=0.1))
+    with pytest.raises(ValueError, match=r"targets\[1\] must be <"):
+        train_adversarial_autoencoders(clf, [x, x], [T, 10], [cfg, cfg])
 
 
 def test_train_compile_option_is_checked():

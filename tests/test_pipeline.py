@@ -122,6 +122,24 @@ def test_inference_mode_is_recorded_and_enters_every_stage_key(pair_run, tmp_pat
     assert json.loads((copy / "manifest.json").read_text())["inference"]["mode"] == "eager"
 
 
+def test_vectorised_autoencoders_give_the_same_run(pair_run, tmp_path):
+    """vectorize=True (the GPU default) trains both directions' AE_I, then both AE_II, as one
+    vmapped model each: on the CPU too, with the sequential run's outcomes and its own stage keys."""
+    model, data, res, out = pair_run
+    vec = run_pair(
+        model, data, S, T, small_config(vectorize=True, baselines=False, characterize=False), out_dir=tmp_path
+    )
+    assert not any(v["reused"] for v in vec.timings["stages"].values())
+    for key, d in res.results["directions"].items():
+        v = vec.results["directions"][key]
+        a, b = d["component_one"]["train"], v["component_one"]["train"]
+        assert abs(a["kept"] - b["kept"]) <= 0.02 * max(a["kept"], 1)
+        sa, sb = d["methods"]["deepdig"]["success_rate"], v["methods"]["deepdig"]["success_rate"]
+        assert abs(sa - sb) <= 0.05
+    with pytest.raises(ValueError, match="PairConfig.vectorize must be"):
+        small_config(vectorize="gpu")
+
+
 def test_results_json_is_valid(pair_run):
     _, _, res, out = pair_run
     results = json.loads((out / "results.json").read_text())
