@@ -47,6 +47,8 @@ __all__ = [
     "AdversarialConfig",
     "TrainHistory",
     "train_adversarial_autoencoders",
+    "train_in_processes",
+    "can_train_in_processes",
     "train_adversarial_autoencoder",
     "apply_autoencoder",
     "predict",
@@ -903,6 +905,62 @@ def train_adversarial_autoencoders(
             h.seconds, h.steps, h.final_loss = seconds, steps, h.loss[-1]
             result.append((ae, h))
     return result
+
+
+def _train_one_thread(job: tuple) -> tuple[dict, TrainHistory]:
+    """Worker of train_in_processes: one training with one torch thread (in a process of its own)."""
+    classifier, x, target, cfg, autoencoder = job
+    torch.set_num_threads(1)
+    ae, hist = train_adversarial_autoencoder(classifier, x, target, cfg, autoencoder=autoencoder)
+    return {k: v.cpu() for k, v in ae.state_dict().items()}, hist
+
+
+def can_train_in_processes(classifier: Classifier, autoencoder: AutoencoderSpec) -> bool:
+    """Whether train_in_processes can ship these to worker processes (both must pickle; a CPU
+    classifier). A property of the objects, not of timing, so the choice is deterministic."""
+    import pickle
+
+    classifier = unwrap(classifier)
+    if isinstance(classifier, nn.Module) and any(p.device.type != "cpu" for p in classifier.parameters()):
+        return False
+    try:
+        pickle.dumps((classifier, autoencoder))
+    except Exception:
+        return False
+    return True
+
+
+def train_in_processes(
+    classifier: Classifier,
+    xs: Sequence[torch.Tensor],
+    targets: Sequence[int],
+    configs: Sequence[AdversarialConfig],
+    *,
+    autoencoder: AutoencoderSpec = None,
+    workers: int = 2,
+) -> list[tuple[nn.Module, TrainHistory]]:
+    """K independent :func:`train_adversarial_autoencoder` calls on a CPU, each in a worker process
+    of its own with one torch thread, ``workers`` at a time (spawned processes; classifier,
+    inputs and autoencoder spec are pickled to them). Small autoencoder steps scale badly over
+    threads, so on a 2-core machine two single-thread trainings side by side finish sooner than
+    two 2-thread trainings one after the other (benchmarks/RESULTS.md). Each training is the same as
+    ``train_adversarial_autoencoder`` run with one torch thread, whatever the caller's thread count.
+    Returns the K ``(autoencoder, history)`` pairs in order, autoencoders in eval mode."""
+    import concurrent.futures
+    import multiprocessing
+
+    check_int(workers, "workers", low=1)
+    classifier = unwrap(classifier)
+    jobs = [(classifier, x.cpu(), t, c, autoencoder) for x, t, c in zip(xs, targets, configs)]
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        done = list(pool.map(_train_one_thread, jobs))
+    out = []
+    for (state, hist), x in zip(done, xs):
+        ae = build_autoencoder(autoencoder, tuple(x.shape[1:]))
+        ae.load_state_dict(state)
+        out.append((ae.to(device=x.device, dtype=x.dtype).eval(), hist))
+    return out
 
 
 def _loss_terms(ae: nn.Module, classifier: Classifier, xb: torch.Tensor, onehot: torch.Tensor, alpha: float):

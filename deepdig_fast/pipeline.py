@@ -35,9 +35,11 @@ from torch import Tensor, nn
 from deepdig_fast.adversarial import (
     AdversarialConfig,
     autoencoder_key,
+    can_train_in_processes,
     component_one,
     component_two,
     train_adversarial_autoencoders,
+    train_in_processes,
 )
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_fits
@@ -63,10 +65,12 @@ from deepdig_fast.validation import (
     Number,
     Optional,
     Options,
-    ParameterError,
     check_class_id,
     validate_fields,
 )
+
+#: values of PairConfig.joint_training
+JOINT_TRAINING = ("auto", "vectorized", "processes", "sequential")
 
 
 @dataclass
@@ -82,6 +86,12 @@ class PairConfig:
     used is part of every engine stage's key). compile: how the classifier's inference-only forwards
     run (deepdig_fast.fast.prepare_classifier: True the device's optimised backend, checked
     against eager; False eager; or a backend name); the mode that ran enters every stage's key.
+    joint_training: how the two directions' AE_I (and then their AE_II) are trained: "vectorized"
+    as one vmapped model (adversarial.train_adversarial_autoencoders), "processes" side by side in
+    two single-thread worker processes (adversarial.train_in_processes), "sequential" one after the
+    other in this process; "auto": vectorized on a GPU, processes on a CPU with >= 2 torch threads
+    (when the classifier and autoencoder pickle), else sequential. The mode enters the components'
+    keys.
     """
 
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
@@ -97,13 +107,14 @@ class PairConfig:
     trajectory_segments: int | None = None
     band: tuple = (-0.1, 0.1)
     compile: bool | str = True
-    vectorize: bool | str = "auto"
+    joint_training: str = "auto"
 
     CONSTRAINTS = {
         "beta": Number(0, 1, "neither"),
         "max_steps": Int(1),
         "method": Options(("bisect", "illinois")),
         "compile": COMPILE,
+        "joint_training": Options(JOINT_TRAINING),
         "seed": Int(0),
         "trajectory_K": Int(1),
         "trajectory_T": Int(1),
@@ -119,8 +130,6 @@ class PairConfig:
                 f"PairConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}"
             )
         validate_fields(self, self.CONSTRAINTS)
-        if not (isinstance(self.vectorize, bool) or self.vectorize == "auto"):
-            raise ParameterError(f"PairConfig.vectorize must be True, False or 'auto', got {self.vectorize!r}")
         if self.engine_batch_size != "auto":
             Optional(Int(1)).check(self.engine_batch_size, "PairConfig.engine_batch_size (or 'auto')")
 
@@ -302,7 +311,11 @@ def run_pair(
                 target,
                 config,
                 embedding_layer,
-                {"inference": inference_record(fast), **(manifest_extra or {})},
+                {
+                    "inference": inference_record(fast),
+                    "joint_training": _joint_mode(config, device, classifier, autoencoder),
+                    **(manifest_extra or {}),
+                },
                 run_id,
             )
         result = _run(
@@ -365,12 +378,13 @@ def _run(
 ) -> PairResult:
     directions: dict[str, DirectionResult] = {}
     both = ((source, target), (target, source))
-    if not _vectorized(config, device):
+    mode = _joint_mode(config, device, classifier, autoencoder)
+    if mode == "sequential":
         for s, t in both:
             directions[f"{s}->{t}"] = _run_direction(
                 classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
             )
-    else:  # the two directions' AE_I, then their AE_II, each pair trained as one vectorised model
+    else:  # the two directions' AE_I, then their AE_II, each pair trained together
         jobs1 = {}
         for s, t in both:
             name1 = f"components/ae1_{s}-{t}"
@@ -379,9 +393,11 @@ def _run(
                 t,
                 dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1)),
             )
-        train1 = _joint_groups(classifier, jobs1, autoencoder)
+        train1 = _joint_groups(classifier, jobs1, autoencoder, mode)
         ones = {
-            d: _stage_one(classifier, data, *d, config, store, base_spec, autoencoder, device, progress, train1[d])
+            d: _stage_one(
+                classifier, data, *d, config, store, base_spec, autoencoder, device, progress, train1[d], mode
+            )
             for d in both
         }
         jobs2 = {}
@@ -389,9 +405,10 @@ def _run(
             job = _stage_two_job(*d, config, ones[d])
             if job is not None:
                 jobs2[d] = (job[0].to(device), job[1], job[2])
-        train2 = _joint_groups(classifier, jobs2, autoencoder)
+        train2 = _joint_groups(classifier, jobs2, autoencoder, mode)
         twos = {
-            d: _stage_two(classifier, *d, config, store, autoencoder, progress, ones[d], train2.get(d)) for d in both
+            d: _stage_two(classifier, *d, config, store, autoencoder, progress, ones[d], train2.get(d), mode)
+            for d in both
         }
         for s, t in both:
             directions[f"{s}->{t}"] = _stage_rest(
@@ -409,41 +426,48 @@ def _run(
 
 
 class _Joint:
-    """Several autoencoders trained together (train_adversarial_autoencoders), lazily: only when a
-    stage that needs one is actually computed; then all of them, so that every member is the same
+    """Several autoencoders trained together (vectorised or in worker processes), lazily: only when
+    a stage that needs one is actually computed; then all of them, so that every member is the same
     whichever stages were already stored."""
 
-    def __init__(self, classifier, jobs: list[tuple[Tensor, int, AdversarialConfig]], autoencoder):
-        self.classifier, self.jobs, self.autoencoder = classifier, jobs, autoencoder
+    def __init__(self, classifier, jobs: list[tuple[Tensor, int, AdversarialConfig]], autoencoder, mode: str):
+        self.classifier, self.jobs, self.autoencoder, self.mode = classifier, jobs, autoencoder, mode
         self.done: list | None = None
 
     def get(self, i: int):
         if self.done is None:
-            xs, targets, cfgs = zip(*self.jobs)
-            self.done = train_adversarial_autoencoders(
-                self.classifier, list(xs), list(targets), list(cfgs), autoencoder=self.autoencoder
-            )
+            xs, targets, cfgs = (list(v) for v in zip(*self.jobs))
+            train = train_adversarial_autoencoders if self.mode == "vectorized" else train_in_processes
+            self.done = train(self.classifier, xs, targets, cfgs, autoencoder=self.autoencoder)
         return self.done[i]
 
 
-def _joint_groups(classifier, jobs: dict, autoencoder) -> dict:
-    """{key: callable giving (ae, history)} for jobs {key: (x, target, cfg)}: jobs with the same
-    effective batch (min(batch_size, N)) train together, one vectorised model per group."""
+def _joint_groups(classifier, jobs: dict, autoencoder, mode: str) -> dict:
+    """{key: callable giving (ae, history)} for jobs {key: (x, target, cfg)}. Vectorised: jobs with
+    the same effective batch (min(batch_size, N)) form one model; processes: all jobs at once."""
     groups: dict[int, list] = {}
     for key, (x, tgt, cfg) in jobs.items():
-        groups.setdefault(min(cfg.batch_size, int(x.shape[0])), []).append((key, (x, tgt, cfg)))
+        group = min(cfg.batch_size, int(x.shape[0])) if mode == "vectorized" else 0
+        groups.setdefault(group, []).append((key, (x, tgt, cfg)))
     out = {}
     for members in groups.values():
-        joint = _Joint(classifier, [job for _, job in members], autoencoder)
+        joint = _Joint(classifier, [job for _, job in members], autoencoder, mode)
         for i, (key, _) in enumerate(members):
             out[key] = lambda joint=joint, i=i: joint.get(i)
     return out
 
 
-def _vectorized(config: PairConfig, device) -> bool:
-    if config.vectorize == "auto":
-        return torch.device(device).type == "cuda"
-    return bool(config.vectorize)
+def _joint_mode(config: PairConfig, device, classifier, autoencoder) -> str:
+    """The joint_training mode that runs: a function of the settings, device, thread count and
+    whether the objects pickle -- never of a timing."""
+    if config.joint_training != "auto":
+        return config.joint_training
+    if torch.device(device).type == "cuda":
+        return "vectorized"
+    if torch.device(device).type == "cpu" and torch.get_num_threads() >= 2:
+        if can_train_in_processes(classifier, autoencoder):
+            return "processes"
+    return "sequential"
 
 
 def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):
@@ -453,7 +477,9 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
     return _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two)
 
 
-def _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, device, progress, trained=None):
+def _stage_one(
+    classifier, data, s, t, config, store, base_spec, autoencoder, device, progress, trained=None, mode="sequential"
+):
     """Component I of s -> t: (c1, key1, x_s). `trained`: a callable giving an already trained
     (autoencoder, history), called only when the stage is computed."""
     tag = f"{s}-{t}"
@@ -493,8 +519,8 @@ def _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, de
         }
 
     spec = {**base_spec, "s": s, "t": t, "adversarial": dataclasses.asdict(adv_cfg1)}
-    if trained is not None:  # vectorised training rounds differently: never mixed with sequential
-        spec["vectorized"] = True
+    if mode != "sequential":  # joint training rounds differently: never mixed with sequential
+        spec["training"] = mode
     c1, key1 = store.run(name1, spec, comp1)
     return {"c1": c1, "key1": key1, "cfg1": adv_cfg1, "x_s": x_s}
 
@@ -509,7 +535,7 @@ def _stage_two_job(s, t, config, one):
     return adversarial, s, dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name2))
 
 
-def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trained=None):
+def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trained=None, mode="sequential"):
     """Component II of s -> t: {"c2", "key2", "skipped"}."""
     c1 = one["c1"]
     job = _stage_two_job(s, t, config, one)
@@ -551,8 +577,8 @@ def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trai
         }
 
     spec = {"upstream": one["key1"], "adversarial": dataclasses.asdict(adv_cfg2)}
-    if trained is not None:
-        spec["vectorized"] = True
+    if mode != "sequential":
+        spec["training"] = mode
     c2, key2 = store.run(name2, spec, comp2)
     skipped = None
     if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:

@@ -16,12 +16,14 @@ from deepdig_fast.adversarial import (
     ConvAutoencoder,
     MLPAutoencoder,
     apply_autoencoder,
+    can_train_in_processes,
     component_one,
     component_two,
     default_autoencoder,
     predict,
     train_adversarial_autoencoder,
     train_adversarial_autoencoders,
+    train_in_processes,
 )
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
@@ -283,6 +285,21 @@ def test_vectorised_training_argument_errors(mnist):
         train_adversarial_autoencoders(clf, [x, x], [T, T], [cfg, cfg], autoencoder=lambda: MLPAutoencoder(dropout=0.1))
     with pytest.raises(ValueError, match=r"targets\[1\] must be <"):
         train_adversarial_autoencoders(clf, [x, x], [T, 10], [cfg, cfg])
+
+
+def test_training_in_processes_equals_single_thread_training(mnist):
+    """Two trainings in two single-thread worker processes are exactly the in-process trainings
+    with one torch thread (this module runs with one)."""
+    clf = mnist["clf"]
+    xs = [mnist["xs"][:150], mnist["xs"][150:300]]
+    cfgs = [AdversarialConfig(steps=20, batch_size=32, log_every=5, seed=s, compile=False) for s in (2, 5)]
+    assert can_train_in_processes(clf, None) and not can_train_in_processes(clf, lambda: MLPAutoencoder())
+    far = train_in_processes(clf, xs, [T, 1], cfgs)
+    for (ae_p, h_p), x, t, c in zip(far, xs, [T, 1], cfgs):
+        ae, h = train_adversarial_autoencoder(clf, x, t, c)
+        assert h_p.loss == h.loss and not ae_p.training
+        for (k, v), v_p in zip(ae.state_dict().items(), ae_p.state_dict().values()):
+            assert torch.equal(v, v_p), k
 
 
 def test_train_compile_option_is_checked():
