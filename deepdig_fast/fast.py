@@ -36,9 +36,9 @@ at two batch sizes so that a batch size baked into a trace is caught). The prepa
 when every logit agrees within `tolerance(z)` = 1e-4 * max(1, max |z_eager|) (float32; 1e-9 * ...
 in float64), every argmax is the same, and the embeddings agree within the same bound. Why 1e-4:
 the optimised kernels only reassociate float32 sums (fused conv + ReLU, blocked GEMMs); that moves a
-logit by a few ulps of the terms summed -- measured at most 3e-6 for logits up to 25 on the MNIST CNN
-(benchmarks/RESULTS.md), and bounded by ~n * 2^-24 * sum|terms| for a dot product of length n, which
-stays below 1e-4 of the logit scale for the layer widths of these models -- while a wrong trace
+logit by a few ulps of the terms summed -- measured at most 6e-6 on the MNIST CNN
+(benchmarks/RESULTS.md); reordering a length-n float32 sum typically moves it by ~sqrt(n) * 2^-24 of
+the summed magnitudes (4e-6 for n = 4096), well below 1e-4 of the logit scale -- while a wrong trace
 (data-dependent control flow, a batch size baked in) moves logits by O(1). A failure of any kind
 falls back to eager with one warning, and `info()` says why.
 
@@ -181,7 +181,9 @@ class PreparedClassifier:
         self._tap: EmbeddingCapture | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
-        with torch.no_grad(), eval_mode(self.module):
+        # the optimised functions run a private eval-mode copy; only eager needs the module in eval mode
+        mode = eval_mode(self.module) if self.mode == "eager" else contextlib.nullcontext()
+        with torch.no_grad(), mode:
             if self._tap is None:
                 return self._logits(x)
             assert self._both is not None
