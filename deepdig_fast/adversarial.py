@@ -49,6 +49,7 @@ __all__ = [
     "train_adversarial_autoencoders",
     "train_in_processes",
     "can_train_in_processes",
+    "train_one_thread",
     "train_adversarial_autoencoder",
     "apply_autoencoder",
     "predict",
@@ -907,8 +908,9 @@ def train_adversarial_autoencoders(
     return result
 
 
-def _train_one_thread(job: tuple) -> tuple[dict, TrainHistory]:
-    """Worker of train_in_processes: one training with one torch thread (in a process of its own)."""
+def train_one_thread(job: tuple) -> tuple[dict, TrainHistory]:
+    """One job of train_in_processes, (classifier, x, target, config, autoencoder), trained with one
+    torch thread (run by deepdig_fast.train_worker, in a process of its own)."""
     classifier, x, target, cfg, autoencoder = job
     torch.set_num_threads(1)
     ae, hist = train_adversarial_autoencoder(classifier, x, target, cfg, autoencoder=autoencoder)
@@ -940,21 +942,52 @@ def train_in_processes(
     workers: int = 2,
 ) -> list[tuple[nn.Module, TrainHistory]]:
     """K independent :func:`train_adversarial_autoencoder` calls on a CPU, each in a worker process
-    of its own with one torch thread, ``workers`` at a time (spawned processes; classifier,
-    inputs and autoencoder spec are pickled to them). Small autoencoder steps scale badly over
+    of its own with one torch thread, ``workers`` at a time (``python -m deepdig_fast.train_worker``;
+    classifier, inputs and autoencoder spec are pickled to them, the results back). Small autoencoder steps scale badly over
     threads, so on a 2-core machine two single-thread trainings side by side finish sooner than
     two 2-thread trainings one after the other (benchmarks/RESULTS.md). Each training is the same as
     ``train_adversarial_autoencoder`` run with one torch thread, whatever the caller's thread count.
     Returns the K ``(autoencoder, history)`` pairs in order, autoencoders in eval mode."""
-    import concurrent.futures
-    import multiprocessing
+    import os
+    import pickle
+    import subprocess
+    import sys
 
     check_int(workers, "workers", low=1)
     classifier = unwrap(classifier)
     jobs = [(classifier, x.cpu(), t, c, autoencoder) for x, t, c in zip(xs, targets, configs)]
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        done = list(pool.map(_train_one_thread, jobs))
+    # the workers import deepdig_fast as this process does; one OpenMP thread each
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMP_NUM_THREADS": "1"}
+    done: list = []
+    for start in range(0, len(jobs), workers):
+        batch = jobs[start : start + workers]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "deepdig_fast.train_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            for _ in batch
+        ]
+        try:
+            for p, job in zip(procs, batch):
+                assert p.stdin is not None
+                p.stdin.write(pickle.dumps(job))
+                p.stdin.close()
+            for p in procs:
+                assert p.stdout is not None
+                raw = p.stdout.read()
+                if p.wait() != 0:
+                    raise RuntimeError(
+                        f"an autoencoder training worker failed (exit status {p.returncode}; see stderr)"
+                    )
+                done.append(pickle.loads(raw))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
     out = []
     for (state, hist), x in zip(done, xs):
         ae = build_autoencoder(autoencoder, tuple(x.shape[1:]))
