@@ -25,6 +25,9 @@ GOALS = {
     "engine_time_over_bare_forwards": ("<=", 1.10, "the engine within 10% of the bare model forwards"),
     "stage_over_bare_forwards": ("<=", 1.15, "the trajectory stage within 15% of the bare forwards"),
     "pairwise_over_per_target": (">", 2.0, "per-target atlas clearly cheaper than pairwise (12 vs 3 autoencoders)"),
+    "engine_fast_over_eager": (">=", 3.0, "engine pairs/s with the prepared classifier, issue 12"),
+    "trajectory_fast_over_eager": (">=", 3.0, "trajectory images/s with the prepared classifier, issue 12"),
+    "train_compiled_over_eager": (">=", 1.5, "autoencoder training steps/s, issue 12"),
 }
 
 # Ratios printed at the end of a session: name -> (suite, (row, key) numerator, (row, key) denominator).
@@ -38,6 +41,14 @@ RATIOS = {
         ("e_illinois", "forwards_per_success"),
     ),
     "stage_over_bare_forwards": ("trajectory", ("stage", "seconds"), ("bare_forwards", "seconds")),
+    "engine_fast_over_eager": ("fast", ("engine_fast", "pairs_per_s"), ("engine_eager", "pairs_per_s")),
+    "trajectory_fast_over_eager": ("fast", ("traj_fast", "images_per_s"), ("traj_eager", "images_per_s")),
+    "train_compiled_over_eager": ("fast", ("train_compiled", "steps_per_s"), ("train_eager", "steps_per_s")),
+    "train_two_vectorized_over_sequential": (
+        "fast",
+        ("train_two_vectorized", "steps_per_s"),
+        ("train_two_sequential", "steps_per_s"),
+    ),
 }
 
 
@@ -93,7 +104,7 @@ def goal_text(name: str, value: float) -> str:
     if name not in GOALS:
         return f"{value:.3f}"
     op, target, what = GOALS[name]
-    met = value <= target if op == "<=" else value > target
+    met = value <= target if op == "<=" else value >= target if op == ">=" else value > target
     return f"{value:.3f} (goal {op} {target:g}, {what}: {'met' if met else 'NOT met'})"
 
 

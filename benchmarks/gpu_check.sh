@@ -2,7 +2,8 @@
 # One prepared check for a GPU machine (an H200 here: Python 3.12, torch 2.11 + CUDA 13, no network).
 # Builds the extension with CUDA against the machine's own torch, runs the op/engine tests (CUDA
 # parity included), the engine benchmark at GPU sizes and the full MNIST atlas, and prints tables.
-# Budget: < 10 minutes (DEEPDIG_GPU_ATLAS=0 skips the atlas).
+# Budget: < 10 minutes (DEEPDIG_GPU_ATLAS=0 skips the atlas; run it with DEEPDIG_GPU_ATLAS=0 when the
+# device time left is under 15 minutes).
 #   bash benchmarks/gpu_check.sh            (writes logs and JSON to ${OUT:-.benchmarks/gpu})
 # Carry checkpoints/ along to skip training the MNIST CNN there (about half a minute on a GPU).
 set -euo pipefail
@@ -33,6 +34,16 @@ DEEPDIG_BENCH_PAIRS=${DEEPDIG_BENCH_PAIRS:-100000} DEEPDIG_BENCH_REF_PAIRS=${DEE
   timeout 300 $PY -m pytest -q -p no:cacheprovider benchmarks/bench_bisect.py -s \
   --benchmark-json "$OUT/bench_bisect.json" 2>&1 | tee "$OUT/bench.txt" | tail -30
 cp .benchmarks/bisect-summary.json "$OUT/" 2>/dev/null || true
+
+step "tests: prepared classifier (torch.compile), compiled and vectorised autoencoder training"
+timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_fast.py tests/test_adversarial.py -k "fast or compile or vectoris or cuda" 2>&1 \
+  | tee "$OUT/tests_fast.txt" | tail -8
+
+step "benchmark: eager vs prepared forwards (engine, trajectory), AE training eager/compiled, two AEs sequential/vectorised"
+DEEPDIG_BENCH_PAIRS=${DEEPDIG_BENCH_PAIRS:-100000} DEEPDIG_BENCH_REF_PAIRS=200 DEEPDIG_BENCH_TRAIN_STEPS=${DEEPDIG_BENCH_TRAIN_STEPS:-1000} \
+  timeout 300 $PY -m pytest -q -p no:cacheprovider benchmarks/bench_fast.py -s \
+  --benchmark-json "$OUT/bench_fast.json" 2>&1 | tee "$OUT/bench_fast.txt" | tail -25
+cp .benchmarks/fast-summary.json "$OUT/" 2>/dev/null || true
 
 if [ "${DEEPDIG_GPU_ATLAS:-1}" = 1 ]; then
   step "the full per-target MNIST atlas on one GPU (goal: under 3 minutes)"

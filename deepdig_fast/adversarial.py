@@ -20,6 +20,7 @@ Shapes: the classifier maps ``[N, *in_shape] -> [N, C]`` logits; autoencoders ma
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import warnings
@@ -32,9 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepdig_fast.data import as_unit
+from deepdig_fast.fast import unwrap
 from deepdig_fast.hooks import eval_mode, inference, private
 from deepdig_fast.progress import progress_bar
-from deepdig_fast.validation import Int, Number, check_class_id, check_int, validate_fields
+from deepdig_fast.validation import Int, Number, ParameterError, check_class_id, check_int, validate_fields
 
 __all__ = [
     "MLPAutoencoder",
@@ -45,6 +47,10 @@ __all__ = [
     "autoencoder_from_spec",
     "AdversarialConfig",
     "TrainHistory",
+    "train_adversarial_autoencoders",
+    "train_in_processes",
+    "can_train_in_processes",
+    "train_one_thread",
     "train_adversarial_autoencoder",
     "apply_autoencoder",
     "predict",
@@ -370,6 +376,18 @@ def autoencoder_from_spec(spec: str, in_shape: Sequence[int]) -> Callable[[], nn
 # --------------------------------------------------------------------------------------------------
 # Configuration and history
 # --------------------------------------------------------------------------------------------------
+#: "auto" compiles the training loss from this many steps on (the compile costs ~10-40 s on 2 cores)
+COMPILE_MIN_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class _TrainCompile:
+    def check(self, value: Any, name: str) -> bool | str:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ParameterError(f"{name} must be True, False or 'auto', got {value!r}")
+
+
 @dataclass
 class AdversarialConfig:
     """Training settings of one adversarial autoencoder (defaults: docs/METHOD-NOTES.md / the paper).
@@ -380,7 +398,11 @@ class AdversarialConfig:
     the autoencoder is built here), dropout and batch sampling. infer_batch_size: batch size of
     the inference passes. log_every: history records the mean loss of every window of this many
     steps. collapse_std: outputs whose mean per-feature std across samples is below this are
-    diagnosed as collapsed (all nearly identical).
+    diagnosed as collapsed (all nearly identical). compile: run the loss (autoencoder + classifier,
+    forward and backward) through torch.compile -- True, False, or "auto" (when steps >= 1000, where
+    the one-time compile, paid once per architecture pair and process, is repaid); the same loss,
+    optimiser and schedule, with float32 sums reassociated (loss curves equal to eager within float
+    tolerance, tests/test_adversarial.py). Falls back to eager with one warning if compiling fails.
     """
 
     alpha: float = 0.8
@@ -393,6 +415,7 @@ class AdversarialConfig:
     infer_batch_size: int = 4096
     log_every: int = 100
     collapse_std: float = 1e-3
+    compile: bool | str = "auto"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -408,6 +431,7 @@ class AdversarialConfig:
         "infer_batch_size": Int(1),
         "log_every": Int(1),
         "collapse_std": Number(low=0),
+        "compile": _TrainCompile(),
     }
 
     def validate(self) -> None:
@@ -422,7 +446,7 @@ class TrainHistory:
     ``step[k]`` is the last step (1-based) of logging window k and ``loss[k]``,
     ``reconstruction[k]``, ``adversarial[k]`` the mean of the total loss and of its two BCE terms
     over that window. ``final_loss`` is the mean total loss of the last window; ``seconds`` the wall
-    time of the training loop.
+    time of the training loop (a compile included); ``compiled`` whether the loss ran compiled.
     """
 
     step: list[int] = field(default_factory=list)
@@ -432,6 +456,7 @@ class TrainHistory:
     final_loss: float = float("nan")
     seconds: float = 0.0
     steps: int = 0
+    compiled: bool = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -622,6 +647,7 @@ def train_adversarial_autoencoder(
     if not isinstance(cfg, AdversarialConfig):
         raise TypeError(f"config must be an AdversarialConfig, got {type(cfg).__name__}")
     cfg.validate()
+    classifier = unwrap(classifier)  # training needs gradients through the eager model
     x = _check_inputs(x, "x")
     if x.shape[0] == 0:
         raise ValueError("x must contain at least one input, got an empty tensor")
@@ -685,18 +711,30 @@ def _train_loop(
     window = 0
     bar = progress_bar(cfg.steps, f"AE → class {target}", "step", enabled=progress)
 
-    bce = F.binary_cross_entropy
+    loss_fn = _compiled_loss() if _wants_compile(cfg, device) else _loss_terms
     t0 = time.perf_counter()
     try:
         for step, idx in enumerate(_batch_indices(n, batch, cfg.steps, gen, device), start=1):
             xb = x.index_select(0, idx)
-            out = ae(xb)
-            prob = classifier(out).softmax(dim=1)
-            rec = bce(out, xb)
-            adv = bce(prob, onehot)
-            loss = rec + alpha * adv
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if step == 1 and loss_fn is not _loss_terms:
+                try:  # compiles here (forward and backward); any failure means eager, never a failed run
+                    loss, rec, adv = loss_fn(ae, classifier, xb, onehot, alpha)
+                    loss.backward()
+                except Exception as e:
+                    warnings.warn(
+                        f"autoencoder training runs eager: torch.compile failed ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    loss_fn = _loss_terms
+                    opt.zero_grad(set_to_none=True)
+                    loss, rec, adv = loss_fn(ae, classifier, xb, onehot, alpha)
+                    loss.backward()
+            else:
+                loss, rec, adv = loss_fn(ae, classifier, xb, onehot, alpha)
+                loss.backward()
             opt.step()
             sched.step()
             acc_rec += rec.detach()
@@ -724,7 +762,273 @@ def _train_loop(
     hist.seconds = time.perf_counter() - t0
     hist.steps = cfg.steps
     hist.final_loss = hist.loss[-1]
+    hist.compiled = loss_fn is not _loss_terms
     return hist
+
+
+def train_adversarial_autoencoders(
+    classifier: Classifier,
+    xs: Sequence[torch.Tensor],
+    targets: Sequence[int],
+    configs: Sequence[AdversarialConfig],
+    *,
+    autoencoder: AutoencoderSpec = None,
+) -> list[tuple[nn.Module, TrainHistory]]:
+    """Train K independent adversarial autoencoders as one vectorised model (torch.func).
+
+    The same K trainings as K calls of :func:`train_adversarial_autoencoder` (each autoencoder built
+    under its own config's seed, its own batches from its own seed, the same loss, Adam and StepLR),
+    run together: the K autoencoders' parameters are stacked ([K, ...]), their forwards run under
+    ``torch.func.vmap``, the classifier sees the K batches as one batch of K x batch_size, and one
+    Adam steps the stacked parameters (Adam is elementwise, so this is K Adams). On a GPU this fills
+    the device with K small models at once; on a CPU it runs too (the tests compare it with the
+    sequential trainings) but is not faster (benchmarks/RESULTS.md).
+
+    Args:
+        classifier: as in train_adversarial_autoencoder (a PreparedClassifier is unwrapped).
+        xs: K training sets ``[N_k, *in_shape]``, same sample shape, dtype and device, values in [0, 1].
+        targets: K target classes. configs: K AdversarialConfigs that differ at most in their seeds
+            (steps, batch size, optimiser and schedule are shared); min(batch_size, N_k) must be
+            the same for every k.
+        autoencoder: None or a zero-argument factory (called once per model under its seed); the
+            autoencoders must not use dropout (vmap would draw it differently from a sequential run).
+    Returns:
+        K ``(autoencoder, history)`` pairs, in order; histories as in train_adversarial_autoencoder.
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
+    k = len(xs)
+    if k == 0 or len(targets) != k or len(configs) != k:
+        raise ValueError(
+            f"xs, targets and configs must have the same non-zero length, got {k}, {len(targets)}, {len(configs)}"
+        )
+    if isinstance(autoencoder, nn.Module):
+        raise TypeError("autoencoder must be None or a zero-argument factory here (one model is built per training)")
+    classifier = unwrap(classifier)
+    cfgs = []
+    for i, c in enumerate(configs):
+        if not isinstance(c, AdversarialConfig):
+            raise TypeError(f"configs[{i}] must be an AdversarialConfig, got {type(c).__name__}")
+        c.validate()
+        cfgs.append(c)
+    shared = {f: getattr(cfgs[0], f) for f in ("alpha", "lr", "step_size", "gamma", "steps", "log_every")}
+    for i, c in enumerate(cfgs):
+        for f, v in shared.items():
+            if getattr(c, f) != v:
+                raise ValueError(f"configs[{i}].{f} must equal configs[0].{f} ({v!r}) for a vectorised training")
+    xs = [_check_inputs(x, f"xs[{i}]") for i, x in enumerate(xs)]
+    for i, x in enumerate(xs):
+        if x.shape[0] == 0:
+            raise ValueError(f"xs[{i}] must contain at least one input, got an empty tensor")
+        if x.shape[1:] != xs[0].shape[1:] or x.dtype != xs[0].dtype or x.device != xs[0].device:
+            raise ValueError(f"xs[{i}] must match xs[0]'s sample shape, dtype and device")
+        _check_unit_range(x, f"xs[{i}]")
+    batches = {min(c.batch_size, x.shape[0]) for c, x in zip(cfgs, xs)}
+    if len(batches) != 1:
+        raise ValueError(f"min(batch_size, N_k) must be the same for every training, got {sorted(batches)}")
+    batch = batches.pop()
+    tgts = [_check_class(t, f"targets[{i}]") for i, t in enumerate(targets)]
+    device, dtype = xs[0].device, xs[0].dtype
+    _check_classifier_device(classifier, device)
+
+    aes = []
+    for c in cfgs:
+        with _seeded(c.seed, device):
+            ae = build_autoencoder(autoencoder, tuple(xs[0].shape[1:]))
+        if any(isinstance(m, nn.Dropout) and m.p > 0 for m in ae.modules()):
+            raise ValueError("a vectorised training needs autoencoders without dropout")
+        aes.append(ae.to(device=device, dtype=dtype).train())
+    with torch.no_grad(), eval_mode(classifier):
+        logits = classifier(aes[0](xs[0][:1]))
+    _check_logits(logits, 1)
+    num_classes = logits.shape[1]
+    for i, t in enumerate(tgts):
+        if t >= num_classes:
+            raise ValueError(f"targets[{i}] must be < the classifier's number of classes ({num_classes}), got {t}")
+
+    params, buffers = stack_module_state(aes)  # leaves [K, ...] that require grad
+    base = copy.deepcopy(aes[0]).to("meta")
+
+    def one(p, b, xb):
+        return functional_call(base, (p, b), (xb,))
+
+    forward = vmap(one)
+    onehot = torch.zeros(k, batch, num_classes, device=device, dtype=dtype)
+    for i, t in enumerate(tgts):
+        onehot[i, :, t] = 1.0
+    alpha = float(shared["alpha"])
+    plist = list(params.values())
+    fused = device.type in ("cpu", "cuda")
+    opt = torch.optim.Adam(plist, lr=shared["lr"], fused=fused or None)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=shared["step_size"], gamma=shared["gamma"])
+    gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    streams = [_batch_indices(x.shape[0], batch, shared["steps"], g, device) for x, g in zip(xs, gens)]
+    hists = [TrainHistory() for _ in range(k)]
+    acc = torch.zeros(2, k, device=device, dtype=torch.float32)
+    window = 0
+    steps = shared["steps"]
+    t0 = time.perf_counter()
+    with _frozen(classifier):
+        for step in range(1, steps + 1):
+            xb = torch.stack([x.index_select(0, next(it)) for x, it in zip(xs, streams)])  # [K, B, ...]
+            out = forward(params, buffers, xb)
+            prob = classifier(out.flatten(0, 1)).softmax(dim=1).view(k, batch, num_classes)
+            # per-model mean BCEs, as F.binary_cross_entropy(reduction="mean") computes them
+            rec = F.binary_cross_entropy(out, xb, reduction="none").flatten(1).mean(1)
+            adv = F.binary_cross_entropy(prob, onehot, reduction="none").flatten(1).mean(1)
+            loss = (rec + alpha * adv).sum()  # model k's parameters see only its own term
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            acc[0] += rec.detach()
+            acc[1] += adv.detach()
+            window += 1
+            if step % shared["log_every"] == 0 or step == steps:
+                r_all, a_all = (acc / window).tolist()
+                for i, h in enumerate(hists):
+                    total = r_all[i] + alpha * a_all[i]
+                    if not math.isfinite(total):
+                        raise FloatingPointError(
+                            f"adversarial autoencoder {i} loss became non-finite ({total}) by step {step}; "
+                            f"try a smaller AdversarialConfig.lr (now {shared['lr']})"
+                        )
+                    h.step.append(step)
+                    h.loss.append(total)
+                    h.reconstruction.append(r_all[i])
+                    h.adversarial.append(a_all[i])
+                acc.zero_()
+                window = 0
+    seconds = time.perf_counter() - t0
+    result = []
+    with torch.no_grad():
+        for i, ae in enumerate(aes):
+            for name, p in ae.named_parameters():
+                p.copy_(params[name][i])
+            for name, b in ae.named_buffers():
+                b.copy_(buffers[name][i])
+            ae.eval()
+            h = hists[i]
+            h.seconds, h.steps, h.final_loss = seconds, steps, h.loss[-1]
+            result.append((ae, h))
+    return result
+
+
+def train_one_thread(job: tuple) -> tuple[dict, TrainHistory]:
+    """One job of train_in_processes, (classifier, x, target, config, autoencoder), trained with one
+    torch thread (run by deepdig_fast.train_worker, in a process of its own)."""
+    classifier, x, target, cfg, autoencoder = job
+    torch.set_num_threads(1)
+    ae, hist = train_adversarial_autoencoder(classifier, x, target, cfg, autoencoder=autoencoder)
+    return {k: v.cpu() for k, v in ae.state_dict().items()}, hist
+
+
+def can_train_in_processes(classifier: Classifier, autoencoder: AutoencoderSpec) -> bool:
+    """Whether train_in_processes can ship these to worker processes (both must pickle; a CPU
+    classifier). A property of the objects, not of timing, so the choice is deterministic."""
+    import pickle
+
+    classifier = unwrap(classifier)
+    if isinstance(classifier, nn.Module) and any(p.device.type != "cpu" for p in classifier.parameters()):
+        return False
+    try:
+        pickle.dumps((classifier, autoencoder))
+    except Exception:
+        return False
+    return True
+
+
+def train_in_processes(
+    classifier: Classifier,
+    xs: Sequence[torch.Tensor],
+    targets: Sequence[int],
+    configs: Sequence[AdversarialConfig],
+    *,
+    autoencoder: AutoencoderSpec = None,
+    workers: int = 2,
+) -> list[tuple[nn.Module, TrainHistory]]:
+    """K independent :func:`train_adversarial_autoencoder` calls on a CPU, each in a worker process
+    of its own with one torch thread, ``workers`` at a time (``python -m deepdig_fast.train_worker``;
+    classifier, inputs and autoencoder spec are pickled to them, the results back). Small autoencoder steps scale badly over
+    threads, so on a 2-core machine two single-thread trainings side by side finish sooner than
+    two 2-thread trainings one after the other (benchmarks/RESULTS.md). Each training is the same as
+    ``train_adversarial_autoencoder`` run with one torch thread, whatever the caller's thread count.
+    Returns the K ``(autoencoder, history)`` pairs in order, autoencoders in eval mode."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    check_int(workers, "workers", low=1)
+    classifier = unwrap(classifier)
+    jobs = [(classifier, x.cpu(), t, c, autoencoder) for x, t, c in zip(xs, targets, configs)]
+    # the workers import deepdig_fast as this process does; one OpenMP thread each
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMP_NUM_THREADS": "1"}
+    done: list = []
+    for start in range(0, len(jobs), workers):
+        batch = jobs[start : start + workers]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "deepdig_fast.train_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            for _ in batch
+        ]
+        try:
+            for p, job in zip(procs, batch):
+                assert p.stdin is not None
+                p.stdin.write(pickle.dumps(job))
+                p.stdin.close()
+            for p in procs:
+                assert p.stdout is not None
+                raw = p.stdout.read()
+                if p.wait() != 0:
+                    raise RuntimeError(
+                        f"an autoencoder training worker failed (exit status {p.returncode}; see stderr)"
+                    )
+                done.append(pickle.loads(raw))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    out = []
+    for (state, hist), x in zip(done, xs):
+        ae = build_autoencoder(autoencoder, tuple(x.shape[1:]))
+        ae.load_state_dict(state)
+        out.append((ae.to(device=x.device, dtype=x.dtype).eval(), hist))
+    return out
+
+
+def _loss_terms(ae: nn.Module, classifier: Classifier, xb: torch.Tensor, onehot: torch.Tensor, alpha: float):
+    """(loss, reconstruction BCE, adversarial BCE) of one batch: the paper's loss, in one function so
+    torch.compile can fuse its forward and backward."""
+    out = ae(xb)
+    prob = classifier(out).softmax(dim=1)
+    rec = F.binary_cross_entropy(out, xb)
+    adv = F.binary_cross_entropy(prob, onehot)
+    return rec + alpha * adv, rec, adv
+
+
+_COMPILED: list[Callable] = []
+
+
+def _compiled_loss() -> Callable:
+    """_loss_terms through torch.compile, built once per process: modules are arguments, so every
+    autoencoder of one architecture (and the same classifier) reuses one compiled graph."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_loss_terms, dynamic=False))
+    return _COMPILED[0]
+
+
+def _wants_compile(cfg: AdversarialConfig, device: torch.device) -> bool:
+    if device.type not in ("cpu", "cuda"):
+        return False
+    if cfg.compile == "auto":
+        return cfg.steps >= COMPILE_MIN_STEPS
+    return bool(cfg.compile)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -964,6 +1268,7 @@ def component_one(
     x_test_s: torch.Tensor | None = None,
     autoencoder: AutoencoderSpec = None,
     progress: bool = False,
+    trained: tuple[nn.Module, TrainHistory] | None = None,
 ) -> ComponentOneResult:
     """DeepDIG Component I: adversarial set A(source→target).
 
@@ -971,7 +1276,9 @@ def component_one(
     unfiltered, values in [0, 1]) with target ``target``, runs it over ``x_train_s`` and keeps
     x' = AE_I(x) where f(x) = source and f(x') = target. ``x_test_s`` ``[M, *in_shape]``, when
     given, is only reported (``result.test``). See :func:`train_adversarial_autoencoder` for
-    ``config``, ``autoencoder`` and ``progress``.
+    ``config``, ``autoencoder`` and ``progress``. ``trained``: an ``(autoencoder, history)`` already
+    trained on ``x_train_s`` towards ``target`` (e.g. by train_adversarial_autoencoders), used
+    instead of training one.
 
     When the generator collapsed (see :class:`ComponentOneResult`) ``result.collapse`` says how and
     a warning with the same text is emitted; the (possibly empty) set is still returned.
@@ -995,9 +1302,12 @@ def component_one(
         if x_test_s.device != x_train_s.device:
             raise ValueError(f"x_test_s must be on {x_train_s.device} like x_train_s, got {x_test_s.device}")
 
-    ae, history = train_adversarial_autoencoder(
-        classifier, x_train_s, target, cfg, autoencoder=autoencoder, progress=progress
-    )
+    if trained is None:
+        ae, history = train_adversarial_autoencoder(
+            classifier, x_train_s, target, cfg, autoencoder=autoencoder, progress=progress
+        )
+    else:  # trained elsewhere on the same inputs (train_adversarial_autoencoders, several at once)
+        ae, history = trained
     kw: dict[str, Any] = dict(batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
     train = apply_generator(classifier, ae, x_train_s, source, target, **kw)
     test_stats = None
@@ -1027,6 +1337,7 @@ def component_two(
     *,
     autoencoder: AutoencoderSpec = None,
     progress: bool = False,
+    trained: tuple[nn.Module, TrainHistory] | None = None,
 ) -> ComponentTwoResult:
     """DeepDIG Component II: boundary-straddling pairs for the source→target direction.
 
@@ -1034,6 +1345,7 @@ def component_two(
     :func:`component_one`) with target ``source``, computes a'' = AE_II(a) and keeps the pairs with
     f(a) = target and f(a'') = source. Pass a new module or a factory as ``autoencoder`` for a custom
     architecture (None builds :func:`default_autoencoder`, the same shape component I uses by default).
+    ``trained``: an ``(autoencoder, history)`` already trained on ``adversarial`` towards ``source``.
 
     Raises ValueError when ``adversarial`` is empty. Collapse is reported as in component_one.
     """
@@ -1048,9 +1360,12 @@ def component_two(
             f"so component II has nothing to train on"
         )
     cfg = AdversarialConfig() if config is None else config
-    ae, history = train_adversarial_autoencoder(
-        classifier, adversarial, source, cfg, autoencoder=autoencoder, progress=progress
-    )
+    if trained is None:
+        ae, history = train_adversarial_autoencoder(
+            classifier, adversarial, source, cfg, autoencoder=autoencoder, progress=progress
+        )
+    else:  # trained elsewhere on `adversarial` (train_adversarial_autoencoders, several at once)
+        ae, history = trained
     back = apply_generator(
         classifier, ae, adversarial, target, source, batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std
     )

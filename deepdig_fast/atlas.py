@@ -64,6 +64,7 @@ from deepdig_fast.adversarial import (
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData, as_unit
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
+from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs, unwrap
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
 from deepdig_fast.rundir import (
     ATLAS_KIND,
@@ -111,7 +112,9 @@ class AtlasConfig:
     linearity: fit the s|t linear SVM per direction and report its borderline m1 (needs an
         embedding layer). max_inputs_per_class: use at most this many training (and test) inputs
         per class, a seeded random subset (None: all). save_points: keep each direction's
-        successful borderline samples in its unit file.
+        successful borderline samples in its unit file. compile: how the classifier's inference-only
+        forwards run (deepdig_fast.fast.prepare_classifier; False: eager); the mode that ran enters
+        every unit's key.
     """
 
     strategy: str = "auto"
@@ -129,8 +132,10 @@ class AtlasConfig:
     linearity: bool = True
     max_inputs_per_class: int | None = None
     save_points: bool = False
+    compile: bool | str = True
 
     CONSTRAINTS = {
+        "compile": COMPILE,
         "strategy": Options(("auto",) + STRATEGIES),
         "beta": Number(0, 1, "neither"),
         "max_steps": Int(1),
@@ -574,6 +579,11 @@ def run_atlas(
     embedding_layer = resolve_embedding_layer(classifier, embedding_layer, data.probe_inputs(2))
     check_fits(classifier, data, embedding_layer=embedding_layer)  # one forward, before any expensive work
     accuracy = check_accuracy(classifier, data, covered, min_accuracy)  # the input-contract guard
+    if config.compile in (False, "eager"):  # everything eager, the autoencoders' training loss too
+        config = dataclasses.replace(config, adversarial=dataclasses.replace(config.adversarial, compile=False))
+    # one prepared classifier for every inference-only forward (paid once per model and process)
+    probe = probe_inputs(data, covered, model_device(classifier), per_class=max(4, 64 // len(covered)))
+    fast = prepare_classifier(classifier, probe, embedding_layer=embedding_layer, compile=config.compile)
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(model_device(classifier)))
     prefix = f"[rank {rank}] " if world > 1 else ""
@@ -595,6 +605,8 @@ def run_atlas(
         "dtype": str(data.dtype),
         "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
     }
+    if fast.key() is not None:  # optimised logits differ from eager in the last bits: never mixed
+        base["inference"] = fast.key()
     scope = {"directions": [list(d) for d in directions]}
     run_id = digest(
         {**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer}
@@ -615,13 +627,14 @@ def run_atlas(
             "embedding_layer": embedding_layer,
             "class_accuracy": {str(c): a for c, a in accuracy.items()},
         },
+        "inference": inference_record(fast),
         **(manifest_extra or {}),
     }
     with _claim(root, manifest, rank, world):
         if config.max_inputs_per_class is not None:
             data = data.subset(per_class=config.max_inputs_per_class, seed=config.seed)
         store = StageStore(None if root is None else root / "units", say)
-        ctx = _Atlas(classifier, data, config, strategy, embedding_layer, autoencoder, store, progress and rank == 0)
+        ctx = _Atlas(fast, data, config, strategy, embedding_layer, autoencoder, store, progress and rank == 0)
 
         # phase 1: generators
         gen_units: dict[str, _Unit] = {}
@@ -707,6 +720,7 @@ def run_atlas(
             )
             timings = _timings(ctx, outs, gen_units, dir_units, phase_seconds, world)
             timings["run_id"] = run_id
+            timings["inference"] = {"mode": fast.mode, "prepare_seconds": fast.seconds}
             timings["phases"]["merge"] = time.perf_counter() - tic
             timings["wall_seconds"] = time.perf_counter() - t_start
             if root is not None:
@@ -820,7 +834,11 @@ def _merge(
             "class_names": [names[c] for c in covered],
             "n_directions": len(directions),
             "dataset": full_fp,
-            "classifier": {"sha256": classifier_sha, "class": type(ctx.f).__name__, "embedding_layer": embedding_layer},
+            "classifier": {
+                "sha256": classifier_sha,
+                "class": type(unwrap(ctx.f)).__name__,
+                "embedding_layer": embedding_layer,
+            },
             "config": cfg,
             "generators": gens,
             "directions": rows,

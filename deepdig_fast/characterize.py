@@ -499,10 +499,13 @@ def linearity(
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
+    from deepdig_fast.fast import PreparedClassifier
     from deepdig_fast.hooks import embed
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module (the embedding is read with a hook), got {type(model).__name__}")
+    if not isinstance(model, (nn.Module, PreparedClassifier)):
+        raise TypeError(
+            f"model must be an nn.Module or a PreparedClassifier (the embedding is read by name), got {type(model).__name__}"
+        )
     if not isinstance(embedding_layer, str) or not embedding_layer:
         raise ValueError(f"embedding_layer must be a submodule name like 'embedding', got {embedding_layer!r}")
     check_class_id(source, "source")

@@ -503,6 +503,15 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _compile_option(q) -> None:
+    q.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="run the classifier's inference forwards eager (default: optimised for the device, "
+        "checked against eager on a probe batch; see deepdig_fast.fast)",
+    )
+
+
 def cmd_run(args) -> int:
     import torch
 
@@ -523,6 +532,7 @@ def cmd_run(args) -> int:
         baselines=not args.no_baselines,
         characterize=not args.no_characterize,
         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
+        compile=not args.no_compile,
     )
     _preprocessing_args(args)
     ids = all(isinstance(c, int) for c in args.pair)
@@ -768,6 +778,7 @@ def _atlas(args) -> int:
         linearity=not args.no_linearity,
         max_inputs_per_class=args.max_per_class,
         save_points=args.save_points,
+        compile=not args.no_compile,
     )
     _preprocessing_args(args)
     rank, world, device = _init_distributed(args)
@@ -1056,6 +1067,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
     q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
     q.add_argument("--no-baselines", action="store_true", help="skip the RPBS and EPBS baselines")
+    _compile_option(q)
     q.add_argument(
         "--trajectory-segments",
         type=_positive_int,
@@ -1119,6 +1131,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--trajectory-exact", action="store_true", help="the paper's exact design (slow on a CPU)")
     q.add_argument("--no-trajectory", action="store_true", help="skip the trajectory oscillation")
     q.add_argument("--no-linearity", action="store_true", help="skip the per-direction linear SVM (m1)")
+    _compile_option(q)
     q.add_argument(
         "--max-per-class", type=_positive_int, help="use at most this many inputs per class (a seeded subset)"
     )

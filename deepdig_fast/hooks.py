@@ -25,7 +25,8 @@ from torch import nn
 from deepdig_fast.validation import check_int
 
 
-def _resolve(model: nn.Module, layer: str) -> tuple[nn.Module, bool]:
+def resolve_layer(model: nn.Module, layer: str) -> tuple[nn.Module, bool]:
+    """(the submodule `layer` names, whether its input rather than its output is the embedding)."""
     name, _, which = layer.partition(":")
     if which not in ("", "input", "output"):
         raise ValueError(f"embedding_layer must be 'NAME', 'NAME:input' or 'NAME:output', got {layer!r}")
@@ -53,8 +54,16 @@ class EmbeddingCapture:
 
 @contextlib.contextmanager
 def capture_embeddings(model: nn.Module, layer: str) -> Iterator[EmbeddingCapture]:
-    """Context manager: while active, every forward of `model` stores the layer's output (or input)."""
-    module, use_input = _resolve(model, layer)
+    """Context manager: while active, every forward of `model` stores the layer's output (or input).
+
+    `model` may also be a deepdig_fast.fast.PreparedClassifier prepared for `layer`: its optimised
+    function returns the embedding itself (no hook on a compiled module)."""
+    tap = getattr(model, "embedding_tap", None)
+    if tap is not None and not isinstance(model, nn.Module):
+        with tap(layer) as prepared_cap:
+            yield prepared_cap
+        return
+    module, use_input = resolve_layer(model, layer)
     cap = EmbeddingCapture()
 
     def hook(_mod, inputs, output):

@@ -29,13 +29,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
-from deepdig_fast.adversarial import AdversarialConfig, autoencoder_key, component_one, component_two
+from deepdig_fast.adversarial import (
+    AdversarialConfig,
+    autoencoder_key,
+    can_train_in_processes,
+    component_one,
+    component_two,
+    train_adversarial_autoencoders,
+    train_in_processes,
+)
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
+from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs
 from deepdig_fast.io import sha256_state_dict
 from deepdig_fast.rundir import (
     RESULTS_SCHEMA,
@@ -52,6 +62,9 @@ from deepdig_fast.rundir import (
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 from deepdig_fast.zoo import resolve_embedding_layer
 
+#: values of PairConfig.joint_training
+JOINT_TRAINING = ("auto", "vectorized", "processes", "sequential")
+
 
 @dataclass
 class PairConfig:
@@ -63,7 +76,15 @@ class PairConfig:
     baselines: also run RPBS and EPBS. engine_batch_size: the engine's live batch (None: fixed per
     device, 512 on a CPU and 16384 on an accelerator, so results do not depend on timing; "auto":
     measured for the model and device, faster but machine-dependent in the last bits; the value
-    used is part of every engine stage's key).
+    used is part of every engine stage's key). compile: how the classifier's inference-only forwards
+    run (deepdig_fast.fast.prepare_classifier: True the device's optimised backend, checked
+    against eager; False eager; or a backend name); the mode that ran enters every stage's key.
+    joint_training: how the two directions' AE_I (and then their AE_II) are trained: "vectorized"
+    as one vmapped model (adversarial.train_adversarial_autoencoders), "processes" side by side in
+    two single-thread worker processes (adversarial.train_in_processes), "sequential" one after the
+    other in this process; "auto": vectorized on a GPU, processes on a CPU with >= 2 torch threads
+    (when the classifier and autoencoder pickle), else sequential. The mode enters the components'
+    keys.
     """
 
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
@@ -78,11 +99,15 @@ class PairConfig:
     trajectory_T: int = 50
     trajectory_segments: int | None = None
     band: tuple = (-0.1, 0.1)
+    compile: bool | str = True
+    joint_training: str = "auto"
 
     CONSTRAINTS = {
         "beta": Number(0, 1, "neither"),
         "max_steps": Int(1),
         "method": Options(("bisect", "illinois")),
+        "compile": COMPILE,
+        "joint_training": Options(JOINT_TRAINING),
         "seed": Int(0),
         "trajectory_K": Int(1),
         "trajectory_T": Int(1),
@@ -241,12 +266,21 @@ def run_pair(
     # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
     check_fits(classifier, data, embedding_layer=embedding_layer)
     accuracy = check_accuracy(classifier, data, (source, target), min_accuracy)
+    if config.compile in (False, "eager"):  # everything eager, the autoencoders' training loss too
+        config = dataclasses.replace(config, adversarial=dataclasses.replace(config.adversarial, compile=False))
     device = model_device(classifier)
+    # one prepared classifier for every inference-only forward (paid once per model and process)
+    fast = prepare_classifier(
+        classifier,
+        probe_inputs(data, (source, target), device),
+        embedding_layer=embedding_layer,
+        compile=config.compile,
+    )
     if config.engine_batch_size is None:
         config = dataclasses.replace(config, engine_batch_size=default_batch_size(device))
     elif config.engine_batch_size == "auto":  # measured once, here, so the value enters every key
         probe = data.class_inputs(source, "train")[:64].to(device)
-        config = dataclasses.replace(config, engine_batch_size=choose_batch_size(classifier, probe, limit=1 << 16))
+        config = dataclasses.replace(config, engine_batch_size=choose_batch_size(fast, probe, limit=1 << 16))
     root = None if out_dir is None else Path(out_dir)
     say = log or (lambda msg: None)
     classifier_sha = sha256_state_dict(classifier.state_dict()) if isinstance(classifier, nn.Module) else None
@@ -256,6 +290,8 @@ def run_pair(
         "embedding_layer": embedding_layer,
         "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
     }
+    if fast.key() is not None:  # optimised logits differ from eager in the last bits: never mixed
+        base_spec["inference"] = fast.key()
     inputs = {**base_spec, "pair": [source, target], "config": config.to_dict()}
     run_id = digest(inputs)
     t_run = time.perf_counter()
@@ -276,11 +312,15 @@ def run_pair(
                 config,
                 embedding_layer,
                 {"class_accuracy": {str(c): a for c, a in accuracy.items()}},
-                manifest_extra,
+                {
+                    "inference": inference_record(fast),
+                    "joint_training": _joint_mode(config, device, classifier, autoencoder),
+                    **(manifest_extra or {}),
+                },
                 run_id,
             )
         result = _run(
-            classifier,
+            fast,
             data,
             source,
             target,
@@ -295,6 +335,7 @@ def run_pair(
             inputs,
             t_run,
         )
+        result.timings["inference"] = {"mode": fast.mode, "prepare_seconds": fast.seconds}
         if root is not None:
             write_json(root / "timings.json", result.timings)
             write_json(root / "results.json", result.results)
@@ -337,10 +378,43 @@ def _run(
     t_run,
 ) -> PairResult:
     directions: dict[str, DirectionResult] = {}
-    for s, t in ((source, target), (target, source)):
-        directions[f"{s}->{t}"] = _run_direction(
-            classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
-        )
+    both = ((source, target), (target, source))
+    mode = _joint_mode(config, device, classifier, autoencoder)
+    if mode == "sequential":
+        for s, t in both:
+            directions[f"{s}->{t}"] = _run_direction(
+                classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
+            )
+    else:  # the two directions' AE_I, then their AE_II, each pair trained together
+        jobs1 = {}
+        for s, t in both:
+            name1 = f"components/ae1_{s}-{t}"
+            jobs1[(s, t)] = (
+                data.class_inputs(s, "train").to(device),
+                t,
+                dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1)),
+            )
+        train1 = _joint_groups(classifier, jobs1, autoencoder, mode)
+        ones = {
+            d: _stage_one(
+                classifier, data, *d, config, store, base_spec, autoencoder, device, progress, train1[d], mode
+            )
+            for d in both
+        }
+        jobs2 = {}
+        for d in both:
+            job = _stage_two_job(*d, config, ones[d])
+            if job is not None:
+                jobs2[d] = (job[0].to(device), job[1], job[2])
+        train2 = _joint_groups(classifier, jobs2, autoencoder, mode)
+        twos = {
+            d: _stage_two(classifier, *d, config, store, autoencoder, progress, ones[d], train2.get(d), mode)
+            for d in both
+        }
+        for s, t in both:
+            directions[f"{s}->{t}"] = _stage_rest(
+                classifier, data, s, t, config, store, base_spec, embedding_layer, device, ones[(s, t)], twos[(s, t)]
+            )
     linearity = None
     if config.characterize:
         linearity = _characterize(
@@ -352,31 +426,80 @@ def _run(
     return PairResult(source, target, directions, results, store.root, timings)
 
 
+class _Joint:
+    """Several autoencoders trained together (vectorised or in worker processes), lazily: only when
+    a stage that needs one is actually computed; then all of them, so that every member is the same
+    whichever stages were already stored."""
+
+    def __init__(self, classifier, jobs: list[tuple[Tensor, int, AdversarialConfig]], autoencoder, mode: str):
+        self.classifier, self.jobs, self.autoencoder, self.mode = classifier, jobs, autoencoder, mode
+        self.done: list | None = None
+
+    def get(self, i: int):
+        if self.done is None:
+            xs, targets, cfgs = (list(v) for v in zip(*self.jobs))
+            train = train_adversarial_autoencoders if self.mode == "vectorized" else train_in_processes
+            self.done = train(self.classifier, xs, targets, cfgs, autoencoder=self.autoencoder)
+        return self.done[i]
+
+
+def _joint_groups(classifier, jobs: dict, autoencoder, mode: str) -> dict:
+    """{key: callable giving (ae, history)} for jobs {key: (x, target, cfg)}. Vectorised: jobs with
+    the same effective batch (min(batch_size, N)) form one model; processes: all jobs at once."""
+    groups: dict[int, list] = {}
+    for key, (x, tgt, cfg) in jobs.items():
+        group = min(cfg.batch_size, int(x.shape[0])) if mode == "vectorized" else 0
+        groups.setdefault(group, []).append((key, (x, tgt, cfg)))
+    out = {}
+    for members in groups.values():
+        joint = _Joint(classifier, [job for _, job in members], autoencoder, mode)
+        for i, (key, _) in enumerate(members):
+            out[key] = lambda joint=joint, i=i: joint.get(i)
+    return out
+
+
+def _joint_mode(config: PairConfig, device, classifier, autoencoder) -> str:
+    """The joint_training mode that runs: a function of the settings, device, thread count and
+    whether the objects pickle -- never of a timing."""
+    if config.joint_training != "auto":
+        return config.joint_training
+    if torch.device(device).type == "cuda":
+        return "vectorized"
+    if torch.device(device).type == "cpu" and torch.get_num_threads() >= 2:
+        if can_train_in_processes(classifier, autoencoder):
+            return "processes"
+    return "sequential"
+
+
 def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):
-    """One direction s -> t. `autoencoder` is None (the default one) or a factory; components I and
-    II call it under their stage's seed, so the result does not depend on earlier RNG use."""
+    """One direction s -> t, its autoencoders trained one at a time."""
+    one = _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, device, progress)
+    two = _stage_two(classifier, s, t, config, store, autoencoder, progress, one)
+    return _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two)
+
+
+def _stage_one(
+    classifier, data, s, t, config, store, base_spec, autoencoder, device, progress, trained=None, mode="sequential"
+):
+    """Component I of s -> t: (c1, key1, x_s). `trained`: a callable giving an already trained
+    (autoencoder, history), called only when the stage is computed."""
     tag = f"{s}-{t}"
     x_s = data.class_inputs(s, "train").to(device)
     x_s_test = data.class_inputs(s, "test").to(device)
-    skipped: dict[str, str] = {}
-    borderline: dict[str, BorderlineResult] = {}
-    keys: dict[str, str] = {}
-    engine_kw = dict(
-        beta=config.beta,
-        max_steps=config.max_steps,
-        method=config.method,
-        embedding_layer=embedding_layer,
-        batch_size=config.engine_batch_size,
-    )
-    engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
-
-    # Component I
     name1 = f"components/ae1_{tag}"
     adv_cfg1 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1))
 
     def comp1():
         r = component_one(
-            classifier, x_s, s, t, adv_cfg1, x_test_s=x_s_test, autoencoder=autoencoder, progress=progress
+            classifier,
+            x_s,
+            s,
+            t,
+            adv_cfg1,
+            x_test_s=x_s_test,
+            autoencoder=autoencoder,
+            progress=progress,
+            trained=None if trained is None else trained(),
         )
         return {
             "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
@@ -396,50 +519,105 @@ def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder
             },
         }
 
-    c1, key1 = store.run(name1, {**base_spec, "s": s, "t": t, "adversarial": dataclasses.asdict(adv_cfg1)}, comp1)
-    adversarial = c1["adversarial"].to(device)
+    spec = {**base_spec, "s": s, "t": t, "adversarial": dataclasses.asdict(adv_cfg1)}
+    if mode != "sequential":  # joint training rounds differently: never mixed with sequential
+        spec["training"] = mode
+    c1, key1 = store.run(name1, spec, comp1)
+    return {"c1": c1, "key1": key1, "cfg1": adv_cfg1, "x_s": x_s}
 
-    # Component II
-    c2 = None
+
+def _stage_two_job(s, t, config, one):
+    """(adversarial set, its target, config) of component II of s -> t, or None when it is skipped."""
+    c1 = one["c1"]
+    adversarial = c1["adversarial"]
     if adversarial.shape[0] == 0 or c1["stats"]["collapse"]:
+        return None
+    name2 = f"components/ae2_{s}-{t}"
+    return adversarial, s, dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name2))
+
+
+def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trained=None, mode="sequential"):
+    """Component II of s -> t: {"c2", "key2", "skipped"}."""
+    c1 = one["c1"]
+    job = _stage_two_job(s, t, config, one)
+    if job is None:
         # A collapsed generator's outputs (e.g. all nearly identical) make no meaningful pairs.
-        skipped["deepdig"] = c1["stats"]["collapse"] or "component I produced no adversarial samples"
+        return {
+            "c2": None,
+            "key2": None,
+            "skipped": c1["stats"]["collapse"] or "component I produced no adversarial samples",
+        }
+    device = one["x_s"].device
+    adversarial = job[0].to(device)
+    adv_cfg2 = job[2]
+    name2 = f"components/ae2_{s}-{t}"
+
+    def comp2():
+        r = component_two(
+            classifier,
+            adversarial,
+            s,
+            t,
+            adv_cfg2,
+            autoencoder=autoencoder,
+            progress=progress,
+            trained=None if trained is None else trained(),
+        )
+        return {
+            "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
+            "a": r.a.cpu(),
+            "a2": r.a2.cpu(),
+            "index": r.index.cpu(),
+            "stats": {
+                "pairs": int(r.a.shape[0]),
+                "counts": dataclasses.asdict(r.stats),
+                "collapse": r.collapse,
+                "final_loss": r.history.final_loss,
+                "train_seconds": r.history.seconds,
+            },
+        }
+
+    spec = {"upstream": one["key1"], "adversarial": dataclasses.asdict(adv_cfg2)}
+    if mode != "sequential":
+        spec["training"] = mode
+    c2, key2 = store.run(name2, spec, comp2)
+    skipped = None
+    if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:
+        skipped = c2["stats"]["collapse"] or "component II kept no pairs"
+    return {"c2": c2, "key2": key2, "skipped": skipped}
+
+
+def _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two):
+    """Component III on the pairs of s -> t, and the baselines."""
+    tag = f"{s}-{t}"
+    c1, c2 = one["c1"], two["c2"]
+    skipped: dict[str, str] = {}
+    borderline: dict[str, BorderlineResult] = {}
+    keys: dict[str, str] = {}
+    engine_kw = dict(
+        beta=config.beta,
+        max_steps=config.max_steps,
+        method=config.method,
+        embedding_layer=embedding_layer,
+        batch_size=config.engine_batch_size,
+    )
+    engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
+
+    if two["skipped"] is not None:
+        skipped["deepdig"] = two["skipped"]
     else:
-        name2 = f"components/ae2_{tag}"
-        adv_cfg2 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name2))
+        # Component III: a'' (predicted s) -> a (predicted t)
+        a_end, b_end = c2["a2"].to(device), c2["a"].to(device)
+        index = c2["index"]
 
-        def comp2():
-            r = component_two(classifier, adversarial, s, t, adv_cfg2, autoencoder=autoencoder, progress=progress)
-            return {
-                "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
-                "a": r.a.cpu(),
-                "a2": r.a2.cpu(),
-                "index": r.index.cpu(),
-                "stats": {
-                    "pairs": int(r.a.shape[0]),
-                    "counts": dataclasses.asdict(r.stats),
-                    "collapse": r.collapse,
-                    "final_loss": r.history.final_loss,
-                    "train_seconds": r.history.seconds,
-                },
-            }
+        def comp3():
+            r = refine_borderline(classifier, a_end, b_end, s, t, **engine_kw)
+            # pair i: a = AE_II(adversarial[index[i]]), b = adversarial[index[i]]
+            return _result_to_dict(r, index, index)
 
-        c2, key2 = store.run(name2, {"upstream": key1, "adversarial": dataclasses.asdict(adv_cfg2)}, comp2)
-        if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:
-            skipped["deepdig"] = c2["stats"]["collapse"] or "component II kept no pairs"
-        else:
-            # Component III: a'' (predicted s) -> a (predicted t)
-            a_end, b_end = c2["a2"].to(device), c2["a"].to(device)
-            index = c2["index"]
-
-            def comp3():
-                r = refine_borderline(classifier, a_end, b_end, s, t, **engine_kw)
-                # pair i: a = AE_II(adversarial[index[i]]), b = adversarial[index[i]]
-                return _result_to_dict(r, index, index)
-
-            out, key3 = store.run(f"borderline/deepdig_{tag}", {"upstream": key2, "engine": engine_spec}, comp3)
-            borderline["deepdig"] = _result_from_dict(out)
-            keys["deepdig"] = key3
+        out, key3 = store.run(f"borderline/deepdig_{tag}", {"upstream": two["key2"], "engine": engine_spec}, comp3)
+        borderline["deepdig"] = _result_from_dict(out)
+        keys["deepdig"] = key3
 
     # Baselines
     if config.baselines:

@@ -121,7 +121,8 @@ LOCK_NAME = ".lock"
 
 def model_device(model: Any, fallback: torch.device | str = "cpu") -> torch.device:
     """The device of a module's first parameter (or buffer); `fallback` for callables and
-    parameter-free modules."""
+    parameter-free modules. A PreparedClassifier (deepdig_fast.fast) answers for its module."""
+    model = getattr(model, "module", model) if not isinstance(model, nn.Module) else model
     if isinstance(model, nn.Module):
         for p in model.parameters():
             return p.device

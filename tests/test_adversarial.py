@@ -16,11 +16,14 @@ from deepdig_fast.adversarial import (
     ConvAutoencoder,
     MLPAutoencoder,
     apply_autoencoder,
+    can_train_in_processes,
     component_one,
     component_two,
     default_autoencoder,
     predict,
     train_adversarial_autoencoder,
+    train_adversarial_autoencoders,
+    train_in_processes,
 )
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
@@ -208,6 +211,100 @@ def test_training_is_deterministic(mnist):
     assert h1.loss == h2.loss
     ae3, h3 = train_adversarial_autoencoder(mnist["clf"], xs, T, AdversarialConfig(steps=30, batch_size=64, seed=4))
     assert not torch.equal(ae1.encoder[0].weight, ae3.encoder[0].weight)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_training_equals_eager_within_float_tolerance(mnist, dtype):
+    """The compiled loss is the same loss: the loss curve (window means) and the weights match eager.
+    Training amplifies last-bit differences a little over the steps, hence a looser bound at the end."""
+    clf = mnist["clf"].to(dtype)
+    xs = mnist["xs"][:600].to(dtype)
+    curves = {}
+    try:
+        for compile in (False, True):
+            cfg = AdversarialConfig(steps=120, batch_size=64, log_every=10, seed=1, compile=compile)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)  # no fallback to eager
+                ae, h = train_adversarial_autoencoder(clf, xs, T, cfg)
+            assert h.compiled is compile
+            curves[compile] = (h, ae)
+    finally:
+        mnist["clf"].to(torch.float32)
+    (h0, ae0), (h1, ae1) = curves[False], curves[True]
+    # relative bounds on the curves; an absolute one for the adversarial term, which falls to ~1e-3
+    rtol_first, rtol, atol = (1e-5, 1e-3, 1e-5) if dtype == torch.float32 else (1e-12, 1e-9, 1e-12)
+    assert h1.step == h0.step
+    assert h1.loss[0] == pytest.approx(h0.loss[0], rel=rtol_first)
+    assert h1.loss == pytest.approx(h0.loss, rel=rtol)
+    assert h1.adversarial == pytest.approx(h0.adversarial, rel=rtol, abs=atol)
+    # Adam divides by sqrt(v): a weight whose gradient is ~0 can step by ~lr either way, so compare
+    # what the autoencoders compute rather than each weight
+    with torch.no_grad():
+        out0, out1 = ae0(xs), ae1(xs)
+    # (float32: measured 7.5e-3 after 120 steps -- the last-bit differences grow through training;
+    # float64, where they start ~1e-16: 7e-13, the algorithm itself is the same)
+    assert float((out0 - out1).abs().max()) <= (5e-2 if dtype == torch.float32 else 1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_vectorised_training_equals_sequential(mnist, dtype):
+    """K autoencoders trained as one vmapped model give the K sequential trainings' curves and models."""
+    clf = mnist["clf"].to(dtype)
+    try:
+        xs = [mnist["xs"][:150].to(dtype), mnist["xs"][150:300].to(dtype)]
+        targets = [T, 1]
+        cfgs = [AdversarialConfig(steps=40, batch_size=64, log_every=10, seed=s, compile=False) for s in (3, 9)]
+        together = train_adversarial_autoencoders(clf, xs, targets, cfgs)
+        apart = [train_adversarial_autoencoder(clf, x, t, c) for x, t, c in zip(xs, targets, cfgs)]
+    finally:
+        mnist["clf"].to(torch.float32)
+    rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    for (ae_v, h_v), (ae_s, h_s), x in zip(together, apart, xs):
+        assert h_v.step == h_s.step and not ae_v.training
+        assert h_v.loss == pytest.approx(h_s.loss, rel=rtol)
+        assert h_v.reconstruction == pytest.approx(h_s.reconstruction, rel=rtol)
+        with torch.no_grad():
+            diff = float((ae_v(x) - ae_s(x)).abs().max())
+        # float64: the same algorithm (measured ~1e-13); float32: batched GEMMs round differently and
+        # Adam amplifies the last bits over the steps
+        assert diff <= (1e-2 if dtype == torch.float32 else 1e-9)
+    assert not torch.equal(together[0][0].encoder[0].weight, together[1][0].encoder[0].weight)
+
+
+def test_vectorised_training_argument_errors(mnist):
+    clf, x = mnist["clf"], mnist["xs"][:100]
+    cfg = AdversarialConfig(steps=2, batch_size=32)
+    with pytest.raises(ValueError, match="same non-zero length"):
+        train_adversarial_autoencoders(clf, [x, x], [T], [cfg, cfg])
+    with pytest.raises(ValueError, match=r"configs\[1\]\.steps must equal"):
+        train_adversarial_autoencoders(clf, [x, x], [T, T], [cfg, AdversarialConfig(steps=3, batch_size=32)])
+    with pytest.raises(ValueError, match=r"min\(batch_size, N_k\)"):
+        train_adversarial_autoencoders(clf, [x, x[:10]], [T, T], [cfg, cfg])
+    with pytest.raises(ValueError, match="without dropout"):
+        train_adversarial_autoencoders(clf, [x, x], [T, T], [cfg, cfg], autoencoder=lambda: MLPAutoencoder(dropout=0.1))
+    with pytest.raises(ValueError, match=r"targets\[1\] must be <"):
+        train_adversarial_autoencoders(clf, [x, x], [T, 10], [cfg, cfg])
+
+
+def test_training_in_processes_equals_single_thread_training(mnist):
+    """Two trainings in two single-thread worker processes are exactly the in-process trainings
+    with one torch thread (this module runs with one)."""
+    clf = mnist["clf"]
+    xs = [mnist["xs"][:150], mnist["xs"][150:300]]
+    cfgs = [AdversarialConfig(steps=20, batch_size=32, log_every=5, seed=s, compile=False) for s in (2, 5)]
+    assert can_train_in_processes(clf, None) and not can_train_in_processes(clf, lambda: MLPAutoencoder())
+    far = train_in_processes(clf, xs, [T, 1], cfgs)
+    for (ae_p, h_p), x, t, c in zip(far, xs, [T, 1], cfgs):
+        ae, h = train_adversarial_autoencoder(clf, x, t, c)
+        assert h_p.loss == h.loss and not ae_p.training
+        for (k, v), v_p in zip(ae.state_dict().items(), ae_p.state_dict().values()):
+            assert torch.equal(v, v_p), k
+
+
+def test_train_compile_option_is_checked():
+    with pytest.raises(ValueError, match=r"AdversarialConfig\.compile must be True, False or 'auto'"):
+        AdversarialConfig(compile="yes")
 
 
 def test_small_set_and_callable_classifier(mnist):

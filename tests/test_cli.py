@@ -86,12 +86,16 @@ def test_run_with_a_users_model(tmp_path, small_fcn):
         "embedding",
         "--no-characterize",
         "--no-report",
+        "--no-compile",
         timeout=600,
     )
     assert r.returncode == 0, r.stderr
     assert "deepdig" in r.stdout and "epbs" in r.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["classifier_meta"]["model"].endswith("mymodel.py:make")
+    # --no-compile: every forward eager, the autoencoders' loss too, and the manifest says so
+    assert manifest["inference"]["mode"] == "eager" and manifest["config"]["compile"] is False
+    assert manifest["config"]["adversarial"]["compile"] is False
     results = json.loads((out / "results.json").read_text())
     assert set(results["directions"]) == {"3->5", "5->3"}
     assert results["directions"]["3->5"]["methods"]["epbs"]["pairs"] > 0

@@ -107,6 +107,43 @@ def test_rerun_reuses_every_stage(pair_run):
     assert all(k.startswith("components/") for k in reused) and len(reused) == 4
 
 
+def test_inference_mode_is_recorded_and_enters_every_stage_key(pair_run, tmp_path):
+    import shutil
+
+    model, data, res, out = pair_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inference"]["mode"] == "torchscript" and manifest["inference"]["reason"] is None
+    assert res.timings["inference"]["mode"] == "torchscript"
+    # eager logits differ from the optimised ones in the last bits: a run in the other mode reuses nothing
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    eager = run_pair(model, data, S, T, small_config(compile=False, baselines=False, characterize=False), out_dir=copy)
+    assert not any(v["reused"] for v in eager.timings["stages"].values())
+    assert json.loads((copy / "manifest.json").read_text())["inference"]["mode"] == "eager"
+
+
+@pytest.mark.parametrize("mode", ["vectorized", "sequential"])
+def test_joint_training_modes_give_the_same_run(pair_run, tmp_path, mode):
+    """The two directions' AE_I, then both AE_II, trained together -- one vmapped model each (the GPU
+    default) -- or one after the other give the fixture's outcomes (it ran the CPU default: two
+    single-thread worker processes with 2 torch threads here), each mode under its own stage keys."""
+    model, data, res, out = pair_run
+    assert json.loads((out / "manifest.json").read_text())["joint_training"] == (
+        "processes" if torch.get_num_threads() >= 2 else "sequential"
+    )
+    cfg = small_config(joint_training=mode, baselines=False, characterize=False)
+    other = run_pair(model, data, S, T, cfg, out_dir=tmp_path)
+    assert not any(v["reused"] for v in other.timings["stages"].values())
+    for key, d in res.results["directions"].items():
+        v = other.results["directions"][key]
+        a, b = d["component_one"]["train"], v["component_one"]["train"]
+        assert abs(a["kept"] - b["kept"]) <= 0.02 * max(a["kept"], 1)
+        sa, sb = d["methods"]["deepdig"]["success_rate"], v["methods"]["deepdig"]["success_rate"]
+        assert abs(sa - sb) <= 0.05
+    with pytest.raises(ValueError, match="PairConfig.joint_training must be one of"):
+        small_config(joint_training="gpu")
+
+
 def test_results_json_is_valid(pair_run):
     _, _, res, out = pair_run
     results = json.loads((out / "results.json").read_text())
