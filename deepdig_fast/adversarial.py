@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepdig_fast.budget import FORWARD_ELEMENTS, TRAIN_ELEMENTS, fit_batch
 from deepdig_fast.data import as_unit
 from deepdig_fast.fast import unwrap
 from deepdig_fast.hooks import eval_mode, inference, private
@@ -568,7 +569,7 @@ def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> 
     """
     pixels = isinstance(x, torch.Tensor) and x.dtype == torch.uint8
     x = x if pixels else _check_inputs(x, "x")
-    bs = _check_batch_size(batch_size)
+    bs = fit_batch(_check_batch_size(batch_size), x.shape[1:], FORWARD_ELEMENTS)  # bounded at any input size
     with inference(classifier):
         # max(N, 1): an empty x still gets one (empty) forward, which gives the logits' shape [0, C]
         outs = [
@@ -583,7 +584,7 @@ def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> 
 def apply_autoencoder(ae: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """``ae(x)`` in batches, without grad and in eval mode (modes restored): ``[N, *s] -> [N, *s]``."""
     x = _check_inputs(x, "x")
-    bs = _check_batch_size(batch_size)
+    bs = fit_batch(_check_batch_size(batch_size), x.shape[1:], FORWARD_ELEMENTS)  # bounded at any input size
     with torch.no_grad(), eval_mode(ae):
         if x.shape[0] <= bs:
             return ae(x)
@@ -692,6 +693,9 @@ def _train_loop(
     del probe, logits
 
     batch = min(cfg.batch_size, n)
+    # forward+backward in micro-batches for large inputs (bounded memory; the same gradient: the
+    # loss is a mean over the batch, so the micro-batches' losses are weighted by their share)
+    micro = fit_batch(batch, x.shape[1:], TRAIN_ELEMENTS)
     onehot = torch.zeros(batch, num_classes, device=device, dtype=x.dtype)
     onehot[:, target] = 1.0
     alpha = float(cfg.alpha)
@@ -719,8 +723,7 @@ def _train_loop(
             opt.zero_grad(set_to_none=True)
             if step == 1 and loss_fn is not _loss_terms:
                 try:  # compiles here (forward and backward); any failure means eager, never a failed run
-                    loss, rec, adv = loss_fn(ae, classifier, xb, onehot, alpha)
-                    loss.backward()
+                    rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
                 except Exception as e:
                     warnings.warn(
                         f"autoencoder training runs eager: torch.compile failed ({type(e).__name__}: "
@@ -730,11 +733,9 @@ def _train_loop(
                     )
                     loss_fn = _loss_terms
                     opt.zero_grad(set_to_none=True)
-                    loss, rec, adv = loss_fn(ae, classifier, xb, onehot, alpha)
-                    loss.backward()
+                    rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
             else:
-                loss, rec, adv = loss_fn(ae, classifier, xb, onehot, alpha)
-                loss.backward()
+                rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
             opt.step()
             sched.step()
             acc_rec += rec.detach()
@@ -1000,6 +1001,25 @@ def train_in_processes(
         ae.load_state_dict(state)
         out.append((ae.to(device=x.device, dtype=x.dtype).eval(), hist))
     return out
+
+
+def _backward(loss_fn, ae, classifier, xb: torch.Tensor, onehot: torch.Tensor, alpha: float, micro: int):
+    """Backward of one batch's loss, in micro-batches of at most `micro` inputs; returns the batch's
+    (reconstruction BCE, adversarial BCE), detached."""
+    n = xb.shape[0]
+    if micro >= n:
+        loss, rec, adv = loss_fn(ae, classifier, xb, onehot, alpha)
+        loss.backward()
+        return rec.detach(), adv.detach()
+    rec_sum = adv_sum = None
+    for i in range(0, n, micro):
+        share = min(micro, n - i) / n
+        loss, rec, adv = loss_fn(ae, classifier, xb[i : i + micro], onehot[i : i + micro], alpha)
+        (loss * share).backward()
+        r, a = rec.detach() * share, adv.detach() * share
+        rec_sum = r if rec_sum is None else rec_sum + r
+        adv_sum = a if adv_sum is None else adv_sum + a
+    return rec_sum, adv_sum
 
 
 def _loss_terms(ae: nn.Module, classifier: Classifier, xb: torch.Tensor, onehot: torch.Tensor, alpha: float):

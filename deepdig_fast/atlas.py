@@ -585,7 +585,9 @@ def run_atlas(
     probe = probe_inputs(data, covered, model_device(classifier), per_class=max(4, 64 // len(covered)))
     fast = prepare_classifier(classifier, probe, embedding_layer=embedding_layer, compile=config.compile)
     if config.engine_batch_size is None:
-        config = dataclasses.replace(config, engine_batch_size=default_batch_size(model_device(classifier)))
+        config = dataclasses.replace(
+            config, engine_batch_size=default_batch_size(model_device(classifier), data.sample_shape)
+        )
     prefix = f"[rank {rank}] " if world > 1 else ""
     say = (lambda m: log(prefix + m)) if log else (lambda m: None)
     root = None if out_dir is None else Path(out_dir)

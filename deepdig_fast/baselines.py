@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.data import as_unit
 from deepdig_fast.hooks import embed, inference
 
@@ -55,6 +56,7 @@ def _correct(model, x: Tensor, y: Tensor, c: int, batch_size: int) -> Tensor:
     idx = (y == c).nonzero().flatten()
     if idx.numel() == 0:
         return idx
+    batch_size = fit_batch(batch_size, x.shape[1:], FORWARD_ELEMENTS)  # bounded memory at any input size
     with inference(model):
         preds = torch.cat(
             [model(as_unit(x[idx[i : i + batch_size]])).argmax(1) for i in range(0, idx.numel(), batch_size)]

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from deepdig_fast import ops
+from deepdig_fast.budget import FORWARD_ELEMENTS, TRAJECTORY_ELEMENTS, fit_batch
 from deepdig_fast.hooks import eval_mode
 from deepdig_fast.rundir import model_device
 from deepdig_fast.validation import Int, Optional, check_band, check_class_id, check_int, check_number
@@ -269,7 +270,8 @@ def trajectory_oscillation(
         raise TypeError(f"model must be an nn.Module or a callable returning logits, got {type(model).__name__}")
     band = (float(band[0]), float(band[1]))
     mode = "exact" if segments is None else "estimate"
-    chunk = chunk_segments or max(1, DEFAULT_CHUNK_POINTS // T)
+    # about 64k points per chunk, fewer for large inputs (budget: at most 2^26 input elements)
+    chunk = chunk_segments or max(1, fit_batch(DEFAULT_CHUNK_POINTS, points.shape[1:], TRAJECTORY_ELEMENTS) // T)
     bs = batch_size  # resolved once the device is known
     N = int(points.shape[0])
     sample_shape = tuple(points.shape[1:])
@@ -338,7 +340,10 @@ def trajectory_oscillation(
     S = int(i_idx.shape[0])
 
     device = model_device(model, points.device)
-    bs = batch_size or min(DEFAULT_BATCH_SIZE["cpu" if device.type == "cpu" else "other"], chunk * T)
+    bs = batch_size or min(
+        fit_batch(DEFAULT_BATCH_SIZE["cpu" if device.type == "cpu" else "other"], sample_shape, FORWARD_ELEMENTS),
+        chunk * T,
+    )
     x = points.detach().to(device).reshape(N, -1).contiguous()
     if x.numel() and not bool(torch.isfinite(x).all()):
         raise ValueError("points contains NaN or Inf; pass only successful borderline samples")

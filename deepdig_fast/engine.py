@@ -17,7 +17,7 @@ import contextlib
 import math
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from deepdig_fast import ops
+from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.hooks import capture_embeddings, eval_mode, private
 from deepdig_fast.status import F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUDER, I_SIDE, I_STATUS, Status
 from deepdig_fast.validation import check_int, check_number
@@ -111,9 +112,12 @@ class BorderlineResult:
 DEFAULT_BATCH_SIZE = {"cpu": 512, "accelerator": 16384}
 
 
-def default_batch_size(device: torch.device | str) -> int:
-    """The engine's fixed live batch for a device (512 on a CPU, 16384 on an accelerator)."""
-    return DEFAULT_BATCH_SIZE["cpu" if torch.device(device).type == "cpu" else "accelerator"]
+def default_batch_size(device: torch.device | str, sample_shape: Sequence[int] = ()) -> int:
+    """The engine's fixed live batch for a device (512 on a CPU, 16384 on an accelerator), fewer for
+    large inputs (budget.fit_batch: e.g. 64 on a CPU at 3x224x224) so that one step's forward has
+    bounded memory; it depends on the device type and the input shape only."""
+    fixed = DEFAULT_BATCH_SIZE["cpu" if torch.device(device).type == "cpu" else "accelerator"]
+    return fit_batch(fixed, sample_shape, FORWARD_ELEMENTS)
 
 
 # --------------------------------------------------------------------------------------------------

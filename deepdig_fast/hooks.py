@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.validation import check_int
 
 
@@ -120,6 +121,7 @@ def embed(model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 1024)
     check_int(batch_size, "batch_size", low=1)
     if x.shape[0] == 0:
         raise ValueError("embed: x is empty; expected at least one input")
+    batch_size = fit_batch(batch_size, x.shape[1:], FORWARD_ELEMENTS)  # bounded memory at any input size
     logits, embs = [], []
     with capture_embeddings(model, layer) as cap, inference(model):
         for i in range(0, x.shape[0], batch_size):

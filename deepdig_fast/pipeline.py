@@ -277,7 +277,7 @@ def run_pair(
         compile=config.compile,
     )
     if config.engine_batch_size is None:
-        config = dataclasses.replace(config, engine_batch_size=default_batch_size(device))
+        config = dataclasses.replace(config, engine_batch_size=default_batch_size(device, data.sample_shape))
     elif config.engine_batch_size == "auto":  # measured once, here, so the value enters every key
         probe = data.class_inputs(source, "train")[:64].to(device)
         config = dataclasses.replace(config, engine_batch_size=choose_batch_size(fast, probe, limit=1 << 16))

@@ -417,3 +417,28 @@ def test_components_on_cuda(mnist):
     r2 = component_two(clf, r1.adversarial, S, T, AdversarialConfig(steps=400))
     assert r2.a2.device.type == "cuda" and r2.n_pairs > 0
     assert (predict(clf, r2.a2).argmax(1) == S).all()
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_micro_batches_give_the_batch_gradient(monkeypatch, dtype, tol):
+    """Large inputs train in micro-batches (bounded memory): the same losses and weights as the whole
+    batch, within float tolerance (here forced on small inputs by shrinking the element budget)."""
+    import deepdig_fast.adversarial as A
+
+    torch.manual_seed(0)
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(36, 3)).to(dtype)
+    x = torch.rand(40, 1, 6, 6, dtype=dtype)
+    cfg = A.AdversarialConfig(steps=12, batch_size=16, log_every=4, compile=False)
+
+    def ae():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Flatten(), nn.Linear(36, 36), nn.Sigmoid(), nn.Unflatten(1, (1, 6, 6))).to(dtype)
+
+    whole, h1 = A.train_adversarial_autoencoder(clf, x, 2, cfg, autoencoder=ae)
+    monkeypatch.setattr(A, "TRAIN_ELEMENTS", 5 * 36)  # micro-batches of 4 (the largest power of two <= 5)
+    assert A.fit_batch(16, (1, 6, 6), A.TRAIN_ELEMENTS) == 4
+    micro, h2 = A.train_adversarial_autoencoder(clf, x, 2, cfg, autoencoder=ae)
+    for a, b in zip(whole.state_dict().values(), micro.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    for key in ("loss", "reconstruction", "adversarial"):
+        torch.testing.assert_close(torch.tensor(getattr(h1, key)), torch.tensor(getattr(h2, key)), atol=tol, rtol=tol)
