@@ -564,14 +564,7 @@ def cmd_run(args) -> int:
         progress=not args.quiet,
         log=log,
         min_accuracy=args.min_accuracy,
-        manifest_extra={
-            "command": sys.argv,
-            "classifier_meta": meta,
-            "dataset": args.dataset,
-            "data_source": _data_record(args, data),
-            "autoencoder": args.autoencoder,
-            "model_info": info,
-        },
+        manifest_extra=_manifest_extra(args, data, meta, info),
     )
     _print_summary(result, time.perf_counter() - t0, args.out)
     if not args.no_report:
@@ -580,6 +573,19 @@ def cmd_run(args) -> int:
         paths = write_report(args.out)
         print(f"report: {paths.get('report.html', Path(args.out) / 'report.html')}")
     return 0
+
+
+def _manifest_extra(args, data, meta, info) -> dict:
+    """What `deepdig run` and `deepdig atlas` add to manifest.json: the command line, the classifier's
+    metadata, the data source, the autoencoder asked for and the zoo model's record."""
+    return {
+        "command": sys.argv,
+        "classifier_meta": meta,
+        "dataset": args.dataset,
+        "data_source": _data_record(args, data),
+        "autoencoder": args.autoencoder,
+        "model_info": info,
+    }
 
 
 def _check_folder(out: str, kind: str, scope: dict) -> None:
@@ -834,14 +840,7 @@ def _atlas(args) -> int:
             log=log,
             report=not args.no_report,
             min_accuracy=args.min_accuracy,
-            manifest_extra={
-                "command": sys.argv,
-                "classifier_meta": meta,
-                "dataset": args.dataset,
-                "data_source": _data_record(args, data),
-                "autoencoder": args.autoencoder,
-                "model_info": info,
-            },
+            manifest_extra=_manifest_extra(args, data, meta, info),
         )
         if rank == 0:
             _print_atlas(result, time.perf_counter() - t0, args.out)
