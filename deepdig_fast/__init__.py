@@ -40,6 +40,8 @@ _API = {
     "AdversarialConfig": "deepdig_fast.adversarial",
     "train_adversarial_autoencoder": "deepdig_fast.adversarial",
     "train_adversarial_autoencoders": "deepdig_fast.adversarial",
+    "train_in_processes": "deepdig_fast.adversarial",
+    "train_jointly": "deepdig_fast.adversarial",
     "prepare_classifier": "deepdig_fast.fast",
     "PreparedClassifier": "deepdig_fast.fast",
     "component_one": "deepdig_fast.adversarial",

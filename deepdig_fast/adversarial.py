@@ -48,6 +48,9 @@ __all__ = [
     "autoencoder_from_spec",
     "AdversarialConfig",
     "TrainHistory",
+    "JOINT_TRAINING",
+    "joint_training_mode",
+    "train_jointly",
     "train_adversarial_autoencoders",
     "train_in_processes",
     "can_train_in_processes",
@@ -913,6 +916,54 @@ def train_adversarial_autoencoders(
             h.seconds, h.steps, h.final_loss = seconds, steps, h.loss[-1]
             result.append((ae, h))
     return result
+
+
+#: ways of training several independent autoencoders (PairConfig / AtlasConfig.joint_training)
+JOINT_TRAINING = ("auto", "vectorized", "processes", "sequential")
+
+
+def joint_training_mode(requested: str, device: torch.device | str, classifier: Classifier, autoencoder) -> str:
+    """The joint-training mode that runs for ``requested`` (one of JOINT_TRAINING): a function of the
+    setting, the device, torch's thread count and whether the objects pickle -- never of a timing, so
+    the choice (which enters stage keys) is the same on every run of the same settings.
+
+    "auto": "vectorized" on CUDA (one vmapped model fills the device), "processes" on a CPU with at
+    least two torch threads when classifier and autoencoder pickle (single-thread worker processes;
+    small training steps scale badly over threads), otherwise "sequential"."""
+    if requested not in JOINT_TRAINING:
+        raise ParameterError(f"joint_training must be one of {', '.join(JOINT_TRAINING)}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "vectorized"
+    if kind == "cpu" and torch.get_num_threads() >= 2 and can_train_in_processes(classifier, autoencoder):
+        return "processes"
+    return "sequential"
+
+
+def train_jointly(
+    classifier: Classifier,
+    xs: Sequence[torch.Tensor],
+    targets: Sequence[int],
+    configs: Sequence[AdversarialConfig],
+    mode: str,
+    *,
+    autoencoder: AutoencoderSpec = None,
+) -> list[tuple[nn.Module, TrainHistory]]:
+    """K independent trainings in joint-training ``mode`` ("vectorized": train_adversarial_autoencoders;
+    "processes": train_in_processes; "sequential": one train_adversarial_autoencoder call after the
+    other), K ``(autoencoder, history)`` pairs in order."""
+    if mode == "vectorized":
+        return train_adversarial_autoencoders(classifier, xs, targets, configs, autoencoder=autoencoder)
+    if mode == "processes":
+        return train_in_processes(classifier, xs, targets, configs, autoencoder=autoencoder)
+    if mode == "sequential":
+        return [
+            train_adversarial_autoencoder(classifier, x, t, c, autoencoder=autoencoder)
+            for x, t, c in zip(xs, targets, configs)
+        ]
+    raise ParameterError(f"mode must be one of vectorized, processes, sequential, got {mode!r}")
 
 
 def train_one_thread(job: tuple) -> tuple[dict, TrainHistory]:

@@ -51,15 +51,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from deepdig_fast.adversarial import (
+    JOINT_TRAINING,
     AdversarialConfig,
     apply_generator,
     autoencoder_key,
     build_autoencoder,
+    joint_training_mode,
     predict,
     train_adversarial_autoencoder,
+    train_jointly,
 )
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData, as_unit
@@ -114,7 +118,11 @@ class AtlasConfig:
         per class, a seeded random subset (None: all). save_points: keep each direction's
         successful borderline samples in its unit file. compile: how the classifier's inference-only
         forwards run (deepdig_fast.fast.prepare_classifier; False: eager); the mode that ran enters
-        every unit's key.
+        every unit's key. joint_training: how the generators are trained in a single-process atlas
+        (adversarial.joint_training_mode: "auto" is "vectorized" on CUDA -- one vmapped model --,
+        "processes" on a CPU with 2 or more torch threads -- single-thread worker processes, as many
+        at once as torch has threads --, else "sequential"); with several ranks (torchrun) each
+        rank trains its generators one at a time. The mode that ran enters the generators' keys.
     """
 
     strategy: str = "auto"
@@ -133,9 +141,11 @@ class AtlasConfig:
     max_inputs_per_class: int | None = None
     save_points: bool = False
     compile: bool | str = True
+    joint_training: str = "auto"
 
     CONSTRAINTS = {
         "compile": COMPILE,
+        "joint_training": Options(JOINT_TRAINING),
         "strategy": Options(("auto",) + STRATEGIES),
         "beta": Number(0, 1, "neither"),
         "max_steps": Int(1),
@@ -288,6 +298,8 @@ class _Atlas:
         self._gen_cache: dict[str, nn.Module] = {}
         self.bs = config.adversarial.infer_batch_size
         self.gen_specs: dict[str, dict] = {}  # generator unit -> its spec (set by run_atlas)
+        self.gen_dirs: dict[str, tuple[int | None, int]] = {}  # generator unit -> (source or None, target)
+        self.gen_groups: dict[str, _GeneratorGroup] = {}  # generator unit -> its joint-training group
 
     # ---- data
     def train_pred(self) -> Tensor:
@@ -348,36 +360,87 @@ def _generator_stats(ctx: _Atlas, ae: nn.Module, x: Tensor, target: int, history
     }
 
 
-def _per_target_generator(ctx: _Atlas, t: int, name: str) -> dict:
-    pred = ctx.train_pred()
-    y = ctx.data.y_train
-    pool = (y != t) & (pred == y)
-    if not bool(pool.any()):
-        raise ValueError(
-            f"no correctly classified training input outside class {t}: cannot train the generator into {t}"
-        )
-    x = as_unit(ctx.data.x_train[pool]).to(ctx.device)
-    # the pool holds correctly classified inputs only
-    return _train_generator(ctx, x, t, name, sorted({int(c) for c in y[pool].unique()}), int(x.shape[0]))
-
-
-def _pairwise_generator(ctx: _Atlas, s: int, t: int, name: str) -> dict:
+def _generator_inputs(ctx: _Atlas, name: str) -> tuple[Tensor, int, list[int], int]:
+    """(training inputs, target, source classes, correctly classified inputs) of a generator unit."""
+    s, t = ctx.gen_dirs[name]
+    if s is None:  # per-target: every correctly classified input of another class
+        pred = ctx.train_pred()
+        y = ctx.data.y_train
+        pool = (y != t) & (pred == y)
+        if not bool(pool.any()):
+            raise ValueError(
+                f"no correctly classified training input outside class {t}: cannot train the generator into {t}"
+            )
+        x = as_unit(ctx.data.x_train[pool]).to(ctx.device)
+        # the pool holds correctly classified inputs only
+        return x, t, sorted({int(c) for c in y[pool].unique()}), int(x.shape[0])
     x, pred = ctx.class_train(s)
     if x.shape[0] == 0:
         raise ValueError(f"the data set has no training input of class {s}")
-    return _train_generator(ctx, x, t, name, [s], int((pred == s).sum()))
+    return x, t, [s], int((pred == s).sum())
 
 
-def _train_generator(ctx: _Atlas, x: Tensor, t: int, name: str, sources: list[int], inputs_correct: int) -> dict:
-    """Train a generator into class t on x under the unit's seed; its weights and stats."""
-    ae, hist = train_adversarial_autoencoder(
-        ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder, progress=ctx.progress
-    )
+def _generator(ctx: _Atlas, name: str) -> dict:
+    """Train the generator of unit `name` (alone, or with its group: ctx.gen_groups) under the unit's
+    seed; its weights and stats."""
+    x, t, sources, inputs_correct = _generator_inputs(ctx, name)
+    group = ctx.gen_groups.get(name)
+    if group is not None:
+        ae, hist = group.get(name)
+    else:
+        ae, hist = train_adversarial_autoencoder(
+            ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder, progress=ctx.progress
+        )
     stats = _generator_stats(ctx, ae, x, t, hist)
     return {
         "state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
         "stats": {"target": t, "sources": sources, "inputs_correct": inputs_correct, **stats},
     }
+
+
+class _GeneratorGroup:
+    """Generators trained together (AtlasConfig.joint_training), lazily: when a unit first needs one of
+    them. "processes": the members not stored yet, side by side in single-thread worker processes
+    (each exactly its single-thread training, whatever its group); "vectorized": every member, as one
+    vmapped model per effective batch size (the rounding of a vmapped training depends on its
+    members, so a resumed atlas retrains a partly stored group to get the same generators)."""
+
+    def __init__(self, ctx: _Atlas, names: list[str], mode: str):
+        self.ctx, self.names, self.mode = ctx, names, mode
+        self.done: dict[str, tuple] = {}
+
+    def get(self, name: str) -> tuple:
+        if name not in self.done:
+            ctx = self.ctx
+            if self.mode == "vectorized":
+                members = list(self.names)
+            else:
+                members = [n for n in self.names if n == name or not ctx.store.finished(n, ctx.gen_specs[n])]
+            by_batch: dict[int, list] = {}
+            for n in members:
+                x, t, _, _ = _generator_inputs(ctx, n)
+                cfg = ctx.adv_config(n)
+                by_batch.setdefault(min(cfg.batch_size, int(x.shape[0])), []).append((n, x, t, cfg))
+            for jobs in by_batch.values():
+                names, xs, ts, cfgs = (list(v) for v in zip(*jobs))
+                del jobs
+                trained = train_jointly(ctx.f, xs, ts, cfgs, self.mode, autoencoder=ctx.autoencoder)
+                del xs
+                self.done.update(zip(names, trained))
+        return self.done.pop(name)
+
+
+def _generator_groups(ctx: _Atlas, names: list[str], mode: str) -> dict[str, _GeneratorGroup]:
+    """{unit: its group} for joint-training `mode` ({} when sequential): processes, consecutive groups
+    of as many generators as torch has threads (at least 2); vectorized, one group of all."""
+    if mode == "sequential" or not names:
+        return {}
+    size = len(names) if mode == "vectorized" else max(2, torch.get_num_threads())
+    out = {}
+    for i in range(0, len(names), size):
+        group = _GeneratorGroup(ctx, names[i : i + size], mode)
+        out.update({n: group for n in group.names})
+    return out
 
 
 def _empty_row(s: int, t: int) -> dict[str, Any]:
@@ -588,6 +651,12 @@ def run_atlas(
         config = dataclasses.replace(
             config, engine_batch_size=default_batch_size(model_device(classifier), data.sample_shape)
         )
+    # several ranks already share the generators between them: each trains its own one at a time
+    joint = (
+        joint_training_mode(config.joint_training, model_device(classifier), classifier, autoencoder)
+        if world == 1
+        else "sequential"
+    )
     prefix = f"[rank {rank}] " if world > 1 else ""
     say = (lambda m: log(prefix + m)) if log else (lambda m: None)
     root = None if out_dir is None else Path(out_dir)
@@ -630,6 +699,7 @@ def run_atlas(
             "class_accuracy": {str(c): a for c, a in accuracy.items()},
         },
         "inference": inference_record(fast),
+        "joint_training": joint,
         **(manifest_extra or {}),
     }
     with _claim(root, manifest, rank, world):
@@ -640,23 +710,23 @@ def run_atlas(
 
         # phase 1: generators
         gen_units: dict[str, _Unit] = {}
+        training = {} if joint == "sequential" else {"training": joint}  # joint training rounds differently
         for s, t in directions:
             if strategy == "per-target":
                 for c in (t, s):  # s -> t needs G_t and G_s
                     name = _generator_name(strategy, 0, c)
                     if name not in gen_units:
-                        gen_units[name] = _Unit(
-                            name,
-                            {**base, "target": c, "pool": "all-other-classes-correct"},
-                            functools.partial(_per_target_generator, ctx, c, name),
-                        )
+                        ctx.gen_dirs[name] = (None, c)
+                        gspec = {**base, "target": c, "pool": "all-other-classes-correct", **training}
+                        gen_units[name] = _Unit(name, gspec, functools.partial(_generator, ctx, name))
             else:
                 name = _generator_name(strategy, s, t)
-                gen_units[name] = _Unit(
-                    name, {**base, "source": s, "target": t}, functools.partial(_pairwise_generator, ctx, s, t, name)
-                )
+                ctx.gen_dirs[name] = (s, t)
+                gspec = {**base, "source": s, "target": t, **training}
+                gen_units[name] = _Unit(name, gspec, functools.partial(_generator, ctx, name))
         gen_units = dict(sorted(gen_units.items()))
         ctx.gen_specs = {name: u.spec for name, u in gen_units.items()}
+        ctx.gen_groups = _generator_groups(ctx, list(gen_units), joint)
         phase_seconds = {}
         tic = time.perf_counter()
         _phase("generators", list(gen_units.values()), ctx, rank, world, say)
@@ -723,6 +793,7 @@ def run_atlas(
             timings = _timings(ctx, outs, gen_units, dir_units, phase_seconds, world)
             timings["run_id"] = run_id
             timings["inference"] = {"mode": fast.mode, "prepare_seconds": fast.seconds}
+            timings["joint_training"] = joint
             timings["phases"]["merge"] = time.perf_counter() - tic
             timings["wall_seconds"] = time.perf_counter() - t_start
             if root is not None:

@@ -510,6 +510,14 @@ def _compile_option(q) -> None:
         help="run the classifier's inference forwards eager (default: optimised for the device, "
         "checked against eager on a probe batch; see deepdig_fast.fast)",
     )
+    q.add_argument(
+        "--joint-training",
+        choices=("auto", "vectorized", "processes", "sequential"),
+        default="auto",
+        help="how independent autoencoders (a run's two directions; an atlas's generators) are trained: "
+        "vectorized (one vmapped model; the CUDA default), processes (single-thread worker processes side "
+        "by side; the default on a CPU with 2+ threads), sequential (one after the other) (default: auto)",
+    )
 
 
 def cmd_run(args) -> int:
@@ -533,6 +541,7 @@ def cmd_run(args) -> int:
         characterize=not args.no_characterize,
         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
         compile=not args.no_compile,
+        joint_training=args.joint_training,
     )
     _preprocessing_args(args)
     ids = all(isinstance(c, int) for c in args.pair)
@@ -785,6 +794,7 @@ def _atlas(args) -> int:
         max_inputs_per_class=args.max_per_class,
         save_points=args.save_points,
         compile=not args.no_compile,
+        joint_training=args.joint_training,
     )
     _preprocessing_args(args)
     rank, world, device = _init_distributed(args)

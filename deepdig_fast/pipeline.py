@@ -29,17 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from deepdig_fast.adversarial import (
+    JOINT_TRAINING,
     AdversarialConfig,
     autoencoder_key,
-    can_train_in_processes,
     component_one,
     component_two,
-    train_adversarial_autoencoders,
-    train_in_processes,
+    joint_training_mode,
+    train_jointly,
 )
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_accuracy, check_fits
@@ -61,9 +60,6 @@ from deepdig_fast.rundir import (
 )
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 from deepdig_fast.zoo import resolve_embedding_layer
-
-#: values of PairConfig.joint_training
-JOINT_TRAINING = ("auto", "vectorized", "processes", "sequential")
 
 
 @dataclass
@@ -438,8 +434,7 @@ class _Joint:
     def get(self, i: int):
         if self.done is None:
             xs, targets, cfgs = (list(v) for v in zip(*self.jobs))
-            train = train_adversarial_autoencoders if self.mode == "vectorized" else train_in_processes
-            self.done = train(self.classifier, xs, targets, cfgs, autoencoder=self.autoencoder)
+            self.done = train_jointly(self.classifier, xs, targets, cfgs, self.mode, autoencoder=self.autoencoder)
         return self.done[i]
 
 
@@ -459,16 +454,7 @@ def _joint_groups(classifier, jobs: dict, autoencoder, mode: str) -> dict:
 
 
 def _joint_mode(config: PairConfig, device, classifier, autoencoder) -> str:
-    """The joint_training mode that runs: a function of the settings, device, thread count and
-    whether the objects pickle -- never of a timing."""
-    if config.joint_training != "auto":
-        return config.joint_training
-    if torch.device(device).type == "cuda":
-        return "vectorized"
-    if torch.device(device).type == "cpu" and torch.get_num_threads() >= 2:
-        if can_train_in_processes(classifier, autoencoder):
-            return "processes"
-    return "sequential"
+    return joint_training_mode(config.joint_training, device, classifier, autoencoder)
 
 
 def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):

@@ -20,10 +20,12 @@ from deepdig_fast.adversarial import (
     component_one,
     component_two,
     default_autoencoder,
+    joint_training_mode,
     predict,
     train_adversarial_autoencoder,
     train_adversarial_autoencoders,
     train_in_processes,
+    train_jointly,
 )
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
@@ -300,6 +302,43 @@ def test_training_in_processes_equals_single_thread_training(mnist):
         assert h_p.loss == h.loss and not ae_p.training
         for (k, v), v_p in zip(ae.state_dict().items(), ae_p.state_dict().values()):
             assert torch.equal(v, v_p), k
+
+
+def test_joint_training_mode_depends_on_settings_device_and_threads_only(mnist):
+    clf = mnist["clf"]
+    for mode in ("vectorized", "processes", "sequential"):
+        assert joint_training_mode(mode, "cpu", clf, None) == mode
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert joint_training_mode("auto", "cpu", clf, None) == "sequential"
+        torch.set_num_threads(2)
+        assert joint_training_mode("auto", "cpu", clf, None) == "processes"
+        # an autoencoder factory that does not pickle cannot go to a worker process
+        assert joint_training_mode("auto", "cpu", clf, lambda: MLPAutoencoder()) == "sequential"
+    finally:
+        torch.set_num_threads(threads)
+    assert joint_training_mode("auto", "cuda", clf, None) == "vectorized"
+    with pytest.raises(ValueError, match="joint_training must be one of auto, vectorized, processes, sequential"):
+        joint_training_mode("threads", "cpu", clf, None)
+
+
+def test_train_jointly_dispatches_to_the_same_trainings(mnist):
+    """train_jointly gives, in each mode, the trainings of that mode's function (sequential: the
+    plain calls)."""
+    clf = mnist["clf"]
+    xs = [mnist["xs"][:64], mnist["xs"][64:128]]
+    cfgs = [AdversarialConfig(steps=6, batch_size=32, log_every=3, seed=s, compile=False) for s in (1, 4)]
+    seq = train_jointly(clf, xs, [T, 1], cfgs, "sequential")
+    for (ae_j, h_j), x, t, c in zip(seq, xs, [T, 1], cfgs):
+        ae, h = train_adversarial_autoencoder(clf, x, t, c)
+        assert h_j.loss == h.loss
+        assert all(torch.equal(a, b) for a, b in zip(ae.state_dict().values(), ae_j.state_dict().values()))
+    vec = train_jointly(clf, xs, [T, 1], cfgs, "vectorized")
+    for (_, h_v), (_, h_s) in zip(vec, seq):
+        assert h_v.loss == pytest.approx(h_s.loss, rel=1e-4, abs=1e-6)
+    with pytest.raises(ValueError, match="mode must be one of vectorized, processes, sequential"):
+        train_jointly(clf, xs, [T, 1], cfgs, "auto")
 
 
 def test_train_compile_option_is_checked():

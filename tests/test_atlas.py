@@ -167,6 +167,57 @@ def test_pairwise_in_memory_matches_folder(small_fcn, tmp_path):
     assert disk.atlas == mem.atlas
 
 
+def _generator_finals(atlas: dict) -> list:
+    return [(g["unit"], g["final_loss"], g["outputs_target"]) for g in atlas["generators"]]
+
+
+def test_joint_training_of_generators(small_fcn, tmp_path):
+    """Generators trained side by side in single-thread worker processes are exactly the single-thread
+    sequential trainings; a resumed run trains only the missing ones; vmapped ones agree within float
+    tolerance; the mode is recorded and enters the generators' keys."""
+    model, data = small_fcn
+
+    def cfg(mode):
+        return small(strategy="per-target", joint_training=mode, trajectory=False, linearity=False)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seq = run_atlas(model, data, cfg("sequential"), classes=CLASSES, out_dir=tmp_path / "seq", report=False)
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "proc"
+    proc = run_atlas(model, data, cfg("processes"), classes=CLASSES, out_dir=out, report=False)
+    assert _generator_finals(proc.atlas) == _generator_finals(seq.atlas)
+    assert json.loads((out / "manifest.json").read_text())["joint_training"] == "processes"
+    assert proc.timings["joint_training"] == "processes"
+    # a lost generator is trained again alone, and the atlas comes out the same
+    (out / "units" / "generators" / "to_5.pt").unlink()
+    again = run_atlas(model, data, cfg("processes"), classes=CLASSES, out_dir=out, report=False)
+    units = again.timings["units"]
+    assert [n for n, v in units.items() if not v["reused"]] == ["generators/to_5"]
+    assert again.atlas == proc.atlas
+    # the same folder with another mode: the generators are not reused (their key holds the mode)
+    vec = run_atlas(model, data, cfg("vectorized"), classes=CLASSES, out_dir=out, report=False)
+    assert not any(v["reused"] for v in vec.timings["units"].values())
+    for a, b in zip(vec.atlas["generators"], seq.atlas["generators"]):
+        assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-3, abs=1e-4)
+        assert abs(a["outputs_target"] - b["outputs_target"]) <= 0.02 * max(b["outputs_target"], 1)
+    with pytest.raises(ValueError, match="AtlasConfig.joint_training must be one of"):
+        small(joint_training="gpu")
+
+
+def test_cli_joint_training_choices_are_the_library_modes():
+    from deepdig_fast.adversarial import JOINT_TRAINING
+    from deepdig_fast.cli import build_parser
+
+    parser = build_parser()
+    for cmd in ("run", "atlas"):
+        sub = next(a for a in parser._subparsers._group_actions if cmd in a.choices).choices[cmd]
+        opt = next(a for a in sub._actions if "--joint-training" in a.option_strings)
+        assert tuple(opt.choices) == JOINT_TRAINING
+
+
 def test_atlas_arguments():
     assert atlas_directions(4, [2, 0]) == [(0, 2), (2, 0)]
     assert atlas_directions(3) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
