@@ -67,6 +67,7 @@ from deepdig_fast.validation import ParameterError
 
 __all__ = [
     "BACKENDS",
+    "CHUNK",
     "COMPILE",
     "PreparedClassifier",
     "prepare_classifier",
@@ -99,6 +100,14 @@ def tolerance(z: Tensor) -> float:
     rel = 1e-4 if z.dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9
     scale = float(z.detach().abs().amax()) if z.numel() else 0.0
     return rel * max(1.0, scale)
+
+
+#: rows per call of a backend's optimised function; bigger batches are split into chunks of this
+#: size. TorchScript on a CPU: the MNIST CNN's forward costs 3.2 us per image at batch 128 against
+#: 4.4 at 512 and 16.7 at 2048 (its activations stop fitting in the cache; benchmarks/RESULTS.md),
+#: and its logits per input do not depend on the batch (tests/test_fast.py), so the engine's live
+#: batch of 512 and the trajectory's 512-image batches run as chunks of 128.
+CHUNK: dict[str, int] = {"torchscript": 128}
 
 
 def default_backend(device: torch.device | str, dtype: torch.dtype) -> str:
@@ -183,13 +192,26 @@ class PreparedClassifier:
     def __call__(self, x: Tensor) -> Tensor:
         # the optimised functions run a private eval-mode copy; only eager needs the module in eval mode
         mode = eval_mode(self.module) if self.mode == "eager" else contextlib.nullcontext()
+        chunk = self.chunk
         with torch.no_grad(), mode:
             if self._tap is None:
-                return self._logits(x)
+                if chunk is None or x.shape[0] <= chunk:
+                    return self._logits(x)
+                return torch.cat([self._logits(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
             assert self._both is not None
-            z, e = self._both(x)
+            if chunk is None or x.shape[0] <= chunk:
+                z, e = self._both(x)
+            else:
+                parts = [self._both(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
+                z, e = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
             self._tap.value = e
             return z
+
+    @property
+    def chunk(self) -> int | None:
+        """Rows per call of the optimised function (None: the whole batch): larger batches are run
+        in chunks of this many. A constant of the backend (CHUNK), never measured at run time."""
+        return CHUNK.get(self.mode)
 
     @contextlib.contextmanager
     def embedding_tap(self, layer: str) -> Iterator[EmbeddingCapture]:
@@ -216,13 +238,17 @@ class PreparedClassifier:
             "reason": self.reason,
             "max_abs_diff": self.max_abs_diff,
             "embedding_layer": self.embedding_layer,
+            "chunk": self.chunk,
             "prepare_seconds": self.seconds,
         }
 
     def key(self) -> str | None:
-        """What enters the stage keys: None for eager (keys as before), else the backend. Optimised
-        logits differ from eager ones in the last bits, so a resumed run never mixes the two."""
-        return None if self.mode == "eager" else self.mode
+        """What enters the stage keys: None for eager (keys as before), else the backend (and its
+        chunk). Optimised logits differ from eager ones in the last bits, so a resumed run never
+        mixes the two."""
+        if self.mode == "eager":
+            return None
+        return self.mode if self.chunk is None else f"{self.mode}/chunk{self.chunk}"
 
     def __repr__(self) -> str:
         return f"PreparedClassifier({type(self.module).__name__}, mode={self.mode!r})"

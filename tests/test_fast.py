@@ -11,7 +11,7 @@ from torch import nn
 
 from deepdig_fast.adversarial import predict
 from deepdig_fast.engine import refine_borderline
-from deepdig_fast.fast import PreparedClassifier, default_backend, prepare_classifier, tolerance, unwrap
+from deepdig_fast.fast import CHUNK, PreparedClassifier, default_backend, prepare_classifier, tolerance, unwrap
 from deepdig_fast.hooks import capture_embeddings, embed
 from deepdig_fast.models import MnistCNN
 from deepdig_fast.validation import ParameterError
@@ -36,7 +36,8 @@ def test_default_backend_depends_only_on_device_and_dtype():
 @pytest.mark.parametrize("batch", [1, 7, 300])
 def test_torchscript_matches_eager_at_any_batch_size(cnn, batch):
     fast = prepare_classifier(cnn, probe(), embedding_layer="embedding")
-    assert fast.mode == "torchscript" and fast.key() == "torchscript" and fast.reason is None
+    assert fast.mode == "torchscript" and fast.reason is None
+    assert fast.chunk == CHUNK["torchscript"] and fast.key() == f"torchscript/chunk{fast.chunk}"
     x = torch.rand(batch, 1, 28, 28)
     with torch.no_grad():
         ref = cnn(x)
@@ -49,6 +50,26 @@ def test_torchscript_matches_eager_at_any_batch_size(cnn, batch):
     assert e1.shape == e2.shape == (batch, 50)
     assert float((e1 - e2).abs().max()) <= tolerance(e2)
     assert float((z1 - z2).abs().max()) <= tolerance(z2)
+
+
+def test_chunked_calls_equal_whole_batch_calls(cnn):
+    """A batch larger than the backend's chunk runs in chunks: the logits and embeddings are those of
+    one call per chunk, and for this model those of the whole batch in one call, bit for bit (its
+    outputs per input do not depend on the batch)."""
+    fast = prepare_classifier(cnn, probe(), embedding_layer="embedding")
+    c = fast.chunk
+    x = torch.rand(2 * c + 5, 1, 28, 28)
+    got = fast(x)
+    with torch.no_grad():
+        assert torch.equal(got, fast._logits(x))
+        assert torch.equal(got, torch.cat([fast._logits(x[i : i + c]) for i in range(0, x.shape[0], c)]))
+    with capture_embeddings(fast, "embedding") as cap:
+        z = fast(x)
+        e = cap.take()
+    with torch.no_grad():
+        z_all, e_all = fast._both(x)
+    assert torch.equal(z, z_all) and torch.equal(e, e_all) and e.shape == (x.shape[0], 50)
+    assert fast.info()["chunk"] == c and prepare_classifier(cnn, probe(), compile=False).chunk is None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
