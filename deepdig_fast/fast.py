@@ -17,7 +17,8 @@ on the machine's load):
                    convolution + ReLU fusion, weights pre-packed). One trace serves every batch size.
                    Measured on the 2-core dev CPU for the paper's MNIST CNN at batch 512: 4.5 µs per
                    image against 22 eager and 7.8-8.7 for inductor with freezing, whose compile also
-                   costs seconds per process (benchmarks/RESULTS.md).
+                   costs seconds per process; run in chunks of 128 rows (CHUNK), 3.3 µs against
+                   15.7 eager on an idle machine (benchmarks/RESULTS.md).
     "inductor"     CUDA (any floating dtype): torch.compile with inductor freezing (set for this
                    compiled function only, through `options`, never in the global config), dynamic
                    batch dimension. Selectable on a CPU too (`compile="inductor"`), which is how the
@@ -105,8 +106,9 @@ def tolerance(z: Tensor) -> float:
 #: rows per call of a backend's optimised function; bigger batches are split into chunks of this
 #: size. TorchScript on a CPU: the MNIST CNN's forward costs 3.2 us per image at batch 128 against
 #: 4.4 at 512 and 16.7 at 2048 (its activations stop fitting in the cache; benchmarks/RESULTS.md),
-#: and its logits per input do not depend on the batch (tests/test_fast.py), so the engine's live
-#: batch of 512 and the trajectory's 512-image batches run as chunks of 128.
+#: so the engine's live batch of 512 and the trajectory's 512-image batches run as chunks of 128.
+#: Logits can differ from one whole-batch call in the last bits (oneDNN picks kernels by batch size;
+#: up to 2e-6 measured), so the chunk enters the stage keys with the backend.
 CHUNK: dict[str, int] = {"torchscript": 128}
 
 

@@ -52,23 +52,26 @@ def test_torchscript_matches_eager_at_any_batch_size(cnn, batch):
     assert float((z1 - z2).abs().max()) <= tolerance(z2)
 
 
-def test_chunked_calls_equal_whole_batch_calls(cnn):
-    """A batch larger than the backend's chunk runs in chunks: the logits and embeddings are those of
-    one call per chunk, and for this model those of the whole batch in one call, bit for bit (its
-    outputs per input do not depend on the batch)."""
+def test_batches_larger_than_the_chunk_run_in_chunks(cnn):
+    """A batch larger than the backend's chunk runs as one call per chunk (logits and embeddings bit
+    for bit), which agrees with one whole-batch call within the guard's tolerance (oneDNN may pick
+    other kernels for other batch sizes: measured differences of 1e-6 on the MNIST CNN)."""
     fast = prepare_classifier(cnn, probe(), embedding_layer="embedding")
     c = fast.chunk
     x = torch.rand(2 * c + 5, 1, 28, 28)
     got = fast(x)
     with torch.no_grad():
-        assert torch.equal(got, fast._logits(x))
-        assert torch.equal(got, torch.cat([fast._logits(x[i : i + c]) for i in range(0, x.shape[0], c)]))
+        parts = [fast._logits(x[i : i + c]) for i in range(0, x.shape[0], c)]
+        whole = fast._logits(x)
+    assert torch.equal(got, torch.cat(parts))
+    assert float((got - whole).abs().max()) <= tolerance(whole)
     with capture_embeddings(fast, "embedding") as cap:
         z = fast(x)
         e = cap.take()
     with torch.no_grad():
-        z_all, e_all = fast._both(x)
-    assert torch.equal(z, z_all) and torch.equal(e, e_all) and e.shape == (x.shape[0], 50)
+        both = [fast._both(x[i : i + c]) for i in range(0, x.shape[0], c)]
+    assert torch.equal(z, torch.cat([b[0] for b in both])) and torch.equal(e, torch.cat([b[1] for b in both]))
+    assert e.shape == (x.shape[0], 50)
     assert fast.info()["chunk"] == c and prepare_classifier(cnn, probe(), compile=False).chunk is None
 
 
