@@ -950,14 +950,15 @@ def train_jointly(
     mode: str,
     *,
     autoencoder: AutoencoderSpec = None,
+    workers: int = 2,
 ) -> list[tuple[nn.Module, TrainHistory]]:
     """K independent trainings in joint-training ``mode`` ("vectorized": train_adversarial_autoencoders;
-    "processes": train_in_processes; "sequential": one train_adversarial_autoencoder call after the
-    other), K ``(autoencoder, history)`` pairs in order."""
+    "processes": train_in_processes with ``workers`` processes at a time; "sequential": one
+    train_adversarial_autoencoder call after the other), K ``(autoencoder, history)`` pairs in order."""
     if mode == "vectorized":
         return train_adversarial_autoencoders(classifier, xs, targets, configs, autoencoder=autoencoder)
     if mode == "processes":
-        return train_in_processes(classifier, xs, targets, configs, autoencoder=autoencoder)
+        return train_in_processes(classifier, xs, targets, configs, autoencoder=autoencoder, workers=workers)
     if mode == "sequential":
         return [
             train_adversarial_autoencoder(classifier, x, t, c, autoencoder=autoencoder)

@@ -423,9 +423,9 @@ class _GeneratorGroup:
                 by_batch.setdefault(min(cfg.batch_size, int(x.shape[0])), []).append((n, x, t, cfg))
             for jobs in by_batch.values():
                 names, xs, ts, cfgs = (list(v) for v in zip(*jobs))
-                del jobs
-                trained = train_jointly(ctx.f, xs, ts, cfgs, self.mode, autoencoder=ctx.autoencoder)
-                del xs
+                trained = train_jointly(
+                    ctx.f, xs, ts, cfgs, self.mode, autoencoder=ctx.autoencoder, workers=len(self.names)
+                )
                 self.done.update(zip(names, trained))
         return self.done.pop(name)
 
