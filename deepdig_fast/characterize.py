@@ -53,7 +53,12 @@ from deepdig_fast.rundir import model_device
 from deepdig_fast.validation import Int, Optional, check_band, check_class_id, check_int, check_number
 
 STAT_COLUMNS = ("changes", "distinct_labels", "third_class_changes", "in_band")
-DEFAULT_CHUNK_POINTS = 65536
+#: points generated and classified at once: a CPU chunk stays under 32 MiB for MNIST-size inputs,
+#: which glibc serves from its heap after the first chunk (larger buffers are fresh mmaps that
+#: page-fault on every chunk: 205 MB of MNIST points cost 46 ms to allocate and touch against 12 ms
+#: to refill, and the prepared CNN's trajectory stage ran 1.09 s with 65536 against 0.86 s with 8150
+#: points per chunk, benchmarks/RESULTS.md); an accelerator keeps larger chunks for its large batches.
+DEFAULT_CHUNK_POINTS = {"cpu": 8192, "other": 65536}
 DEFAULT_BATCH_SIZE = {"cpu": 512, "other": 16384}  # images per forward; small batches stay in CPU caches
 _Z95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 _DESIGN_KEYS = 1 << 22  # random keys drawn at once when choosing K partners per sample
@@ -245,8 +250,8 @@ def trajectory_oscillation(
             samples, j uniform over the others, with replacement) and reports a 95% CI.
         seed: seed of the design (partners or sampled segments); the result does not depend on the
             chunk or batch size.
-        chunk_segments: segments generated and classified at once (default: about 64k points per
-            chunk, i.e. 65536 // T segments); bounds the memory of the call.
+        chunk_segments: segments generated and classified at once (default: 8192 // T segments on
+            a CPU, 65536 // T on an accelerator, fewer for large inputs); bounds the call's memory.
         band: (lo, hi), the interval of p_source - p_target counted as inside the boundary band.
         batch_size: images per model forward (default 512 on a CPU, 16384 on an accelerator,
             at most one chunk's points).
@@ -270,8 +275,11 @@ def trajectory_oscillation(
         raise TypeError(f"model must be an nn.Module or a callable returning logits, got {type(model).__name__}")
     band = (float(band[0]), float(band[1]))
     mode = "exact" if segments is None else "estimate"
-    # about 64k points per chunk, fewer for large inputs (budget: at most 2^26 input elements)
-    chunk = chunk_segments or max(1, fit_batch(DEFAULT_CHUNK_POINTS, points.shape[1:], TRAJECTORY_ELEMENTS) // T)
+    device = model_device(model, points.device)
+    kind = "cpu" if device.type == "cpu" else "other"
+    # 8k points per chunk on a CPU, 64k on an accelerator, fewer for large inputs (budget: at most
+    # 2^26 input elements)
+    chunk = chunk_segments or max(1, fit_batch(DEFAULT_CHUNK_POINTS[kind], points.shape[1:], TRAJECTORY_ELEMENTS) // T)
     bs = batch_size  # resolved once the device is known
     N = int(points.shape[0])
     sample_shape = tuple(points.shape[1:])
@@ -339,9 +347,8 @@ def trajectory_oscillation(
     i_idx, j_idx = _exact_design(N, K, gen) if segments is None else _estimate_design(N, segments, gen)
     S = int(i_idx.shape[0])
 
-    device = model_device(model, points.device)
     bs = batch_size or min(
-        fit_batch(DEFAULT_BATCH_SIZE["cpu" if device.type == "cpu" else "other"], sample_shape, FORWARD_ELEMENTS),
+        fit_batch(DEFAULT_BATCH_SIZE[kind], sample_shape, FORWARD_ELEMENTS),
         chunk * T,
     )
     x = points.detach().to(device).reshape(N, -1).contiguous()
