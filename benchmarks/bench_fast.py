@@ -152,7 +152,7 @@ def test_train(benchmark, record_property, setup, device, which):
 @pytest.mark.parametrize("which", ["sequential", "vectorized"])
 def test_train_two(benchmark, record_property, setup, device, which):
     """Two directions' AE_I (classes S -> T and T -> S): one after the other, or as one vmapped model."""
-    from deepdig_fast.adversarial import train_adversarial_autoencoders
+    from deepdig_fast.adversarial import train_jointly
 
     model, _, data, _, _, _ = setup
     xs = [data.class_inputs(S, "train").to(device), data.class_inputs(T, "train").to(device)]
@@ -161,10 +161,7 @@ def test_train_two(benchmark, record_property, setup, device, which):
     out = {}
 
     def run():
-        if which == "sequential":
-            out["h"] = [train_adversarial_autoencoder(model, x, t, c)[1] for x, t, c in zip(xs, targets, cfgs)]
-        else:
-            out["h"] = [h for _, h in train_adversarial_autoencoders(model, xs, targets, cfgs)]
+        out["h"] = [h for _, h in train_jointly(model, xs, targets, cfgs, which)]
         sync(device)
 
     benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=0)

@@ -49,6 +49,7 @@ __all__ = [
     "AdversarialConfig",
     "TrainHistory",
     "JOINT_TRAINING",
+    "JointTraining",
     "joint_training_mode",
     "train_jointly",
     "train_adversarial_autoencoders",
@@ -965,6 +966,56 @@ def train_jointly(
             for x, t, c in zip(xs, targets, configs)
         ]
     raise ParameterError(f"mode must be one of vectorized, processes, sequential, got {mode!r}")
+
+
+class JointTraining:
+    """Independent trainings run together in a joint-training ``mode``, lazily: nothing trains until
+    a member is asked for (``get``); then the group trains at once -- in "vectorized" mode one
+    vmapped model per effective batch size (min(batch_size, N)), every member (a vmapped training's
+    rounding depends on its members, so each member comes out the same whichever were needed);
+    otherwise the members for which ``pending(key)`` is true, and the one asked for (each is exactly
+    its own training, whatever the group).
+
+    jobs: {key: zero-argument callable giving (x, target, AdversarialConfig)}, called only when the
+    group trains (so the inputs are materialised only then). pending: None (every member) or a
+    predicate on keys. workers: processes at a time in "processes" mode.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        jobs: dict,
+        mode: str,
+        *,
+        autoencoder: AutoencoderSpec = None,
+        pending: Callable[[Any], bool] | None = None,
+        workers: int = 2,
+    ):
+        self.classifier, self.jobs, self.mode = classifier, jobs, mode
+        self.autoencoder, self.pending, self.workers = autoencoder, pending, workers
+        self.done: dict = {}
+
+    def get(self, key) -> tuple[nn.Module, TrainHistory]:
+        """The trained (autoencoder, history) of member ``key``."""
+        if key not in self.done:
+            members = [
+                k
+                for k in self.jobs
+                if k not in self.done
+                and (self.mode == "vectorized" or k == key or self.pending is None or self.pending(k))
+            ]
+            groups: dict[int, list] = {}
+            for k in members:
+                x, target, cfg = self.jobs[k]()
+                group = min(cfg.batch_size, int(x.shape[0])) if self.mode == "vectorized" else 0
+                groups.setdefault(group, []).append((k, x, target, cfg))
+            for jobs in groups.values():
+                keys, xs, targets, cfgs = (list(v) for v in zip(*jobs))
+                trained = train_jointly(
+                    self.classifier, xs, targets, cfgs, self.mode, autoencoder=self.autoencoder, workers=self.workers
+                )
+                self.done.update(zip(keys, trained))
+        return self.done[key]
 
 
 def train_one_thread(job: tuple) -> tuple[dict, TrainHistory]:

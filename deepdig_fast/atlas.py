@@ -57,13 +57,13 @@ from torch import Tensor, nn
 from deepdig_fast.adversarial import (
     JOINT_TRAINING,
     AdversarialConfig,
+    JointTraining,
     apply_generator,
     autoencoder_key,
     build_autoencoder,
     joint_training_mode,
     predict,
     train_adversarial_autoencoder,
-    train_jointly,
 )
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData, as_unit
@@ -299,7 +299,7 @@ class _Atlas:
         self.bs = config.adversarial.infer_batch_size
         self.gen_specs: dict[str, dict] = {}  # generator unit -> its spec (set by run_atlas)
         self.gen_dirs: dict[str, tuple[int | None, int]] = {}  # generator unit -> (source or None, target)
-        self.gen_groups: dict[str, _GeneratorGroup] = {}  # generator unit -> its joint-training group
+        self.gen_groups: dict[str, JointTraining] = {}  # generator unit -> its joint-training group
 
     # ---- data
     def train_pred(self) -> Tensor:
@@ -398,48 +398,30 @@ def _generator(ctx: _Atlas, name: str) -> dict:
     }
 
 
-class _GeneratorGroup:
-    """Generators trained together (AtlasConfig.joint_training), lazily: when a unit first needs one of
-    them. "processes": the members not stored yet, side by side in single-thread worker processes
-    (each exactly its single-thread training, whatever its group); "vectorized": every member, as one
-    vmapped model per effective batch size (the rounding of a vmapped training depends on its
-    members, so a resumed atlas retrains a partly stored group to get the same generators)."""
-
-    def __init__(self, ctx: _Atlas, names: list[str], mode: str):
-        self.ctx, self.names, self.mode = ctx, names, mode
-        self.done: dict[str, tuple] = {}
-
-    def get(self, name: str) -> tuple:
-        if name not in self.done:
-            ctx = self.ctx
-            if self.mode == "vectorized":
-                members = list(self.names)
-            else:
-                members = [n for n in self.names if n == name or not ctx.store.finished(n, ctx.gen_specs[n])]
-            by_batch: dict[int, list] = {}
-            for n in members:
-                x, t, _, _ = _generator_inputs(ctx, n)
-                cfg = ctx.adv_config(n)
-                by_batch.setdefault(min(cfg.batch_size, int(x.shape[0])), []).append((n, x, t, cfg))
-            for jobs in by_batch.values():
-                names, xs, ts, cfgs = (list(v) for v in zip(*jobs))
-                trained = train_jointly(
-                    ctx.f, xs, ts, cfgs, self.mode, autoencoder=ctx.autoencoder, workers=len(self.names)
-                )
-                self.done.update(zip(names, trained))
-        return self.done.pop(name)
+def _generator_job(ctx: _Atlas, name: str) -> tuple[Tensor, int, AdversarialConfig]:
+    x, t, _, _ = _generator_inputs(ctx, name)
+    return x, t, ctx.adv_config(name)
 
 
-def _generator_groups(ctx: _Atlas, names: list[str], mode: str) -> dict[str, _GeneratorGroup]:
-    """{unit: its group} for joint-training `mode` ({} when sequential): processes, consecutive groups
-    of as many generators as torch has threads (at least 2); vectorized, one group of all."""
+def _generator_groups(ctx: _Atlas, names: list[str], mode: str) -> dict[str, JointTraining]:
+    """{unit: its JointTraining} for joint-training `mode` ({} when sequential): processes,
+    consecutive groups of as many generators as torch has threads (at least 2), training only the
+    ones not stored yet; vectorized, one group of all (a resumed atlas retrains it whole)."""
     if mode == "sequential" or not names:
         return {}
     size = len(names) if mode == "vectorized" else max(2, torch.get_num_threads())
     out = {}
     for i in range(0, len(names), size):
-        group = _GeneratorGroup(ctx, names[i : i + size], mode)
-        out.update({n: group for n in group.names})
+        members = names[i : i + size]
+        group = JointTraining(
+            ctx.f,
+            {n: functools.partial(_generator_job, ctx, n) for n in members},
+            mode,
+            autoencoder=ctx.autoencoder,
+            pending=lambda n: not ctx.store.finished(n, ctx.gen_specs[n]),
+            workers=len(members),
+        )
+        out.update({n: group for n in members})
     return out
 
 

@@ -27,6 +27,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -34,11 +35,11 @@ from torch import Tensor, nn
 from deepdig_fast.adversarial import (
     JOINT_TRAINING,
     AdversarialConfig,
+    JointTraining,
     autoencoder_key,
     component_one,
     component_two,
     joint_training_mode,
-    train_jointly,
 )
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_accuracy, check_fits
@@ -310,7 +311,7 @@ def run_pair(
                 {"class_accuracy": {str(c): a for c, a in accuracy.items()}},
                 {
                     "inference": inference_record(fast),
-                    "joint_training": _joint_mode(config, device, classifier, autoencoder),
+                    "joint_training": joint_training_mode(config.joint_training, device, classifier, autoencoder),
                     **(manifest_extra or {}),
                 },
                 run_id,
@@ -375,7 +376,7 @@ def _run(
 ) -> PairResult:
     directions: dict[str, DirectionResult] = {}
     both = ((source, target), (target, source))
-    mode = _joint_mode(config, device, classifier, autoencoder)
+    mode = joint_training_mode(config.joint_training, device, classifier, autoencoder)
     if mode == "sequential":
         for s, t in both:
             directions[f"{s}->{t}"] = _run_direction(
@@ -390,10 +391,20 @@ def _run(
                 t,
                 dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1)),
             )
-        train1 = _joint_groups(classifier, jobs1, autoencoder, mode)
+        train1 = JointTraining(classifier, _now(jobs1), mode, autoencoder=autoencoder)
         ones = {
             d: _stage_one(
-                classifier, data, *d, config, store, base_spec, autoencoder, device, progress, train1[d], mode
+                classifier,
+                data,
+                *d,
+                config,
+                store,
+                base_spec,
+                autoencoder,
+                device,
+                progress,
+                partial(train1.get, d),
+                mode,
             )
             for d in both
         }
@@ -402,9 +413,19 @@ def _run(
             job = _stage_two_job(*d, config, ones[d])
             if job is not None:
                 jobs2[d] = (job[0].to(device), job[1], job[2])
-        train2 = _joint_groups(classifier, jobs2, autoencoder, mode)
+        train2 = JointTraining(classifier, _now(jobs2), mode, autoencoder=autoencoder)
         twos = {
-            d: _stage_two(classifier, *d, config, store, autoencoder, progress, ones[d], train2.get(d), mode)
+            d: _stage_two(
+                classifier,
+                *d,
+                config,
+                store,
+                autoencoder,
+                progress,
+                ones[d],
+                partial(train2.get, d) if d in jobs2 else None,
+                mode,
+            )
             for d in both
         }
         for s, t in both:
@@ -422,39 +443,9 @@ def _run(
     return PairResult(source, target, directions, results, store.root, timings)
 
 
-class _Joint:
-    """Several autoencoders trained together (vectorised or in worker processes), lazily: only when
-    a stage that needs one is actually computed; then all of them, so that every member is the same
-    whichever stages were already stored."""
-
-    def __init__(self, classifier, jobs: list[tuple[Tensor, int, AdversarialConfig]], autoencoder, mode: str):
-        self.classifier, self.jobs, self.autoencoder, self.mode = classifier, jobs, autoencoder, mode
-        self.done: list | None = None
-
-    def get(self, i: int):
-        if self.done is None:
-            xs, targets, cfgs = (list(v) for v in zip(*self.jobs))
-            self.done = train_jointly(self.classifier, xs, targets, cfgs, self.mode, autoencoder=self.autoencoder)
-        return self.done[i]
-
-
-def _joint_groups(classifier, jobs: dict, autoencoder, mode: str) -> dict:
-    """{key: callable giving (ae, history)} for jobs {key: (x, target, cfg)}. Vectorised: jobs with
-    the same effective batch (min(batch_size, N)) form one model; processes: all jobs at once."""
-    groups: dict[int, list] = {}
-    for key, (x, tgt, cfg) in jobs.items():
-        group = min(cfg.batch_size, int(x.shape[0])) if mode == "vectorized" else 0
-        groups.setdefault(group, []).append((key, (x, tgt, cfg)))
-    out = {}
-    for members in groups.values():
-        joint = _Joint(classifier, [job for _, job in members], autoencoder, mode)
-        for i, (key, _) in enumerate(members):
-            out[key] = lambda joint=joint, i=i: joint.get(i)
-    return out
-
-
-def _joint_mode(config: PairConfig, device, classifier, autoencoder) -> str:
-    return joint_training_mode(config.joint_training, device, classifier, autoencoder)
+def _now(jobs: dict) -> dict:
+    """JointTraining's job callables for jobs already built: {key: (x, target, config)}."""
+    return {key: (lambda job=job: job) for key, job in jobs.items()}
 
 
 def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):
