@@ -79,6 +79,12 @@ TORCH_LIBRARY(deepdig_fast, m) {
   // Embedding linearity (stem: linear_distances): signed hyperplane distances and their summary.
   m.def("linear_distances(Tensor h, Tensor w, float bias, Tensor labels)"
         " -> (Tensor d, Tensor summary)");
+  // Max pooling with the winners' positions, and its backward (stem: max_pool2d): the pools of the
+  // classifier copy the autoencoder trainings run against (common/max_pool2d.h).
+  m.def("max_pool2d(Tensor x, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation,"
+        " bool ceil_mode) -> (Tensor out, Tensor indices)");
+  m.def("max_pool2d_backward(Tensor grad, Tensor x, Tensor indices, int[2] kernel_size,"
+        " int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode) -> Tensor");
   // About the extension itself (no tensor arguments, one kernel for every backend; JSON strings).
   m.def("constants() -> str", &deepdig_fast::constants);
   m.def("build_info() -> str", &deepdig_fast::build_info);

@@ -9,6 +9,8 @@ Stems (one per op family, the same name across csrc/cpu, csrc/cuda, tests and be
   nearest_neighbor  nearest_neighbor                  (EPBS pairs)
   trajectory        segment_points, trajectory_stats  (trajectory oscillation)
   linear_distances  linear_distances                  (embedding linearity)
+  max_pool2d        max_pool2d, max_pool2d_backward   (the pools of the classifier copy the
+                                                       autoencoder trainings run against)
 """
 
 from __future__ import annotations
@@ -263,3 +265,114 @@ def linear_distances(h: Tensor, w: Tensor, bias: float, labels: Tensor) -> tuple
 @torch.library.register_fake("deepdig_fast::linear_distances")
 def _linear_distances_fake(h, w, bias, labels):
     return h.new_empty((h.shape[0],), dtype=torch.float64), h.new_empty((9,), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------------
+# max_pool2d
+# --------------------------------------------------------------------------------------------------
+
+
+def _pair(v, name: str, low: int) -> list[int]:
+    vals = [v, v] if isinstance(v, int) and not isinstance(v, bool) else v
+    if (
+        not isinstance(vals, (tuple, list))
+        or len(vals) != 2
+        or not all(isinstance(u, int) and not isinstance(u, bool) and u >= low for u in vals)
+    ):
+        raise ValueError(f"{name} must be an int >= {low} or two of them (height, width), got {v!r}")
+    return [int(u) for u in vals]
+
+
+def _pool_args(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode) -> tuple:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape [N, C, H, W], got {_shape(x)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    k = _pair(kernel_size, "kernel_size", 1)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else _pair(stride, "stride", 1)
+    p = _pair(padding, "padding", 0)
+    d = _pair(dilation, "dilation", 1)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"padding must be at most half of kernel_size {tuple(k)}, got {tuple(p)}")
+    if not isinstance(ceil_mode, bool):
+        raise TypeError(f"ceil_mode must be a bool, got {type(ceil_mode).__name__}")
+    out = [_pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(2)]
+    if x.shape[2] == 0 or x.shape[3] == 0 or min(out) < 1:
+        raise ValueError(f"x's plane {tuple(x.shape[2:])} is too small for this pool (output {tuple(out)})")
+    return k, s, p, d, ceil_mode
+
+
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """Output length along one dimension (ATen's pooling_output_shape; csrc/common/max_pool2d.h)."""
+    span = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = span // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _nhwc(x: Tensor) -> bool:
+    """The kernels' layout rule: channels_last when x is channels_last and not also contiguous."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
+    """``F.max_pool2d(x, ..., return_indices=True)`` bit for bit, differentiable in x.
+
+    Args:
+        x: [N, C, H, W] float32 / float64; NCHW or channels_last (the outputs follow its layout).
+        kernel_size, stride (default kernel_size), padding, dilation: an int or (height, width);
+        padding at most half the kernel; ceil_mode: as in torch.nn.MaxPool2d.
+    Returns:
+        out: [N, C, OH, OW] the window maxima (the first maximum wins among equal values, a NaN
+        always); indices: [N, C, OH, OW] int64, the winners' positions ih * W + iw in their plane.
+    The gradient (max_pool2d_backward) adds each output's gradient to its winner, in output order,
+    as ATen's does, so it is bit for bit ATen's too.
+    """
+    k, s, p, d, c = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return _ops.max_pool2d(x, k, s, p, d, c)
+
+
+def max_pool2d_backward(
+    grad: Tensor, x: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False
+) -> Tensor:
+    """The gradient of :func:`max_pool2d` with respect to x: [N, C, H, W] in x's layout, each element
+    the sum of the gradients of the outputs it won (0 for none), added in output order.
+
+    Args:
+        grad, indices: [N, C, OH, OW], the gradient of max_pool2d's ``out`` and its ``indices``
+        (int64 in [0, H * W)); x: the forward's input (its shape, dtype and layout are used); the
+        pool's settings as given to max_pool2d.
+    """
+    k, s, p, d, c = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    if not isinstance(grad, Tensor) or not isinstance(indices, Tensor):
+        raise TypeError("grad and indices must be torch.Tensors")
+    want = [x.shape[0], x.shape[1]] + [_pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], c) for i in range(2)]
+    if _shape(grad) != want or _shape(indices) != want:
+        raise ValueError(
+            f"grad and indices must have the pool's output shape {want}, got {_shape(grad)}, {_shape(indices)}"
+        )
+    if grad.dtype != x.dtype or indices.dtype != torch.int64:
+        raise TypeError(f"grad must be {x.dtype} and indices int64, got {grad.dtype} and {indices.dtype}")
+    return _ops.max_pool2d_backward(grad, x, indices, k, s, p, d, c)
+
+
+@torch.library.register_fake("deepdig_fast::max_pool2d")
+def _max_pool2d_fake(x, kernel_size, stride, padding, dilation, ceil_mode):
+    shape = [x.shape[0], x.shape[1]] + [
+        _pool_out(x.shape[2 + i], kernel_size[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2)
+    ]
+    fmt = torch.channels_last if _nhwc(x) else torch.contiguous_format
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+    return out, torch.empty(shape, dtype=torch.int64, device=x.device, memory_format=fmt)
+
+
+@torch.library.register_fake("deepdig_fast::max_pool2d_backward")
+def _max_pool2d_backward_fake(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode):
+    fmt = torch.channels_last if _nhwc(x) else torch.contiguous_format
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+
+
+# The autograd kernel of max_pool2d is C++ (csrc/autograd.cpp): no Python runs in a backward.

@@ -283,3 +283,21 @@ def linear_distances(h: Tensor, w: Tensor, bias: float, labels: Tensor):
         ]
     )
     return d, summary
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
+    """Plain-torch twin of ops.max_pool2d: torch's own max pool with indices."""
+    return torch.nn.functional.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def max_pool2d_backward(
+    grad: Tensor, x: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False
+) -> Tensor:
+    """Plain-torch twin of ops.max_pool2d_backward: each plane's output gradients scatter-added
+    to their winners (in output order), in x's layout."""
+    n, c, h, w = x.shape
+    gi = torch.zeros(n, c, h * w, dtype=x.dtype, device=x.device)
+    plane = indices.shape[2] * indices.shape[3]
+    gi.scatter_add_(2, indices.reshape(n, c, plane), grad.reshape(n, c, plane))
+    nhwc = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    return gi.view(n, c, h, w).contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)

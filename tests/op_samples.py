@@ -29,6 +29,8 @@ OPS = (
     "segment_points",
     "trajectory_stats",
     "linear_distances",
+    "max_pool2d",
+    "max_pool2d_backward",
 )
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -69,6 +71,8 @@ def sample_inputs(op: str, device, dtype: torch.dtype) -> Iterator[Sample]:
         "segment_points": trajectory_samples,
         "trajectory_stats": trajectory_samples,
         "linear_distances": linear_distances_samples,
+        "max_pool2d": max_pool2d_samples,
+        "max_pool2d_backward": max_pool2d_samples,
     }
     if op not in gens:
         raise KeyError(f"no samples for op {op!r}; known: {OPS}")
@@ -378,6 +382,52 @@ def linear_distances_samples(op: str, device, dtype) -> Iterator[Sample]:
 
 
 # --------------------------------------------------------------------------------------------------
+# max_pool2d
+# --------------------------------------------------------------------------------------------------
+
+
+def _pool_inputs(dtype) -> Iterator[tuple[str, Tensor, tuple]]:
+    """(name, x, (kernel_size, stride, padding, dilation, ceil_mode)) of every max_pool2d sample."""
+    g = _gen(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+    cl = torch.channels_last
+    yield "empty", randn(0, 3, 6, 6), ([2, 2], [2, 2], [0, 0], [1, 1], False)
+    yield "one", randn(1, 1, 4, 4), ([2, 2], [2, 2], [0, 0], [1, 1], False)
+    yield "typical", randn(4, 5, 13, 11), ([2, 2], [2, 2], [0, 0], [1, 1], False)
+    # the ResNet stem's pool; 20 channels: a full block of 16 and a tail of 4 in the NHWC kernel
+    yield "channels-last", randn(3, 20, 9, 9).contiguous(memory_format=cl), ([3, 3], [2, 2], [1, 1], [1, 1], False)
+    yield "overlapping", randn(2, 3, 7, 8).contiguous(memory_format=cl), ([3, 2], [1, 1], [1, 1], [1, 1], False)
+    yield "dilated-ceil", randn(2, 3, 10, 9), ([3, 3], [2, 3], [1, 1], [2, 1], True)
+    yield "noncontiguous", randn(2, 6, 8, 8)[:, ::2], ([2, 2], [2, 1], [1, 0], [1, 1], True)
+    # ties (a constant plane: the first position wins), -inf everywhere, +inf and NaNs (the last
+    # NaN of a window wins), in both layouts
+    v = randn(2, 4, 6, 6)
+    v[0, 0] = 1.0
+    v[0, 1] = float("-inf")
+    v[0, 2, 1, 1] = float("inf")
+    v[1, 0, 0, 0] = v[1, 0, 1, 1] = float("nan")
+    v[1, 1, 2:4, 2:4] = 3.0
+    yield "values", v, ([2, 2], [2, 2], [0, 0], [1, 1], False)
+    yield "values-channels-last", v.contiguous(memory_format=cl), ([3, 3], [2, 2], [1, 1], [1, 1], True)
+
+
+def max_pool2d_samples(op: str, device, dtype) -> Iterator[Sample]:
+    g = _gen(1)
+    for name, x, settings in _pool_inputs(dtype):
+        if op == "max_pool2d":
+            yield Sample(name, (x, *settings))
+            continue
+        out, indices = torch.nn.functional.max_pool2d(x, *settings, return_indices=True)
+        grad = torch.randn(out.shape, generator=g, dtype=torch.float64).to(dtype)
+        if name == "channels-last":
+            grad = grad.contiguous(memory_format=torch.channels_last)
+        yield Sample(name, (grad, x, indices, *settings))
+
+
+# --------------------------------------------------------------------------------------------------
 # running and comparing
 # --------------------------------------------------------------------------------------------------
 
@@ -449,6 +499,11 @@ def assert_same(op: str, got: tuple, want: tuple, dtype, where: str = "") -> Non
     elif op == "linear_distances":
         _close(got[0], want[0], p + "d", exact=False, rtol=1e-12, atol=1e-12)
         _close(got[1], want[1], p + "summary", exact=False, rtol=1e-10, atol=1e-12)
+    elif op == "max_pool2d":  # copies of input values and their positions: equal
+        _close(got[0], want[0], p + "out", exact=True, dtype=dtype)
+        assert torch.equal(got[1], want[1]), f"{p}indices differ"
+    elif op == "max_pool2d_backward":  # the same sums in the same order
+        _close(got[0], want[0], p + "grad", exact=True, dtype=dtype)
     else:
         raise KeyError(op)
 

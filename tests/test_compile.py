@@ -48,6 +48,15 @@ def distances(h, w, bias, labels):
     return d, summary
 
 
+def pool(x, kernel_size, stride, padding, dilation, ceil_mode):
+    out, indices = ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return out, indices
+
+
+def pool_backward(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode):
+    return ops.max_pool2d_backward(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode)
+
+
 SMALL = {
     "bracket_propose": propose,
     "bracket_update": update,
@@ -55,6 +64,8 @@ SMALL = {
     "segment_points": segments,
     "trajectory_stats": stats,
     "linear_distances": distances,
+    "max_pool2d": pool,
+    "max_pool2d_backward": pool_backward,
 }
 assert set(SMALL) == set(OPS)
 

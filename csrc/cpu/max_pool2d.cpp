@@ -1,0 +1,212 @@
+// CPU kernels of max_pool2d (the autoencoder trainings' classifier pools; see common/max_pool2d.h
+// for the contract). NCHW: one task per (n, c) plane. NHWC: one task per output row of an image,
+// the channels innermost (contiguous loads and stores). The backward zeroes and fills one plane
+// (NCHW) or one image (NHWC) per task, so no two tasks write the same element and every element
+// adds its gradients in output order.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <tuple>
+#include <type_traits>
+
+#include "common/checks.h"
+#include "common/max_pool2d.h"
+
+namespace deepdig_fast {
+namespace {
+
+// Both kernels keep the running maxima in registers and update them with selects, not branches
+// (random data would mispredict every other comparison).
+template <typename scalar_t>
+void pool_nchw(const PoolGeometry& g_in, const scalar_t* __restrict__ x, scalar_t* __restrict__ out,
+               int64_t* __restrict__ idx) {
+  const int64_t plane = g_in.H * g_in.W, oplane = g_in.OH * g_in.OW;
+  at::parallel_for(0, g_in.N * g_in.C, 1, [&](int64_t begin, int64_t end) {
+    const PoolGeometry g = g_in;  // a local copy: stores through idx cannot alias it
+    for (int64_t p = begin; p < end; ++p) {
+      const scalar_t* xp = x + p * plane;
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const Window w = pool_window(g, oh, ow);
+          scalar_t m = -std::numeric_limits<scalar_t>::infinity();
+          int64_t at = w.h0 * g.W + w.w0;
+          for (int64_t ih = w.h0; ih < w.h1; ih += g.dh) {
+            for (int64_t iw = w.w0; iw < w.w1; iw += g.dw) {
+              const scalar_t v = xp[ih * g.W + iw];
+              const bool take = beats(v, m);
+              m = take ? v : m;
+              at = take ? ih * g.W + iw : at;
+            }
+          }
+          out[p * oplane + oh * g.OW + ow] = m;
+          idx[p * oplane + oh * g.OW + ow] = at;
+        }
+      }
+    }
+  });
+}
+
+// NHWC: channels in blocks of kBlock, each block's maxima and winners in local arrays of a fixed
+// size, the winners in an integer type as wide as the values (int32 for float): then the compiler
+// vectorises the compare-and-select over the block (SSE2 and up) instead of branching per channel.
+constexpr int64_t kBlock = 16;
+
+template <typename scalar_t, typename index_t>
+inline void take_max(const scalar_t* __restrict__ v, scalar_t* __restrict__ m,
+                     index_t* __restrict__ a, index_t at, int64_t nb) {
+  if (nb == kBlock) {
+    for (int64_t c = 0; c < kBlock; ++c) {
+      const scalar_t vc = v[c];
+      const bool take = beats(vc, m[c]);
+      m[c] = take ? vc : m[c];
+      a[c] = take ? at : a[c];
+    }
+  } else {
+    for (int64_t c = 0; c < nb; ++c) {
+      const scalar_t vc = v[c];
+      const bool take = beats(vc, m[c]);
+      m[c] = take ? vc : m[c];
+      a[c] = take ? at : a[c];
+    }
+  }
+}
+
+template <typename scalar_t>
+void pool_nhwc(const PoolGeometry& g_in, const scalar_t* __restrict__ x, scalar_t* __restrict__ out,
+               int64_t* __restrict__ idx) {
+  using index_t = std::conditional_t<sizeof(scalar_t) == 4, int32_t, int64_t>;
+  at::parallel_for(0, g_in.N * g_in.OH, 1, [&](int64_t begin, int64_t end) {
+    const PoolGeometry g = g_in;  // a local copy: stores through idx cannot alias it
+    const int64_t C = g.C;
+    scalar_t m[kBlock];
+    index_t a[kBlock];
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = r / g.OH, oh = r % g.OH;
+      const scalar_t* xn = x + n * g.H * g.W * C;
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const Window w = pool_window(g, oh, ow);
+        const index_t first = static_cast<index_t>(w.h0 * g.W + w.w0);
+        for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+          const int64_t nb = C - c0 < kBlock ? C - c0 : kBlock;
+          for (int64_t c = 0; c < kBlock; ++c) {
+            m[c] = -std::numeric_limits<scalar_t>::infinity();
+            a[c] = first;
+          }
+          for (int64_t ih = w.h0; ih < w.h1; ih += g.dh) {
+            for (int64_t iw = w.w0; iw < w.w1; iw += g.dw) {
+              const int64_t at = ih * g.W + iw;
+              take_max<scalar_t, index_t>(xn + at * C + c0, m, a, static_cast<index_t>(at), nb);
+            }
+          }
+          scalar_t* o = out + (r * g.OW + ow) * C + c0;
+          int64_t* id = idx + (r * g.OW + ow) * C + c0;
+          for (int64_t c = 0; c < nb; ++c) {
+            o[c] = m[c];
+            id[c] = static_cast<int64_t>(a[c]);
+          }
+        }
+      }
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> max_pool2d_cpu(const at::Tensor& x_in,
+                                                  at::IntArrayRef kernel_size,
+                                                  at::IntArrayRef stride, at::IntArrayRef padding,
+                                                  at::IntArrayRef dilation, bool ceil_mode) {
+  const PoolGeometry g = pool_geometry(x_in, kernel_size, stride, padding, dilation, ceil_mode);
+  const at::MemoryFormat fmt = layout_of(g.nhwc);
+  const at::Tensor x = x_in.contiguous(fmt);
+  at::Tensor out = at::empty({g.N, g.C, g.OH, g.OW}, x.options().memory_format(fmt));
+  at::Tensor idx =
+      at::empty({g.N, g.C, g.OH, g.OW}, x.options().dtype(at::kLong).memory_format(fmt));
+  if (out.numel() == 0) return {out, idx};
+  // the NHWC float kernel keeps winners as int32 (positions in a plane)
+  TORCH_CHECK(g.H * g.W <= INT32_MAX, "x's plane must have at most 2^31 - 1 elements, got ",
+              g.H * g.W);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "max_pool2d", [&] {
+    if (g.nhwc) {
+      pool_nhwc<scalar_t>(g, x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                          idx.data_ptr<int64_t>());
+    } else {
+      pool_nchw<scalar_t>(g, x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                          idx.data_ptr<int64_t>());
+    }
+  });
+  return {out, idx};
+}
+
+at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_in, const at::Tensor& x,
+                                   const at::Tensor& idx_in, at::IntArrayRef kernel_size,
+                                   at::IntArrayRef stride, at::IntArrayRef padding,
+                                   at::IntArrayRef dilation, bool ceil_mode) {
+  const bool nhwc = check_pool_backward_args(grad_in, x, idx_in, kernel_size, stride, padding,
+                                             dilation, ceil_mode)
+                        .nhwc;
+  const at::MemoryFormat fmt = layout_of(nhwc);
+  const at::Tensor grad = grad_in.contiguous(fmt), idx = idx_in.contiguous(fmt);
+  const int64_t N = x.size(0), C = x.size(1), plane = x.size(2) * x.size(3);
+  const int64_t oplane = grad.size(2) * grad.size(3);
+  at::Tensor gi = at::empty(x.sizes(), x.options().memory_format(fmt));
+  if (gi.numel() == 0) return gi;
+  const int64_t* ip = idx.data_ptr<int64_t>();
+  // an index outside the plane is counted (and skipped) where it is met; any makes the call fail
+  std::atomic<int64_t> bad{0};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "max_pool2d_backward", [&] {
+    const scalar_t* gp = grad.data_ptr<scalar_t>();
+    scalar_t* op = gi.data_ptr<scalar_t>();
+    if (nhwc) {
+      at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t n = begin; n < end; ++n) {
+          scalar_t* o = op + n * plane * C;
+          std::fill(o, o + plane * C, scalar_t(0));
+          const scalar_t* g = gp + n * oplane * C;
+          const int64_t* id = ip + n * oplane * C;
+          int64_t wrong = 0;
+          for (int64_t k = 0; k < oplane; ++k) {
+            for (int64_t c = 0; c < C; ++c) {
+              const int64_t i = id[k * C + c];
+              const bool ok = i >= 0 && i < plane;
+              wrong += ok ? 0 : 1;
+              o[(ok ? i : 0) * C + c] += ok ? g[k * C + c] : scalar_t(0);
+            }
+          }
+          if (wrong) bad += wrong;
+        }
+      });
+    } else {
+      at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p) {
+          scalar_t* o = op + p * plane;
+          std::fill(o, o + plane, scalar_t(0));
+          const scalar_t* g = gp + p * oplane;
+          const int64_t* id = ip + p * oplane;
+          int64_t wrong = 0;
+          for (int64_t k = 0; k < oplane; ++k) {
+            const int64_t i = id[k];
+            const bool ok = i >= 0 && i < plane;
+            wrong += ok ? 0 : 1;
+            o[ok ? i : 0] += ok ? g[k] : scalar_t(0);
+          }
+          if (wrong) bad += wrong;
+        }
+      });
+    }
+  });
+  TORCH_CHECK(bad.load() == 0, "indices must lie in [0, ", plane,
+              ") (positions in the input plane); ", bad.load(), " do not");
+  return gi;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(deepdig_fast, CPU, m) {
+  m.impl("max_pool2d", &max_pool2d_cpu);
+  m.impl("max_pool2d_backward", &max_pool2d_backward_cpu);
+}
+
+}  // namespace deepdig_fast

@@ -1,0 +1,134 @@
+"""max_pool2d / max_pool2d_backward: ATen's max pool bit for bit (values, winners, gradients), in
+both layouts, through autograd, and in the classifier copy the autoencoder trainings use."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from common_utils import cpu_and_cuda, needs_cuda
+from op_samples import check_cuda_matches_cpu, check_matches_reference, check_opcheck
+from torch import nn
+
+from deepdig_fast import ops
+
+DTYPES = [torch.float32, torch.float64]
+OPS = ["max_pool2d", "max_pool2d_backward"]
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_samples_match_reference(op, dtype, device):
+    """Every sample (empty batch, one plane, both layouts, overlapping / dilated / ceil windows,
+    a non-contiguous view, ties, +-inf, NaN)."""
+    check_matches_reference(op, device, dtype)
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_opcheck(op, dtype, device):
+    check_opcheck(op, device, dtype)
+
+
+@needs_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_cuda_matches_cpu(op, dtype):
+    check_cuda_matches_cpu(op, dtype)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "settings", [(2, 2, 0, 1, False), (3, 2, 1, 1, False), (3, 1, 1, 1, True), (3, 2, 1, 2, True), (2, 3, 0, 1, True)]
+)
+def test_gradient_is_atens_bit_for_bit(settings, dtype, layout):
+    """Through autograd: the same outputs, and the same input gradient (overlapping windows add
+    several gradients to one element: in ATen's order), laid out like the input."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 12, 11, generator=g, dtype=dtype).contiguous(memory_format=layout)
+    x[0, 0, :4, :4] = 0.5  # ties
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, _ = ops.max_pool2d(a, *settings)
+    ref = F.max_pool2d(b, *settings)
+    assert torch.equal(out, ref)
+    grad = torch.randn(out.shape, generator=g, dtype=dtype)
+    out.backward(grad)
+    ref.backward(grad)
+    assert torch.equal(a.grad, b.grad)
+    assert a.grad.is_contiguous(memory_format=layout)
+    if layout == torch.channels_last:
+        assert out.is_contiguous(memory_format=layout) and not out.is_contiguous()
+
+
+def test_gradcheck_float64():
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ops.max_pool2d(t, 3, 2, 1)[0], (x,))
+
+
+def test_indices_are_not_differentiable():
+    out, idx = ops.max_pool2d(torch.randn(1, 2, 4, 4, requires_grad=True), 2)
+    assert out.requires_grad and not idx.requires_grad and idx.dtype == torch.int64
+
+
+@pytest.mark.parametrize(
+    "call, exc, message",
+    [
+        (lambda: ops.max_pool2d(torch.randn(2, 4, 4), 2), ValueError, r"x must have shape \[N, C, H, W\]"),
+        (lambda: ops.max_pool2d(torch.randn(1, 1, 4, 4).half(), 2), TypeError, "x must be float32 or float64"),
+        (lambda: ops.max_pool2d(torch.randn(1, 1, 4, 4), 0), ValueError, "kernel_size must be an int >= 1"),
+        (lambda: ops.max_pool2d(torch.randn(1, 1, 4, 4), 2, (1, 2, 3)), ValueError, "stride must be an int >= 1"),
+        (lambda: ops.max_pool2d(torch.randn(1, 1, 4, 4), 2, 2, 2), ValueError, "padding must be at most half"),
+        (lambda: ops.max_pool2d(torch.randn(1, 1, 4, 4), 2, dilation=0), ValueError, "dilation must be an int >= 1"),
+        (lambda: ops.max_pool2d(torch.randn(1, 1, 2, 2), 3), ValueError, "too small for this pool"),
+        (lambda: ops.max_pool2d(torch.randn(1, 1, 4, 4), 2, ceil_mode=1), TypeError, "ceil_mode must be a bool"),
+    ],
+)
+def test_bad_arguments(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_backward_argument_errors():
+    x = torch.randn(2, 3, 6, 6)
+    out, idx = ops.max_pool2d(x, 2)
+    with pytest.raises(ValueError, match=r"output shape \[2, 3, 3, 3\]"):
+        ops.max_pool2d_backward(out[:, :, :2], x, idx, 2)
+    with pytest.raises(TypeError, match="indices int64"):
+        ops.max_pool2d_backward(out, x, idx.int(), 2)
+    bad = idx.clone()
+    bad[0, 0, 0, 0] = 36
+    with pytest.raises(RuntimeError, match=r"indices must lie in \[0, 36\)"):  # checked by the kernel
+        torch.ops.deepdig_fast.max_pool2d_backward(out, x, bad, [2, 2], [2, 2], [0, 0], [1, 1], False)
+
+
+def test_kernel_pools_in_the_training_copy_change_nothing():
+    """The autoencoder trainings' classifier copy (channels_last, pools through the kernel) gives the
+    same logits and input gradients as the same copy with ATen's pools, bit for bit."""
+    from deepdig_fast.adversarial import _kernel_pools, _KernelMaxPool2d
+    from deepdig_fast.models import MnistCNN
+
+    torch.manual_seed(0)
+    model = MnistCNN().eval().requires_grad_(False)
+    aten = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    ours = copy.deepcopy(aten)
+    assert _kernel_pools(ours) == 2
+    assert sum(isinstance(m, _KernelMaxPool2d) for m in ours.modules()) == 2
+    assert not any(isinstance(m, _KernelMaxPool2d) for m in model.modules())  # the original is untouched
+    x = torch.rand(64, 1, 28, 28)
+    grads = []
+    for net in (aten, ours):
+        xi = x.clone().requires_grad_()
+        logits = net(xi)
+        logits.softmax(1)[:, 3].sum().backward()
+        grads.append((logits.detach(), xi.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    # a pool the kernel does not take (an unbatched input) falls back to torch's
+    pool = _KernelMaxPool2d(nn.MaxPool2d(2))
+    z = torch.randn(3, 6, 6)
+    assert torch.equal(pool(z), F.max_pool2d(z, 2))
