@@ -64,6 +64,7 @@ from deepdig_fast.adversarial import (
     joint_training_mode,
     predict,
     train_adversarial_autoencoder,
+    training_key,
 )
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData, as_unit
@@ -646,7 +647,7 @@ def run_atlas(
 
     full_fp = data_fingerprint(data)
     classifier_sha = sha256_state_dict(classifier.state_dict())
-    adv = dataclasses.asdict(config.adversarial)
+    adv = training_key(config.adversarial, model_device(classifier), classifier)
     adv.pop("seed")
     base = {
         "classifier": classifier_sha,

@@ -518,6 +518,18 @@ def _compile_option(q) -> None:
         "vectorized (one vmapped model; the CUDA default), processes (single-thread worker processes side "
         "by side; the default on a CPU with 2+ threads), sequential (one after the other) (default: auto)",
     )
+    q.add_argument(
+        "--train-layout",
+        choices=tuple(_LAYOUTS),
+        default="auto",
+        help="memory format of the classifier copy the autoencoders train against: channels_last, "
+        "contiguous, or auto (channels_last on a CPU for a model with 2-d convolutions; see "
+        "AdversarialConfig.channels_last) (default: auto)",
+    )
+
+
+#: --train-layout -> AdversarialConfig.channels_last
+_LAYOUTS: dict[str, bool | str] = {"auto": "auto", "channels_last": True, "contiguous": False}
 
 
 def cmd_run(args) -> int:
@@ -530,7 +542,7 @@ def cmd_run(args) -> int:
     torch.manual_seed(args.seed)
     log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
     # every setting is checked before the data, the classifier or the folder is touched
-    adv = AdversarialConfig(steps=args.steps)
+    adv = AdversarialConfig(steps=args.steps, channels_last=_LAYOUTS[args.train_layout])
     config = PairConfig(
         adversarial=adv,
         beta=args.beta,
@@ -782,7 +794,7 @@ def _atlas(args) -> int:
         torch.set_num_threads(args.threads)
     config = AtlasConfig(  # every setting is checked before any work
         strategy=args.strategy,
-        adversarial=AdversarialConfig(steps=args.steps),
+        adversarial=AdversarialConfig(steps=args.steps, channels_last=_LAYOUTS[args.train_layout]),
         beta=args.beta,
         max_steps=args.max_steps,
         method=args.method,
@@ -1204,8 +1216,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
+    from deepdig_fast.allocator import tune_allocator
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()  # keeps freed activation buffers mapped (deepdig_fast.allocator)
     try:
         return args.fn(args)
     except CLIError as exc:

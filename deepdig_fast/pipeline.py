@@ -40,6 +40,7 @@ from deepdig_fast.adversarial import (
     component_one,
     component_two,
     joint_training_mode,
+    training_key,
 )
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_accuracy, check_fits
@@ -496,7 +497,7 @@ def _stage_one(
             },
         }
 
-    spec = {**base_spec, "s": s, "t": t, "adversarial": dataclasses.asdict(adv_cfg1)}
+    spec = {**base_spec, "s": s, "t": t, "adversarial": training_key(adv_cfg1, device, classifier)}
     if mode != "sequential":  # joint training rounds differently: never mixed with sequential
         spec["training"] = mode
     c1, key1 = store.run(name1, spec, comp1)
@@ -554,7 +555,7 @@ def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trai
             },
         }
 
-    spec = {"upstream": one["key1"], "adversarial": dataclasses.asdict(adv_cfg2)}
+    spec = {"upstream": one["key1"], "adversarial": training_key(adv_cfg2, device, classifier)}
     if mode != "sequential":
         spec["training"] = mode
     c2, key2 = store.run(name2, spec, comp2)

@@ -188,6 +188,7 @@ def data_fingerprint(data: Any) -> dict:
 def environment() -> dict:
     """Versions and the build of the extension, for manifests."""
     from deepdig_fast._ext import build_info
+    from deepdig_fast.allocator import allocator_record
 
     return {
         "tool": "deepdig_fast",
@@ -197,6 +198,7 @@ def environment() -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "build": build_info(),
+        "allocator": allocator_record(),
     }
 
 

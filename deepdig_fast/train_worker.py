@@ -13,7 +13,9 @@ import sys
 
 def main() -> None:
     from deepdig_fast.adversarial import train_one_thread
+    from deepdig_fast.allocator import tune_allocator
 
+    tune_allocator()
     job = pickle.load(sys.stdin.buffer)
     out = train_one_thread(job)
     sys.stdout.buffer.write(pickle.dumps(out))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import warnings
 from pathlib import Path
@@ -26,7 +27,10 @@ from deepdig_fast.adversarial import (
     train_adversarial_autoencoders,
     train_in_processes,
     train_jointly,
+    training_key,
+    training_layout,
 )
+from deepdig_fast.models import MnistCNN
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
 S, T = 1, 7
@@ -249,10 +253,12 @@ def test_compiled_training_equals_eager_within_float_tolerance(mnist, dtype):
     assert float((out0 - out1).abs().max()) <= (5e-2 if dtype == torch.float32 else 1e-8)
 
 
+@pytest.mark.parametrize("classifier", ["fcn", "cnn"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_vectorised_training_equals_sequential(mnist, dtype):
-    """K autoencoders trained as one vmapped model give the K sequential trainings' curves and models."""
-    clf = mnist["clf"].to(dtype)
+def test_vectorised_training_equals_sequential(mnist, dtype, classifier):
+    """K autoencoders trained as one vmapped model give the K sequential trainings' curves and models
+    (against the CNN both run against its channels_last copy)."""
+    clf = mnist["clf"].to(dtype) if classifier == "fcn" else _cnn(dtype)
     try:
         xs = [mnist["xs"][:150].to(dtype), mnist["xs"][150:300].to(dtype)]
         targets = [T, 1]
@@ -262,8 +268,10 @@ def test_vectorised_training_equals_sequential(mnist, dtype):
     finally:
         mnist["clf"].to(torch.float32)
     rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    layout = "contiguous" if classifier == "fcn" else "channels_last"
     for (ae_v, h_v), (ae_s, h_s), x in zip(together, apart, xs):
         assert h_v.step == h_s.step and not ae_v.training
+        assert h_v.layout == h_s.layout == layout
         assert h_v.loss == pytest.approx(h_s.loss, rel=rtol)
         assert h_v.reconstruction == pytest.approx(h_s.reconstruction, rel=rtol)
         with torch.no_grad():
@@ -344,6 +352,74 @@ def test_train_jointly_dispatches_to_the_same_trainings(mnist):
 def test_train_compile_option_is_checked():
     with pytest.raises(ValueError, match=r"AdversarialConfig\.compile must be True, False or 'auto'"):
         AdversarialConfig(compile="yes")
+    with pytest.raises(ValueError, match=r"AdversarialConfig\.channels_last must be True, False or 'auto'"):
+        AdversarialConfig(channels_last="nhwc")
+
+
+def _cnn(dtype=torch.float32) -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        return MnistCNN().to(dtype)
+
+
+def test_training_layout_rule():
+    """channels_last needs an nn.Module with a Conv2d; True forces it, False never, "auto" on a CPU."""
+    cnn, fcn = _cnn(), _fcn()
+    auto, on, off = (AdversarialConfig(channels_last=v) for v in ("auto", True, False))
+    assert training_layout(auto, "cpu", cnn) == "channels_last"
+    assert training_layout(auto, torch.device("cuda"), cnn) == "contiguous"
+    assert training_layout(on, "cuda", cnn) == "channels_last"
+    assert training_layout(off, "cpu", cnn) == "contiguous"
+    for clf in (fcn, lambda z: cnn(z)):  # nothing to lay out / not a module
+        assert training_layout(on, "cpu", clf) == "contiguous"
+    # the key: a contiguous training keeps the key it had before the setting existed
+    old = {k: v for k, v in dataclasses.asdict(auto).items() if k != "channels_last"}
+    assert training_key(auto, "cpu", fcn) == training_key(off, "cpu", cnn) == old
+    assert training_key(auto, "cpu", cnn) == {**old, "layout": "channels_last"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_channels_last_training_equals_contiguous_within_float_tolerance(mnist, dtype):
+    """Against a channels_last copy of a CNN the training is the same (curves within float tolerance),
+    and the caller's classifier is left exactly as it was (weights, layout, mode, requires_grad)."""
+    cnn = _cnn(dtype).train()
+    cnn.head.weight.requires_grad_(False)
+    flags = {n: p.requires_grad for n, p in cnn.named_parameters()}
+    state = {k: v.clone() for k, v in cnn.state_dict().items()}
+    xs = mnist["xs"][:300].to(dtype)
+    runs = {}
+    for cl in (False, True):
+        cfg = AdversarialConfig(steps=60, batch_size=64, log_every=10, seed=1, compile=False, channels_last=cl)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # the copy worked: no fallback
+            runs[cl] = train_adversarial_autoencoder(cnn, xs, T, cfg)
+    (ae0, h0), (ae1, h1) = runs[False], runs[True]
+    assert (h0.layout, h1.layout) == ("contiguous", "channels_last")
+    rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    assert h1.step == h0.step
+    assert h1.loss == pytest.approx(h0.loss, rel=rtol)
+    assert h1.adversarial == pytest.approx(h0.adversarial, rel=rtol, abs=rtol / 10)
+    with torch.no_grad():
+        gap = float((ae0(xs) - ae1(xs)).abs().max())
+    assert gap <= (1e-2 if dtype == torch.float32 else 1e-8)
+    assert cnn.training and {n: p.requires_grad for n, p in cnn.named_parameters()} == flags
+    for k, v in cnn.state_dict().items():
+        assert v.is_contiguous() and torch.equal(v, state[k]), k
+
+
+def test_channels_last_falls_back_when_the_model_cannot_be_copied(mnist):
+    class Uncopyable(MnistCNN):
+        def __deepcopy__(self, memo):
+            raise TypeError("no copies")
+
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        cnn = Uncopyable()
+    cfg = AdversarialConfig(steps=4, batch_size=16, log_every=2, compile=False)
+    assert training_layout(cfg, "cpu", cnn) == "channels_last"
+    with pytest.warns(RuntimeWarning, match="could not be copied for channels_last"):
+        _, h = train_adversarial_autoencoder(cnn, mnist["xs"][:40], T, cfg)
+    assert h.layout == "contiguous"
 
 
 def test_small_set_and_callable_classifier(mnist):

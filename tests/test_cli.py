@@ -49,6 +49,22 @@ def test_library_errors_are_one_line(tmp_path, capsys):
     assert main(["run", "--pair", "1,2", "--out", str(tmp_path / "r"), "--device", "cuda:7"]) == 2
 
 
+def test_train_layout_choices_map_to_the_config_setting():
+    from deepdig_fast.adversarial import AdversarialConfig
+    from deepdig_fast.cli import _LAYOUTS, build_parser
+
+    parser = build_parser()
+    for cmd in ("run", "atlas"):
+        sub = next(a for a in parser._subparsers._group_actions if cmd in a.choices).choices[cmd]
+        opt = next(a for a in sub._actions if "--train-layout" in a.option_strings)
+        assert tuple(opt.choices) == ("auto", "channels_last", "contiguous") and opt.default == "auto"
+    assert {k: AdversarialConfig(channels_last=v).channels_last for k, v in _LAYOUTS.items()} == {
+        "auto": "auto",
+        "channels_last": True,
+        "contiguous": False,
+    }
+
+
 def test_info():
     r = run_cli("info")
     assert r.returncode == 0 and '"kernels"' in r.stdout
@@ -87,15 +103,23 @@ def test_run_with_a_users_model(tmp_path, small_fcn):
         "--no-characterize",
         "--no-report",
         "--no-compile",
+        "--train-layout",
+        "contiguous",
         timeout=600,
     )
     assert r.returncode == 0, r.stderr
     assert "deepdig" in r.stdout and "epbs" in r.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["classifier_meta"]["model"].endswith("mymodel.py:make")
+    # the command line fixes glibc's malloc thresholds for its process (deepdig_fast.allocator)
+    from deepdig_fast.allocator import SETTINGS
+
+    if sys.platform.startswith("linux"):
+        assert manifest["allocator"] == SETTINGS
     # --no-compile: every forward eager, the autoencoders' loss too, and the manifest says so
     assert manifest["inference"]["mode"] == "eager" and manifest["config"]["compile"] is False
     assert manifest["config"]["adversarial"]["compile"] is False
+    assert manifest["config"]["adversarial"]["channels_last"] is False  # --train-layout contiguous
     results = json.loads((out / "results.json").read_text())
     assert set(results["directions"]) == {"3->5", "5->3"}
     assert results["directions"]["3->5"]["methods"]["epbs"]["pairs"] > 0
