@@ -26,7 +26,8 @@ FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="9.0" MAX_JOBS=16 $PY setup.py -q build_ext --
 $PY -c "import deepdig_fast, json; print(json.dumps(deepdig_fast.build_info()))" | tee "$OUT/build_info.json"
 
 step "tests: ops and engine on CPU and CUDA"
-timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_bracket.py tests/test_nearest_neighbor.py tests/test_engine.py 2>&1 \
+timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_bracket.py tests/test_nearest_neighbor.py tests/test_engine.py \
+  tests/test_max_pool2d.py 2>&1 \
   | tee "$OUT/tests.txt" | tail -15
 
 step "benchmark: borderline engine at GPU size"
