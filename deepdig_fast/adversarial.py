@@ -542,12 +542,13 @@ class _KernelMaxPool2d(nn.Module):
     def __init__(self, pool: nn.MaxPool2d) -> None:
         super().__init__()
         self.pool = pool
+        # checked and normalised once: the forward (twice per training step) calls the raw op
+        self.settings = ops.pool_settings(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pool
         if x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu":
-            return ops.max_pool2d(x, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode)[0]
-        return p(x)
+            return torch.ops.deepdig_fast.max_pool2d(x, *self.settings)[0]
+        return self.pool(x)
 
 
 def _kernel_pools(model: nn.Module) -> int:

@@ -3,10 +3,12 @@
 PyTorch's CPU tensors come from malloc. glibc serves blocks above its mmap threshold (128 KiB at
 start, raised up to 32 MiB as large blocks are freed) with fresh mmaps, and gives freed memory at
 the top of the heap back to the system once more than its trim threshold (twice the mmap threshold)
-is free there. A DeepDIG autoencoder step allocates and frees several 3-4 MB activation buffers; the
-threshold then settles near 4 MB, the heap shrinks past the trim threshold at the end of every step,
-and the next step page-faults its buffers in again. On the 2-core dev VM that doubled the paper's
-MNIST training step (12.0 against 6.4 ms, benchmarks/RESULTS.md, "The allocator").
+is free there. A DeepDIG autoencoder step allocates and frees several 3-4 MB activation buffers;
+when the heap shrinks past the trim threshold between steps, the next step page-faults its buffers
+in again. On the 2-core dev VM a synthetic training loop (one fixed batch of random inputs, the
+paper's MNIST CNN in NCHW) took 11.9 ms a step with glibc's defaults against 6.4 ms with these
+settings; the real training loop showed no measurable difference (about one page fault a step
+either way): the gain depends on the allocation pattern (benchmarks/RESULTS.md, "The allocator").
 
 :func:`tune_allocator` fixes both thresholds at the ceiling glibc's own adjustment would reach after
 freeing one 32 MiB block (mmap threshold 32 MiB, trim threshold 64 MiB): at most 64 MiB of freed

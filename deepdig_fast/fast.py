@@ -112,6 +112,17 @@ def tolerance(z: Tensor) -> float:
 CHUNK: dict[str, int] = {"torchscript": 128}
 
 
+def _chunked(fn: Callable, x: Tensor, chunk: int | None):
+    """fn(x), run on chunks of `chunk` rows when x has more (None: whole); the outputs -- a tensor or
+    a tuple of tensors -- concatenated along the rows."""
+    if chunk is None or x.shape[0] <= chunk:
+        return fn(x)
+    parts = [fn(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(list(col)) for col in zip(*parts))
+    return torch.cat(parts)
+
+
 def default_backend(device: torch.device | str, dtype: torch.dtype) -> str:
     """The backend `compile=True` chooses: a function of the device type and dtype only."""
     kind = torch.device(device).type
@@ -194,18 +205,11 @@ class PreparedClassifier:
     def __call__(self, x: Tensor) -> Tensor:
         # the optimised functions run a private eval-mode copy; only eager needs the module in eval mode
         mode = eval_mode(self.module) if self.mode == "eager" else contextlib.nullcontext()
-        chunk = self.chunk
         with torch.no_grad(), mode:
             if self._tap is None:
-                if chunk is None or x.shape[0] <= chunk:
-                    return self._logits(x)
-                return torch.cat([self._logits(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
+                return _chunked(self._logits, x, self.chunk)
             assert self._both is not None
-            if chunk is None or x.shape[0] <= chunk:
-                z, e = self._both(x)
-            else:
-                parts = [self._both(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
-                z, e = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            z, e = _chunked(self._both, x, self.chunk)
             self._tap.value = e
             return z
 

@@ -290,6 +290,17 @@ def _pool_args(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode) -> 
         raise ValueError(f"x must have shape [N, C, H, W], got {_shape(x)}")
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    k, s, p, d, ceil_mode = pool_settings(kernel_size, stride, padding, dilation, ceil_mode)
+    out = [_pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(2)]
+    if x.shape[2] == 0 or x.shape[3] == 0 or min(out) < 1:
+        raise ValueError(f"x's plane {tuple(x.shape[2:])} is too small for this pool (output {tuple(out)})")
+    return (k, s, p, d, ceil_mode), [x.shape[0], x.shape[1], *out]
+
+
+def pool_settings(kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> tuple:
+    """(kernel_size, stride, padding, dilation, ceil_mode) as the raw ops take them ([h, w] lists;
+    stride None is kernel_size), checked as max_pool2d checks them, for callers that pool many
+    inputs with the same settings and call ``torch.ops.deepdig_fast.max_pool2d`` directly."""
     k = _pair(kernel_size, "kernel_size", 1)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else _pair(stride, "stride", 1)
     p = _pair(padding, "padding", 0)
@@ -298,9 +309,6 @@ def _pool_args(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode) -> 
         raise ValueError(f"padding must be at most half of kernel_size {tuple(k)}, got {tuple(p)}")
     if not isinstance(ceil_mode, bool):
         raise TypeError(f"ceil_mode must be a bool, got {type(ceil_mode).__name__}")
-    out = [_pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode) for i in range(2)]
-    if x.shape[2] == 0 or x.shape[3] == 0 or min(out) < 1:
-        raise ValueError(f"x's plane {tuple(x.shape[2:])} is too small for this pool (output {tuple(out)})")
     return k, s, p, d, ceil_mode
 
 
@@ -331,8 +339,8 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     The gradient (max_pool2d_backward) adds each output's gradient to its winner, in output order,
     as ATen's does, so it is bit for bit ATen's too.
     """
-    k, s, p, d, c = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
-    return _ops.max_pool2d(x, k, s, p, d, c)
+    settings, _ = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return _ops.max_pool2d(x, *settings)
 
 
 def max_pool2d_backward(
@@ -346,17 +354,16 @@ def max_pool2d_backward(
         (int64 in [0, H * W)); x: the forward's input (its shape, dtype and layout are used); the
         pool's settings as given to max_pool2d.
     """
-    k, s, p, d, c = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
+    settings, want = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode)
     if not isinstance(grad, Tensor) or not isinstance(indices, Tensor):
         raise TypeError("grad and indices must be torch.Tensors")
-    want = [x.shape[0], x.shape[1]] + [_pool_out(x.shape[2 + i], k[i], s[i], p[i], d[i], c) for i in range(2)]
     if _shape(grad) != want or _shape(indices) != want:
         raise ValueError(
             f"grad and indices must have the pool's output shape {want}, got {_shape(grad)}, {_shape(indices)}"
         )
     if grad.dtype != x.dtype or indices.dtype != torch.int64:
         raise TypeError(f"grad must be {x.dtype} and indices int64, got {grad.dtype} and {indices.dtype}")
-    return _ops.max_pool2d_backward(grad, x, indices, k, s, p, d, c)
+    return _ops.max_pool2d_backward(grad, x, indices, *settings)
 
 
 @torch.library.register_fake("deepdig_fast::max_pool2d")
