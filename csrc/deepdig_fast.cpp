@@ -85,6 +85,17 @@ TORCH_LIBRARY(deepdig_fast, m) {
         " bool ceil_mode) -> (Tensor out, Tensor indices)");
   m.def("max_pool2d_backward(Tensor grad, Tensor x, Tensor indices, int[2] kernel_size,"
         " int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode) -> Tensor");
+  // A convolution whose input gradient takes ATen's unfold + GEMM path on a CPU (stem: conv2d):
+  // the first convolutions of the classifier copy the autoencoder trainings run against
+  // (common/conv2d.h).
+  m.def("conv2d(Tensor x, Tensor weight, Tensor? bias, int[2] stride, int[2] padding) -> Tensor");
+  m.def("conv2d_grad_input(Tensor grad, Tensor x, Tensor weight, int[2] stride, int[2] padding)"
+        " -> Tensor");
+  // The mean binary cross-entropy of probabilities and its input gradient (stem:
+  // binary_cross_entropy): the autoencoder trainings' reconstruction loss
+  // (common/binary_cross_entropy.h).
+  m.def("binary_cross_entropy(Tensor input, Tensor target) -> Tensor");
+  m.def("binary_cross_entropy_backward(Tensor grad, Tensor input, Tensor target) -> Tensor");
   // About the extension itself (no tensor arguments, one kernel for every backend; JSON strings).
   m.def("constants() -> str", &deepdig_fast::constants);
   m.def("build_info() -> str", &deepdig_fast::build_info);

@@ -301,3 +301,27 @@ def max_pool2d_backward(
     gi.scatter_add_(2, indices.reshape(n, c, plane), grad.reshape(n, c, plane))
     nhwc = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     return gi.view(n, c, h, w).contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+    """Plain-torch twin of ops.conv2d: torch's own convolution."""
+    return torch.nn.functional.conv2d(x, weight, bias, stride, padding)
+
+
+def conv2d_grad_input(grad: Tensor, x: Tensor, weight: Tensor, stride=1, padding=0) -> Tensor:
+    """Plain-torch twin of ops.conv2d_grad_input: F.conv2d's input gradient through autograd, NCHW."""
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        out = torch.nn.functional.conv2d(xr, weight.detach(), None, stride, padding)
+        (g,) = torch.autograd.grad(out, xr, grad)
+    return g.contiguous()
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor) -> Tensor:
+    """Plain-torch twin of ops.binary_cross_entropy: torch's own (mean) BCE."""
+    return torch.nn.functional.binary_cross_entropy(input, target)
+
+
+def binary_cross_entropy_backward(grad: Tensor, input: Tensor, target: Tensor) -> Tensor:
+    """Plain-torch twin of ops.binary_cross_entropy_backward: ATen's BCE backward (reduction mean)."""
+    return torch.ops.aten.binary_cross_entropy_backward(grad.reshape(()), input, target, None, 1).contiguous()

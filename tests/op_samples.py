@@ -31,6 +31,10 @@ OPS = (
     "linear_distances",
     "max_pool2d",
     "max_pool2d_backward",
+    "conv2d",
+    "conv2d_grad_input",
+    "binary_cross_entropy",
+    "binary_cross_entropy_backward",
 )
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -73,6 +77,10 @@ def sample_inputs(op: str, device, dtype: torch.dtype) -> Iterator[Sample]:
         "linear_distances": linear_distances_samples,
         "max_pool2d": max_pool2d_samples,
         "max_pool2d_backward": max_pool2d_samples,
+        "conv2d": conv2d_samples,
+        "conv2d_grad_input": conv2d_samples,
+        "binary_cross_entropy": bce_samples,
+        "binary_cross_entropy_backward": bce_samples,
     }
     if op not in gens:
         raise KeyError(f"no samples for op {op!r}; known: {OPS}")
@@ -428,6 +436,92 @@ def max_pool2d_samples(op: str, device, dtype) -> Iterator[Sample]:
 
 
 # --------------------------------------------------------------------------------------------------
+# conv2d
+# --------------------------------------------------------------------------------------------------
+
+
+def conv2d_samples(op: str, device, dtype) -> Iterator[Sample]:
+    """Empty batch, one input channel (the MNIST CNN's first layer, NCHW and channels_last strides),
+    three channels with stride and padding, a wide layer, a non-contiguous input, no bias."""
+    g = _gen(2)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+    cl = torch.channels_last
+    cases = [
+        ("empty", randn(0, 1, 6, 6), randn(4, 1, 3, 3), randn(4), [1, 1], [0, 0]),
+        ("one-channel", randn(3, 1, 12, 12), randn(10, 1, 3, 3), randn(10), [1, 1], [0, 0]),
+        # a 1-channel channels_last tensor is also "contiguous": the kernel must not take it for NCHW
+        (
+            "one-channel-cl",
+            randn(3, 1, 12, 12).contiguous(memory_format=cl),
+            randn(10, 1, 3, 3).contiguous(memory_format=cl),
+            randn(10),
+            [1, 1],
+            [0, 0],
+        ),
+        ("rgb-stride-pad", randn(2, 3, 11, 9), randn(5, 3, 3, 5), randn(5), [2, 1], [1, 2]),
+        (
+            "wide-channels-last",
+            randn(2, 12, 7, 7).contiguous(memory_format=cl),
+            randn(16, 12, 3, 3).contiguous(memory_format=cl),
+            randn(16),
+            [1, 1],
+            [1, 1],
+        ),
+        ("noncontiguous", randn(2, 4, 10, 10)[:, ::2, :, 1:], randn(3, 2, 2, 2), randn(3), [1, 2], [0, 1]),
+        ("no-bias", randn(2, 2, 5, 5), randn(3, 2, 5, 5), None, [1, 1], [0, 0]),
+    ]
+    for name, x, w, b, stride, padding in cases:
+        if op == "conv2d":
+            yield Sample(name, (x, w, b, stride, padding))
+            continue
+        out = torch.nn.functional.conv2d(x, w, b, stride, padding)
+        grad = torch.randn(out.shape, generator=g, dtype=torch.float64).to(dtype)
+        if name.endswith("cl") or "channels-last" in name:
+            grad = grad.contiguous(memory_format=cl)
+        yield Sample(name, (grad, x, w, stride, padding))
+
+
+# --------------------------------------------------------------------------------------------------
+# binary_cross_entropy
+# --------------------------------------------------------------------------------------------------
+
+
+def bce_samples(op: str, device, dtype) -> Iterator[Sample]:
+    """Empty, one element, an MNIST batch's shape, a non-contiguous view, and the edges: inputs 0 and
+    1 (logarithms clamped at -100), a tiny input (x * (1 - x) below the 1e-12 floor), targets 0 and 1."""
+    g = _gen(3)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+    edge_x = torch.tensor([0.0, 1.0, 1e-30, 1 - 1e-7, 0.5, 0.25], dtype=torch.float64).to(dtype)
+    edge_t = torch.tensor([0.3, 0.6, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64).to(dtype)
+    cases = [
+        ("empty", rand(0, 5), rand(0, 5)),
+        ("one", rand(1), rand(1)),
+        ("batch", rand(16, 1, 28, 28), rand(16, 1, 28, 28)),
+        ("noncontiguous", rand(6, 12)[:, ::3], rand(6, 12)[:, 1::3]),
+        (
+            "probabilities",
+            torch.softmax(torch.randn(8, 10, generator=g, dtype=torch.float64), 1).to(dtype),
+            torch.eye(10, dtype=dtype)[:8],
+        ),
+    ]
+    if op == "binary_cross_entropy":  # ATen's backward formula gives +-inf / NaN-free values here
+        cases.append(("edges", edge_x, edge_t))
+    for name, x, t in cases:
+        if op == "binary_cross_entropy":
+            yield Sample(name, (x, t))
+        else:
+            yield Sample(name, (torch.tensor(0.75, dtype=dtype), x, t))
+    if op == "binary_cross_entropy_backward":
+        yield Sample("edges", (torch.tensor(1.5, dtype=dtype), edge_x, edge_t))
+
+
+# --------------------------------------------------------------------------------------------------
 # running and comparing
 # --------------------------------------------------------------------------------------------------
 
@@ -504,6 +598,17 @@ def assert_same(op: str, got: tuple, want: tuple, dtype, where: str = "") -> Non
         assert torch.equal(got[1], want[1]), f"{p}indices differ"
     elif op == "max_pool2d_backward":  # the same sums in the same order
         _close(got[0], want[0], p + "grad", exact=True, dtype=dtype)
+    elif op in ("conv2d", "conv2d_grad_input"):
+        # ATen's convolution on both sides, but the input gradient (and on a GPU everything) sums
+        # in another order: float tolerance, scaled to the values' size
+        eps = torch.finfo(dtype).eps
+        scale = float(want[0].abs().max()) if want[0].numel() else 1.0
+        _close(got[0], want[0], p + "out", exact=False, rtol=64 * eps, atol=64 * eps * max(scale, 1.0))
+        assert got[0].is_contiguous() or op == "conv2d", f"{p}grad_input is not contiguous"
+    elif op in ("binary_cross_entropy", "binary_cross_entropy_backward"):
+        # the same terms; the loss summed in another order, the gradient's two scalings reordered
+        eps = torch.finfo(dtype).eps
+        _close(got[0], want[0], p + "out", exact=False, rtol=16 * eps, atol=16 * eps)
     else:
         raise KeyError(op)
 

@@ -57,6 +57,22 @@ def pool_backward(grad, x, indices, kernel_size, stride, padding, dilation, ceil
     return ops.max_pool2d_backward(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode)
 
 
+def conv(x, weight, bias, stride, padding):
+    return ops.conv2d(x, weight, bias, stride, padding)
+
+
+def conv_grad(grad, x, weight, stride, padding):
+    return ops.conv2d_grad_input(grad, x, weight, stride, padding)
+
+
+def bce(input, target):
+    return ops.binary_cross_entropy(input, target)
+
+
+def bce_backward(grad, input, target):
+    return ops.binary_cross_entropy_backward(grad, input, target)
+
+
 SMALL = {
     "bracket_propose": propose,
     "bracket_update": update,
@@ -66,6 +82,10 @@ SMALL = {
     "linear_distances": distances,
     "max_pool2d": pool,
     "max_pool2d_backward": pool_backward,
+    "conv2d": conv,
+    "conv2d_grad_input": conv_grad,
+    "binary_cross_entropy": bce,
+    "binary_cross_entropy_backward": bce_backward,
 }
 assert set(SMALL) == set(OPS)
 

@@ -132,3 +132,31 @@ def test_kernel_pools_in_the_training_copy_change_nothing():
     pool = _KernelMaxPool2d(nn.MaxPool2d(2))
     z = torch.randn(3, 6, 6)
     assert torch.equal(pool(z), F.max_pool2d(z, 2))
+
+
+def test_kernel_pool_takes_few_channels_and_leaves_wider_layers_to_aten():
+    """The training copy's pool runs the kernel up to KERNEL_POOL_MAX_CHANNELS channels, ATen's pool
+    above (where ATen is as fast or faster: benchmarks/bench_max_pool2d.py); the values and gradients
+    are the same bit for bit either way, so only the autograd node tells which ran."""
+    from deepdig_fast.adversarial import KERNEL_POOL_MAX_CHANNELS, _KernelMaxPool2d
+
+    pool = _KernelMaxPool2d(nn.MaxPool2d(2))
+    for c, ours in ((KERNEL_POOL_MAX_CHANNELS, True), (KERNEL_POOL_MAX_CHANNELS + 1, False)):
+        x = torch.randn(2, c, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+        out = pool(x)
+        assert torch.equal(out, F.max_pool2d(x, 2))
+        node = type(out.grad_fn).__name__  # the kernel's C++ autograd node, or ATen's
+        assert (node == "CppFunction") == ours and (node == "MaxPool2DWithIndicesBackward0") != ours, (c, node)
+
+
+@pytest.mark.parametrize("channels", [10, 16, 32])
+def test_nhwc_kernel_whole_blocks_of_channels(channels):
+    """Layers of 16 and 32 channels (whole blocks of the NHWC kernel) and 10 (a partial one), on
+    random data with NaNs: ATen's values and winners."""
+    g = torch.Generator().manual_seed(channels)
+    x = torch.randn(3, channels, 10, 10, generator=g).contiguous(memory_format=torch.channels_last)
+    x[0, 1, 2, 3] = float("nan")
+    out, idx = ops.max_pool2d(x, 2)
+    ref, ref_idx = F.max_pool2d(x, 2, return_indices=True)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(idx, ref_idx)

@@ -1,0 +1,190 @@
+"""conv2d / conv2d_grad_input: F.conv2d's forward bit for bit, its gradients within float tolerance
+(the input's by ATen's unfold + GEMM path on a CPU), through autograd, and in the classifier copy
+the autoencoder trainings use."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from common_utils import cpu_and_cuda, needs_cuda
+from op_samples import check_cuda_matches_cpu, check_matches_reference, check_opcheck
+from torch import nn
+
+from deepdig_fast import ops
+
+DTYPES = [torch.float32, torch.float64]
+OPS = ["conv2d", "conv2d_grad_input"]
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_samples_match_reference(op, dtype, device):
+    """Every sample (empty batch, one channel in both layouts, stride and padding, a wide layer,
+    a non-contiguous input, no bias)."""
+    check_matches_reference(op, device, dtype)
+
+
+@pytest.mark.parametrize("device", cpu_and_cuda())
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_opcheck(op, dtype, device):
+    check_opcheck(op, device, dtype)
+
+
+@needs_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_cuda_matches_cpu(op, dtype):
+    check_cuda_matches_cpu(op, dtype)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, stride, padding", [((1, 10), 1, 0), ((3, 6), 2, 1), ((2, 4), (1, 2), (2, 0))])
+def test_autograd_matches_f_conv2d(shape, stride, padding, dtype, layout):
+    """The same output bit for bit; the input, weight and bias gradients within float tolerance
+    (float64: the same as ATen's to a few ulps)."""
+    c, o = shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, c, 13, 12, generator=g, dtype=dtype).contiguous(memory_format=layout)
+    w = torch.randn(o, c, 3, 3, generator=g, dtype=dtype).contiguous(memory_format=layout)
+    b = torch.randn(o, generator=g, dtype=dtype)
+    ours = [t.clone().requires_grad_() for t in (x, w, b)]
+    ref = [t.clone().requires_grad_() for t in (x, w, b)]
+    out = ops.conv2d(*ours, stride, padding)
+    want = F.conv2d(*ref, stride=stride, padding=padding)
+    assert torch.equal(out, want)
+    grad = torch.randn(out.shape, generator=g, dtype=dtype)
+    out.backward(grad)
+    want.backward(grad)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for a, r in zip(ours, ref):
+        torch.testing.assert_close(a.grad, r.grad, **tol)
+
+
+def test_only_the_needed_gradients_are_computed():
+    """A frozen layer (the trainings' classifier): only the input's gradient; a frozen input: only
+    the weight's and bias's."""
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    w, b = torch.randn(4, 1, 3, 3), torch.randn(4)
+    ops.conv2d(x, w, b).sum().backward()
+    assert x.grad is not None and w.grad is None and b.grad is None
+    x2, w2, b2 = torch.rand(2, 1, 8, 8), torch.randn(4, 1, 3, 3, requires_grad=True), torch.randn(4, requires_grad=True)
+    ops.conv2d(x2, w2, b2).sum().backward()
+    torch.testing.assert_close(b2.grad, torch.full((4,), 36.0 * 2))
+    assert w2.grad.shape == w2.shape
+
+
+def test_gradcheck_float64():
+    x = torch.randn(2, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w, b: ops.conv2d(x, w, b, (2, 1), 1), (x, w, b))
+
+
+@pytest.mark.parametrize(
+    "call, exc, message",
+    [
+        (
+            lambda: ops.conv2d(torch.randn(2, 4, 4), torch.randn(1, 1, 3, 3)),
+            ValueError,
+            r"x must have shape \[N, C, H, W\]",
+        ),
+        (
+            lambda: ops.conv2d(torch.randn(1, 1, 4, 4).half(), torch.randn(1, 1, 3, 3).half()),
+            TypeError,
+            "x must be float32 or float64",
+        ),
+        (
+            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3).double()),
+            TypeError,
+            "weight must be torch.float32",
+        ),
+        (
+            lambda: ops.conv2d(torch.randn(1, 2, 4, 4), torch.randn(1, 1, 3, 3)),
+            ValueError,
+            "weight must have x's 2 input channels",
+        ),
+        (
+            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), torch.randn(2)),
+            ValueError,
+            r"bias must be None or a torch.float32 tensor of shape \[1\]",
+        ),
+        (
+            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), stride=0),
+            ValueError,
+            "stride must be an int >= 1",
+        ),
+        (
+            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), padding=-1),
+            ValueError,
+            "padding must be an int >= 0",
+        ),
+        (lambda: ops.conv2d(torch.randn(1, 1, 2, 2), torch.randn(1, 1, 3, 3)), ValueError, "smaller than the kernel"),
+        (
+            lambda: ops.conv2d_grad_input(torch.randn(1, 1, 3, 3), torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3)),
+            ValueError,
+            r"output shape \[1, 1, 2, 2\]",
+        ),
+    ],
+)
+def test_bad_arguments(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_kernel_checks_direct_calls():
+    """The raw op checks what the wrapper checks (for callers of torch.ops.deepdig_fast.conv2d)."""
+    with pytest.raises(RuntimeError, match="weight must have x's 2 input channels"):
+        torch.ops.deepdig_fast.conv2d(torch.randn(1, 2, 4, 4), torch.randn(1, 1, 3, 3), None, [1, 1], [0, 0])
+    with pytest.raises(RuntimeError, match="grad must have the forward's output shape"):
+        torch.ops.deepdig_fast.conv2d_grad_input(
+            torch.randn(1, 1, 3, 3), torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), [1, 1], [0, 0]
+        )
+
+
+def test_kernel_convs_in_the_training_copy_change_nothing_but_the_gradient_order():
+    """_kernel_convs swaps exactly the image convolutions (<= 3 input channels, groups 1, dilation 1,
+    numeric zero padding) of a private copy; logits stay bit for bit, input gradients within tolerance;
+    the original model is untouched."""
+    from deepdig_fast.adversarial import _kernel_convs, _KernelConv2d
+    from deepdig_fast.models import MnistCNN
+
+    torch.manual_seed(0)
+    model = MnistCNN().eval()
+    model.extra = nn.Sequential(  # not swapped: too many channels, grouped, dilated, string padding
+        nn.Conv2d(4, 4, 3),
+        nn.Conv2d(2, 2, 3, groups=2),
+        nn.Conv2d(1, 1, 3, dilation=2),
+        nn.Conv2d(1, 1, 3, padding="same"),
+    )
+    ours = copy.deepcopy(model).requires_grad_(False)
+    assert _kernel_convs(ours) == 1
+    assert isinstance(ours.features[0], _KernelConv2d) and type(ours.features[3]) is nn.Conv2d
+    assert not any(isinstance(m, _KernelConv2d) for m in ours.extra.modules())
+    assert not any(isinstance(m, _KernelConv2d) for m in model.modules())  # the original is untouched
+    assert all(p.requires_grad for p in model.parameters())
+    x = torch.rand(5, 1, 28, 28)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, ref = ours(a), model.requires_grad_(False)(b)
+    assert torch.equal(out, ref)
+    g = torch.randn(out.shape)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_kernel_conv_passes_other_inputs_to_the_wrapped_layer():
+    from deepdig_fast.adversarial import _KernelConv2d
+
+    conv = nn.Conv2d(1, 2, 3)
+    layer = _KernelConv2d(conv)
+    x = torch.rand(2, 1, 6, 6)
+    assert torch.equal(layer(x), conv(x))
+    h = torch.rand(1, 6, 6)  # 3-d input: nn.Conv2d's unbatched form, not the op's
+    assert torch.equal(layer(h), conv(h))
