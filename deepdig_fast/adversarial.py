@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import gc
 import math
 import time
 import warnings
@@ -530,14 +531,27 @@ def training_key(config: AdversarialConfig, device: torch.device | str, classifi
     spec.pop("channels_last")
     if training_layout(config, device, classifier) == "channels_last":
         spec["layout"] = "channels_last"
+        spec["view"] = TRAINING_VIEW_REVISION
     return spec
 
 
+# The revision of the channels_last training copy (_training_view) and its eager loss, in stage
+# keys: 1 had its pools run by max_pool2d; 2 also routes the input gradient of its image
+# convolutions through ops.conv2d and computes both BCEs with ops.binary_cross_entropy (float sums
+# in another order, so a revision-1 training is not reused as a revision-2 one).
+TRAINING_VIEW_REVISION = 2
+
+
+# The max_pool2d kernel beats ATen's pool on channels_last inputs of fewer channels than this
+# (forward + backward 1.9x at 10 channels, even at 16, slower at 32 and 64: benchmarks/bench_max_pool2d.py)
+KERNEL_POOL_MAX_CHANNELS = 15
+
+
 class _KernelMaxPool2d(nn.Module):
-    """An nn.MaxPool2d computed by deepdig_fast's max_pool2d kernel (ops.max_pool2d): the same values
-    and gradients bit for bit (tests/test_max_pool2d.py), faster on channels_last inputs on a CPU
-    (benchmarks/bench_max_pool2d.py). Inputs the kernel does not take (not 4-d, not float32 / 64,
-    not on a CPU) go to F.max_pool2d."""
+    """An nn.MaxPool2d computed by deepdig_fast's max_pool2d kernel (ops.max_pool2d) for inputs of at
+    most KERNEL_POOL_MAX_CHANNELS channels on a CPU, by the wrapped pool otherwise: the same values
+    and gradients bit for bit either way (tests/test_max_pool2d.py), so the choice is free. Inputs
+    the kernel does not take (not 4-d, not float32 / 64, not on a CPU) go to the wrapped pool too."""
 
     def __init__(self, pool: nn.MaxPool2d) -> None:
         super().__init__()
@@ -546,9 +560,58 @@ class _KernelMaxPool2d(nn.Module):
         self.settings = ops.pool_settings(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu":
+        if (
+            x.dim() == 4
+            and x.shape[1] <= KERNEL_POOL_MAX_CHANNELS
+            and x.dtype in (torch.float32, torch.float64)
+            and x.device.type == "cpu"
+        ):
             return torch.ops.deepdig_fast.max_pool2d(x, *self.settings)[0]
         return self.pool(x)
+
+
+class _KernelConv2d(nn.Module):
+    """An nn.Conv2d whose input gradient on a CPU takes ops.conv2d's route (ATen's unfold + GEMM
+    instead of oneDNN's data-gradient kernel, 3-6x faster for 1-3 input channels:
+    benchmarks/bench_conv2d.py); the forward is F.conv2d's, bit for bit. Inputs the op does not take
+    (not 4-d, not float32 / 64, not on a CPU) go to the wrapped convolution."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+        self.stride, self.padding = list(conv.stride), list(conv.padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu":
+            return torch.ops.deepdig_fast.conv2d(x, self.conv.weight, self.conv.bias, self.stride, self.padding)
+        return self.conv(x)
+
+
+# ops.conv2d's input gradient beats oneDNN's up to this many input channels (1 and 3 measured
+# faster, 10 slower: benchmarks/bench_conv2d.py)
+KERNEL_CONV_MAX_CHANNELS = 3
+
+
+def _kernel_convs(model: nn.Module) -> int:
+    """Replace every plain nn.Conv2d of `model` (a private copy) that ops.conv2d takes (at most
+    KERNEL_CONV_MAX_CHANNELS input channels, groups 1, dilation 1, zero padding given as numbers) by
+    a _KernelConv2d; returns how many were replaced."""
+    names = [
+        n
+        for n, m in model.named_modules()
+        if type(m) is nn.Conv2d
+        and n
+        and m.in_channels <= KERNEL_CONV_MAX_CHANNELS
+        and m.groups == 1
+        and tuple(m.dilation) == (1, 1)
+        and m.padding_mode == "zeros"
+        and not isinstance(m.padding, str)
+    ]
+    for name in names:
+        parent, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(parent) if parent else model
+        setattr(owner, leaf, _KernelConv2d(getattr(owner, leaf)))
+    return len(names)
 
 
 def _kernel_pools(model: nn.Module) -> int:
@@ -565,8 +628,9 @@ def _kernel_pools(model: nn.Module) -> int:
 @contextlib.contextmanager
 def _training_view(classifier: Classifier, layout: str) -> Iterator[tuple[Classifier, str]]:
     """(the classifier to train against, its layout): for "channels_last" a frozen eval-mode copy in
-    that memory format whose max pools run through deepdig_fast's kernel (_KernelMaxPool2d; the
-    caller's model is not touched); otherwise the classifier itself, frozen (_frozen). A model that
+    that memory format whose max pools run through deepdig_fast's kernel (_KernelMaxPool2d) and
+    whose image convolutions take ops.conv2d's input gradient (_KernelConv2d; the caller's model is
+    not touched); otherwise the classifier itself, frozen (_frozen). A model that
     cannot be copied trains contiguous, with one warning."""
     if layout == "channels_last":
         try:
@@ -583,10 +647,28 @@ def _training_view(classifier: Classifier, layout: str) -> Iterator[tuple[Classi
             view.eval().requires_grad_(False)
             view.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (4-d tensors; not in the stubs)
             _kernel_pools(view)
+            _kernel_convs(view)
             yield view, layout
             return
     with _frozen(classifier):
         yield classifier, "contiguous"
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's garbage collector off inside the block (a training loop), back as it was afterwards.
+
+    A training step allocates a few hundred tracked objects (tensors, autograd nodes) and frees
+    them all, in no reference cycle; yet they set off a collection every few steps that walked every
+    object of the process: 6.7% of a one-thread step against the MNIST CNN (perf,
+    benchmarks/RESULTS.md). Nothing is lost: cycles made inside wait for the next collection."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager
@@ -822,55 +904,58 @@ def _train_loop(
     window = 0
     bar = progress_bar(cfg.steps, f"AE → class {target}", "step", enabled=progress)
 
-    loss_fn = _compiled_loss() if _wants_compile(cfg, device, layout) else _loss_terms
-    t0 = time.perf_counter()
-    try:
-        for step, idx in enumerate(_batch_indices(n, batch, cfg.steps, gen, device), start=1):
-            xb = x.index_select(0, idx)
-            opt.zero_grad(set_to_none=True)
-            if step == 1 and loss_fn is not _loss_terms:
-                try:  # compiles here (forward and backward); any failure means eager, never a failed run
+    compiled = _wants_compile(cfg, device, layout)
+    eager = _view_loss_terms if layout == "channels_last" and device.type == "cpu" else _loss_terms
+    loss_fn = _compiled_loss() if compiled else eager
+    with _gc_paused():
+        t0 = time.perf_counter()
+        try:
+            for step, idx in enumerate(_batch_indices(n, batch, cfg.steps, gen, device), start=1):
+                xb = x.index_select(0, idx)
+                opt.zero_grad(set_to_none=True)
+                if step == 1 and compiled:
+                    try:  # compiles here (forward and backward); any failure means eager, never a failed run
+                        rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
+                    except Exception as e:
+                        warnings.warn(
+                            f"autoencoder training runs eager: torch.compile failed ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})",
+                            RuntimeWarning,
+                            stacklevel=3,
+                        )
+                        loss_fn, compiled = eager, False
+                        opt.zero_grad(set_to_none=True)
+                        rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
+                else:
                     rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
-                except Exception as e:
-                    warnings.warn(
-                        f"autoencoder training runs eager: torch.compile failed ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-                    loss_fn = _loss_terms
-                    opt.zero_grad(set_to_none=True)
-                    rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
-            else:
-                rec, adv = _backward(loss_fn, ae, classifier, xb, onehot, alpha, micro)
-            opt.step()
-            sched.step()
-            acc_rec += rec.detach()
-            acc_adv += adv.detach()
-            window += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                r, a = (torch.stack([acc_rec, acc_adv]) / window).tolist()
-                total = r + alpha * a
-                if not math.isfinite(total):
-                    raise FloatingPointError(
-                        f"adversarial autoencoder loss became non-finite ({total}) by step {step}; "
-                        f"try a smaller AdversarialConfig.lr (now {cfg.lr})"
-                    )
-                hist.step.append(step)
-                hist.loss.append(total)
-                hist.reconstruction.append(r)
-                hist.adversarial.append(a)
-                acc_rec.zero_()
-                acc_adv.zero_()
-                bar.set_postfix(loss=f"{total:.4f}")
-                bar.update(step - bar.n)
-                window = 0
-    finally:
-        bar.close()
+                opt.step()
+                sched.step()
+                acc_rec += rec.detach()
+                acc_adv += adv.detach()
+                window += 1
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    r, a = (torch.stack([acc_rec, acc_adv]) / window).tolist()
+                    total = r + alpha * a
+                    if not math.isfinite(total):
+                        raise FloatingPointError(
+                            f"adversarial autoencoder loss became non-finite ({total}) by step {step}; "
+                            f"try a smaller AdversarialConfig.lr (now {cfg.lr})"
+                        )
+                    hist.step.append(step)
+                    hist.loss.append(total)
+                    hist.reconstruction.append(r)
+                    hist.adversarial.append(a)
+                    acc_rec.zero_()
+                    acc_adv.zero_()
+                    bar.set_postfix(loss=f"{total:.4f}")
+                    bar.update(step - bar.n)
+                    window = 0
+        finally:
+            bar.close()
     hist.seconds = time.perf_counter() - t0
     hist.steps = cfg.steps
     hist.final_loss = hist.loss[-1]
-    hist.compiled = loss_fn is not _loss_terms
+    hist.compiled = compiled
     hist.layout = layout
     return hist
 
@@ -979,7 +1064,7 @@ def train_adversarial_autoencoders(
     window = 0
     steps = shared["steps"]
     t0 = time.perf_counter()
-    with _training_view(classifier, training_layout(cfgs[0], device, classifier)) as (classifier, layout):
+    with _training_view(classifier, training_layout(cfgs[0], device, classifier)) as (classifier, layout), _gc_paused():
         for step in range(1, steps + 1):
             xb = torch.stack([x.index_select(0, next(it)) for x, it in zip(xs, streams)])  # [K, B, ...]
             out = forward(params, buffers, xb)
@@ -1238,6 +1323,17 @@ def _loss_terms(ae: nn.Module, classifier: Classifier, xb: torch.Tensor, onehot:
     prob = classifier(out).softmax(dim=1)
     rec = F.binary_cross_entropy(out, xb)
     adv = F.binary_cross_entropy(prob, onehot)
+    return rec + alpha * adv, rec, adv
+
+
+def _view_loss_terms(ae: nn.Module, classifier: Classifier, xb: torch.Tensor, onehot: torch.Tensor, alpha: float):
+    """_loss_terms with both BCEs from ops.binary_cross_entropy (ATen's values; its CPU kernel is a
+    scalar loop of two logarithms per pixel, a tenth of a step, benchmarks/bench_binary_cross_entropy.py):
+    the eager loss of trainings against the channels_last copy on a CPU (TRAINING_VIEW_REVISION 2)."""
+    out = ae(xb)
+    prob = classifier(out).softmax(dim=1)
+    rec = torch.ops.deepdig_fast.binary_cross_entropy(out, xb)
+    adv = torch.ops.deepdig_fast.binary_cross_entropy(prob, onehot)
     return rec + alpha * adv, rec, adv
 
 

@@ -375,7 +375,9 @@ def test_training_layout_rule():
     # the key: a contiguous training keeps the key it had before the setting existed
     old = {k: v for k, v in dataclasses.asdict(auto).items() if k != "channels_last"}
     assert training_key(auto, "cpu", fcn) == training_key(off, "cpu", cnn) == old
-    assert training_key(auto, "cpu", cnn) == {**old, "layout": "channels_last"}
+    # a channels_last one names the revision of the copy and its loss: revision-1 trainings (pools
+    # only, ATen's BCE) sum in another order and are not reused
+    assert training_key(auto, "cpu", cnn) == {**old, "layout": "channels_last", "view": 2}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -557,3 +559,34 @@ def test_micro_batches_give_the_batch_gradient(monkeypatch, dtype, tol):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
     for key in ("loss", "reconstruction", "adversarial"):
         torch.testing.assert_close(torch.tensor(getattr(h1, key)), torch.tensor(getattr(h2, key)), atol=tol, rtol=tol)
+
+
+def test_training_pauses_the_garbage_collector_and_restores_it():
+    """The training loop runs with Python's collector off (a step's objects form no cycles; its
+    collections cost 6.7% of a step) and leaves it as it found it, on, or off."""
+    import gc
+
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            if self.training:
+                seen.append(gc.isenabled())
+            return torch.sigmoid(self.lin(x.flatten(1))).view_as(x)
+
+    x = torch.rand(16, 1, 2, 2)
+    clf = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    cfg = AdversarialConfig(steps=3, batch_size=8, compile=False)
+    assert gc.isenabled()
+    train_adversarial_autoencoder(clf, x, 1, cfg, autoencoder=Probe)
+    assert seen == [False] * 3 and gc.isenabled()
+    gc.disable()
+    try:
+        train_adversarial_autoencoder(clf, x, 1, cfg, autoencoder=Probe)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
