@@ -27,7 +27,7 @@ $PY -c "import deepdig_fast, json; print(json.dumps(deepdig_fast.build_info()))"
 
 step "tests: ops and engine on CPU and CUDA"
 timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_bracket.py tests/test_nearest_neighbor.py tests/test_engine.py \
-  tests/test_max_pool2d.py 2>&1 \
+  tests/test_max_pool2d.py tests/test_conv2d.py tests/test_binary_cross_entropy.py 2>&1 \
   | tee "$OUT/tests.txt" | tail -15
 
 step "benchmark: borderline engine at GPU size"

@@ -413,14 +413,16 @@ class AdversarialConfig:
     the one-time compile, paid once per architecture pair and process, is repaid); the same loss,
     optimiser and schedule, with float32 sums reassociated (loss curves equal to eager within float
     tolerance, tests/test_adversarial.py). Falls back to eager with one warning if compiling fails.
-    channels_last: train against a copy of the classifier in the channels_last memory format, its
-    nn.MaxPool2d layers computed by deepdig_fast's max_pool2d kernel (ATen's values and gradients
-    bit for bit) -- True, False, or "auto" (on a CPU, when the classifier is an nn.Module with 2-d
-    convolutions: oneDNN pads a 1-channel NCHW input to 16 channels; a step at the paper's
-    settings against the MNIST CNN took about a quarter less time, benchmarks/RESULTS.md). The
-    classifier itself is never modified; the same loss, with float sums reassociated (loss curves
-    equal within float tolerance, tests/test_adversarial.py). "auto" compile stays eager when the
-    copy is channels_last on a CPU (compiled, it was slower than eager there).
+    channels_last: train against a copy of the classifier in the channels_last memory format
+    (TRAINING_VIEW_REVISION 2): its nn.MaxPool2d layers of fewer than 16 channels computed by
+    deepdig_fast's max_pool2d kernel (ATen's values and gradients bit for bit), its image
+    convolutions (<= 3 input channels) taking ops.conv2d's input gradient, and on a CPU the loss's
+    BCEs from ops.binary_cross_entropy -- True, False, or "auto" (on a CPU, when the classifier is an
+    nn.Module with 2-d convolutions: a step at the paper's settings against the MNIST CNN takes
+    about 0.55 of the contiguous eager step's time, benchmarks/RESULTS.md). The classifier itself
+    is never modified; the same loss, with float sums reassociated (loss curves equal within float
+    tolerance, tests/test_adversarial.py). "auto" compile stays eager when the copy is
+    channels_last on a CPU (compiled, it was slower than eager there).
     See :func:`training_layout`.
     """
 
