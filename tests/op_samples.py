@@ -449,14 +449,20 @@ def conv2d_samples(op: str, device, dtype) -> Iterator[Sample]:
         return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
 
     cl = torch.channels_last
+
+    def nhwc_strides(t):  # channels_last strides even for one channel (.contiguous(cl) keeps NCHW's)
+        n, c, h, w = t.shape
+        return torch.empty_strided(t.shape, (h * w * c, 1, w * c, c), dtype=t.dtype).copy_(t)
+
     cases = [
         ("empty", randn(0, 1, 6, 6), randn(4, 1, 3, 3), randn(4), [1, 1], [0, 0]),
         ("one-channel", randn(3, 1, 12, 12), randn(10, 1, 3, 3), randn(10), [1, 1], [0, 0]),
-        # a 1-channel channels_last tensor is also "contiguous": the kernel must not take it for NCHW
+        # 1-channel tensors with channels_last strides (also "contiguous"; ATen's unfold + GEMM
+        # path would read them as channels_last, so the kernel re-strides them first)
         (
             "one-channel-cl",
-            randn(3, 1, 12, 12).contiguous(memory_format=cl),
-            randn(10, 1, 3, 3).contiguous(memory_format=cl),
+            nhwc_strides(randn(3, 1, 12, 12)),
+            nhwc_strides(randn(10, 1, 3, 3)),
             randn(10),
             [1, 1],
             [0, 0],
