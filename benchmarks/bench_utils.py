@@ -50,7 +50,10 @@ RATIOS = {
     "aten_over_kernel_nhwc_c64": ("max_pool2d", ("aten_nhwc_c64", "seconds"), ("kernel_nhwc_c64", "seconds")),
     "aten_over_kernel_nchw_c64": ("max_pool2d", ("aten_nchw_c64", "seconds"), ("kernel_nchw_c64", "seconds")),
     "aten_over_op_mnist": ("conv2d", ("aten_mnist", "seconds"), ("op_mnist", "seconds")),
+    "aten_over_op_mnist5x5": ("conv2d", ("aten_mnist5x5", "seconds"), ("op_mnist5x5", "seconds")),
     "aten_over_op_rgb": ("conv2d", ("aten_rgb", "seconds"), ("op_rgb", "seconds")),
+    "aten_over_op_rgb64": ("conv2d", ("aten_rgb64", "seconds"), ("op_rgb64", "seconds")),
+    "aten_over_op_vit_patch": ("conv2d", ("aten_vit_patch", "seconds"), ("op_vit_patch", "seconds")),
     "aten_over_op_10ch": ("conv2d", ("aten_10ch", "seconds"), ("op_10ch", "seconds")),
     "aten_over_op_bce": ("binary_cross_entropy", ("aten", "seconds"), ("op", "seconds")),
     "train_two_vectorized_over_sequential": (

@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -416,7 +416,7 @@ class AdversarialConfig:
     channels_last: train against a copy of the classifier in the channels_last memory format
     (TRAINING_VIEW_REVISION 2): its nn.MaxPool2d layers of fewer than 16 channels computed by
     deepdig_fast's max_pool2d kernel (ATen's values and gradients bit for bit), its image
-    convolutions (<= 3 input channels) taking ops.conv2d's input gradient, and on a CPU the loss's
+    convolutions of one input channel taking ops.conv2d's input gradient, and on a CPU the loss's
     BCEs from ops.binary_cross_entropy -- True, False, or "auto" (on a CPU, when the classifier is an
     nn.Module with 2-d convolutions: a step at the paper's settings against the MNIST CNN takes
     about 0.55 of the contiguous eager step's time, benchmarks/RESULTS.md). The classifier itself
@@ -549,17 +549,21 @@ TRAINING_VIEW_REVISION = 2
 KERNEL_POOL_MAX_CHANNELS = 15
 
 
-class _KernelMaxPool2d(nn.Module):
+class _KernelMaxPool2d(nn.MaxPool2d):
     """An nn.MaxPool2d computed by deepdig_fast's max_pool2d kernel (ops.max_pool2d) for inputs of at
-    most KERNEL_POOL_MAX_CHANNELS channels on a CPU, by the wrapped pool otherwise: the same values
-    and gradients bit for bit either way (tests/test_max_pool2d.py), so the choice is free. Inputs
-    the kernel does not take (not 4-d, not float32 / 64, not on a CPU) go to the wrapped pool too."""
+    most KERNEL_POOL_MAX_CHANNELS channels on a CPU, by nn.MaxPool2d's own forward otherwise: the
+    same values and gradients bit for bit either way (tests/test_max_pool2d.py), so the choice is
+    free. Inputs the kernel does not take (not 4-d, not float32 / 64, not on a CPU) go to
+    nn.MaxPool2d's forward too. A subclass, so a model that reads its pools' attributes still
+    finds them; the training copy's pools become one in place (:func:`_kernel_pools`)."""
 
-    def __init__(self, pool: nn.MaxPool2d) -> None:
-        super().__init__()
-        self.pool = pool
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare()
+
+    def _prepare(self) -> None:
         # checked and normalised once: the forward (twice per training step) calls the raw op
-        self.settings = ops.pool_settings(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+        self._settings = ops.pool_settings(self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
@@ -568,63 +572,72 @@ class _KernelMaxPool2d(nn.Module):
             and x.dtype in (torch.float32, torch.float64)
             and x.device.type == "cpu"
         ):
-            return torch.ops.deepdig_fast.max_pool2d(x, *self.settings)[0]
-        return self.pool(x)
+            return torch.ops.deepdig_fast.max_pool2d(x, *self._settings)[0]
+        return super().forward(x)
 
 
-class _KernelConv2d(nn.Module):
+class _KernelConv2d(nn.Conv2d):
     """An nn.Conv2d whose input gradient on a CPU takes ops.conv2d's route (ATen's unfold + GEMM
-    instead of oneDNN's data-gradient kernel, 3-6x faster for 1-3 input channels:
-    benchmarks/bench_conv2d.py); the forward is F.conv2d's, bit for bit. Inputs the op does not take
-    (not 4-d, not float32 / 64, not on a CPU) go to the wrapped convolution."""
+    instead of oneDNN's data-gradient kernel: benchmarks/bench_conv2d.py); the forward is
+    F.conv2d's, bit for bit. Inputs the op does not take (not 4-d, not float32 / 64, not on a CPU)
+    go to nn.Conv2d's own forward. A subclass, so a model that reads its convolutions' attributes
+    (a Hugging Face ViT reads its patch embedding's weight dtype) still finds them; the training
+    copy's convolutions become one in place (:func:`_kernel_convs`)."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = conv
-        self.stride, self.padding = list(conv.stride), list(conv.padding)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        # what the op takes (groups 1, dilation 1, numeric zero padding); anything else: nn.Conv2d
+        self._op_ok = (
+            self.groups == 1
+            and tuple(self.dilation) == (1, 1)
+            and self.padding_mode == "zeros"
+            and not isinstance(self.padding, str)
+        )
+        self._op_stride = list(self.stride)
+        self._op_padding = [] if isinstance(self.padding, str) else list(self.padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu":
-            return torch.ops.deepdig_fast.conv2d(x, self.conv.weight, self.conv.bias, self.stride, self.padding)
-        return self.conv(x)
+        if self._op_ok and x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu":
+            return torch.ops.deepdig_fast.conv2d(x, self.weight, self.bias, self._op_stride, self._op_padding)
+        return super().forward(x)
 
 
-# ops.conv2d's input gradient beats oneDNN's up to this many input channels (1 and 3 measured
-# faster, 10 slower: benchmarks/bench_conv2d.py)
-KERNEL_CONV_MAX_CHANNELS = 3
-
-
-def _kernel_convs(model: nn.Module) -> int:
-    """Replace every plain nn.Conv2d of `model` (a private copy) that ops.conv2d takes (at most
-    KERNEL_CONV_MAX_CHANNELS input channels, groups 1, dilation 1, zero padding given as numbers) by
-    a _KernelConv2d; returns how many were replaced."""
-    names = [
-        n
-        for n, m in model.named_modules()
-        if type(m) is nn.Conv2d
-        and n
-        and m.in_channels <= KERNEL_CONV_MAX_CHANNELS
+def _takes_kernel_conv(m: nn.Conv2d) -> bool:
+    """Whether the training copy gives convolution m ops.conv2d's input gradient: one input channel
+    (forward + input gradient, batch 128, against oneDNN: 1 -> 10 channels 1.8-4.9x, 1 -> 32 (5 x 5)
+    2.2-2.6x faster; with three input channels it was 0.77-1.12x at 16 outputs and 0.40x at 64,
+    with ten 0.84-0.87x: benchmarks/bench_conv2d.py, RESULTS.md), groups 1, dilation 1, zero padding
+    given as numbers (what the op takes)."""
+    return (
+        m.in_channels == 1
         and m.groups == 1
         and tuple(m.dilation) == (1, 1)
         and m.padding_mode == "zeros"
         and not isinstance(m.padding, str)
-    ]
-    for name in names:
-        parent, _, leaf = name.rpartition(".")
-        owner = model.get_submodule(parent) if parent else model
-        setattr(owner, leaf, _KernelConv2d(getattr(owner, leaf)))
-    return len(names)
+    )
+
+
+def _kernel_convs(model: nn.Module) -> int:
+    """Turn every plain nn.Conv2d of `model` (a private copy) that :func:`_takes_kernel_conv` into a
+    _KernelConv2d, in place (every attribute stays); returns how many."""
+    convs = [m for m in model.modules() if type(m) is nn.Conv2d and _takes_kernel_conv(m)]
+    for m in convs:
+        m.__class__ = _KernelConv2d
+        cast(_KernelConv2d, m)._prepare()
+    return len(convs)
 
 
 def _kernel_pools(model: nn.Module) -> int:
-    """Replace every plain nn.MaxPool2d of `model` (a private copy) by a _KernelMaxPool2d; returns
-    how many were replaced."""
-    names = [n for n, m in model.named_modules() if type(m) is nn.MaxPool2d and not m.return_indices and n]
-    for name in names:
-        parent, _, leaf = name.rpartition(".")
-        owner = model.get_submodule(parent) if parent else model
-        setattr(owner, leaf, _KernelMaxPool2d(getattr(owner, leaf)))
-    return len(names)
+    """Turn every plain nn.MaxPool2d of `model` (a private copy) into a _KernelMaxPool2d, in place
+    (every attribute stays); returns how many."""
+    pools = [m for m in model.modules() if type(m) is nn.MaxPool2d and not m.return_indices]
+    for m in pools:
+        m.__class__ = _KernelMaxPool2d
+        cast(_KernelMaxPool2d, m)._prepare()
+    return len(pools)
 
 
 @contextlib.contextmanager

@@ -149,26 +149,32 @@ def test_kernel_checks_direct_calls():
 
 
 def test_kernel_convs_in_the_training_copy_change_nothing_but_the_gradient_order():
-    """_kernel_convs swaps exactly the image convolutions (<= 3 input channels, groups 1, dilation 1,
-    numeric zero padding) of a private copy; logits stay bit for bit, input gradients within tolerance;
-    the original model is untouched."""
+    """_kernel_convs turns exactly the convolutions ops.conv2d speeds up (one input channel; groups
+    1, dilation 1, numeric zero padding) of a private copy into _KernelConv2d, in place; logits stay
+    bit for bit, input gradients within tolerance; the original model is untouched."""
     from deepdig_fast.adversarial import _kernel_convs, _KernelConv2d
     from deepdig_fast.models import MnistCNN
 
     torch.manual_seed(0)
     model = MnistCNN().eval()
-    model.extra = nn.Sequential(  # not swapped: too many channels, grouped, dilated, string padding
+    model.extra = nn.Sequential(  # swapped: 1 -> 32 (5 x 5); not: 3 in, 4 in, grouped, dilated, string padding
+        nn.Conv2d(1, 32, 5),
+        nn.Conv2d(3, 16, 3),
         nn.Conv2d(4, 4, 3),
         nn.Conv2d(2, 2, 3, groups=2),
         nn.Conv2d(1, 1, 3, dilation=2),
         nn.Conv2d(1, 1, 3, padding="same"),
     )
     ours = copy.deepcopy(model).requires_grad_(False)
-    assert _kernel_convs(ours) == 1
+    assert _kernel_convs(ours) == 2
     assert isinstance(ours.features[0], _KernelConv2d) and type(ours.features[3]) is nn.Conv2d
-    assert not any(isinstance(m, _KernelConv2d) for m in ours.extra.modules())
+    assert [isinstance(m, _KernelConv2d) for m in ours.extra] == [True] + [False] * 5
     assert not any(isinstance(m, _KernelConv2d) for m in model.modules())  # the original is untouched
     assert all(p.requires_grad for p in model.parameters())
+    # every attribute stays (a model may read them: a Hugging Face ViT reads its patch
+    # embedding's weight dtype)
+    conv = ours.features[0]
+    assert conv.weight is not None and conv.in_channels == 1 and conv.kernel_size == (3, 3)
     x = torch.rand(5, 1, 28, 28)
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
     out, ref = ours(a), model.requires_grad_(False)(b)
@@ -179,12 +185,52 @@ def test_kernel_convs_in_the_training_copy_change_nothing_but_the_gradient_order
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7)
 
 
-def test_kernel_conv_passes_other_inputs_to_the_wrapped_layer():
+def test_kernel_conv_passes_other_inputs_to_nn_conv2d():
     from deepdig_fast.adversarial import _KernelConv2d
 
+    torch.manual_seed(0)
+    layer = _KernelConv2d(1, 2, 3)
     conv = nn.Conv2d(1, 2, 3)
-    layer = _KernelConv2d(conv)
+    conv.load_state_dict(layer.state_dict())
     x = torch.rand(2, 1, 6, 6)
     assert torch.equal(layer(x), conv(x))
+    assert type(layer(x.requires_grad_()).grad_fn).__name__ == "CppFunction"  # the op's node
     h = torch.rand(1, 6, 6)  # 3-d input: nn.Conv2d's unbatched form, not the op's
     assert torch.equal(layer(h), conv(h))
+
+
+def test_training_copy_of_a_model_that_reads_its_layers_attributes():
+    """A model whose forward reads its convolution's and pool's attributes trains against the copy
+    (the copy's layers are subclasses of the originals' classes, changed in place)."""
+    from deepdig_fast.adversarial import AdversarialConfig, train_adversarial_autoencoder
+
+    class Reads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.pool = nn.MaxPool2d(2)
+            self.head = nn.Linear(4 * 3 * 3, 3)
+
+        def forward(self, x):
+            x = x.to(self.conv.weight.dtype)  # as transformers' ViT does
+            assert self.pool.kernel_size == 2
+            return self.head(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 8, 8)
+    cfg = AdversarialConfig(steps=3, batch_size=8, compile=False, channels_last=True)
+    _, hist = train_adversarial_autoencoder(Reads().eval(), x, 1, cfg)
+    assert hist.layout == "channels_last" and len(hist.loss) == 1
+
+
+def test_kernel_conv_built_with_settings_the_op_does_not_take_runs_nn_conv2d():
+    from deepdig_fast.adversarial import _KernelConv2d
+
+    torch.manual_seed(0)
+    for kw in ({"padding": "same"}, {"dilation": 2}, {"groups": 2}):
+        layer = _KernelConv2d(2, 2, 3, **kw)
+        conv = nn.Conv2d(2, 2, 3, **kw)
+        conv.load_state_dict(layer.state_dict())
+        x = torch.rand(2, 2, 9, 9, requires_grad=True)
+        out = layer(x)
+        assert torch.equal(out, conv(x)) and type(out.grad_fn).__name__ != "CppFunction", kw

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from common_utils import cpu_and_cuda, needs_cuda
 from op_samples import check_cuda_matches_cpu, check_matches_reference, check_opcheck
-from torch import nn
 
 from deepdig_fast import ops
 
@@ -129,7 +128,7 @@ def test_kernel_pools_in_the_training_copy_change_nothing():
         grads.append((logits.detach(), xi.grad))
     assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
     # a pool the kernel does not take (an unbatched input) falls back to torch's
-    pool = _KernelMaxPool2d(nn.MaxPool2d(2))
+    pool = _KernelMaxPool2d(2)
     z = torch.randn(3, 6, 6)
     assert torch.equal(pool(z), F.max_pool2d(z, 2))
 
@@ -140,7 +139,7 @@ def test_kernel_pool_takes_few_channels_and_leaves_wider_layers_to_aten():
     are the same bit for bit either way, so only the autograd node tells which ran."""
     from deepdig_fast.adversarial import KERNEL_POOL_MAX_CHANNELS, _KernelMaxPool2d
 
-    pool = _KernelMaxPool2d(nn.MaxPool2d(2))
+    pool = _KernelMaxPool2d(2)
     for c, ours in ((KERNEL_POOL_MAX_CHANNELS, True), (KERNEL_POOL_MAX_CHANNELS + 1, False)):
         x = torch.randn(2, c, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
         out = pool(x)
