@@ -544,8 +544,10 @@ def training_key(config: AdversarialConfig, device: torch.device | str, classifi
 TRAINING_VIEW_REVISION = 2
 
 
-# The max_pool2d kernel beats ATen's pool on channels_last inputs of fewer channels than this
-# (forward + backward 1.9x at 10 channels, even at 16, slower at 32 and 64: benchmarks/bench_max_pool2d.py)
+# The max_pool2d kernel runs a training copy's pools of at most this many channels. ATen / kernel,
+# forward + backward, channels_last: 1.5 at 10 channels; at 64 channels 1.0-1.4 with 2 threads
+# (benchmarks/bench_max_pool2d.py) and 0.68 with 1: no clear gain from 16 on (the values are the
+# same either way).
 KERNEL_POOL_MAX_CHANNELS = 15
 
 
@@ -589,13 +591,7 @@ class _KernelConv2d(nn.Conv2d):
         self._prepare()
 
     def _prepare(self) -> None:
-        # what the op takes (groups 1, dilation 1, numeric zero padding); anything else: nn.Conv2d
-        self._op_ok = (
-            self.groups == 1
-            and tuple(self.dilation) == (1, 1)
-            and self.padding_mode == "zeros"
-            and not isinstance(self.padding, str)
-        )
+        self._op_ok = _op_takes(self)  # anything else runs nn.Conv2d's forward
         self._op_stride = list(self.stride)
         self._op_padding = [] if isinstance(self.padding, str) else list(self.padding)
 
@@ -605,19 +601,19 @@ class _KernelConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+def _op_takes(m: nn.Conv2d) -> bool:
+    """Whether ops.conv2d computes convolution m: groups 1, dilation 1, zero padding given as numbers."""
+    return (
+        m.groups == 1 and tuple(m.dilation) == (1, 1) and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+    )
+
+
 def _takes_kernel_conv(m: nn.Conv2d) -> bool:
     """Whether the training copy gives convolution m ops.conv2d's input gradient: one input channel
     (forward + input gradient, batch 128, against oneDNN: 1 -> 10 channels 1.8-4.9x, 1 -> 32 (5 x 5)
     2.2-2.6x faster; with three input channels it was 0.77-1.12x at 16 outputs and 0.40x at 64,
-    with ten 0.84-0.87x: benchmarks/bench_conv2d.py, RESULTS.md), groups 1, dilation 1, zero padding
-    given as numbers (what the op takes)."""
-    return (
-        m.in_channels == 1
-        and m.groups == 1
-        and tuple(m.dilation) == (1, 1)
-        and m.padding_mode == "zeros"
-        and not isinstance(m.padding, str)
-    )
+    with ten 0.84-0.87x: benchmarks/bench_conv2d.py, RESULTS.md) and what the op takes."""
+    return m.in_channels == 1 and _op_takes(m)
 
 
 def _kernel_convs(model: nn.Module) -> int:
