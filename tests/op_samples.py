@@ -16,7 +16,7 @@ got, want, dtype)` compares two such results with the op's rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -662,3 +662,41 @@ def check_cuda_matches_cpu(op: str, dtype) -> None:
         gpu = run_op(fn, op, s.to("cuda"))
         assert all(t.device.type == "cuda" for t in gpu), f"{op}[{s.name}]: outputs not on the GPU"
         assert_same(op, tuple(t.cpu() for t in gpu), cpu, dtype, f"{s.name}, cuda vs cpu")
+
+
+def stem_tests(ops: Sequence[str], dtypes: Sequence[torch.dtype]) -> tuple:
+    """The three parametrized tests every stem's module runs on its ops, as pytest functions:
+    every sample against reference.py (CPU, and CUDA where there is one), opcheck in float32 and
+    float64, and the CUDA kernels against the CPU kernels. `dtypes` are those of the two parity
+    tests (a stem whose kernels take 16-bit inputs adds HALF_DTYPES). A module binds them to its
+    own names, which pytest then collects:
+
+        test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES)
+    """
+    import pytest
+    from common_utils import cpu_and_cuda, needs_cuda
+
+    ops, dtypes = list(ops), list(dtypes)
+
+    @pytest.mark.parametrize("device", cpu_and_cuda())
+    @pytest.mark.parametrize("dtype", dtypes)
+    @pytest.mark.parametrize("op", ops)
+    def test_samples_match_reference(op, dtype, device):
+        """Every sample of the op (op_samples.sample_inputs) against its reference.py twin, with the
+        op's comparison rule (op_samples.assert_same)."""
+        check_matches_reference(op, device, dtype)
+
+    @pytest.mark.parametrize("device", cpu_and_cuda())
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    @pytest.mark.parametrize("op", ops)
+    def test_opcheck(op, dtype, device):
+        check_opcheck(op, device, dtype)
+
+    @needs_cuda
+    @pytest.mark.cuda
+    @pytest.mark.parametrize("dtype", dtypes)
+    @pytest.mark.parametrize("op", ops)
+    def test_cuda_matches_cpu(op, dtype):
+        check_cuda_matches_cpu(op, dtype)
+
+    return test_samples_match_reference, test_opcheck, test_cuda_matches_cpu

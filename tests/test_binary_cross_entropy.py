@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from common_utils import cpu_and_cuda, needs_cuda
-from op_samples import check_cuda_matches_cpu, check_matches_reference, check_opcheck
+from op_samples import stem_tests
 
 from deepdig_fast import ops
 
@@ -15,28 +14,7 @@ DTYPES = [torch.float32, torch.float64]
 OPS = ["binary_cross_entropy", "binary_cross_entropy_backward"]
 
 
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_samples_match_reference(op, dtype, device):
-    """Every sample (empty, one element, a batch, a non-contiguous view, softmax rows against one-hot
-    targets, inputs 0 / 1 / tiny with targets 0 / 1)."""
-    check_matches_reference(op, device, dtype)
-
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_opcheck(op, dtype, device):
-    check_opcheck(op, device, dtype)
-
-
-@needs_cuda
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_cuda_matches_cpu(op, dtype):
-    check_cuda_matches_cpu(op, dtype)
+test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

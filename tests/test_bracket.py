@@ -9,11 +9,9 @@ from op_samples import (
     HALF_DTYPES,
     bracket_state,
     call_update,
-    check_cuda_matches_cpu,
-    check_matches_reference,
-    check_opcheck,
     run_op,
     sample_inputs,
+    stem_tests,
     update_case,
 )
 
@@ -24,20 +22,7 @@ DTYPES = [torch.float32, torch.float64]
 OPS = ["bracket_propose", "bracket_update"]
 
 
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-@pytest.mark.parametrize("op", OPS)
-def test_samples_match_reference(op, dtype, device):
-    """Every sample (empty, one row, typical, non-contiguous, edge values), 16-bit included: see
-    op_samples.assert_same for the comparison rule and ulp_tolerance for the 16-bit bound."""
-    check_matches_reference(op, device, dtype)
-
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_opcheck(op, dtype, device):
-    check_opcheck(op, device, dtype)
+test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES + list(HALF_DTYPES))
 
 
 def test_update_samples_cover_every_outcome():
@@ -186,13 +171,6 @@ def test_update_argument_errors():
         torch.ops.deepdig_fast.bracket_propose(a, b, torch.tensor([-1]), fstate, 0)
     with pytest.raises(RuntimeError, match="a must be a floating-point tensor"):
         torch.ops.deepdig_fast.bracket_propose(a.long(), b.long(), torch.arange(5), fstate, 0)
-
-
-@needs_cuda
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-@pytest.mark.parametrize("op", OPS)
-def test_cuda_matches_cpu_samples(op, dtype):
-    check_cuda_matches_cpu(op, dtype)
 
 
 @needs_cuda

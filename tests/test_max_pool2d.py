@@ -8,8 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from common_utils import cpu_and_cuda, needs_cuda
-from op_samples import check_cuda_matches_cpu, check_matches_reference, check_opcheck
+from op_samples import stem_tests
 
 from deepdig_fast import ops
 
@@ -17,28 +16,7 @@ DTYPES = [torch.float32, torch.float64]
 OPS = ["max_pool2d", "max_pool2d_backward"]
 
 
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_samples_match_reference(op, dtype, device):
-    """Every sample (empty batch, one plane, both layouts, overlapping / dilated / ceil windows,
-    a non-contiguous view, ties, +-inf, NaN)."""
-    check_matches_reference(op, device, dtype)
-
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_opcheck(op, dtype, device):
-    check_opcheck(op, device, dtype)
-
-
-@needs_cuda
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_cuda_matches_cpu(op, dtype):
-    check_cuda_matches_cpu(op, dtype)
+test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES)
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from common_utils import cpu_and_cuda, needs_cuda
-from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck, random_logits
+from op_samples import HALF_DTYPES, random_logits, stem_tests
 
 from deepdig_fast import ops
 
@@ -13,19 +13,7 @@ DTYPES = [torch.float32, torch.float64]
 OPS = ["segment_points", "trajectory_stats"]
 
 
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-@pytest.mark.parametrize("op", OPS)
-def test_samples_match_reference(op, dtype, device):
-    """Every sample (empty, one segment, typical, non-contiguous, +-inf / NaN / tied values)."""
-    check_matches_reference(op, device, dtype)
-
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def test_opcheck(op, dtype, device):
-    check_opcheck(op, device, dtype)
+test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES + list(HALF_DTYPES))
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
@@ -80,13 +68,6 @@ def test_trajectory_stats_errors():
         ops.trajectory_stats(torch.rand(5, 3), torch.tensor([0]), torch.tensor([7]), 5)
     with pytest.raises(ValueError, match="band_lo must be <= band_hi"):
         ops.trajectory_stats(torch.rand(5, 3), torch.tensor([0]), torch.tensor([1]), 5, 0.5, 0.1)
-
-
-@needs_cuda
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-@pytest.mark.parametrize("op", OPS)
-def test_cuda_matches_cpu_samples(op, dtype):
-    check_cuda_matches_cpu(op, dtype)
 
 
 @needs_cuda
