@@ -40,6 +40,7 @@ from deepdig_fast.data import as_unit
 from deepdig_fast.fast import unwrap
 from deepdig_fast.hooks import eval_mode, inference, private
 from deepdig_fast.progress import progress_bar
+from deepdig_fast.train_worker import TrainingPool
 from deepdig_fast.validation import Int, Number, ParameterError, check_class_id, check_int, validate_fields
 
 __all__ = [
@@ -1154,14 +1155,16 @@ def train_jointly(
     *,
     autoencoder: AutoencoderSpec = None,
     workers: int = 2,
+    pool: TrainingPool | None = None,
 ) -> list[tuple[nn.Module, TrainHistory]]:
     """K independent trainings in joint-training ``mode`` ("vectorized": train_adversarial_autoencoders;
-    "processes": train_in_processes with ``workers`` processes at a time; "sequential": one
-    train_adversarial_autoencoder call after the other), K ``(autoencoder, history)`` pairs in order."""
+    "processes": train_in_processes, in ``pool`` or with ``workers`` processes at a time;
+    "sequential": one train_adversarial_autoencoder call after the other), K ``(autoencoder,
+    history)`` pairs in order."""
     if mode == "vectorized":
         return train_adversarial_autoencoders(classifier, xs, targets, configs, autoencoder=autoencoder)
     if mode == "processes":
-        return train_in_processes(classifier, xs, targets, configs, autoencoder=autoencoder, workers=workers)
+        return train_in_processes(classifier, xs, targets, configs, autoencoder=autoencoder, workers=workers, pool=pool)
     if mode == "sequential":
         return [
             train_adversarial_autoencoder(classifier, x, t, c, autoencoder=autoencoder)
@@ -1172,15 +1175,18 @@ def train_jointly(
 
 class JointTraining:
     """Independent trainings run together in a joint-training ``mode``, lazily: nothing trains until
-    a member is asked for (``get``); then the group trains at once -- in "vectorized" mode one
-    vmapped model per effective batch size (min(batch_size, N)), every member (a vmapped training's
-    rounding depends on its members, so each member comes out the same whichever were needed);
-    otherwise the members for which ``pending(key)`` is true, and the one asked for (each is exactly
-    its own training, whatever the group).
+    a member is asked for (``get``) or started (``start``); then the group trains at once -- in
+    "vectorized" mode one vmapped model per effective batch size (min(batch_size, N)), every member
+    (a vmapped training's rounding depends on its members, so each member comes out the same
+    whichever were needed); otherwise the members for which ``pending(key)`` is true, and the one
+    asked for (each is exactly its own training, whatever the group).
 
     jobs: {key: zero-argument callable giving (x, target, AdversarialConfig)}, called only when the
-    group trains (so the inputs are materialised only then). pending: None (every member) or a
-    predicate on keys. workers: processes at a time in "processes" mode.
+    member trains (so the inputs are materialised only then); members may be added to it until the
+    first ``get``. pending: None (every member) or a predicate on keys. workers: processes at a time
+    in "processes" mode. pool: a :class:`~deepdig_fast.train_worker.TrainingPool` for "processes"
+    mode: members are then submitted to it and ``get`` waits for its own member only, so the
+    caller can use a member while the others still train (and ``start`` one early).
     """
 
     def __init__(
@@ -1192,31 +1198,64 @@ class JointTraining:
         autoencoder: AutoencoderSpec = None,
         pending: Callable[[Any], bool] | None = None,
         workers: int = 2,
+        pool: TrainingPool | None = None,
     ):
         self.classifier, self.jobs, self.mode = classifier, jobs, mode
         self.autoencoder, self.pending, self.workers = autoencoder, pending, workers
+        self.pool = pool if mode == "processes" else None
         self.done: dict = {}
+        self._futures: dict = {}
+
+    def _wanted(self, k, key=None) -> bool:
+        return k not in self.done and (self.mode == "vectorized" or k == key or self.pending is None or self.pending(k))
+
+    def _submit(self, key) -> None:
+        assert self.pool is not None
+        x, target, cfg = self.jobs[key]()
+        self._futures[key] = self.pool.submit(self.classifier, x, target, cfg, self.autoencoder)
+
+    def start(self, key) -> None:
+        """With a pool: submit member ``key`` now unless it is trained, under way or not pending
+        (without one, nothing: it trains with its group at the first ``get``)."""
+        if self.pool is not None and key not in self._futures and self._wanted(key):
+            self._submit(key)
+
+    def first_done(self, keys: Sequence) -> Any:
+        """The first of ``keys`` (in order) that ``get`` can give without waiting on the pool,
+        waiting for the first of them to finish there when none can: lets a caller take members
+        in the order they finish. Members without a pool, trained, or not under way count as
+        ready (``get`` then trains them itself)."""
+        import concurrent.futures
+
+        futures = {k: self._futures[k] for k in keys if k in self._futures}
+        for k in keys:
+            if k not in futures or futures[k].done():
+                return k
+        concurrent.futures.wait([f.future for f in futures.values()], return_when=concurrent.futures.FIRST_COMPLETED)
+        return next(k for k in keys if futures[k].done())
 
     def get(self, key) -> tuple[nn.Module, TrainHistory]:
         """The trained (autoencoder, history) of member ``key``."""
-        if key not in self.done:
-            members = [
-                k
-                for k in self.jobs
-                if k not in self.done
-                and (self.mode == "vectorized" or k == key or self.pending is None or self.pending(k))
-            ]
-            groups: dict[int, list] = {}
-            for k in members:
-                x, target, cfg = self.jobs[k]()
-                group = min(cfg.batch_size, int(x.shape[0])) if self.mode == "vectorized" else 0
-                groups.setdefault(group, []).append((k, x, target, cfg))
-            for jobs in groups.values():
-                keys, xs, targets, cfgs = (list(v) for v in zip(*jobs))
-                trained = train_jointly(
-                    self.classifier, xs, targets, cfgs, self.mode, autoencoder=self.autoencoder, workers=self.workers
-                )
-                self.done.update(zip(keys, trained))
+        if key in self.done:
+            return self.done[key]
+        if self.pool is not None:  # this member first, then every other pending one
+            if key not in self._futures:
+                self._submit(key)
+            for k in self.jobs:
+                self.start(k)
+            self.done[key] = self._futures.pop(key).result()
+            return self.done[key]
+        groups: dict[int, list] = {}
+        for k in (k for k in self.jobs if self._wanted(k, key)):
+            x, target, cfg = self.jobs[k]()
+            group = min(cfg.batch_size, int(x.shape[0])) if self.mode == "vectorized" else 0
+            groups.setdefault(group, []).append((k, x, target, cfg))
+        for jobs in groups.values():
+            keys, xs, targets, cfgs = (list(v) for v in zip(*jobs))
+            trained = train_jointly(
+                self.classifier, xs, targets, cfgs, self.mode, autoencoder=self.autoencoder, workers=self.workers
+            )
+            self.done.update(zip(keys, trained))
         return self.done[key]
 
 
@@ -1252,59 +1291,30 @@ def train_in_processes(
     *,
     autoencoder: AutoencoderSpec = None,
     workers: int = 2,
+    pool: TrainingPool | None = None,
 ) -> list[tuple[nn.Module, TrainHistory]]:
     """K independent :func:`train_adversarial_autoencoder` calls on a CPU, each in a worker process
-    of its own with one torch thread, ``workers`` at a time (``python -m deepdig_fast.train_worker``;
-    classifier, inputs and autoencoder spec are pickled to them, the results back). Small autoencoder steps scale badly over
-    threads, so on a 2-core machine two single-thread trainings side by side finish sooner than
-    two 2-thread trainings one after the other (benchmarks/RESULTS.md). Each training is the same as
+    with one torch thread (:class:`~deepdig_fast.train_worker.TrainingPool`: ``pool`` when given,
+    else a pool of ``workers`` processes made for this call; classifier, inputs and autoencoder spec
+    are pickled to them, the results back). Small autoencoder steps scale badly over threads, so on
+    a 2-core machine two single-thread trainings side by side finish sooner than two 2-thread
+    trainings one after the other (benchmarks/RESULTS.md). Each training is the same as
     ``train_adversarial_autoencoder`` run with one torch thread, whatever the caller's thread count.
     Returns the K ``(autoencoder, history)`` pairs in order, autoencoders in eval mode."""
-    import os
-    import pickle
-    import subprocess
-    import sys
-
     check_int(workers, "workers", low=1)
-    classifier = unwrap(classifier)
-    jobs = [(classifier, x.cpu(), t, c, autoencoder) for x, t, c in zip(xs, targets, configs)]
-    # the workers import deepdig_fast as this process does; one OpenMP thread each
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMP_NUM_THREADS": "1"}
-    done: list = []
-    for start in range(0, len(jobs), workers):
-        batch = jobs[start : start + workers]
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "deepdig_fast.train_worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-            )
-            for _ in batch
-        ]
-        try:
-            for p, job in zip(procs, batch):
-                assert p.stdin is not None
-                p.stdin.write(pickle.dumps(job))
-                p.stdin.close()
-            for p in procs:
-                assert p.stdout is not None
-                raw = p.stdout.read()
-                if p.wait() != 0:
-                    raise RuntimeError(
-                        f"an autoencoder training worker failed (exit status {p.returncode}; see stderr)"
-                    )
-                done.append(pickle.loads(raw))
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-    out = []
-    for (state, hist), x in zip(done, xs):
-        ae = build_autoencoder(autoencoder, tuple(x.shape[1:]))
-        ae.load_state_dict(state)
-        out.append((ae.to(device=x.device, dtype=x.dtype).eval(), hist))
+    if not xs:
+        return []
+    own = pool is None
+    p = TrainingPool(min(workers, len(xs))) if pool is None else pool
+    try:
+        futures = [p.submit(classifier, x, t, c, autoencoder) for x, t, c in zip(xs, targets, configs)]
+        out = [f.result() for f in futures]
+    except BaseException:
+        if own:
+            p.close(kill=True)
+        raise
+    if own:
+        p.close()
     return out
 
 

@@ -88,6 +88,7 @@ from deepdig_fast.rundir import (
     write_json,
 )
 from deepdig_fast.status import FAILURES
+from deepdig_fast.train_worker import TrainingPool
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 from deepdig_fast.zoo import resolve_embedding_layer
 
@@ -404,10 +405,11 @@ def _generator_job(ctx: _Atlas, name: str) -> tuple[Tensor, int, AdversarialConf
     return x, t, ctx.adv_config(name)
 
 
-def _generator_groups(ctx: _Atlas, names: list[str], mode: str) -> dict[str, JointTraining]:
+def _generator_groups(ctx: _Atlas, names: list[str], mode: str, pool=None) -> dict[str, JointTraining]:
     """{unit: its JointTraining} for joint-training `mode` ({} when sequential): processes,
     consecutive groups of as many generators as torch has threads (at least 2), training only the
-    ones not stored yet; vectorized, one group of all (a resumed atlas retrains it whole)."""
+    ones not stored yet, in `pool` (a TrainingPool) when given; vectorized, one group of all (a
+    resumed atlas retrains it whole)."""
     if mode == "sequential" or not names:
         return {}
     size = len(names) if mode == "vectorized" else max(2, torch.get_num_threads())
@@ -421,6 +423,7 @@ def _generator_groups(ctx: _Atlas, names: list[str], mode: str) -> dict[str, Joi
             autoencoder=ctx.autoencoder,
             pending=lambda n: not ctx.store.finished(n, ctx.gen_specs[n]),
             workers=len(members),
+            pool=pool,
         )
         out.update({n: group for n in members})
     return out
@@ -709,10 +712,14 @@ def run_atlas(
                 gen_units[name] = _Unit(name, gspec, functools.partial(_generator, ctx, name))
         gen_units = dict(sorted(gen_units.items()))
         ctx.gen_specs = {name: u.spec for name, u in gen_units.items()}
-        ctx.gen_groups = _generator_groups(ctx, list(gen_units), joint)
         phase_seconds = {}
         tic = time.perf_counter()
-        _phase("generators", list(gen_units.values()), ctx, rank, world, say)
+        with contextlib.ExitStack() as stack:
+            pool = None  # processes: one set of persistent workers for every group of this phase
+            if joint == "processes" and any(not store.finished(n, u.spec) for n, u in gen_units.items()):
+                pool = stack.enter_context(TrainingPool(max(2, torch.get_num_threads())))
+            ctx.gen_groups = _generator_groups(ctx, list(gen_units), joint, pool)
+            _phase("generators", list(gen_units.values()), ctx, rank, world, say)
         phase_seconds["generators"] = time.perf_counter() - tic
 
         # phase 2: directions

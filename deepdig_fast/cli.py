@@ -533,12 +533,38 @@ _LAYOUTS: dict[str, bool | str] = {"auto": "auto", "channels_last": True, "conti
 
 
 def cmd_run(args) -> int:
+    # the autoencoders' worker processes start first: their imports overlap this process's
+    pool = _early_training_pool(args)
+    with pool if pool is not None else contextlib.nullcontext():
+        return _run_command(args, pool)
+
+
+def _early_training_pool(args):
+    """Two training workers (train_worker.TrainingPool) started before torch is imported here, when
+    the run will likely train in worker processes ("--joint-training processes", or "auto" with a
+    CPU of 2+ cores); None otherwise. A guess: _run_command closes it once the device or the
+    thread count says otherwise, and run_pair ignores it unless its mode is "processes"."""
+    import os
+
+    if args.joint_training not in ("auto", "processes") or args.device not in ("auto", "cpu"):
+        return None
+    if args.joint_training == "auto" and (os.cpu_count() or 1) < 2:
+        return None
+    from deepdig_fast.train_worker import TrainingPool
+
+    return TrainingPool(2)
+
+
+def _run_command(args, pool) -> int:
     import torch
 
     from deepdig_fast.adversarial import AdversarialConfig
     from deepdig_fast.pipeline import PairConfig, run_pair
 
     device = _device(args.device)
+    if pool is not None and (device.type != "cpu" or (args.joint_training == "auto" and torch.get_num_threads() < 2)):
+        pool.close()
+        pool = None
     torch.manual_seed(args.seed)
     log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
     # every setting is checked before the data, the classifier or the folder is touched
@@ -586,7 +612,10 @@ def cmd_run(args) -> int:
         log=log,
         min_accuracy=args.min_accuracy,
         manifest_extra=_manifest_extra(args, data, meta, info),
+        pool=pool,
     )
+    if pool is not None:
+        pool.close()  # before the report: nothing to train any more
     _print_summary(result, time.perf_counter() - t0, args.out)
     if not args.no_report:
         from deepdig_fast.report import write_report

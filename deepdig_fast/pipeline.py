@@ -60,6 +60,7 @@ from deepdig_fast.rundir import (
     stage_seed,
     write_json,
 )
+from deepdig_fast.train_worker import TrainingPool
 from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
 from deepdig_fast.zoo import resolve_embedding_layer
 
@@ -223,6 +224,7 @@ def run_pair(
     log: Callable[[str], None] | None = None,
     manifest_extra: dict | None = None,
     min_accuracy: float | None = 0.5,
+    pool: TrainingPool | None = None,
 ) -> PairResult:
     """Run DeepDIG on classes (source, target) of `data` with `classifier`, both directions.
 
@@ -246,6 +248,10 @@ def run_pair(
             a classifier that assigns less than this share of the test inputs of `source` or of
             `target` to their class -- usually a model that expects normalised inputs and gets
             [0, 1] ones. 0 or None studies any classifier. The accuracies go to the manifest.
+        pool: a TrainingPool (deepdig_fast.train_worker) to train the autoencoders in when the
+            joint-training mode is "processes"; the caller keeps it (and may start it early, as the
+            command line does, so its workers import while the caller loads data). None: the run
+            makes one of two workers for its trainings.
     Returns:
         PairResult; `results` is what results.json holds.
     """
@@ -332,6 +338,7 @@ def run_pair(
             run_id,
             inputs,
             t_run,
+            pool,
         )
         result.timings["inference"] = {"mode": fast.mode, "prepare_seconds": fast.seconds}
         if root is not None:
@@ -374,65 +381,36 @@ def _run(
     run_id,
     inputs,
     t_run,
+    pool,
 ) -> PairResult:
     directions: dict[str, DirectionResult] = {}
     both = ((source, target), (target, source))
     mode = joint_training_mode(config.joint_training, device, classifier, autoencoder)
+
+    def finish(s, t, one, two):  # component III, the baselines and the trajectory of s -> t
+        d = _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two)
+        if config.characterize:
+            _trajectory(classifier, d, config, store)
+        directions[f"{s}->{t}"] = d
+
     if mode == "sequential":
         for s, t in both:
-            directions[f"{s}->{t}"] = _run_direction(
-                classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress
-            )
+            one = _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, device, progress)
+            finish(s, t, one, _stage_two(classifier, s, t, config, store, autoencoder, progress, one))
     else:  # the two directions' AE_I, then their AE_II, each pair trained together
-        jobs1 = {}
-        for s, t in both:
-            name1 = f"components/ae1_{s}-{t}"
-            jobs1[(s, t)] = (
-                data.class_inputs(s, "train").to(device),
-                t,
-                dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1)),
-            )
-        train1 = JointTraining(classifier, _now(jobs1), mode, autoencoder=autoencoder)
-        ones = {
-            d: _stage_one(
-                classifier,
-                data,
-                *d,
-                config,
-                store,
-                base_spec,
-                autoencoder,
-                device,
-                progress,
-                partial(train1.get, d),
-                mode,
-            )
-            for d in both
-        }
-        jobs2 = {}
-        for d in both:
-            job = _stage_two_job(*d, config, ones[d])
-            if job is not None:
-                jobs2[d] = (job[0].to(device), job[1], job[2])
-        train2 = JointTraining(classifier, _now(jobs2), mode, autoencoder=autoencoder)
-        twos = {
-            d: _stage_two(
-                classifier,
-                *d,
-                config,
-                store,
-                autoencoder,
-                progress,
-                ones[d],
-                partial(train2.get, d) if d in jobs2 else None,
-                mode,
-            )
-            for d in both
-        }
-        for s, t in both:
-            directions[f"{s}->{t}"] = _stage_rest(
-                classifier, data, s, t, config, store, base_spec, embedding_layer, device, ones[(s, t)], twos[(s, t)]
-            )
+        with contextlib.ExitStack() as stack:
+            # processes: two persistent single-thread workers; each direction's AE_II starts as soon
+            # as its AE_I is stored, and each direction is finished as soon as its AE_II is, while
+            # the other worker may still train
+            if mode != "processes":
+                pool = None
+            elif pool is None:
+                pool = stack.enter_context(TrainingPool(len(both)))
+            for (s, t), one, two in _train_directions(
+                classifier, data, both, config, store, base_spec, autoencoder, device, progress, mode, pool
+            ):
+                finish(s, t, one, two)
+    directions = {f"{s}->{t}": directions[f"{s}->{t}"] for s, t in both}  # one order, whichever finished first
     linearity = None
     if config.characterize:
         linearity = _characterize(
@@ -444,16 +422,57 @@ def _run(
     return PairResult(source, target, directions, results, store.root, timings)
 
 
-def _now(jobs: dict) -> dict:
-    """JointTraining's job callables for jobs already built: {key: (x, target, config)}."""
-    return {key: (lambda job=job: job) for key, job in jobs.items()}
+def _train_directions(classifier, data, both, config, store, base_spec, autoencoder, device, progress, mode, pool):
+    """Components I and II of both directions with jointly trained autoencoders, yielding
+    (direction, component I, component II) for each as soon as its component II is done. With a
+    pool ("processes") every pending AE_I is submitted at once, and each direction's AE_II as soon
+    as its component I is stored; otherwise (or for what is not pending) the trainings run as
+    groups at their first use (JointTraining)."""
 
+    def stage_one_job(d):
+        _, cfg1, _ = _stage_one_spec(classifier, *d, config, base_spec, device, mode)
+        return data.class_inputs(d[0], "train").to(device), d[1], cfg1
 
-def _run_direction(classifier, data, s, t, config, store, base_spec, autoencoder, embedding_layer, device, progress):
-    """One direction s -> t, its autoencoders trained one at a time."""
-    one = _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, device, progress)
-    two = _stage_two(classifier, s, t, config, store, autoencoder, progress, one)
-    return _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two)
+    def pending_one(d):
+        name1, _, spec1 = _stage_one_spec(classifier, *d, config, base_spec, device, mode)
+        return not store.finished(name1, spec1)
+
+    def pending_two(d):
+        job = jobs2[d]
+        return not store.finished(
+            f"components/ae2_{d[0]}-{d[1]}", _stage_two_spec(classifier, ones[d], job[2], device, mode)
+        )
+
+    jobs2: dict = {}
+    kw = dict(autoencoder=autoencoder, pool=pool)
+    train1 = JointTraining(classifier, {d: partial(stage_one_job, d) for d in both}, mode, pending=pending_one, **kw)
+    train2 = JointTraining(classifier, {}, mode, pending=pending_two, **kw)
+    ones: dict = {}
+    for d in both:
+        ones[d] = _stage_one(
+            classifier, data, *d, config, store, base_spec, autoencoder, device, progress, partial(train1.get, d), mode
+        )
+        job = _stage_two_job(*d, config, ones[d])
+        if job is not None:
+            jobs2[d] = (job[0].to(device), job[1], job[2])
+            train2.jobs[d] = partial(jobs2.get, d)
+            train2.start(d)
+    left = list(both)
+    while left:  # each direction's component II as soon as its AE_II is trained (processes)
+        d = train2.first_done(left)
+        left.remove(d)
+        two = _stage_two(
+            classifier,
+            *d,
+            config,
+            store,
+            autoencoder,
+            progress,
+            ones[d],
+            partial(train2.get, d) if d in jobs2 else None,
+            mode,
+        )
+        yield d, ones[d], two
 
 
 def _stage_one(
@@ -461,11 +480,9 @@ def _stage_one(
 ):
     """Component I of s -> t: (c1, key1, x_s). `trained`: a callable giving an already trained
     (autoencoder, history), called only when the stage is computed."""
-    tag = f"{s}-{t}"
     x_s = data.class_inputs(s, "train").to(device)
     x_s_test = data.class_inputs(s, "test").to(device)
-    name1 = f"components/ae1_{tag}"
-    adv_cfg1 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1))
+    name1, adv_cfg1, spec = _stage_one_spec(classifier, s, t, config, base_spec, device, mode)
 
     def comp1():
         r = component_one(
@@ -497,11 +514,26 @@ def _stage_one(
             },
         }
 
+    c1, key1 = store.run(name1, spec, comp1)
+    return {"c1": c1, "key1": key1, "cfg1": adv_cfg1, "x_s": x_s}
+
+
+def _stage_one_spec(classifier, s, t, config, base_spec, device, mode) -> tuple[str, AdversarialConfig, dict]:
+    """Component I of s -> t: (stage name, its AdversarialConfig, its stage spec)."""
+    name1 = f"components/ae1_{s}-{t}"
+    adv_cfg1 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1))
     spec = {**base_spec, "s": s, "t": t, "adversarial": training_key(adv_cfg1, device, classifier)}
     if mode != "sequential":  # joint training rounds differently: never mixed with sequential
         spec["training"] = mode
-    c1, key1 = store.run(name1, spec, comp1)
-    return {"c1": c1, "key1": key1, "cfg1": adv_cfg1, "x_s": x_s}
+    return name1, adv_cfg1, spec
+
+
+def _stage_two_spec(classifier, one, adv_cfg2, device, mode) -> dict:
+    """Component II's stage spec, given its component I (`one`) and its AdversarialConfig."""
+    spec = {"upstream": one["key1"], "adversarial": training_key(adv_cfg2, device, classifier)}
+    if mode != "sequential":
+        spec["training"] = mode
+    return spec
 
 
 def _stage_two_job(s, t, config, one):
@@ -555,10 +587,7 @@ def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trai
             },
         }
 
-    spec = {"upstream": one["key1"], "adversarial": training_key(adv_cfg2, device, classifier)}
-    if mode != "sequential":
-        spec["training"] = mode
-    c2, key2 = store.run(name2, spec, comp2)
+    c2, key2 = store.run(name2, _stage_two_spec(classifier, one, adv_cfg2, device, mode), comp2)
     skipped = None
     if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:
         skipped = c2["stats"]["collapse"] or "component II kept no pairs"
@@ -630,43 +659,48 @@ def _successes(d: DirectionResult) -> Tensor | None:
     return None if r is None else r.points[r.success]
 
 
-def _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer) -> dict:
-    """Trajectory oscillation per direction and embedding linearity of the pair (docs/METHOD-NOTES.md
-    "Characterization"), on the successful DeepDIG borderline samples. Returns results.json's
-    "linearity" entry and fills each direction's `trajectory`."""
-    from deepdig_fast.characterize import linearity, trajectory_oscillation
+def _trajectory(classifier, d: DirectionResult, config, store) -> None:
+    """Trajectory oscillation of one direction (docs/METHOD-NOTES.md "Characterization") on its
+    successful DeepDIG borderline samples: fills ``d.trajectory``."""
+    from deepdig_fast.characterize import trajectory_oscillation
 
-    device = model_device(classifier)
-    traj_spec = {
+    points = _successes(d)
+    if points is None or points.shape[0] < 2:
+        d.trajectory = {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
+        return
+    name = f"characterize/trajectory_{d.source}-{d.target}"
+
+    def traj():
+        r = trajectory_oscillation(
+            classifier,
+            points.to(model_device(classifier)),
+            d.source,
+            d.target,
+            K=config.trajectory_K,
+            T=config.trajectory_T,
+            segments=config.trajectory_segments,
+            seed=stage_seed(config.seed, name),
+            band=config.band,
+        )
+        return {**r.tensors(), "summary": r.to_dict()}
+
+    spec = {
+        "upstream": d.keys["deepdig"],
         "K": config.trajectory_K,
         "T": config.trajectory_T,
         "segments": config.trajectory_segments,
         "band": list(config.band),
     }
-    for d in directions.values():
-        points = _successes(d)
-        if points is None or points.shape[0] < 2:
-            d.trajectory = {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
-            continue
-        name = f"characterize/trajectory_{d.source}-{d.target}"
+    out, _ = store.run(name, spec, traj)
+    d.trajectory = out["summary"]
 
-        def traj(points=points, d=d, name=name):
-            r = trajectory_oscillation(
-                classifier,
-                points.to(device),
-                d.source,
-                d.target,
-                K=config.trajectory_K,
-                T=config.trajectory_T,
-                segments=config.trajectory_segments,
-                seed=stage_seed(config.seed, name),
-                band=config.band,
-            )
-            return {**r.tensors(), "summary": r.to_dict()}
 
-        out, _ = store.run(name, {"upstream": d.keys["deepdig"], **traj_spec}, traj)
-        d.trajectory = out["summary"]
+def _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer) -> dict:
+    """Embedding linearity of the pair (docs/METHOD-NOTES.md "Characterization") on the successful
+    DeepDIG borderline samples of both directions: results.json's "linearity" entry."""
+    from deepdig_fast.characterize import linearity
 
+    device = model_device(classifier)
     if embedding_layer is None:
         return {"skipped": "no embedding layer: pass embedding_layer (or --embedding-layer)"}
     st, ts = directions[f"{source}->{target}"], directions[f"{target}->{source}"]

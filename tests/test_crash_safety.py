@@ -174,16 +174,18 @@ def test_killed_run_reruns_to_the_same_results(script, checkpoint, tmp_path):
     print("run kills:", moments)
     for k, kill in enumerate(moments):
         folder = tmp_path / f"kill{k}"
-        child(script, "run", folder, checkpoint, kill=kill)
+        _, killed = child(script, "run", folder, checkpoint, kill=kill)
         assert not (folder / "results.json").exists() or kill == ("results.json#1", "renamed")
         # the rerun (here, in this process: no second start-up per kill) completes the run
         lines = []
         tiny_run(folder, checkpoint, log=lines.append, characterize=False)
         assert (folder / "results.json").read_bytes() == expected, kill
         assert not temps(folder), (kill, temps(folder))
-        # a stage finished before the kill is reused, not computed again
+        # a stage finished before the kill is reused, not computed again (the killed run's own
+        # writes: the two directions are finished in the order their trainings end)
         reused = {line.split()[0].rstrip(":") for line in lines if line.endswith("reused (finished earlier)")}
-        done = sequence[1 : sequence.index(kill[0]) + (kill[1] == "renamed")]
+        before = writes(killed)
+        done = before[1 : before.index(kill[0]) + (kill[1] == "renamed")]
         done_before = {stage for stage in (w.split("#")[0] for w in done) if stage.endswith(".pt")}
         done_before = {stage[: -len(".pt")] for stage in done_before}
         assert reused == done_before, kill
@@ -259,19 +261,22 @@ def test_atlas_killed_ten_times_computes_every_unit_once(script, checkpoint, tmp
 
 
 class DiskFull:
-    """Makes the k-th atomic write fail the way a full disk does: the data is half written, then
-    the write raises OSError(ENOSPC) (the writer removes its temp file and re-raises)."""
+    """Makes the k-th atomic write (or, with `name`, the write of file `name`, a path relative to
+    the folder `root`) fail the way a full disk does: the data is half written, then the write
+    raises OSError(ENOSPC) (the writer removes its temp file and re-raises)."""
 
-    def __init__(self, monkeypatch, k: int):
+    def __init__(self, monkeypatch, k: int = 0, root: Path | None = None, name: Path | None = None):
         import deepdig_fast.io as dio
 
         self.k, self.n, self.orig = k, 0, dio._write_temp
+        self.root, self.name = root, name
         self.failed: str | None = None
         monkeypatch.setattr(dio, "_write_temp", self)
 
     def __call__(self, path, write):
         self.n += 1
-        if self.n != self.k:
+        hit = self.n == self.k if self.name is None else Path(path).relative_to(self.root) == self.name
+        if not hit or self.failed is not None:
             return self.orig(path, write)
         self.failed = str(path)
 
@@ -304,14 +309,16 @@ def test_full_disk_at_every_write_of_a_run(checkpoint, reference_run, tmp_path, 
         tiny_run(tmp_path / "count", checkpoint)
     n = len(counted)
     assert n == 16
-    for k in range(1, n + 1):
+    # each file of the run in turn (by name: the two directions are finished in the order their
+    # trainings end, so the k-th write is not always the same file)
+    for k, name in enumerate((Path(c).relative_to(tmp_path / "count") for c in counted), start=1):
         folder = tmp_path / f"full{k}"
         with monkeypatch.context() as m:
-            disk = DiskFull(m, k)
+            disk = DiskFull(m, root=folder, name=name)
             with pytest.raises(OSError) as info:
                 tiny_run(folder, checkpoint)
         assert info.value.errno == errno.ENOSPC
-        assert Path(disk.failed).relative_to(folder) == Path(counted[k - 1]).relative_to(tmp_path / "count")
+        assert Path(disk.failed).relative_to(folder) == name
         assert not temps(folder), k
         assert not (folder / "results.json").exists()
         tiny_run(folder, checkpoint)
