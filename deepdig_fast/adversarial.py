@@ -560,6 +560,9 @@ class _KernelMaxPool2d(nn.MaxPool2d):
     nn.MaxPool2d's forward too. A subclass, so a model that reads its pools' attributes still
     finds them; the training copy's pools become one in place (:func:`_kernel_pools`)."""
 
+    # a pool of a _KernelConv2d's output returns that output's gradient in NCHW planes (_PLANES_GRAD)
+    grad_to_planes = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._prepare()
@@ -575,8 +578,37 @@ class _KernelMaxPool2d(nn.MaxPool2d):
             and x.dtype in (torch.float32, torch.float64)
             and x.device.type == "cpu"
         ):
+            if self.grad_to_planes and getattr(x, _PLANES_GRAD, False) and x.requires_grad and torch.is_grad_enabled():
+                return _PoolGradToPlanes.apply(x, self._settings)
             return torch.ops.deepdig_fast.max_pool2d(x, *self._settings)[0]
         return super().forward(x)
+
+
+# Set on a _KernelConv2d's output (a tensor attribute): its gradient goes to ops.conv2d's input
+# gradient, which takes NCHW operands, so a _KernelMaxPool2d that pools this very tensor returns
+# its input gradient in NCHW planes instead of channels_last (_PoolGradToPlanes): one transposing
+# copy of the largest gradient of the paper's CNN's step less. Only a layout: values bit for bit.
+_PLANES_GRAD = "_deepdig_grad_to_planes"
+
+
+class _PoolGradToPlanes(torch.autograd.Function):
+    """ops.max_pool2d's output of a channels_last x whose gradient with respect to x comes back in
+    NCHW planes: max_pool2d_backward returns its gradient in the layout of the x it is given and
+    reads only that x's shape, dtype and layout, so the backward gives it an NCHW one (the CPU
+    kernel then scatters the channels_last gradients straight into planes)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, settings: tuple) -> torch.Tensor:
+        out, idx = torch.ops.deepdig_fast.max_pool2d(x, *settings)
+        ctx.save_for_backward(idx)
+        ctx.settings, ctx.shape = settings, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
+        (idx,) = ctx.saved_tensors
+        planes = grad.new_empty(ctx.shape)  # NCHW, never read: the layout the gradient comes back in
+        return torch.ops.deepdig_fast.max_pool2d_backward(grad, planes, idx, *ctx.settings), None
 
 
 class _KernelConv2d(nn.Conv2d):
@@ -598,7 +630,9 @@ class _KernelConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._op_ok and x.dim() == 4 and x.dtype in (torch.float32, torch.float64) and x.device.type == "cpu":
-            return torch.ops.deepdig_fast.conv2d(x, self.weight, self.bias, self._op_stride, self._op_padding)
+            out = torch.ops.deepdig_fast.conv2d(x, self.weight, self.bias, self._op_stride, self._op_padding)
+            setattr(out, _PLANES_GRAD, True)  # a pool of `out` may hand back NCHW gradients
+            return out
         return super().forward(x)
 
 

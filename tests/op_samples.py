@@ -433,6 +433,14 @@ def max_pool2d_samples(op: str, device, dtype) -> Iterator[Sample]:
         if name == "channels-last":
             grad = grad.contiguous(memory_format=torch.channels_last)
         yield Sample(name, (grad, x, indices, *settings))
+    if op == "max_pool2d_backward":
+        # channels_last outputs' gradient given an NCHW x: comes back in NCHW planes (the training
+        # copy's first pool, adversarial._PoolGradToPlanes), scattered without a transposing copy
+        cl = torch.channels_last
+        x = torch.randn(3, 10, 13, 11, generator=g, dtype=torch.float64).to(dtype)
+        out, indices = torch.nn.functional.max_pool2d(x.contiguous(memory_format=cl), 2, 2, return_indices=True)
+        grad = torch.randn(out.shape, generator=g, dtype=torch.float64).to(dtype).contiguous(memory_format=cl)
+        yield Sample("into-planes", (grad, x, indices, [2, 2], [2, 2], [0, 0], [1, 1], False))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -111,6 +111,43 @@ def test_kernel_pools_in_the_training_copy_change_nothing():
     assert torch.equal(pool(z), F.max_pool2d(z, 2))
 
 
+def test_first_pool_hands_nchw_planes_to_the_first_convolution(monkeypatch):
+    """In the training copy a pool of a one-channel convolution's output (the MNIST CNN's first
+    layer) returns that output's gradient in NCHW planes -- the layout ops.conv2d's input gradient
+    takes, so no transposing copy -- with the input gradients and logits of the plain kernel path
+    bit for bit; a pool of any other tensor keeps channels_last."""
+    import deepdig_fast.adversarial as adv
+    from deepdig_fast.models import MnistCNN
+
+    torch.manual_seed(0)
+    model = MnistCNN().eval()
+    x = torch.rand(32, 1, 28, 28)
+    runs = {}
+    for planes in (True, False):
+        monkeypatch.setattr(adv._KernelMaxPool2d, "grad_to_planes", planes)
+        with adv._training_view(model, "channels_last") as (view, _):
+            seen: dict[str, bool] = {}
+
+            def watch(name, seen=seen):  # records whether the gradient of the layer's output is NCHW
+                def record(grad):
+                    seen[name] = grad.is_contiguous()
+
+                def hook(module, inputs, out):
+                    out.register_hook(record)
+
+                return hook
+
+            view.features[0].register_forward_hook(watch("conv1"))
+            view.features[3].register_forward_hook(watch("conv2"))
+            xi = x.clone().requires_grad_()
+            logits = view(xi)
+            logits.softmax(1)[:, 3].sum().backward()
+            runs[planes] = (logits.detach(), xi.grad, seen)
+    assert runs[True][2] == {"conv1": True, "conv2": False}  # only the first layer's gradient in planes
+    assert runs[False][2] == {"conv1": False, "conv2": False}
+    assert torch.equal(runs[True][0], runs[False][0]) and torch.equal(runs[True][1], runs[False][1])
+
+
 def test_kernel_pool_takes_few_channels_and_leaves_wider_layers_to_aten():
     """The training copy's pool runs the kernel up to KERNEL_POOL_MAX_CHANNELS channels, ATen's pool
     above (where ATen is as fast or faster: benchmarks/bench_max_pool2d.py); the values and gradients

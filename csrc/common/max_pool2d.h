@@ -7,7 +7,9 @@
 // equal ATen's bit for bit, and max_pool2d_backward, which adds each output's gradient to its
 // winner in output order (row-major over the output plane), equals ATen's backward bit for bit too.
 // Layout: NHWC (kernels loop over the channels innermost) when the input is channels_last and not
-// also contiguous, NCHW otherwise; outputs and gradients are laid out like the input.
+// also contiguous, NCHW otherwise; outputs and gradients are laid out like the input (the x given
+// to max_pool2d_backward: only its shape, dtype and layout are read, and grad / indices may come in
+// either layout -- the CPU kernel scatters channels_last ones into an NCHW x's planes directly).
 #pragma once
 
 #include <ATen/ATen.h>

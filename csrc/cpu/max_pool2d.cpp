@@ -184,7 +184,13 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_in, const at::Tensor& 
                                              dilation, ceil_mode)
                         .nhwc;
   const at::MemoryFormat fmt = layout_of(nhwc);
-  const at::Tensor grad = grad_in.contiguous(fmt), idx = idx_in.contiguous(fmt);
+  // channels_last outputs' gradient into an NCHW x: read in their own layout and scattered into
+  // NCHW planes (no transposing copy: the autoencoder training copy's first pool gives its
+  // gradient to ops.conv2d's input gradient, which takes NCHW operands;
+  // adversarial._KernelMaxPool2d)
+  const bool to_planes = !nhwc && is_nhwc(grad_in) && is_nhwc(idx_in);
+  const at::MemoryFormat src = to_planes ? at::MemoryFormat::ChannelsLast : fmt;
+  const at::Tensor grad = grad_in.contiguous(src), idx = idx_in.contiguous(src);
   const int64_t N = x.size(0), C = x.size(1), plane = x.size(2) * x.size(3);
   const int64_t oplane = grad.size(2) * grad.size(3);
   at::Tensor gi = at::empty(x.sizes(), x.options().memory_format(fmt));
@@ -195,7 +201,10 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_in, const at::Tensor& 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "max_pool2d_backward", [&] {
     const scalar_t* gp = grad.data_ptr<scalar_t>();
     scalar_t* op = gi.data_ptr<scalar_t>();
-    if (nhwc) {
+    if (nhwc || to_planes) {
+      // element (c, i) of an image sits at i * C + c in channels_last, at c * plane + i in planes;
+      // either way it gets its winners' gradients in output order (the same sums, bit for bit)
+      const int64_t ci = to_planes ? 1 : C, cc = to_planes ? plane : 1;
       at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
         for (int64_t n = begin; n < end; ++n) {
           scalar_t* o = op + n * plane * C;
@@ -208,7 +217,7 @@ at::Tensor max_pool2d_backward_cpu(const at::Tensor& grad_in, const at::Tensor& 
               const int64_t i = id[k * C + c];
               const bool ok = i >= 0 && i < plane;
               wrong += ok ? 0 : 1;
-              o[(ok ? i : 0) * C + c] += ok ? g[k * C + c] : scalar_t(0);
+              o[(ok ? i : 0) * ci + c * cc] += ok ? g[k * C + c] : scalar_t(0);
             }
           }
           if (wrong) bad += wrong;
