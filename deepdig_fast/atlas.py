@@ -406,10 +406,11 @@ def _generator_job(ctx: _Atlas, name: str) -> tuple[Tensor, int, AdversarialConf
 
 
 def _generator_groups(ctx: _Atlas, names: list[str], mode: str, pool=None) -> dict[str, JointTraining]:
-    """{unit: its JointTraining} for joint-training `mode` ({} when sequential): processes,
-    consecutive groups of as many generators as torch has threads (at least 2), training only the
-    ones not stored yet, in `pool` (a TrainingPool) when given; vectorized, one group of all (a
-    resumed atlas retrains it whole)."""
+    """{unit: its JointTraining} for joint-training `mode` ({} when sequential) of the generators
+    `names`: processes, consecutive groups of as many generators as torch has threads (at least
+    2), training only the ones not stored yet, in `pool` (a TrainingPool) when given -- `names`
+    are this rank's own, so no rank trains another's; vectorized, one group of all (a resumed
+    atlas retrains it whole)."""
     if mode == "sequential" or not names:
         return {}
     size = len(names) if mode == "vectorized" else max(2, torch.get_num_threads())
@@ -718,8 +719,16 @@ def run_atlas(
             pool = None  # processes: one set of persistent workers for every group of this phase
             if joint == "processes" and any(not store.finished(n, u.spec) for n, u in gen_units.items()):
                 pool = stack.enter_context(TrainingPool(max(2, torch.get_num_threads())))
-            ctx.gen_groups = _generator_groups(ctx, list(gen_units), joint, pool)
-            _phase("generators", list(gen_units.values()), ctx, rank, world, say)
+
+            # processes: each rank groups its own generators (a group trains all its pending
+            # members, each exactly its own training); vectorized: one group of all, whose
+            # rounding depends on its members, so it is the same group on every rank and resume
+            def groups(mine: list[str]) -> None:
+                ctx.gen_groups.update(
+                    _generator_groups(ctx, mine if joint == "processes" else list(gen_units), joint, pool)
+                )
+
+            _phase("generators", list(gen_units.values()), ctx, rank, world, say, mine=groups)
         phase_seconds["generators"] = time.perf_counter() - tic
 
         # phase 2: directions
@@ -828,9 +837,12 @@ def _claim(root: Path | None, manifest: dict, rank: int, world: int):
         yield
 
 
-def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, say) -> None:
+def _phase(
+    what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, say, mine: Callable | None = None
+) -> None:
     """Compute the unfinished units of a phase, split over the ranks; raise on every rank if any
-    rank failed (so no rank waits forever for one that died of an exception)."""
+    rank failed (so no rank waits forever for one that died of an exception). `mine`, when given,
+    is called first with the names of this rank's units, in the order it computes them."""
     todo = None
     if rank == 0:
         todo = [i for i, u in enumerate(units) if not ctx.store.finished(u.name, u.spec)]
@@ -839,6 +851,8 @@ def _phase(what: str, units: list[_Unit], ctx: _Atlas, rank: int, world: int, sa
             + (f" on {world} processes" if world > 1 else "")
         )
     todo = _broadcast(todo, world)
+    if mine is not None:
+        mine([units[i].name for i in todo[rank::world]])
     error = None
     for i in todo[rank::world]:
         u = units[i]

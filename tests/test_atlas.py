@@ -425,3 +425,23 @@ def test_cli_atlas_scope_takes_class_names():
         scope(pairs=_pairs("cat-tiger"))
     with pytest.raises(CLIError, match=r"--classes classes must lie in \[0, 3\)"):
         scope(classes=_classes("0,7"))
+
+
+def test_a_rank_is_handed_only_its_own_units(monkeypatch):
+    """Under torchrun each rank computes its share of a phase's unfinished units and is told which
+    (`_phase(mine=...)`): the generators' joint-training groups are built from that list, so with 2+
+    threads per rank no rank trains another rank's generators beside its own (simulated: rank 1 of 2,
+    the collective calls replaced)."""
+    import types
+
+    import deepdig_fast.atlas as atlas
+    from deepdig_fast.rundir import StageStore
+
+    monkeypatch.setattr(atlas, "_broadcast", lambda obj, world: list(range(5)) if obj is None else obj)
+    monkeypatch.setattr(atlas, "_gather", lambda obj, world: [obj, obj])
+    computed: list[int] = []
+    units = [atlas._Unit(f"generators/to_{i}", {"i": i}, lambda i=i: computed.append(i) or {"i": i}) for i in range(5)]
+    ctx = types.SimpleNamespace(store=StageStore(None), memory={})
+    handed: list[str] = []
+    atlas._phase("generators", units, ctx, 1, 2, lambda msg: None, mine=handed.extend)
+    assert handed == ["generators/to_1", "generators/to_3"] and computed == [1, 3]
