@@ -1338,18 +1338,10 @@ def train_in_processes(
     check_int(workers, "workers", low=1)
     if not xs:
         return []
-    own = pool is None
-    p = TrainingPool(min(workers, len(xs))) if pool is None else pool
-    try:
+    # a pool made here ends with the call (its workers killed if a training fails); a given one stays
+    with TrainingPool(min(workers, len(xs))) if pool is None else contextlib.nullcontext(pool) as p:
         futures = [p.submit(classifier, x, t, c, autoencoder) for x, t, c in zip(xs, targets, configs)]
-        out = [f.result() for f in futures]
-    except BaseException:
-        if own:
-            p.close(kill=True)
-        raise
-    if own:
-        p.close()
-    return out
+        return [f.result() for f in futures]
 
 
 def _backward(loss_fn, ae, classifier, xb: torch.Tensor, onehot: torch.Tensor, alpha: float, micro: int):

@@ -716,17 +716,16 @@ def run_atlas(
         phase_seconds = {}
         tic = time.perf_counter()
         with contextlib.ExitStack() as stack:
-            pool = None  # processes: one set of persistent workers for every group of this phase
-            if joint == "processes" and any(not store.finished(n, u.spec) for n, u in gen_units.items()):
-                pool = stack.enter_context(TrainingPool(max(2, torch.get_num_threads())))
-
             # processes: each rank groups its own generators (a group trains all its pending
-            # members, each exactly its own training); vectorized: one group of all, whose
-            # rounding depends on its members, so it is the same group on every rank and resume
+            # members, each exactly its own training), in one set of persistent workers for the
+            # phase, started only when the rank has generators to train; vectorized: one group of
+            # all, whose rounding depends on its members, so the same on every rank and on resume
             def groups(mine: list[str]) -> None:
-                ctx.gen_groups.update(
-                    _generator_groups(ctx, mine if joint == "processes" else list(gen_units), joint, pool)
-                )
+                if joint != "processes":
+                    ctx.gen_groups.update(_generator_groups(ctx, list(gen_units), joint))
+                elif mine:
+                    pool = stack.enter_context(TrainingPool(max(2, torch.get_num_threads())))
+                    ctx.gen_groups.update(_generator_groups(ctx, mine, joint, pool))
 
             _phase("generators", list(gen_units.values()), ctx, rank, world, say, mine=groups)
         phase_seconds["generators"] = time.perf_counter() - tic
