@@ -5,6 +5,10 @@
   (c) engine     deepdig_fast.refine_borderline (bisect), its default fixed live batch (512 on a CPU)
   (d) forwards   the bare model forwards alone: as many images as (c) used, at the fastest batch size
   (e) illinois   the engine with the Illinois root finder (fewer forwards for the same success test)
+  (f) loops      the engine (bisect) with each of its loops: "compact" (host compaction, the CPU
+                 default), "static" (fixed slots refilled on the device) and, on a GPU, "graph"
+                 (the static step replayed as a CUDA graph, the GPU default); rows c and e run the
+                 device's default loop
 
 Run:  .venv/bin/python -m pytest benchmarks/bench_bisect.py -s
       (or one row: .venv/bin/python -m pytest benchmarks/bench_bisect.py::test_d_bare_forwards)
@@ -153,3 +157,31 @@ def test_d_bare_forwards(benchmark, record_property, bench_pairs, engine_images,
 
     benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=0)
     record(benchmark, record_property, "bisect", "d_bare_forwards", pairs=a.shape[0], images=n_images, batch_size=best)
+
+
+@pytest.mark.benchmark(group="bisect")
+@pytest.mark.parametrize("loop", ["compact", "static", "graph"])
+def test_f_engine_loops(benchmark, record_property, bench_pairs, device, loop):
+    if loop == "graph" and not GPU:
+        pytest.skip("CUDA graphs need a GPU")
+    model, a, b = bench_pairs
+    out = {}
+
+    def run():
+        out["r"] = dd.refine_borderline(model, a, b, S, T, method="bisect", loop=loop)
+        sync(device)
+
+    benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=1 if loop == "graph" else 0)
+    s = out["r"].summary()
+    record(
+        benchmark,
+        record_property,
+        "bisect",
+        f"f_{loop}",
+        pairs=a.shape[0],
+        success_rate=s["success_rate"],
+        forwards=s["forwards"],
+        steps=s["steps"],
+        batch_size=s["batch_size"],
+        loop_ran=out["r"].loop,
+    )

@@ -40,6 +40,8 @@ RATIOS = {
         ("c_engine", "forwards_per_success"),
         ("e_illinois", "forwards_per_success"),
     ),
+    "static_over_compact_loop": ("bisect", ("f_static", "pairs_per_s"), ("f_compact", "pairs_per_s")),
+    "graph_over_compact_loop": ("bisect", ("f_graph", "pairs_per_s"), ("f_compact", "pairs_per_s")),
     "stage_over_bare_forwards": ("trajectory", ("stage", "seconds"), ("bare_forwards", "seconds")),
     "engine_fast_over_eager": ("fast", ("engine_fast", "pairs_per_s"), ("engine_eager", "pairs_per_s")),
     "trajectory_fast_over_eager": ("fast", ("traj_fast", "images_per_s"), ("traj_eager", "images_per_s")),

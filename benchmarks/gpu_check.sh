@@ -25,12 +25,12 @@ FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="9.0" MAX_JOBS=16 $PY setup.py -q build_ext --
   || { tail -40 "$OUT/build.log"; exit 1; }
 $PY -c "import deepdig_fast, json; print(json.dumps(deepdig_fast.build_info()))" | tee "$OUT/build_info.json"
 
-step "tests: ops and engine on CPU and CUDA"
+step "tests: ops and engine (its compact, static and CUDA-graph loops; IEEE float32) on CPU and CUDA"
 timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_bracket.py tests/test_nearest_neighbor.py tests/test_engine.py \
-  tests/test_max_pool2d.py tests/test_conv2d.py tests/test_binary_cross_entropy.py 2>&1 \
+  tests/test_engine_loops.py tests/test_precision.py tests/test_max_pool2d.py tests/test_conv2d.py tests/test_binary_cross_entropy.py 2>&1 \
   | tee "$OUT/tests.txt" | tail -15
 
-step "benchmark: borderline engine at GPU size"
+step "benchmark: borderline engine at GPU size (rows f_*: compact / static / graph loops)"
 DEEPDIG_BENCH_PAIRS=${DEEPDIG_BENCH_PAIRS:-100000} DEEPDIG_BENCH_REF_PAIRS=${DEEPDIG_BENCH_REF_PAIRS:-300} \
   timeout 300 $PY -m pytest -q -p no:cacheprovider benchmarks/bench_bisect.py -s \
   --benchmark-json "$OUT/bench_bisect.json" 2>&1 | tee "$OUT/bench.txt" | tail -30

@@ -29,8 +29,9 @@ void write_group(std::ostringstream& out, const char* group, const NamedConstant
   out << '}';
 }
 
-// JSON: the status codes, the methods and the state columns of csrc/common/bracket.h, so Python
-// can check that its mirrors (deepdig_fast.engine.Status, ops.METHODS, ...) agree with the kernels.
+// JSON: the status codes, the methods, the state columns and the empty-row index of
+// csrc/common/bracket.h, so Python can check that its mirrors (deepdig_fast.engine.Status,
+// ops.METHODS, ...) agree with the kernels.
 std::string constants() {
   std::ostringstream out;
   out << '{';
@@ -41,6 +42,8 @@ std::string constants() {
   write_group(out, "fstate", kFloatColNames);
   out << ", ";
   write_group(out, "istate", kIntColNames);
+  out << ", ";
+  write_group(out, "idx", kIdxNames);
   out << '}';
   return out.str();
 }

@@ -68,7 +68,7 @@ from deepdig_fast.adversarial import (
 )
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData, as_unit
-from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size
+from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size, default_loop
 from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs, unwrap
 from deepdig_fast.io import atomic_write_text, sha256_state_dict
 from deepdig_fast.rundir import (
@@ -491,6 +491,7 @@ def _direction(ctx: _Atlas, s: int, t: int, name: str) -> dict:
         max_steps=cfg.max_steps,
         method=cfg.method,
         batch_size=cfg.engine_batch_size,
+        loop=default_loop(ctx.device, cfg.compile),
     )
     summ = r.summary()
     ok = r.success.cpu()
@@ -665,6 +666,9 @@ def run_atlas(
     }
     if fast.key() is not None:  # optimised logits differ from eager in the last bits: never mixed
         base["inference"] = fast.key()
+    engine_loop = default_loop(model_device(classifier), config.compile)
+    if engine_loop != "compact":  # (the compact loop's keys stay as they were)
+        base["engine_loop"] = engine_loop
     scope = {"directions": [list(d) for d in directions]}
     run_id = digest(
         {**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer}
@@ -685,7 +689,7 @@ def run_atlas(
             "embedding_layer": embedding_layer,
             "class_accuracy": {str(c): a for c, a in accuracy.items()},
         },
-        "inference": inference_record(fast),
+        "inference": {**inference_record(fast), "engine_loop": engine_loop},
         "joint_training": joint,
         **(manifest_extra or {}),
     }

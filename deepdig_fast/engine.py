@@ -9,6 +9,24 @@ x(lam) = a + lam * (b - a). Each step costs exactly one model forward on the sti
 
 Finished pairs leave the live batch (active-set compaction) and waiting pairs take their places,
 so the batch stays at `batch_size` until the queue runs dry.
+
+Two loops run these steps (`loop=`); both give every pair the same sequence of points, the same
+`forwards` and `steps`:
+
+    "compact"  the host compacts the live index after every step (reads the codes: one host
+               synchronisation per step). The default on a CPU, where that costs nothing.
+    "static"   a fixed live batch of `batch_size` slots; a finished pair's slot is refilled from the
+               queue on the device (a prefix sum over the free slots), an empty slot is index -1
+               (the kernels skip it). Nothing in a step reads a value back to the host.
+    "graph"    "static" with one step captured as a CUDA graph after a few eager warm-up steps and
+               replayed: one launch per step instead of one per kernel, and the host reads the
+               live count one step behind (an extra step on an all-empty batch changes nothing).
+               CUDA only; the default there. A capture that fails falls back to "static" with one
+               warning; `BorderlineResult.loop` says which ran.
+
+Pairs take the same slots-free-up order in every loop (the survivors, then the queue in order), so
+the set of live pairs at each step is the same; only their order inside the batch differs, which
+changes a point only where the model's batched forward rounds a row differently by its position.
 """
 
 from __future__ import annotations
@@ -16,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -27,7 +46,18 @@ from torch import Tensor
 from deepdig_fast import ops
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.hooks import capture_embeddings, eval_mode, private
-from deepdig_fast.status import F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUDER, I_SIDE, I_STATUS, Status
+from deepdig_fast.status import (
+    EMPTY_ROW,
+    F_G_HI,
+    F_G_LO,
+    F_HI,
+    F_LO,
+    I_ATTEMPTS,
+    I_INTRUDER,
+    I_SIDE,
+    I_STATUS,
+    Status,
+)
 from deepdig_fast.validation import check_int, check_number
 
 
@@ -41,6 +71,7 @@ class BorderlineResult:
         evaluated (counted as the reference loop counts them). probs: [P, C] float64 softmax at the
         point (NaN if none). lam: [P] float64 position on the segment a -> b. embeddings: [P, E]
         or None. source, target: [P] int64. forwards: images passed through the model (ends + steps).
+        loop: the loop that ran ("compact", "static" or "graph"; see the module docstring).
     """
 
     points: Tensor
@@ -59,6 +90,7 @@ class BorderlineResult:
     batch_size: int
     seconds: float
     steps: int = 0
+    loop: str = "compact"
 
     def __len__(self) -> int:
         return int(self.status.shape[0])
@@ -118,6 +150,19 @@ def default_batch_size(device: torch.device | str, sample_shape: Sequence[int] =
     bounded memory; it depends on the device type and the input shape only."""
     fixed = DEFAULT_BATCH_SIZE["cpu" if torch.device(device).type == "cpu" else "accelerator"]
     return fit_batch(fixed, sample_shape, FORWARD_ELEMENTS)
+
+
+#: values of refine_borderline's `loop` ("auto": default_loop of the device)
+LOOPS = ("auto", "compact", "static", "graph")
+
+
+def default_loop(device: torch.device | str, compile: bool | str = True) -> str:
+    """The loop `loop="auto"` runs: "graph" on a CUDA device, "compact" elsewhere (a function of the
+    device type only). `compile` is the runs' switch (False or "eager": every forward eager, so no
+    CUDA graph either: "compact")."""
+    if compile in (False, "eager"):
+        return "compact"
+    return "graph" if torch.device(device).type == "cuda" else "compact"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,6 +285,7 @@ def refine_borderline(
     embedding_layer: str | None = None,
     batch_size: int | str | None = None,
     method: str = "bisect",
+    loop: str = "auto",
 ) -> BorderlineResult:
     """Refine pairs (a, b) that straddle the source|target boundary to borderline instances.
 
@@ -261,6 +307,8 @@ def refine_borderline(
         method: "bisect" (the paper's Algorithm 1: midpoints; reference-exact) or "illinois"
             (false position on the logit gap z_source - z_target with the Illinois modification;
             same success test and same third-class rule, typically far fewer forwards).
+        loop: "compact", "static", "graph" (CUDA only) or "auto" (default_loop: "graph" on CUDA,
+            "compact" elsewhere); see the module docstring. Every loop evaluates the same points.
     Returns:
         BorderlineResult with one row per pair (see its docstring); `summary()` for statistics.
     """
@@ -273,7 +321,12 @@ def refine_borderline(
     check_int(max_steps, "max_steps", low=1)
     if batch_size is not None and batch_size != "auto":
         check_int(batch_size, "batch_size", low=1)
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {', '.join(map(repr, LOOPS))}, got {loop!r}")
     _check_pairs(a, b)
+    if loop == "graph" and a.device.type != "cuda":
+        raise ValueError(f"loop='graph' needs CUDA tensors (CUDA graphs), got a and b on {a.device}")
+    run_loop = default_loop(a.device) if loop == "auto" else loop
     P = a.shape[0]
     sample_shape = tuple(a.shape[1:])
     device = a.device
@@ -340,44 +393,15 @@ def refine_borderline(
         embeddings = torch.full((P, emb_dim), float("nan"), dtype=emb_dtype, device=device) if cap is not None else None
 
         queue = torch.nonzero(valid).flatten()
-        n_queue = queue.shape[0]
-        live = queue[:live_cap]
-        taken = live.shape[0]
-        steps = 0
-        while live.shape[0] > 0:
-            x, lam, stalled = ops.bracket_propose(a2, b2, live, fstate, code)
-            # a copy: bracket_update reads the points from x after the forward, and a model that
-            # edits its input in place must not change the recorded borderline samples
-            logits = _logits(model, private(x).view(x.shape[0], *sample_shape), C)
-            emb = cap.take() if cap is not None else None
-            codes = ops.bracket_update(
-                logits,
-                x,
-                live,
-                lam,
-                stalled,
-                src,
-                tgt,
-                fstate,
-                istate,
-                points,
-                probs,
-                lam_out,
-                beta,
-                max_steps,
-                code,
-            )
-            forwards += x.shape[0]
-            steps += 1
-            going = codes == Status.PENDING
-            if emb is not None and embeddings is not None:
-                done = ~going
-                embeddings[live[done]] = emb[done].to(embeddings.dtype)
-            live = live[going]
-            room = live_cap - live.shape[0]
-            if room > 0 and taken < n_queue:
-                live = torch.cat([live, queue[taken : taken + room]])
-                taken += min(room, n_queue - taken)
+        state = _Loop(
+            model, cap, a2, b2, src, tgt, fstate, istate, points, probs, lam_out, embeddings, sample_shape, C, beta,
+            max_steps, code,
+        )  # fmt: skip
+        if run_loop == "compact":
+            n, steps = _compact_loop(state, queue, live_cap)
+        else:
+            n, steps, run_loop = _static_loop(state, queue, live_cap, graph=run_loop == "graph")
+        forwards += n
 
     return BorderlineResult(
         points=points.view(P, *sample_shape),
@@ -396,7 +420,174 @@ def refine_borderline(
         batch_size=live_cap,
         seconds=time.perf_counter() - t_start,
         steps=steps,
+        loop=run_loop,
     )
+
+
+@dataclass
+class _Loop:
+    """What one engine step needs: the model, the pairs and their state (see refine_borderline)."""
+
+    model: Callable[[Tensor], Tensor]
+    cap: Any  # an EmbeddingCapture, or None
+    a: Tensor  # [P, D]
+    b: Tensor
+    src: Tensor
+    tgt: Tensor
+    fstate: Tensor
+    istate: Tensor
+    points: Tensor
+    probs: Tensor
+    lam_out: Tensor
+    embeddings: Tensor | None  # [P, E]
+    sample_shape: tuple[int, ...]
+    n_classes: int
+    beta: float
+    max_steps: int
+    code: int
+
+    def step(self, idx: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Evaluates the next point of the pairs `idx` (-1: an empty slot): (codes [M], emb or None)."""
+        x, lam, stalled = ops.bracket_propose(self.a, self.b, idx, self.fstate, self.code)
+        # a copy: bracket_update reads the points from x after the forward, and a model that edits
+        # its input in place must not change the recorded borderline samples
+        logits = _logits(self.model, private(x).view(x.shape[0], *self.sample_shape), self.n_classes)
+        emb = self.cap.take() if self.cap is not None else None
+        codes = ops.bracket_update(
+            logits,
+            x,
+            idx,
+            lam,
+            stalled,
+            self.src,
+            self.tgt,
+            self.fstate,
+            self.istate,
+            self.points,
+            self.probs,
+            self.lam_out,
+            self.beta,
+            self.max_steps,
+            self.code,
+        )
+        return codes, emb
+
+
+def _compact_loop(st: _Loop, queue: Tensor, live_cap: int) -> tuple[int, int]:
+    """The host-compacted loop: (forwards, steps)."""
+    n_queue = queue.shape[0]
+    live = queue[:live_cap]
+    taken = live.shape[0]
+    forwards = steps = 0
+    while live.shape[0] > 0:
+        codes, emb = st.step(live)
+        forwards += live.shape[0]
+        steps += 1
+        going = codes == Status.PENDING
+        if emb is not None and st.embeddings is not None:
+            done = ~going
+            st.embeddings[live[done]] = emb[done].to(st.embeddings.dtype)
+        live = live[going]
+        room = live_cap - live.shape[0]
+        if room > 0 and taken < n_queue:
+            live = torch.cat([live, queue[taken : taken + room]])
+            taken += min(room, n_queue - taken)
+    return forwards, steps
+
+
+#: eager steps of the graph loop before its capture (cuDNN / inductor pick and cache their kernels)
+GRAPH_WARMUP = 3
+
+
+def _static_loop(st: _Loop, queue: Tensor, live_cap: int, graph: bool) -> tuple[int, int, str]:
+    """The fixed-slot loop ("static"; "graph": its step captured as a CUDA graph): (forwards, steps,
+    the loop that ran)."""
+    device = queue.device
+    n_queue = queue.shape[0]
+    L = max(1, min(live_cap, n_queue))  # never more slots than pairs: the batch stays fixed all the same
+    P = st.fstate.shape[0]
+    # queue_ext[n_queue] = -1: a position past the queue's end reads "empty"
+    queue_ext = torch.cat([queue, queue.new_full((1,), EMPTY_ROW)])
+    slots = queue_ext[torch.arange(L, device=device).clamp(max=n_queue)]
+    head = torch.full((), min(L, n_queue), dtype=torch.int64, device=device)  # next queue position
+    counters = torch.zeros(2, dtype=torch.int64, device=device)  # forwards, steps
+    sink = torch.full((), P, dtype=torch.int64, device=device)
+    # the embeddings with one spare row (index P), where the writes of unfinished slots land
+    spare = None if st.embeddings is None else torch.cat([st.embeddings, st.embeddings[:1]])
+
+    def step() -> Tensor:
+        """One step, all on the device with fixed shapes (capturable); returns [] bool: any pair live."""
+        codes, emb = st.step(slots)
+        live = slots >= 0
+        counters.add_(torch.stack([live.sum(), live.any().long()]))
+        done = codes != Status.PENDING  # an empty slot reports PENDING
+        if emb is not None and spare is not None:
+            spare.index_copy_(0, torch.where(done, slots, sink), emb.to(spare.dtype))
+        free = done | ~live
+        pos = (head + torch.cumsum(free, 0) - 1).clamp(max=n_queue)
+        slots.copy_(torch.where(free, queue_ext[pos], slots))
+        head.add_(free.sum())
+        return (slots >= 0).any()
+
+    ran = "static"
+    if graph and n_queue:
+        ran = _replay(step)
+    if ran == "static":
+        while n_queue and bool(step()):
+            pass
+    if spare is not None and st.embeddings is not None:
+        st.embeddings.copy_(spare[:P])
+    forwards, steps = counters.tolist()
+    return int(forwards), int(steps), ran
+
+
+def _replay(step: Callable[[], Tensor]) -> str:
+    """Runs `step` until it reports no live pair, as a CUDA graph after GRAPH_WARMUP eager steps.
+    Returns "graph" (also when every pair finished within the warm-up), or "static" when the capture
+    failed (a warning says why; the caller then goes on with eager steps: a capture runs nothing)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        alive = [step() for _ in range(GRAPH_WARMUP)]
+    torch.cuda.current_stream().wait_stream(side)
+    if not bool(alive[-1]):
+        return "graph"
+    g = torch.cuda.CUDAGraph()
+    caller = torch.cuda.current_stream()
+    try:
+        # thread-local: a training in another thread may use the GPU meanwhile
+        with torch.cuda.graph(g, capture_error_mode="thread_local"):
+            flag = step()
+    except Exception as e:  # noqa: BLE001 -- any capture failure: go on without the graph
+        # a capture that failed to end can leave its capture stream current: back to the caller's
+        torch.cuda.synchronize()
+        torch.cuda.set_stream(caller)
+        warnings.warn(
+            f"deepdig_fast: the borderline engine's step could not be captured as a CUDA graph "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); running it eagerly",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "static"
+    # read the live flag one replay behind: the replay after the last live step sees only empty
+    # slots, which reads and writes nothing
+    seen = [torch.empty((), dtype=torch.bool, pin_memory=True) for _ in range(2)]
+    events = [torch.cuda.Event(), torch.cuda.Event()]
+    i = 0
+    g.replay()
+    seen[0].copy_(flag, non_blocking=True)
+    events[0].record()
+    while True:
+        g.replay()
+        nxt = (i + 1) % 2
+        seen[nxt].copy_(flag, non_blocking=True)
+        events[nxt].record()
+        events[i].synchronize()
+        if not bool(seen[i]):
+            break
+        i = nxt
+    torch.cuda.current_stream().synchronize()
+    return "graph"
 
 
 def _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start) -> BorderlineResult:

@@ -53,7 +53,8 @@ def bracket_propose(a: Tensor, b: Tensor, idx: Tensor, fstate: Tensor, method: i
 
     Args:
         a, b: [P, D] floating, the pairs' ends (x(0) = a, x(1) = b).
-        idx: [M] int64, the live pairs (unique, in [0, P)).
+        idx: [M] int64, the live pairs (unique, in [0, P)), or -1 (status.EMPTY_ROW) for an empty
+            slot of a fixed-size batch: its x row is zero, its lam NaN and it is not stalled.
         fstate: [P, 4] float64, per pair (lo, hi, g_lo, g_hi); see csrc/common/bracket.h.
         method: 0 bisection (midpoint of [lo, hi]) or 1 Illinois (false position on g).
     Returns:
@@ -93,7 +94,8 @@ def bracket_update(
 
     Args:
         logits: [M, C] the model's output at x; x: [M, D] the evaluated points; idx, lam, stalled:
-        [M] as returned by bracket_propose; source, target: [P] int64 class ids.
+        [M] as returned by bracket_propose (an idx of -1 is an empty row: it reads and writes no
+        pair state and its code is -1); source, target: [P] int64 class ids.
         Mutated: fstate [P, 4] float64; istate [P, 4] int64 (attempts, status, intruder, side);
         points [P, D] (x's dtype), probs [P, C] float64, lam_out [P] float64 -- the rows of pairs
         that finish at this step receive their final point, softmax and lam.

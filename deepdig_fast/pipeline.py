@@ -45,7 +45,7 @@ from deepdig_fast.adversarial import (
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData
-from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, refine_borderline
+from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, default_loop, refine_borderline
 from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs
 from deepdig_fast.io import sha256_state_dict
 from deepdig_fast.rundir import (
@@ -317,7 +317,7 @@ def run_pair(
                 embedding_layer,
                 {"class_accuracy": {str(c): a for c, a in accuracy.items()}},
                 {
-                    "inference": inference_record(fast),
+                    "inference": {**inference_record(fast), "engine_loop": default_loop(device, config.compile)},
                     "joint_training": joint_training_mode(config.joint_training, device, classifier, autoencoder),
                     **(manifest_extra or {}),
                 },
@@ -608,6 +608,9 @@ def _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_laye
         embedding_layer=embedding_layer,
         batch_size=config.engine_batch_size,
     )
+    loop = default_loop(device, config.compile)
+    if loop != "compact":  # (the compact loop's keys stay as they were before the other loops existed)
+        engine_kw["loop"] = loop
     engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
 
     if two["skipped"] is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from deepdig_fast.status import F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUDER, I_SIDE, I_STATUS, Status
+from deepdig_fast.status import EMPTY_ROW, F_G_HI, F_G_LO, F_HI, F_LO, I_ATTEMPTS, I_INTRUDER, I_SIDE, I_STATUS, Status
 
 # Status codes as plain ints (deepdig_fast.status is their one source).
 PENDING, SUCCESS, THIRD_CLASS, STALLED, MAX_STEPS, INVALID_BRACKET, NONFINITE = (
@@ -38,15 +38,20 @@ def propose_lambda(f: Tensor, method: int) -> Tensor:
 
 
 def bracket_propose(a: Tensor, b: Tensor, idx: Tensor, fstate: Tensor, method: int):
-    """See deepdig_fast.ops.bracket_propose. Interpolates in float64, rounds once to a's dtype."""
-    f = fstate[idx]
+    """See deepdig_fast.ops.bracket_propose. Interpolates in float64, rounds once to a's dtype.
+    Rows with idx == EMPTY_ROW (-1) get a zero point, lam NaN and stalled False."""
+    empty = idx == EMPTY_ROW
+    i = idx.clamp(min=0) if a.shape[0] else idx
+    f = fstate[i]
     lam = propose_lambda(f, method)
-    av = a[idx].double()
-    diff = b[idx].double() - av
+    av = a[i].double()
+    diff = b[i].double() - av
     x = (av + lam[:, None] * diff).to(a.dtype)
     x_lo = (av + f[:, LO, None] * diff).to(a.dtype)
     x_hi = (av + f[:, HI, None] * diff).to(a.dtype)
-    stalled = (x == x_lo).all(1) | (x == x_hi).all(1)
+    stalled = ((x == x_lo).all(1) | (x == x_hi).all(1)) & ~empty
+    x = x.masked_fill(empty[:, None], 0)
+    lam = lam.masked_fill(empty, float("nan"))
     return x, lam, stalled
 
 
@@ -85,7 +90,17 @@ def bracket_update(
     max_steps: int,
     method: int,
 ) -> Tensor:
-    """See deepdig_fast.ops.bracket_update; mutates fstate, istate, points, probs, lam_out."""
+    """See deepdig_fast.ops.bracket_update; mutates fstate, istate, points, probs, lam_out. Rows
+    with idx == EMPTY_ROW (-1) touch no state and report PENDING."""
+    empty = idx == EMPTY_ROW
+    if bool(empty.any()):
+        full = torch.full(idx.shape, PENDING, dtype=torch.int64, device=idx.device)
+        keep = ~empty
+        full[keep] = bracket_update(
+            logits[keep], x[keep], idx[keep], lam[keep], stalled[keep], source, target, fstate, istate,
+            points, probs, lam_out, beta, max_steps, method,
+        )  # fmt: skip
+        return full
     M = logits.shape[0]
     rows = torch.arange(M, device=logits.device)
     s, t = source[idx], target[idx]

@@ -20,6 +20,7 @@ __all__ = [
     "I_STATUS",
     "I_INTRUDER",
     "I_SIDE",
+    "EMPTY_ROW",
 ]
 
 
@@ -55,3 +56,6 @@ FAILURES = tuple(s for s in Status if s not in (Status.PENDING, Status.SUCCESS))
 # istate int64 [P, 4].
 F_LO, F_HI, F_G_LO, F_G_HI = 0, 1, 2, 3
 I_ATTEMPTS, I_STATUS, I_INTRUDER, I_SIDE = 0, 1, 2, 3
+# The index of an empty slot in the engine's fixed-size live batch (bracket_propose / bracket_update
+# read and write no pair state for it; csrc/common/bracket.h, kEmptyRow).
+EMPTY_ROW = -1

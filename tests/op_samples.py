@@ -215,6 +215,8 @@ def bracket_samples(op: str, device, dtype) -> Iterator[Sample]:
                 f"noncontiguous-m{method}",
                 (_noncontig_cols(a), _noncontig_cols(b), _noncontig_1d(torch.tensor([9, 0, 4])), fstate_view, method),
             )
+            a, b, fstate = bracket_state(9, 7, dtype, device, seed=6)
+            yield Sample(f"empty-rows-m{method}", (a, b, torch.tensor([-1, 4, -1, 0, 8, -1]), fstate, method))
         # identical ends; a bracket far below the working precision; an empty bracket lo == hi; a
         # secant that leaves the bracket (g_lo = inf) and one that is undefined (g_lo == g_hi)
         a, b, fstate = bracket_state(6, 8, dtype, device, seed=4)
@@ -253,6 +255,11 @@ def bracket_samples(op: str, device, dtype) -> Iterator[Sample]:
     c["logits"][3] = torch.tensor([1.0, 1.0, 1.0])
     c["logits"][4] = torch.tensor([-3.0, 0.0, 2.0])
     yield Sample("values", update_args(c, beta=0.25, max_steps=1, method=0))
+    # empty slots of a fixed-size live batch (idx -1) between real rows, with the NaN row among them
+    for method in (0, 1):
+        c = update_case(30, 5, 6, dtype, seed=5 + method)
+        c["idx"][::3] = -1
+        yield Sample(f"empty-rows-m{method}", update_args(c, method=method))
 
 
 # --------------------------------------------------------------------------------------------------

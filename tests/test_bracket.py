@@ -153,7 +153,7 @@ def test_update_argument_errors():
     bad = dict(case)
     bad["idx"] = case["idx"].clone()
     bad["idx"][0] = 99
-    with pytest.raises(RuntimeError, match=r"idx\[0\] = 99 is outside \[0, 10\)"):
+    with pytest.raises(RuntimeError, match=r"idx\[0\] = 99 must be a pair in \[0, 10\) or -1 \(an empty row\)"):
         call_update(ops.bracket_update, bad)
     bad = dict(case)
     bad["source"] = case["source"].clone()
@@ -167,8 +167,8 @@ def test_update_argument_errors():
         ops.bracket_propose(a, b[:, :2], torch.arange(5), fstate, 0)
     with pytest.raises(ValueError, match=r"fstate must be float64 of shape \[5, 4\]"):
         ops.bracket_propose(a, b, torch.arange(5), fstate[:, :3], 0)
-    with pytest.raises(RuntimeError, match=r"idx\[0\] = -1 is outside"):
-        torch.ops.deepdig_fast.bracket_propose(a, b, torch.tensor([-1]), fstate, 0)
+    with pytest.raises(RuntimeError, match=r"idx\[0\] = -2 must be a pair in \[0, 5\) or -1"):
+        torch.ops.deepdig_fast.bracket_propose(a, b, torch.tensor([-2]), fstate, 0)
     with pytest.raises(RuntimeError, match="a must be a floating-point tensor"):
         torch.ops.deepdig_fast.bracket_propose(a.long(), b.long(), torch.arange(5), fstate, 0)
 

@@ -30,6 +30,7 @@ def test_methods_and_state_columns_match_python_mirrors():
         "side": reference.SIDE,
     }
     assert {name: getattr(reference, name) for name in c["status"]} == c["status"]
+    assert c["idx"] == {"empty_row": reference.EMPTY_ROW}
 
 
 def test_ops_table_is_read_from_the_dispatcher():

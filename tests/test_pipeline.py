@@ -113,6 +113,7 @@ def test_inference_mode_is_recorded_and_enters_every_stage_key(pair_run, tmp_pat
     model, data, res, out = pair_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inference"]["mode"] == "torchscript" and manifest["inference"]["reason"] is None
+    assert manifest["inference"]["engine_loop"] == "compact"  # the engine's loop on a CPU
     assert res.timings["inference"]["mode"] == "torchscript"
     # eager logits differ from the optimised ones in the last bits: a run in the other mode reuses nothing
     copy = tmp_path / "copy"

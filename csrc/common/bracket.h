@@ -48,6 +48,12 @@ C10_HOST_DEVICE inline bool is_nan(double v) {
 #endif
 }
 
+// An idx entry of kEmptyRow marks an empty slot of a fixed-size live batch (the engine's static
+// loop, whose step can be captured as a CUDA graph): bracket_propose writes a zero point there
+// (lam NaN, not stalled) and bracket_update reads and writes no pair state for it and reports
+// kPending, so an empty slot is never taken for a finished pair.
+constexpr int64_t kEmptyRow = -1;
+
 // Column layout of the state tensors.
 constexpr int kLo = 0, kHi = 1, kGLo = 2, kGHi = 3, kFloatCols = 4;
 constexpr int kAttempts = 0, kStatus = 1, kIntruder = 2, kSide = 3, kIntCols = 4;
@@ -65,6 +71,7 @@ inline constexpr NamedConstant kFloatColNames[] = {
     {"lo", kLo}, {"hi", kHi}, {"g_lo", kGLo}, {"g_hi", kGHi}};
 inline constexpr NamedConstant kIntColNames[] = {
     {"attempts", kAttempts}, {"status", kStatus}, {"intruder", kIntruder}, {"side", kSide}};
+inline constexpr NamedConstant kIdxNames[] = {{"empty_row", kEmptyRow}};
 static_assert(sizeof(kFloatColNames) / sizeof(NamedConstant) == kFloatCols, "name every column");
 static_assert(sizeof(kIntColNames) / sizeof(NamedConstant) == kIntCols, "name every column");
 

@@ -1,12 +1,15 @@
 // CPU kernels of the borderline engine: bracket_propose materialises the next point of every live
 // pair (gather + interpolate in one pass, with the stall test), bracket_update decides each
 // evaluated point and updates the pair's state. Work is split over live pairs with
-// at::parallel_for.
+// at::parallel_for. A row whose idx is kEmptyRow (-1) is an empty slot of a fixed-size live batch
+// (common/bracket.h).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "common/bracket.h"
 #include "common/checks.h"
@@ -29,7 +32,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bracket_propose_cpu(const at::Ten
   if (M == 0) return {x, lam, stalled};
   const int64_t* ip = idx.data_ptr<int64_t>();
   for (int64_t r = 0; r < M; ++r) {
-    TORCH_CHECK(ip[r] >= 0 && ip[r] < P, "idx[", r, "] = ", ip[r], " is outside [0, ", P, ")");
+    TORCH_CHECK(ip[r] >= kEmptyRow && ip[r] < P, "idx[", r, "] = ", ip[r],
+                " must be a pair in [0, ", P, ") or ", kEmptyRow, " (an empty row)");
   }
   const double* fs = fstate.data_ptr<double>();
   double* lp = lam.data_ptr<double>();
@@ -42,13 +46,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bracket_propose_cpu(const at::Ten
         at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
           for (int64_t r = begin; r < end; ++r) {
             const int64_t p = ip[r];
+            scalar_t* xr = xp + r * D;
+            if (p == kEmptyRow) {
+              std::fill(xr, xr + D, scalar_t(0));
+              lp[r] = std::numeric_limits<double>::quiet_NaN();
+              sp[r] = false;
+              continue;
+            }
             const double* f = fs + p * kFloatCols;
             const double l = propose_lambda(f, method);
             const double lo = f[kLo], hi = f[kHi];
             lp[r] = l;
             const scalar_t* ar = ap + p * D;
             const scalar_t* br = bp + p * D;
-            scalar_t* xr = xp + r * D;
             bool same_lo = true, same_hi = true;
             for (int64_t d = 0; d < D; ++d) {
               const double av = static_cast<double>(ar[d]);
@@ -84,7 +94,9 @@ at::Tensor bracket_update_cpu(const at::Tensor& logits_in, const at::Tensor& x_i
   const int64_t* src = source.data_ptr<int64_t>();
   const int64_t* tgt = target.data_ptr<int64_t>();
   for (int64_t r = 0; r < M; ++r) {
-    TORCH_CHECK(ip[r] >= 0 && ip[r] < P, "idx[", r, "] = ", ip[r], " is outside [0, ", P, ")");
+    TORCH_CHECK(ip[r] >= kEmptyRow && ip[r] < P, "idx[", r, "] = ", ip[r],
+                " must be a pair in [0, ", P, ") or ", kEmptyRow, " (an empty row)");
+    if (ip[r] == kEmptyRow) continue;
     const int64_t s = src[ip[r]], t = tgt[ip[r]];
     TORCH_CHECK(s >= 0 && s < C && t >= 0 && t < C, "source/target of pair ", ip[r], " (", s, ", ",
                 t, ") must lie in [0, ", C, ")");
@@ -105,6 +117,10 @@ at::Tensor bracket_update_cpu(const at::Tensor& logits_in, const at::Tensor& x_i
         at::parallel_for(0, M, 64, [&](int64_t begin, int64_t end) {
           for (int64_t r = begin; r < end; ++r) {
             const int64_t p = ip[r];
+            if (p == kEmptyRow) {
+              cp[r] = kPending;
+              continue;
+            }
             const scalar_t* z = zp + r * C;
             double zmax, denom;
             const int64_t status =

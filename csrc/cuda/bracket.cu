@@ -5,12 +5,15 @@
 //   the
 //                    same code as the CPU kernel), then the block copies the point and its softmax
 //                    into the outputs when the pair has finished.
-// No atomics: every pair is owned by one block, so results are deterministic.
+// No atomics: every pair is owned by one block, so results are deterministic. A row with idx
+// kEmptyRow (-1) is an empty slot of the engine's fixed-size live batch; its block returns early.
+// Neither op synchronises with the host, so the engine can capture a step as a CUDA graph.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <math_constants.h>
 #include <torch/library.h>
 
 #include "common/bracket.h"
@@ -28,13 +31,21 @@ __global__ void propose_kernel(const scalar_t* __restrict__ a, const scalar_t* _
                                double* __restrict__ lam, bool* __restrict__ stalled) {
   const int64_t r = blockIdx.x;
   const int64_t p = idx[r];
-  CUDA_KERNEL_ASSERT(p >= 0 && p < P && "idx out of range");
+  CUDA_KERNEL_ASSERT(p >= kEmptyRow && p < P && "idx out of range");
+  scalar_t* xr = x + r * D;
+  if (p == kEmptyRow) {  // uniform across the block: no thread reaches the barriers below
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) xr[d] = scalar_t(0);
+    if (threadIdx.x == 0) {
+      lam[r] = CUDART_NAN;
+      stalled[r] = false;
+    }
+    return;
+  }
   const double* f = fstate + p * kFloatCols;
   const double l = propose_lambda(f, method);
   const double lo = f[kLo], hi = f[kHi];
   const scalar_t* ar = a + p * D;
   const scalar_t* br = b + p * D;
-  scalar_t* xr = x + r * D;
   int same_lo = 1, same_hi = 1;
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
     const double av = static_cast<double>(ar[d]);
@@ -65,7 +76,11 @@ __global__ void update_kernel(const scalar_t* __restrict__ logits, const char* _
   __shared__ double zmax, denom;
   const int64_t r = blockIdx.x;
   const int64_t p = idx[r];
-  CUDA_KERNEL_ASSERT(p >= 0 && p < P && "idx out of range");
+  CUDA_KERNEL_ASSERT(p >= kEmptyRow && p < P && "idx out of range");
+  if (p == kEmptyRow) {  // uniform across the block
+    if (threadIdx.x == 0) codes[r] = kPending;
+    return;
+  }
   const scalar_t* z = logits + r * C;
   if (threadIdx.x == 0) {
     CUDA_KERNEL_ASSERT(source[p] >= 0 && source[p] < C && target[p] >= 0 && target[p] < C &&
