@@ -39,6 +39,7 @@ from deepdig_fast.budget import FORWARD_ELEMENTS, TRAIN_ELEMENTS, fit_batch
 from deepdig_fast.data import as_unit
 from deepdig_fast.fast import unwrap
 from deepdig_fast.hooks import eval_mode, inference, private
+from deepdig_fast.precision import full_fp32
 from deepdig_fast.progress import progress_bar
 from deepdig_fast.train_worker import TrainingPool
 from deepdig_fast.validation import Int, Number, ParameterError, check_class_id, check_int, validate_fields
@@ -794,6 +795,7 @@ def _check_batch_size(batch_size: object) -> int:
 # --------------------------------------------------------------------------------------------------
 # Inference
 # --------------------------------------------------------------------------------------------------
+@full_fp32()
 def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """Logits ``[N, C]`` of ``classifier`` on ``x`` ``[N, *in_shape]``, in batches, without grad.
 
@@ -815,6 +817,7 @@ def predict(classifier: Classifier, x: torch.Tensor, batch_size: int = 4096) -> 
     return out
 
 
+@full_fp32()
 def apply_autoencoder(ae: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """``ae(x)`` in batches, without grad and in eval mode (modes restored): ``[N, *s] -> [N, *s]``."""
     x = _check_inputs(x, "x")
@@ -901,6 +904,7 @@ def train_adversarial_autoencoder(
     return ae, history
 
 
+@full_fp32()
 def _train_loop(
     classifier: Classifier,
     ae: nn.Module,
@@ -1006,6 +1010,7 @@ def _train_loop(
     return hist
 
 
+@full_fp32()
 def train_adversarial_autoencoders(
     classifier: Classifier,
     xs: Sequence[torch.Tensor],
@@ -1596,6 +1601,7 @@ class GeneratorOutput:
         return self.outputs.index_select(0, self.index)
 
 
+@full_fp32()
 def apply_generator(
     classifier: Classifier,
     generator: nn.Module,

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from deepdig_fast import ops
 from deepdig_fast.budget import FORWARD_ELEMENTS, TRAJECTORY_ELEMENTS, fit_batch
 from deepdig_fast.hooks import eval_mode
+from deepdig_fast.precision import full_fp32
 from deepdig_fast.rundir import model_device
 from deepdig_fast.validation import Int, Optional, check_band, check_class_id, check_int, check_number
 
@@ -221,6 +222,7 @@ def _estimate_design(N: int, S: int, gen: torch.Generator) -> tuple[Tensor, Tens
 
 
 @torch.no_grad()
+@full_fp32()
 def trajectory_oscillation(
     model: Callable[[Tensor], Tensor],
     points: Tensor,
@@ -454,6 +456,7 @@ class LinearityResult:
 
 
 @torch.no_grad()
+@full_fp32()
 def linearity(
     model: nn.Module,
     embedding_layer: str,

@@ -46,6 +46,7 @@ from torch import Tensor
 from deepdig_fast import ops
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.hooks import capture_embeddings, eval_mode, private
+from deepdig_fast.precision import full_fp32
 from deepdig_fast.status import (
     EMPTY_ROW,
     F_G_HI,
@@ -273,6 +274,7 @@ def choose_batch_size(model, sample: Tensor, limit: int) -> int:
 
 
 @torch.no_grad()
+@full_fp32()
 def refine_borderline(
     model: Callable[[Tensor], Tensor],
     a: Tensor,

@@ -64,6 +64,7 @@ import torch
 from torch import Tensor, nn
 
 from deepdig_fast.hooks import EmbeddingCapture, capture_embeddings, eval_mode, resolve_layer
+from deepdig_fast.precision import full_fp32
 from deepdig_fast.validation import ParameterError
 
 __all__ = [
@@ -205,7 +206,7 @@ class PreparedClassifier:
     def __call__(self, x: Tensor) -> Tensor:
         # the optimised functions run a private eval-mode copy; only eager needs the module in eval mode
         mode = eval_mode(self.module) if self.mode == "eager" else contextlib.nullcontext()
-        with torch.no_grad(), mode:
+        with torch.no_grad(), mode, full_fp32():
             if self._tap is None:
                 return _chunked(self._logits, x, self.chunk)
             assert self._both is not None
@@ -363,6 +364,7 @@ def _probe_digest(probe: Tensor) -> str:
     return hashlib.sha256(probe.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
+@full_fp32()
 def prepare_classifier(
     model: nn.Module,
     probe: Tensor,

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
+from deepdig_fast.precision import full_fp32
 from deepdig_fast.validation import check_int
 
 
@@ -111,6 +112,7 @@ def private(x: torch.Tensor) -> torch.Tensor:
     return x.clone()
 
 
+@full_fp32()
 def embed(model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` over `x` in batches; return (logits [N, C], embeddings [N, E]).
 

@@ -1,0 +1,79 @@
+"""full_fp32: deepdig_fast's forwards and trainings never run float32 in TF32 / bfloat16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import deepdig_fast as dd
+from deepdig_fast import precision
+from deepdig_fast.precision import full_fp32
+
+
+def _settings() -> list:
+    return [s.fp32_precision for s in precision._SWITCHES] or [
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+    ]
+
+
+def _set(values: list) -> None:
+    if precision._SWITCHES:
+        for s, v in zip(precision._SWITCHES, values):
+            s.fp32_precision = v
+    else:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = values
+
+
+@pytest.fixture
+def reduced_precision_process():
+    """The process asks for TF32 everywhere (cuDNN, cuBLAS, oneDNN), as a user script may."""
+    before = _settings()
+    if precision._SWITCHES:
+        _set(["tf32"] * len(precision._SWITCHES))
+    else:
+        _set([True, True])
+    asked = _settings()
+    yield asked
+    _set(before)
+
+
+def test_full_fp32_sets_ieee_and_restores(reduced_precision_process):
+    asked = reduced_precision_process
+    with full_fp32():
+        inside = _settings()
+        with full_fp32():  # nested: still IEEE, and the outer scope's value comes back
+            assert _settings() == inside
+        assert _settings() == inside
+    assert all(v in ("ieee", False) for v in inside), inside
+    assert _settings() == asked
+    with pytest.raises(KeyError), full_fp32():
+        raise KeyError("x")
+    assert _settings() == asked  # restored on an exception too
+
+
+def test_library_forwards_run_in_ieee_fp32(reduced_precision_process):
+    """What the model sees during the engine's and a prepared classifier's forwards."""
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+            with torch.no_grad():
+                self.lin.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+                self.lin.bias.zero_()
+
+        def forward(self, x):
+            seen.append(_settings())
+            return self.lin(x)
+
+    model = Spy()
+    a = torch.tensor([[1.0, 0.0]])
+    b = torch.tensor([[0.0, 1.0]])
+    dd.refine_borderline(model, a, b, 0, 1)
+    fast = dd.prepare_classifier(model, torch.cat([a, b]), compile=False)
+    fast(a)
+    assert seen and all(all(v in ("ieee", False) for v in s) for s in seen), seen
+    assert _settings() == reduced_precision_process
