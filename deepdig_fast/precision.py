@@ -12,12 +12,14 @@ for its duration (cuDNN, cuBLAS and oneDNN), whatever the process's own settings
 afterwards.
 
 These switches are process-wide in PyTorch: while a deepdig_fast call runs, another thread's float32
-convolutions run in IEEE float32 too. Setting them costs well under a microsecond.
+convolutions run in IEEE float32 too. Scopes nest and overlap across threads (a process-wide count:
+the caller's settings come back when the last one ends). A scope costs about 6 µs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -40,25 +42,48 @@ def _new_api_switches() -> list[object]:
 _SWITCHES = _new_api_switches()
 
 
+class _Scope:
+    """Process-wide nesting count: the first scope entered saves the settings and sets IEEE, the last
+    one left restores them -- so overlapping scopes in several threads never restore the caller's
+    TF32 while another deepdig_fast call still runs."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved: list = []
+
+
+def _read() -> list:
+    if _SWITCHES:
+        return [s.fp32_precision for s in _SWITCHES]  # type: ignore[attr-defined]
+    return [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]
+
+
+def _write(values: list) -> None:
+    if _SWITCHES:
+        for s, v in zip(_SWITCHES, values):
+            s.fp32_precision = v  # type: ignore[attr-defined]
+    else:  # torch < 2.9: the legacy switches (oneDNN had no reduced-precision float32 mode then)
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = values
+
+
+def _ieee() -> list:
+    return ["ieee"] * len(_SWITCHES) if _SWITCHES else [False, False]
+
+
 @contextlib.contextmanager
 def full_fp32() -> Iterator[None]:
     """IEEE float32 convolutions and matrix products (no TF32, no bfloat16) for the duration; the
-    previous settings come back afterwards. Usable as a decorator."""
-    if _SWITCHES:
-        saved = [s.fp32_precision for s in _SWITCHES]  # type: ignore[attr-defined]
-        for s in _SWITCHES:
-            s.fp32_precision = "ieee"  # type: ignore[attr-defined]
-        try:
-            yield
-        finally:
-            for s, v in zip(_SWITCHES, saved):
-                s.fp32_precision = v  # type: ignore[attr-defined]
-        return
-    # torch < 2.9: the legacy switches (CPU oneDNN had no reduced-precision float32 mode then)
-    legacy = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    previous settings come back when the outermost scope (in any thread) ends. Usable as a
+    decorator."""
+    with _Scope.lock:
+        if _Scope.depth == 0:
+            _Scope.saved = _read()
+            _write(_ieee())
+        _Scope.depth += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = legacy
+        with _Scope.lock:
+            _Scope.depth -= 1
+            if _Scope.depth == 0:
+                _write(_Scope.saved)

@@ -77,3 +77,35 @@ def test_library_forwards_run_in_ieee_fp32(reduced_precision_process):
     fast(a)
     assert seen and all(all(v in ("ieee", False) for v in s) for s in seen), seen
     assert _settings() == reduced_precision_process
+
+
+def test_overlapping_scopes_in_two_threads_keep_ieee_until_the_last_ends(reduced_precision_process):
+    """Thread A enters, B enters, A leaves while B still runs: B must still see IEEE."""
+    import threading
+
+    a_in, a_out, b_checked = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with full_fp32():
+            a_in.set()
+            b_entered.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with full_fp32():
+            b_entered.set()
+            a_out.wait(5)
+            seen["b_after_a_left"] = _settings()
+        b_checked.set()
+
+    b_entered = threading.Event()
+    ta, tb = threading.Thread(target=a), threading.Thread(target=b)
+    ta.start()
+    tb.start()
+    ta.join(10)
+    tb.join(10)
+    assert b_checked.is_set()
+    assert all(v in ("ieee", False) for v in seen["b_after_a_left"]), seen
+    assert _settings() == reduced_precision_process
