@@ -7,25 +7,16 @@ import math
 import pytest
 import torch
 from common_utils import cpu_and_cuda, needs_cuda
-from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck
+from op_samples import HALF_DTYPES, stem_tests
 
 from deepdig_fast import ops
 
 DTYPES = [torch.float32, torch.float64]
 
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-def test_samples_match_reference(dtype, device):
-    """Every sample (empty, one row, typical, non-contiguous h / w / labels, all correct, points on
-    the plane, denormal and large values)."""
-    check_matches_reference("linear_distances", device, dtype)
-
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_opcheck(dtype, device):
-    check_opcheck("linear_distances", device, dtype)
+# every sample against reference.py (CPU and CUDA), opcheck, and the CUDA kernel against the CPU one
+test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(
+    ["linear_distances"], DTYPES + list(HALF_DTYPES)
+)
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
@@ -67,12 +58,6 @@ def test_errors():
         ops.linear_distances(
             torch.rand(4, 3), torch.zeros(3, dtype=torch.float64), 0.0, torch.zeros(4, dtype=torch.long)
         )
-
-
-@needs_cuda
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-def test_cuda_matches_cpu_samples(dtype):
-    check_cuda_matches_cpu("linear_distances", dtype)
 
 
 @needs_cuda

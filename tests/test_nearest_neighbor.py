@@ -5,25 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 from common_utils import cpu_and_cuda, needs_cuda
-from op_samples import HALF_DTYPES, check_cuda_matches_cpu, check_matches_reference, check_opcheck
+from op_samples import HALF_DTYPES, stem_tests
 
 from deepdig_fast import ops
 from deepdig_fast import reference as R
 
 DTYPES = [torch.float32, torch.float64]
 
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-def test_samples_match_reference(dtype, device):
-    """Every sample (empty, one row, typical, ties, non-contiguous, denormal / large values)."""
-    check_matches_reference("nearest_neighbor", device, dtype)
-
-
-@pytest.mark.parametrize("device", cpu_and_cuda())
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_opcheck(dtype, device):
-    check_opcheck("nearest_neighbor", device, dtype)
+# every sample against reference.py (CPU and CUDA), opcheck, and the CUDA kernel against the CPU one
+test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(
+    ["nearest_neighbor"], DTYPES + list(HALF_DTYPES)
+)
 
 
 @pytest.mark.parametrize("device", cpu_and_cuda())
@@ -70,12 +62,6 @@ def test_argument_errors():
         ops.nearest_neighbor(bad, torch.randn(5, 3))
     with pytest.raises(RuntimeError, match="refs must have 3 columns"):
         torch.ops.deepdig_fast.nearest_neighbor(q, torch.randn(5, 2))
-
-
-@needs_cuda
-@pytest.mark.parametrize("dtype", DTYPES + list(HALF_DTYPES))
-def test_cuda_matches_cpu_samples(dtype):
-    check_cuda_matches_cpu("nearest_neighbor", dtype)
 
 
 @needs_cuda
