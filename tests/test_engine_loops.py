@@ -47,10 +47,17 @@ def _pairs(model, n: int, d: int, s: int, t: int, dtype, device, seed: int = 0):
     return a, b
 
 
-def assert_same_result(r1, r2):
+def assert_same_result(r1, r2, exact: bool = True):
+    """Equal results. exact=False (on a GPU) for the logits' last bits: a CUDA reduction may sum a
+    row in another order at another batch size (the compact loop's batch shrinks as the queue
+    drains), which moves the recorded probabilities and embeddings, but not a bisection's
+    decisions, points or counts."""
     for f in FIELDS:
         u, v = getattr(r1, f), getattr(r2, f)
-        assert torch.equal(u.nan_to_num(7.0), v.nan_to_num(7.0)), f
+        if exact or f not in ("probs", "embeddings"):
+            assert torch.equal(u.nan_to_num(7.0), v.nan_to_num(7.0)), f
+        else:
+            torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6, equal_nan=True, msg=f)
     assert (r1.forwards, r1.steps, r1.batch_size) == (r2.forwards, r2.steps, r2.batch_size)
 
 
@@ -119,7 +126,7 @@ def test_every_loop_of_the_device_agrees(device):
     ]
     assert [r.loop for r in results] == loops
     for r in results[1:]:
-        assert_same_result(results[0], r)
+        assert_same_result(results[0], r, exact=device == "cpu")
     if device == "cuda":
         assert dd.refine_borderline(model, a, b, 0, 3).loop == "graph"  # the default there
 
@@ -143,4 +150,4 @@ def test_graph_capture_failure_falls_back_to_eager_steps():
     msgs = [str(w.message) for w in caught if "CUDA graph" in str(w.message)]
     assert len(msgs) == 1, msgs
     assert got.loop == "static"
-    assert_same_result(want, got)
+    assert_same_result(want, got, exact=False)
