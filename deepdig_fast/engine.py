@@ -557,9 +557,7 @@ def _replay(step: Callable[[], Tensor]) -> str:
     g = torch.cuda.CUDAGraph()
     caller = torch.cuda.current_stream()
     try:
-        # thread-local: a training in another thread may use the GPU meanwhile
-        with torch.cuda.graph(g, capture_error_mode="thread_local"):
-            flag = step()
+        flag = _capture(g, step)
     except Exception as e:  # noqa: BLE001 -- any capture failure: go on without the graph
         # a capture that failed to end can leave its capture stream current: back to the caller's
         torch.cuda.synchronize()
@@ -573,7 +571,7 @@ def _replay(step: Callable[[], Tensor]) -> str:
         return "static"
     # read the live flag one replay behind: the replay after the last live step sees only empty
     # slots, which reads and writes nothing
-    seen = [torch.empty((), dtype=torch.bool, pin_memory=True) for _ in range(2)]
+    seen = _pinned_flags(2)
     events = [torch.cuda.Event(), torch.cuda.Event()]
     i = 0
     g.replay()
@@ -590,6 +588,19 @@ def _replay(step: Callable[[], Tensor]) -> str:
         i = nxt
     torch.cuda.current_stream().synchronize()
     return "graph"
+
+
+def _capture(graph, step: Callable[[], Tensor]) -> Tensor:
+    """Records one call of `step` into the CUDA graph `graph` (a capture runs nothing) and returns
+    its output, which every replay rewrites in place."""
+    # thread-local: a training in another thread may use the GPU meanwhile
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        return step()
+
+
+def _pinned_flags(n: int) -> list[Tensor]:
+    """n host booleans in pinned memory, for copies from the device that do not block."""
+    return [torch.empty((), dtype=torch.bool, pin_memory=True) for _ in range(n)]
 
 
 def _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start) -> BorderlineResult:

@@ -3,6 +3,7 @@ host-compacted "compact" loop -- the same pairs live at every step, so the same 
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import pytest
@@ -151,3 +152,103 @@ def test_graph_capture_failure_falls_back_to_eager_steps():
     assert len(msgs) == 1, msgs
     assert got.loop == "static"
     assert_same_result(want, got, exact=False)
+
+
+class _FakeStream:
+    def wait_stream(self, other):
+        pass
+
+    def synchronize(self):
+        pass
+
+
+class _FakeGraph:
+    """A CUDA graph's contract: capturing records the step without running it; each replay runs it
+    and rewrites the captured output in place."""
+
+    def __init__(self):
+        self.step = None
+        self.out = None
+        self.replays = 0
+
+    def replay(self):
+        self.replays += 1
+        self.out.copy_(self.step())
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """The CUDA calls of engine._replay, faked on the CPU, so its host-side control flow is tested
+    where no GPU is (on a GPU, test_every_loop_of_the_device_agrees runs the real thing)."""
+    from deepdig_fast import engine
+
+    made, log = [], {"set_stream": [], "capture_fails": None}
+    caller = _FakeStream()
+
+    def graph():
+        g = _FakeGraph()
+        made.append(g)
+        return g
+
+    def capture(g, step):
+        if log["capture_fails"]:
+            raise RuntimeError(log["capture_fails"])
+        g.step, g.out = step, torch.zeros((), dtype=torch.bool)
+        return g.out
+
+    class Event:
+        def record(self):
+            pass
+
+        def synchronize(self):
+            pass
+
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: caller)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", graph)
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "set_stream", lambda s: log["set_stream"].append(s))
+    monkeypatch.setattr(engine, "_capture", capture)
+    monkeypatch.setattr(engine, "_pinned_flags", lambda n: [torch.zeros((), dtype=torch.bool) for _ in range(n)])
+    log["graphs"], log["caller"] = made, caller
+    return log
+
+
+def _counting_step(live_steps: int):
+    """A step that is live for `live_steps` calls; counts its calls."""
+    left = torch.tensor(live_steps)
+    calls = [0]
+
+    def step():
+        calls[0] += 1
+        left.sub_(1).clamp_(min=0)
+        return left > 0
+
+    return step, calls, left
+
+
+@pytest.mark.parametrize("live_steps", [1, 3, 4, 10, 57])
+def test_replay_runs_every_live_step_and_at_most_one_more(fake_cuda, live_steps):
+    from deepdig_fast.engine import GRAPH_WARMUP, _replay
+
+    step, calls, left = _counting_step(live_steps)
+    assert _replay(step) == "graph"
+    assert int(left) == 0  # every live step ran
+    if live_steps <= GRAPH_WARMUP:  # done within the warm-up: nothing captured
+        assert calls[0] == GRAPH_WARMUP and not fake_cuda["graphs"]
+    else:  # warm-up, the live replays, and one replay past the last (it reads the flag one behind)
+        assert calls[0] == live_steps + 1
+        assert fake_cuda["graphs"][0].replays == live_steps + 1 - GRAPH_WARMUP
+
+
+def test_replay_falls_back_when_the_capture_fails(fake_cuda):
+    from deepdig_fast.engine import GRAPH_WARMUP, _replay
+
+    fake_cuda["capture_fails"] = "operation not permitted when stream is capturing"
+    step, calls, left = _counting_step(10)
+    with pytest.warns(RuntimeWarning, match="could not be captured as a CUDA graph.*operation not permitted"):
+        assert _replay(step) == "static"
+    assert calls[0] == GRAPH_WARMUP and int(left) == 10 - GRAPH_WARMUP  # the caller goes on eagerly
+    assert fake_cuda["set_stream"] == [fake_cuda["caller"]]  # its stream restored
