@@ -396,8 +396,9 @@ def refine_borderline(
 
         queue = torch.nonzero(valid).flatten()
         state = _Loop(
-            model, cap, a2, b2, src, tgt, fstate, istate, points, probs, lam_out, embeddings, sample_shape, C, beta,
-            max_steps, code,
+            model=model, cap=cap, a=a2, b=b2, src=src, tgt=tgt, fstate=fstate, istate=istate, points=points,
+            probs=probs, lam_out=lam_out, embeddings=embeddings, sample_shape=sample_shape, n_classes=C,
+            beta=beta, max_steps=max_steps, code=code,
         )  # fmt: skip
         if run_loop == "compact":
             n, steps = _compact_loop(state, queue, live_cap)
