@@ -87,20 +87,20 @@ def main() -> None:
     base = dd.refine_borderline(model, a, b, s, t, loop="compact")
     with torch.no_grad():
         z_ends = model(torch.cat([a, b]))
-    rows = {
-        "fp32": {"pairs": len(a), "success_rate": base.summary()["success_rate"], "counts": base.summary()["counts"]}
-    }
+    summary = base.summary()
+    rows = {"fp32": {"pairs": len(a), "success_rate": summary["success_rate"], "counts": summary["counts"]}}
     for name, m in (("tf32", TF32(model).eval()), ("bf16", BF16(model).eval())):
         r = dd.refine_borderline(m, a, b, s, t, loop="compact")
         with torch.no_grad():
             dz = float((m(torch.cat([a, b])) - z_ends).abs().max())
+        summary = r.summary()
         differ = (r.status != base.status) | (r.attempts != base.attempts)
         both = r.success & base.success
         dist = (r.points[both] - base.points[both]).flatten(1).norm(dim=1)
         rows[name] = {
             "max_abs_logit_diff_at_ends": dz,
-            "success_rate": r.summary()["success_rate"],
-            "counts": r.summary()["counts"],
+            "success_rate": summary["success_rate"],
+            "counts": summary["counts"],
             "status_or_attempts_differ": float(differ.float().mean()),
             "status_differs": float((r.status != base.status).float().mean()),
             "max_point_distance_both_succeed": float(dist.max()) if dist.numel() else 0.0,

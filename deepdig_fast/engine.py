@@ -10,7 +10,7 @@ x(lam) = a + lam * (b - a). Each step costs exactly one model forward on the sti
 Finished pairs leave the live batch (active-set compaction) and waiting pairs take their places,
 so the batch stays at `batch_size` until the queue runs dry.
 
-Two loops run these steps (`loop=`); both give every pair the same sequence of points, the same
+Three loops run these steps (`loop=`); all give every pair the same sequence of points, the same
 `forwards` and `steps`:
 
     "compact"  the host compacts the live index after every step (reads the codes: one host

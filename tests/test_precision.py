@@ -10,30 +10,14 @@ import deepdig_fast as dd
 from deepdig_fast import precision
 from deepdig_fast.precision import full_fp32
 
-
-def _settings() -> list:
-    return [s.fp32_precision for s in precision._SWITCHES] or [
-        torch.backends.cudnn.allow_tf32,
-        torch.backends.cuda.matmul.allow_tf32,
-    ]
-
-
-def _set(values: list) -> None:
-    if precision._SWITCHES:
-        for s, v in zip(precision._SWITCHES, values):
-            s.fp32_precision = v
-    else:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = values
+_settings, _set = precision._read, precision._write  # the switches full_fp32 reads and writes
 
 
 @pytest.fixture
 def reduced_precision_process():
     """The process asks for TF32 everywhere (cuDNN, cuBLAS, oneDNN), as a user script may."""
     before = _settings()
-    if precision._SWITCHES:
-        _set(["tf32"] * len(precision._SWITCHES))
-    else:
-        _set([True, True])
+    _set(["tf32"] * len(precision._SWITCHES) if precision._SWITCHES else [True, True])
     asked = _settings()
     yield asked
     _set(before)
