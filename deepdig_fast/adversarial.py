@@ -42,7 +42,17 @@ from deepdig_fast.hooks import eval_mode, inference, private
 from deepdig_fast.precision import full_fp32
 from deepdig_fast.progress import progress_bar
 from deepdig_fast.train_worker import TrainingPool
-from deepdig_fast.validation import Int, Number, ParameterError, check_class_id, check_int, validate_fields
+from deepdig_fast.validation import (
+    SEED_MAX,
+    STEPS_MAX,
+    Int,
+    Number,
+    ParameterError,
+    check_class_id,
+    check_input_dtype,
+    check_int,
+    validate_fields,
+)
 
 __all__ = [
     "MLPAutoencoder",
@@ -449,9 +459,9 @@ class AdversarialConfig:
         "lr": Number(0, None, "neither"),
         "step_size": Int(1),
         "gamma": Number(0, 1, "right"),
-        "steps": Int(1),
+        "steps": Int(1, STEPS_MAX),
         "batch_size": Int(1),
-        "seed": Int(0),
+        "seed": Int(0, SEED_MAX),
         "infer_batch_size": Int(1),
         "log_every": Int(1),
         "collapse_std": Number(low=0),
@@ -733,8 +743,7 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 def _check_inputs(x: object, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}")
+    check_input_dtype(x, name)
     if x.dim() < 2:
         raise ValueError(f"{name} must be shaped [N, *in_shape], got shape {tuple(x.shape)}")
     return x

@@ -89,7 +89,18 @@ from deepdig_fast.rundir import (
 )
 from deepdig_fast.status import FAILURES
 from deepdig_fast.train_worker import TrainingPool
-from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
+from deepdig_fast.validation import (
+    BAND,
+    BATCH_MAX,
+    MAX_STEPS_MAX,
+    SEED_MAX,
+    Int,
+    Number,
+    Optional,
+    Options,
+    check_class_id,
+    validate_fields,
+)
 from deepdig_fast.zoo import resolve_embedding_layer
 
 STRATEGIES = ("per-target", "pairwise")
@@ -150,10 +161,10 @@ class AtlasConfig:
         "joint_training": Options(JOINT_TRAINING),
         "strategy": Options(("auto",) + STRATEGIES),
         "beta": Number(0, 1, "neither"),
-        "max_steps": Int(1),
+        "max_steps": Int(1, MAX_STEPS_MAX),
         "method": Options(("bisect", "illinois")),
-        "engine_batch_size": Optional(Int(1)),
-        "seed": Int(0),
+        "engine_batch_size": Optional(Int(1, BATCH_MAX)),
+        "seed": Int(0, SEED_MAX),
         "trajectory_segments": Optional(Int(1)),
         "trajectory_K": Int(1),
         "trajectory_T": Int(1),

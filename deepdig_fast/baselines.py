@@ -19,6 +19,7 @@ from torch import Tensor
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.data import as_unit
 from deepdig_fast.hooks import embed, inference
+from deepdig_fast.validation import check_input_dtype
 
 
 @dataclass
@@ -42,6 +43,7 @@ def _check(x: Tensor, y: Tensor, s: int, t: int) -> None:
         raise ValueError(
             f"x must be a floating-point (or uint8 pixel) tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}"
         )
+    check_input_dtype(x, "x", pixels=True)
     if not isinstance(y, Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(
             f"y must be a label tensor of shape [{x.shape[0]}], got {getattr(y, 'shape', type(y).__name__)}"

@@ -51,7 +51,15 @@ from deepdig_fast.budget import FORWARD_ELEMENTS, TRAJECTORY_ELEMENTS, fit_batch
 from deepdig_fast.hooks import eval_mode
 from deepdig_fast.precision import full_fp32
 from deepdig_fast.rundir import model_device
-from deepdig_fast.validation import Int, Optional, check_band, check_class_id, check_int, check_number
+from deepdig_fast.validation import (
+    Int,
+    Optional,
+    check_band,
+    check_class_id,
+    check_input_dtype,
+    check_int,
+    check_number,
+)
 
 STAT_COLUMNS = ("changes", "distinct_labels", "third_class_changes", "in_band")
 #: points generated and classified at once: a CPU chunk stays under 32 MiB for MNIST-size inputs,
@@ -75,8 +83,7 @@ def _check_samples(x, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor of shape [N, *sample_shape], got {type(x).__name__}")
     if x.dim() < 2:
         raise ValueError(f"{name} must have shape [N, *sample_shape] (at least 2 dims), got {list(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    check_input_dtype(x, name)
 
 
 def _forward(model, x: Tensor) -> Tensor:

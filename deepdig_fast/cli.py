@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from deepdig_fast.validation import BATCH_MAX, INT_MAX, MAX_STEPS_MAX, SEED_MAX, STEPS_MAX, THREADS_MAX
+
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 #: --dataset also takes these: a folder of class subfolders, a .pt/.npz file, torchvision:NAME
 DATA_SOURCES = ("imagefolder", "tensors", "torchvision:NAME")
@@ -83,8 +85,36 @@ def _number_arg(convert, ok, what: str):
     return parse
 
 
-_positive_int = _number_arg(int, lambda v: v >= 1, "a positive integer")
-_seed = _number_arg(int, lambda v: v >= 0, "a non-negative integer")
+def _int_arg(low: int, high: int):
+    """An argparse type: an integer in [low, high] ("expected a positive integer of at most 64")."""
+    what = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:  # not a number, or more digits than Python converts
+            v = None
+        if v is None or v < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {_shown(text)}")
+        if v > high:
+            raise argparse.ArgumentTypeError(f"expected {what} of at most {high}, got {_shown(text)}")
+        return v
+
+    return parse
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+
+
+# the bounds are the configs' own (deepdig_fast.validation), so the API and the command agree
+_positive_int = _int_arg(1, INT_MAX)
+_seed = _int_arg(0, SEED_MAX)
+_train_steps = _int_arg(1, STEPS_MAX)
+_engine_steps = _int_arg(1, MAX_STEPS_MAX)
+_batch = _int_arg(1, BATCH_MAX)
+_threads = _int_arg(1, THREADS_MAX)
+_seconds = _int_arg(1, 30 * 24 * 3600)  # a process-group timeout; a month covers any real phase
 _beta = _number_arg(float, lambda v: 0 < v < 1, "a number in (0, 1)")  # NaN fails the test too
 _share = _number_arg(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _positive_float = _number_arg(float, lambda v: 0 < v < float("inf"), "a positive number")
@@ -121,6 +151,49 @@ def _out_dir(text: str) -> str:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r}: {probe} is not writable")
     return text
+
+
+def _spec_file(spec: str | None) -> str | None:
+    """The file of a 'path/file.py:factory' spec (None for a module name or a zoo model)."""
+    module = (spec or "").rpartition(":")[0]
+    return module if module.endswith(".py") else None
+
+
+def _inputs(args) -> dict:
+    """Every path a run / atlas / train command reads, by the argument that names it."""
+    from deepdig_fast.data import SHIPPED_MNIST_ROOT
+
+    reads: dict = {"--data-root": args.data_root}
+    if args.data_root is None and args.dataset == "mnist":
+        reads["the shipped MNIST (--data-root)"] = SHIPPED_MNIST_ROOT
+    if getattr(args, "classifier", None):
+        from deepdig_fast.checkpoint import checkpoint_paths
+
+        given = Path(args.classifier)
+        reads["--classifier"] = [given] if given.is_dir() else list(checkpoint_paths(given))
+    for arg in ("model", "autoencoder"):
+        reads[f"--{arg}"] = _spec_file(getattr(args, arg, None))
+    reads["--weights"] = getattr(args, "weights", None)
+    return reads
+
+
+def _refuse_links(folder, arg: str) -> None:
+    from deepdig_fast.paths import PathConflictError, refuse_links
+
+    try:
+        refuse_links(folder, arg)
+    except PathConflictError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _check_paths(reads: dict, writes: dict) -> None:
+    """paths.check_paths as a one-line CLIError, before any work."""
+    from deepdig_fast.paths import PathConflictError, check_paths
+
+    try:
+        check_paths(reads=reads, writes=writes)
+    except PathConflictError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _dataset(text: str) -> str:
@@ -478,12 +551,22 @@ def cmd_train(args) -> int:
         if given:
             verb = "apply" if len(given) > 1 else "applies"
             raise CLIError(f"{', '.join(given)} {verb} to --regime adversarial, not --regime {args.regime}")
+    from deepdig_fast.checkpoint import checkpoint_paths
+
     device = _device(args.device)
+    reads = _inputs(args)
+    if args.out:  # a given stem is checked before the data is read; the default one needs its name
+        _check_train_out(args, reads)
     data = _load_data(args)
     recipe = _train_recipe(args, data)
     arch = args.arch or _default_arch(args.dataset)
     suffix = ("-paper" if recipe.name == "paper" else "") + ("-adversarial" if recipe.regime == "adversarial" else "")
     out = Path(args.out or f"checkpoints/{_data_tag(args, data)}-{arch}{suffix}")
+    if not args.out:
+        args.out = str(out)
+        _check_train_out(args, reads)
+    if args.overwrite and any(p.exists() for p in checkpoint_paths(out)):
+        print(f"[deepdig] replacing the checkpoint at {out} (--overwrite)")
     _, meta = load_or_train_classifier(
         out,
         arch,
@@ -502,6 +585,23 @@ def cmd_train(args) -> int:
         f"{how['regime']}; {how['settings']}); saved to {out}.pt (+ .json)"
     )
     return 0
+
+
+def _check_train_out(args, reads: dict) -> None:
+    """`deepdig train --out STEM` writes STEM.pt and STEM.json: never over an input, and never over
+    an existing checkpoint unless --overwrite says so."""
+    from deepdig_fast.checkpoint import checkpoint_paths
+
+    if Path(args.out).is_dir():
+        raise CLIError(f"--out {args.out} is a folder; expected a checkpoint path stem like checkpoints/my-cnn")
+    files = list(checkpoint_paths(args.out))
+    _check_paths(reads, {"--out": files})
+    there = [str(p) for p in files if p.exists() or p.is_symlink()]
+    if there and not args.overwrite:
+        raise CLIError(
+            f"--out {args.out}: a checkpoint is already there ({', '.join(there)}); pass --overwrite to replace "
+            "it, or choose another --out"
+        )
 
 
 def _compile_option(q) -> None:
@@ -568,6 +668,7 @@ def _run_command(args, pool) -> int:
         pool = None
     torch.manual_seed(args.seed)
     log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
+    _check_paths(_inputs(args), {"--out": args.out})
     # every setting is checked before the data, the classifier or the folder is touched
     adv = AdversarialConfig(steps=args.steps, channels_last=_LAYOUTS[args.train_layout])
     config = PairConfig(
@@ -642,10 +743,12 @@ def _manifest_extra(args, data, meta, info) -> dict:
 def _check_folder(out: str, kind: str, scope: dict) -> None:
     """Refuse, before any work, a folder that holds another kind of run or another scope (the run
     itself checks again under the folder's lock)."""
+    from deepdig_fast.paths import refuse_links
     from deepdig_fast.rundir import check_folder
 
     if Path(out).is_dir():
         try:
+            refuse_links(out)
             check_folder(Path(out), kind, scope)
         except ValueError as exc:
             raise CLIError(str(exc).replace("out_dir", "--out", 1)) from None
@@ -661,6 +764,7 @@ def cmd_report(args) -> int:
         raise CLIError(
             f"{run_dir} is not a finished run folder (no results.json); run `deepdig run ... --out {run_dir}` first"
         )
+    _refuse_links(run_dir, "RUN_DIR")
     paths = write_report(run_dir)
     for name in ("report.md", "report.html"):
         if name in paths:
@@ -820,6 +924,7 @@ def _atlas(args) -> int:
     from deepdig_fast.adversarial import AdversarialConfig
     from deepdig_fast.atlas import AtlasConfig, run_atlas
 
+    _check_paths(_inputs(args), {"--out": args.out})
     if args.threads:
         torch.set_num_threads(args.threads)
     config = AtlasConfig(  # every setting is checked before any work
@@ -936,9 +1041,8 @@ def cmd_compare(args) -> int:
     if labels is not None and len(labels) != 2:
         raise CLIError(f"--labels must be two names like base,robust, got {args.labels!r}")
     out = args.out or _out_dir(f"{Path(args.atlas_b).name}-vs-{Path(args.atlas_a).name}")
-    for given in (args.atlas_a, args.atlas_b):
-        if Path(out).resolve() == Path(given).resolve():
-            raise CLIError(f"--out {out} is an input atlas; write the comparison to another folder")
+    _check_paths({"ATLAS_A": args.atlas_a, "ATLAS_B": args.atlas_b}, {"--out": out})
+    _refuse_links(out, "--out")
     result = compare_atlases(args.atlas_a, args.atlas_b, out, top=args.top, labels=labels)
     print(format_compare_table(result, args.top))
     print(f"\n{Path(out) / 'compare.html'}")
@@ -948,6 +1052,8 @@ def cmd_compare(args) -> int:
 def cmd_table(args) -> int:
     from deepdig_fast.tables import TableInputError, write_tables
 
+    _check_paths({"DIR": args.dirs}, {"--out": args.out})
+    _refuse_links(args.out, "--out")
     try:
         written = write_tables(args.dirs, args.out)
     except TableInputError as exc:
@@ -1051,7 +1157,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="auto (default: the model's declared layer or the "
             "input of its final Linear layer), none, or a submodule NAME / NAME:input",
         )
-        q.add_argument("--steps", type=_positive_int, default=5000, help="autoencoder training steps (paper: 5000)")
+        q.add_argument("--steps", type=_train_steps, default=5000, help="autoencoder training steps (paper: 5000)")
         q.add_argument(
             "--min-accuracy",
             type=_share,
@@ -1073,6 +1179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint path stem (default checkpoints/DATASET-ARCH, + -paper for --recipe paper, "
         "+ -adversarial for --regime adversarial; `deepdig run` uses checkpoints/DATASET-ARCH by default)",
     )
+    q.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out (default: refuse)")
     q.add_argument(
         "--recipe",
         choices=("fast", "paper"),
@@ -1081,7 +1188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "0.01, StepLR(step 100, gamma 0.99) stepped every iteration, batch 64, 40 epochs; 10 for cifar10)",
     )
     q.add_argument(
-        "--epochs", type=_positive_int, help="training epochs (default: the recipe's: fast 5; paper 40, cifar10 10)"
+        "--epochs", type=_train_steps, help="training epochs (default: the recipe's: fast 5; paper 40, cifar10 10)"
     )
     q.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: the recipe's, 0.01)")
     q.add_argument("--batch-size", type=_positive_int, help="batch size (default: the recipe's: fast 128, paper 64)")
@@ -1095,7 +1202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--pgd-eps", type=_fraction, help="adversarial regime: L-inf radius, e.g. 0.3 or 8/255")
     q.add_argument("--pgd-step", type=_fraction, help="adversarial regime: step size, e.g. 0.01 or 2/255")
-    q.add_argument("--pgd-steps", type=_positive_int, help="adversarial regime: PGD steps per batch")
+    q.add_argument("--pgd-steps", type=_train_steps, help="adversarial regime: PGD steps per batch")
     q.add_argument("--weight-decay", type=_non_negative, help="Adam's L2 weight decay (default 0)")
     q.add_argument("--dropout", type=_unit_left, help="dropout before the last layer (default 0)")
     q.add_argument("--label-smoothing", type=_unit_left, help="label smoothing of the cross-entropy (default 0)")
@@ -1117,7 +1224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="borderline search (default bisect, the paper's)",
     )
     q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
-    q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
+    q.add_argument("--max-steps", type=_engine_steps, default=64, help="cap on points evaluated per pair")
     q.add_argument("--no-baselines", action="store_true", help="skip the RPBS and EPBS baselines")
     _compile_option(q)
     q.add_argument(
@@ -1168,10 +1275,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)"
     )
     q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
-    q.add_argument("--max-steps", type=_positive_int, default=64, help="cap on points evaluated per pair")
+    q.add_argument("--max-steps", type=_engine_steps, default=64, help="cap on points evaluated per pair")
     q.add_argument(
         "--engine-batch-size",
-        type=_positive_int,
+        type=_batch,
         help="live pairs per engine step (default 512 on a CPU, 16384 on a GPU)",
     )
     q.add_argument(
@@ -1191,17 +1298,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-points", action="store_true", help="keep each direction's borderline samples in its unit file"
     )
     q.add_argument(
-        "--threads", type=_positive_int, help="torch threads per process (results are reproducible for a fixed value)"
+        "--threads", type=_threads, help="torch threads per process (results are reproducible for a fixed value)"
     )
     q.add_argument(
         "--dist-timeout",
-        type=_positive_int,
+        type=_seconds,
         default=4 * 3600,
         help="seconds a rank waits for the others at a phase boundary (default 14400)",
     )
     q.add_argument(
         "--dist-init-timeout",
-        type=_positive_int,
+        type=_seconds,
         default=300,
         help="seconds to wait for every rank to join the process group (default 300)",
     )
@@ -1265,16 +1372,9 @@ def main(argv=None) -> int:
             os._exit(0)
         return code
     except CLIError as exc:
-        sys.stderr.write(f"deepdig {args.command}: error: {exc}\n")
+        sys.stderr.write(f"deepdig {args.command}: error: {_one_line(exc)}\n")
         return 2
     except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        sys.stderr.write(f"deepdig {args.command}: error: {_one_line(exc)}\n")
-        return 1
-    except RuntimeError as exc:
-        from deepdig_fast.rundir import RunError
-
-        if not isinstance(exc, RunError):
-            raise
         sys.stderr.write(f"deepdig {args.command}: error: {_one_line(exc)}\n")
         return 1
     except OSError as exc:  # a full disk, a folder without permission, ...
@@ -1285,6 +1385,20 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("deepdig: interrupted; rerun the same command to resume\n")
         return 130
+    except Exception as exc:
+        from deepdig_fast.rundir import RunError  # (imports torch: only once a command has failed)
+
+        if isinstance(exc, RunError):  # another process holds the folder, a rank failed, ...
+            sys.stderr.write(f"deepdig {args.command}: error: {_one_line(exc)}\n")
+            return 1
+        # a defect of ours, or torch failing in a way nothing above foresaw: still one line
+        if os.environ.get("DEEPDIG_TRACEBACK"):
+            raise
+        sys.stderr.write(
+            f"deepdig {args.command}: error: {type(exc).__name__}: {_one_line(exc)[:300]} (unexpected; "
+            "finished stages are kept, so rerunning resumes; DEEPDIG_TRACEBACK=1 shows where it failed)\n"
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import ChecksumError, sha256_file
-from .validation import Int, Optional, check_number, check_options
+from .io import ChecksumError, load_failure, sha256_file, torch_load
+from .validation import Int, Optional, check_input_dtype, check_number, check_options
 
 __all__ = [
     "ClassificationData",
@@ -157,10 +157,7 @@ class ClassificationData:
                 )
             if y.dtype != torch.int64:
                 raise TypeError(f"y_{split} must be int64, got {y.dtype}")
-            if not (x.dtype.is_floating_point or x.dtype == torch.uint8):
-                raise TypeError(
-                    f"x_{split} must be a floating-point tensor with values in [0, 1] (or uint8 pixels), got {x.dtype}"
-                )
+            check_input_dtype(x, f"x_{split}", pixels=True)
         if self.x_train.dtype != self.x_test.dtype:
             raise TypeError(f"x_train and x_test must have one dtype, got {self.x_train.dtype} and {self.x_test.dtype}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
@@ -1175,12 +1172,9 @@ def _read_tensor_file(p: Path) -> dict[str, Any]:
     suffix = p.suffix.lower()
     if suffix in (".pt", ".pth"):
         try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            obj = torch_load(p)
         except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ValueError(
-                f"{p} is not a file torch.load(weights_only=True) can read ({type(e).__name__}: {first})"
-            ) from None
+            raise ValueError(f"{p} is not a file torch.load(weights_only=True) can read ({load_failure(e)})") from None
     elif suffix == ".npz":
         try:
             with np.load(p, allow_pickle=False) as z:

@@ -59,7 +59,7 @@ from deepdig_fast.status import (
     I_STATUS,
     Status,
 )
-from deepdig_fast.validation import check_int, check_number
+from deepdig_fast.validation import MAX_STEPS_MAX, check_input_dtype, check_int, check_number
 
 
 @dataclass
@@ -191,8 +191,7 @@ def _check_pairs(a, b) -> None:
     for name, t in (("a", a), ("b", b)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of shape [P, ...], got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+        check_input_dtype(t, name)
         if t.dim() < 2:
             raise ValueError(
                 f"{name} must have shape [P, ...] with at least one feature dimension, got {list(t.shape)}"
@@ -320,7 +319,7 @@ def refine_borderline(
     if not callable(model):
         raise TypeError(f"model must be callable (an nn.Module), got {type(model).__name__}")
     check_number(beta, "beta", low=0, high=1, closed="neither")
-    check_int(max_steps, "max_steps", low=1)
+    check_int(max_steps, "max_steps", low=1, high=MAX_STEPS_MAX)
     if batch_size is not None and batch_size != "auto":
         check_int(batch_size, "batch_size", low=1)
     if loop not in LOOPS:

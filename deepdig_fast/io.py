@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -28,10 +29,13 @@ __all__ = [
     "atomic_write_group",
     "atomic_save_tensors",
     "load_tensors",
+    "load_failure",
+    "torch_load",
     "sha256_file",
     "sha256_bytes",
     "sha256_state_dict",
     "remove_stale_temps",
+    "is_temp_name",
 ]
 
 PathLike = str | os.PathLike
@@ -75,10 +79,27 @@ def _write_temp(path: PathLike, write: Callable[[IO[bytes]], None]) -> tuple[Pat
             write(f)
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
+    except BaseException as exc:
         _unlink_quietly(tmp_name)
-        raise
+        failure = _os_error_behind(exc)
+        if not isinstance(exc, Exception) or failure is None or (failure is exc and failure.filename):
+            raise
+        # torch's C++ writer turns a failed write (a full disk) into a RuntimeError about its zip
+        # record; what the user needs is the OS's reason and the file it was writing
+        raise OSError(failure.errno, failure.strerror or str(failure), str(dest)) from None
     return dest, tmp_name
+
+
+def _os_error_behind(exc: BaseException) -> OSError | None:
+    """The OSError that `exc` is, or that it was raised while handling (its context chain)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _writer(data: bytes | bytearray | memoryview) -> Callable[[IO[bytes]], None]:
@@ -90,6 +111,11 @@ def _writer(data: bytes | bytearray | memoryview) -> Callable[[IO[bytes]], None]
 
 #: the names of the temp files written here: `.<destination name>.<8 random characters>.tmp`
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of this module's temp files (see remove_stale_temps)."""
+    return _TEMP_NAME.match(name) is not None
 
 
 def remove_stale_temps(root: PathLike) -> list[Path]:
@@ -180,6 +206,27 @@ def atomic_save_tensors(path: PathLike, obj: Mapping[str, Any]) -> Path:
     return _atomic_write(path, lambda f: torch.save(payload, f))
 
 
+def torch_load(path: PathLike, *, mmap: bool = False) -> Any:
+    """`torch.load(path, weights_only=True)` onto the CPU, without torch's warnings (a hostile or
+    foreign file makes it warn about pickle protocols before it fails). Errors as torch raises them;
+    `load_failure` words one in a line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why torch.load failed, in one line: torch's weights-only refusal spans paragraphs of advice,
+    of which the unpickler's own reason is what tells one file from another."""
+    text = " ".join(str(exc).split())
+    reason = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    if reason:
+        text = f"refused by the weights-only unpickler: {reason.group(1).strip()}"
+    elif len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def load_tensors(path: PathLike) -> Any:
     """Load a file written by `atomic_save_tensors` (or any `torch.save` of tensors and plain values)
     with `weights_only=True` onto the CPU. Raises FileNotFoundError naming the path if it is absent,
@@ -188,11 +235,11 @@ def load_tensors(path: PathLike) -> Any:
     if not p.is_file():
         raise FileNotFoundError(f"path {str(p)!r}: no such file (expected a tensor file written by torch.save)")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        return torch_load(p)
     except Exception as e:  # pickle.UnpicklingError, RuntimeError for corrupt zips, ...
         raise ValueError(
             f"path {str(p)!r}: could not be loaded with torch.load(weights_only=True); expected a file of "
-            f"tensors and plain values ({type(e).__name__}: {e})"
+            f"tensors and plain values ({load_failure(e)})"
         ) from e
 
 

@@ -61,7 +61,18 @@ from deepdig_fast.rundir import (
     write_json,
 )
 from deepdig_fast.train_worker import TrainingPool
-from deepdig_fast.validation import BAND, Int, Number, Optional, Options, check_class_id, validate_fields
+from deepdig_fast.validation import (
+    BAND,
+    BATCH_MAX,
+    MAX_STEPS_MAX,
+    SEED_MAX,
+    Int,
+    Number,
+    Optional,
+    Options,
+    check_class_id,
+    validate_fields,
+)
 from deepdig_fast.zoo import resolve_embedding_layer
 
 
@@ -103,11 +114,11 @@ class PairConfig:
 
     CONSTRAINTS = {
         "beta": Number(0, 1, "neither"),
-        "max_steps": Int(1),
+        "max_steps": Int(1, MAX_STEPS_MAX),
         "method": Options(("bisect", "illinois")),
         "compile": COMPILE,
         "joint_training": Options(JOINT_TRAINING),
-        "seed": Int(0),
+        "seed": Int(0, SEED_MAX),
         "trajectory_K": Int(1),
         "trajectory_T": Int(1),
         "trajectory_segments": Optional(Int(1)),
@@ -123,7 +134,7 @@ class PairConfig:
             )
         validate_fields(self, self.CONSTRAINTS)
         if self.engine_batch_size != "auto":
-            Optional(Int(1)).check(self.engine_batch_size, "PairConfig.engine_batch_size (or 'auto')")
+            Optional(Int(1, BATCH_MAX)).check(self.engine_batch_size, "PairConfig.engine_batch_size (or 'auto')")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -44,7 +44,8 @@ from torch import Tensor, nn
 
 from deepdig_fast import __version__
 from deepdig_fast.data import as_unit
-from deepdig_fast.io import atomic_save_tensors, atomic_write_text, remove_stale_temps
+from deepdig_fast.io import atomic_save_tensors, atomic_write_text, is_temp_name, remove_stale_temps, torch_load
+from deepdig_fast.paths import PathConflictError, refuse_links
 
 __all__ = [
     "ATLAS_KIND",
@@ -236,7 +237,7 @@ class StageStore:
         if not p.is_file():
             return None
         try:
-            obj = torch.load(p, map_location="cpu", weights_only=True, mmap=lazy)
+            obj = torch_load(p, mmap=lazy)
         except Exception as exc:  # torn by hand, foreign, or from an older format: recomputed
             self.log(f"{name}: stored file unreadable ({type(exc).__name__}); computing it again")
             return None
@@ -316,7 +317,17 @@ class FolderLock:
             return self
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        # never through a link: the holder's record would overwrite whatever the link points at
+        nofollow = getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | nofollow, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or path.is_symlink():
+                raise PathConflictError(
+                    f"{self.what} {self.root}: {LOCK_NAME} is a symbolic link; deepdig writes only real files "
+                    "inside its folders (remove the link or use another folder)"
+                ) from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -373,12 +384,27 @@ def _describe(kind: str | None, scope: dict | None) -> str:
     return text + (f" for {json.dumps(scope, sort_keys=True)}" if scope else "")
 
 
+def _foreign_entries(root: Path) -> list[str]:
+    """What a folder without a manifest holds besides deepdig's own lock and temp files (a run
+    killed before its manifest was written leaves only those)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.name != LOCK_NAME and not is_temp_name(p.name))
+
+
 def check_folder(root: Path, kind: str, scope: dict) -> dict | None:
     """Refuse a folder that holds another kind of run or another scope; return its manifest."""
     manifest = read_manifest(root)
     if manifest is None:
         if (Path(root) / "results.json").exists() or (Path(root) / "atlas.json").exists():
             raise ValueError(f"out_dir {root} holds results but no manifest.json; use another folder")
+        foreign = _foreign_entries(Path(root))
+        if foreign:
+            listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ValueError(
+                f"out_dir {root} is not empty and is not a deepdig folder (it holds {listed}); "
+                "use a new or empty folder"
+            )
         return None
     old_kind = manifest.get("kind")
     old_scope = manifest.get("scope")
@@ -401,7 +427,9 @@ def claim_folder(root: Path, kind: str, scope: dict, *, lock: bool = True) -> It
     held, temp files a killed process left behind are removed first."""
     root = Path(root)
     if lock:
+        refuse_links(root)  # before the lock file is made: a link could lead the lock elsewhere
         with FolderLock(root, "out_dir"):
+            refuse_links(root)
             manifest = check_folder(root, kind, scope)
             remove_stale_temps(root)  # left by a process killed mid-write; nobody else writes here now
             yield manifest

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .validation import Int, Number, Optional, Options, ParameterError, check_options, validate_fields
+from .validation import STEPS_MAX, Int, Number, Optional, Options, ParameterError, check_options, validate_fields
 
 __all__ = [
     "PGDConfig",
@@ -68,7 +68,7 @@ class PGDConfig:
     steps: int = 40
     random_start: bool = True
 
-    CONSTRAINTS = {"eps": Number(0, 1, "right"), "step_size": Number(0, 1, "right"), "steps": Int(1)}
+    CONSTRAINTS = {"eps": Number(0, 1, "right"), "step_size": Number(0, 1, "right"), "steps": Int(1, STEPS_MAX)}
 
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS)
@@ -123,7 +123,7 @@ class TrainRecipe:
     pgd: PGDConfig | None = None
 
     CONSTRAINTS = {
-        "epochs": Int(1),
+        "epochs": Int(1, STEPS_MAX),
         "lr": Number(0, None, "neither"),
         "batch_size": Int(1),
         "schedule_step": Optional(Int(1)),

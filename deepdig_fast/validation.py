@@ -22,6 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "INT_MAX",
+    "SEED_MAX",
+    "STEPS_MAX",
+    "MAX_STEPS_MAX",
+    "BATCH_MAX",
+    "THREADS_MAX",
     "ParameterError",
     "Int",
     "Number",
@@ -31,10 +37,28 @@ __all__ = [
     "check_number",
     "check_class_id",
     "check_band",
+    "check_input_dtype",
+    "INPUT_DTYPES",
     "check_options",
     "validate_fields",
     "BAND",
 ]
+
+
+#: every int setting is bounded, so an absurd value is refused where it is given instead of failing
+#: later in a kernel's int64, an allocation or a timer. The default bound of an int:
+INT_MAX = 2**31 - 1
+#: seeds: the range numpy and torch both take unchanged
+SEED_MAX = 2**32 - 1
+#: training steps of an autoencoder (the paper's 5000) and epochs/steps of a classifier
+STEPS_MAX = 10_000_000
+#: points the borderline engine evaluates per pair: a float64 bisection has no interval left to
+#: halve after about 1,100 points, so a larger cap changes nothing
+MAX_STEPS_MAX = 1 << 20
+#: pairs the engine holds live at once (the GPU default is 16,384)
+BATCH_MAX = 1 << 24
+#: torch threads of a process
+THREADS_MAX = 1024
 
 
 class ParameterError(ValueError, TypeError):
@@ -54,24 +78,35 @@ def _is_number(v: Any) -> bool:
 
 
 def _describe_int(low: int | None, high: int | None) -> str:
-    if low is not None and high is None:
-        if low == 1:
-            return "a positive int"
-        if low == 0:
-            return "a non-negative int"
-        return f"an int >= {low}"
-    if low is None and high is not None:
-        return f"an int <= {high}"
+    """E.g. "a positive int", "a positive int <= 64", "an int in [2, 9]"; INT_MAX is left unsaid."""
     if low is None:
-        return "an int"
-    return f"an int in [{low}, {high}]"
+        base = "an int"
+    elif low == 1:
+        base = "a positive int"
+    elif low == 0:
+        base = "a non-negative int"
+    else:
+        base = f"an int >= {low}"
+    if high is None or high == INT_MAX:
+        return base
+    return f"{base} <= {high}" if low in (None, 0, 1) else f"an int in [{low}, {high}]"
 
 
-def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
-    """`value` as an int in [low, high] (either bound optional); ValueError naming `name` otherwise."""
-    if not _is_int(value) or (low is not None and value < low) or (high is not None and value > high):
-        raise ParameterError(f"{name} must be {_describe_int(low, high)}, got {value!r}")
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = INT_MAX) -> int:
+    """`value` as an int in [low, high]; ValueError naming `name` otherwise. `low` None: no lower
+    bound; `high` defaults to INT_MAX (None: unbounded)."""
+    if not _is_int(value) or (low is not None and value < low):
+        raise ParameterError(f"{name} must be {_describe_int(low, high)}, got {_short_repr(value)}")
+    if high is not None and value > high:
+        what = _describe_int(low, high) if high != INT_MAX else f"{_describe_int(low, None)} <= {high}"
+        raise ParameterError(f"{name} must be {what}, got {_short_repr(value)}")
     return int(value)
+
+
+def _short_repr(value: Any) -> str:
+    """repr(value), shortened: a 10**400 in a message helps nobody."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def check_number(
@@ -112,6 +147,26 @@ def check_class_id(value: Any, name: str, num_classes: int | None = None) -> int
     return int(value)
 
 
+#: the input dtypes of the method: its kernels and its IEEE float32 results are defined for these
+INPUT_DTYPES = ("torch.float32", "torch.float64")
+
+
+def check_input_dtype(t: Any, name: str, *, pixels: bool = False) -> None:
+    """Inputs of the method are float32 or float64 (uint8 pixels too with `pixels`): a float16 or
+    bfloat16 tensor is refused here, by name, instead of failing in the model's first layer."""
+    allowed = INPUT_DTYPES + (("torch.uint8",) if pixels else ())
+    dtype = str(getattr(t, "dtype", type(t).__name__))
+    if dtype not in allowed:
+        hint = (
+            "; convert it with .float() (and the model with .float())"
+            if dtype in ("torch.float16", "torch.bfloat16")
+            else ""
+        )
+        raise ParameterError(
+            f"{name} must be a float32 or float64{' (or uint8 pixel)' if pixels else ''} tensor, got {dtype}{hint}"
+        )
+
+
 def check_band(value: Any, name: str) -> tuple[float, float]:
     """A pair (lo, hi) of finite numbers with lo <= hi."""
     try:
@@ -138,10 +193,10 @@ def check_options(value: Any, name: str, options: Iterable[Any]) -> Any:
 
 @dataclass(frozen=True)
 class Int:
-    """An int in [low, high] (None: unbounded)."""
+    """An int in [low, high] (low None: unbounded; high INT_MAX unless given)."""
 
     low: int | None = None
-    high: int | None = None
+    high: int | None = INT_MAX
 
     def check(self, value: Any, name: str) -> Any:
         return check_int(value, name, low=self.low, high=self.high)

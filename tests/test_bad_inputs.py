@@ -182,13 +182,130 @@ ROWS = [
         "compare-out-is-an-input",
         ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/atlas2"],
         2,
-        r"--out .*atlas2 is an input atlas; write the comparison to another folder",
+        r"--out .*atlas2 is ATLAS_B .*atlas2, which this command reads; outputs never overlap inputs",
     ),
     Row(
         "compare-input-missing",
         ["compare", "{inp}/atlas", "{inp}/nothing-here", "--out", "{tmp}/cmp"],
         1,
         r"nothing-here",
+    ),
+    # ---- outputs never overlap inputs, and never go through a link (one rule: deepdig_fast.paths)
+    Row(
+        "train-out-over-its-data",
+        ["train", "--dataset", "tensors", "--data-root", "{inp}/data.pt", "--out", "{inp}/data", "--arch", "fcn"],
+        2,
+        r"--out .*data.pt is --data-root .*data.pt, which this command reads; outputs never overlap inputs",
+    ),
+    Row(
+        "train-out-over-a-checkpoint",
+        ["train", "--out", "{inp}/ckpt/fcn", "--arch", "fcn", "--epochs", "1", "--quiet", "--device", "cpu"],
+        2,
+        r"--out .*ckpt/fcn: a checkpoint is already there \(.*fcn.pt, .*fcn.json\); pass --overwrite",
+    ),
+    Row(
+        "run-out-inside-image-data",
+        [*RUN, "--dataset", "imagefolder", "--data-root", "{inp}/images", "--out", "{inp}/images/runhere"],
+        2,
+        r"--out .*images/runhere is inside --data-root .*images, which this command reads",
+    ),
+    Row(
+        "run-out-is-image-data",
+        [*RUN, "--dataset", "imagefolder", "--data-root", "{inp}/images", "--out", "{inp}/images"],
+        2,
+        r"--out .*images is --data-root .*images, which this command reads",
+    ),
+    Row(
+        "run-out-holds-the-classifier",
+        [*RUN, "--out", "{inp}/ckpt", "--classifier", CKPT],
+        2,
+        r"--out .*ckpt contains --classifier .*ckpt/fcn.pt, which this command reads",
+    ),
+    Row(
+        "atlas-out-holds-the-model-file",
+        ["atlas", *TINY_ATLAS, "--model", "{inp}/mymodel.py:make", "--weights", "{inp}/weights.pt", "--out", "{inp}"],
+        2,
+        r"--out \S+ contains --model \S+mymodel.py, which this command reads",
+    ),
+    Row(
+        "compare-out-inside-an-input",
+        ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/atlas2/units"],
+        2,
+        r"--out .*atlas2/units is inside ATLAS_B .*atlas2, which this command reads",
+    ),
+    Row(
+        "table-out-inside-an-input",
+        ["table", "{inp}/run-1-2", "--out", "{inp}/run-1-2/tables"],
+        2,
+        r"--out .*run-1-2/tables is inside DIR .*run-1-2, which this command reads",
+    ),
+    Row(
+        "out-lock-is-a-link",
+        [*RUN, "--out", "{inp}/linked-lock", "--classifier", CKPT],
+        2,
+        r"--out .*linked-lock: .lock is a symbolic link; deepdig writes only real files",
+    ),
+    Row(
+        "out-components-is-a-link",
+        [*RUN, "--out", "{inp}/linked-components", "--classifier", CKPT],
+        2,
+        r"--out .*linked-components: components is a symbolic link",
+    ),
+    Row(
+        "report-figures-is-a-link",
+        ["report", "{inp}/linked-figures"],
+        2,
+        r"RUN_DIR .*linked-figures: figures is a symbolic link",
+    ),
+    Row(
+        "out-is-someone-elses-folder",
+        [*RUN, "--out", "{inp}/foreign-folder", "--classifier", CKPT],
+        2,
+        r"--out .*foreign-folder is not empty and is not a deepdig folder \(it holds notes.txt\)",
+    ),
+    # ---- every number bounded where it is parsed
+    Row(
+        "max-steps-huge",
+        [*RUN, "--out", "{tmp}/out", "--max-steps", "100000000000000000000"],
+        2,
+        r"--max-steps: expected a positive integer of at most 1048576, got '100000000000000000000'",
+    ),
+    Row(
+        "atlas-max-steps-huge",
+        ["atlas", *TINY_ATLAS, "--out", "{tmp}/out", "--max-steps", "100000000000000000000"],
+        2,
+        r"--max-steps: expected a positive integer of at most 1048576",
+    ),
+    Row(
+        "seed-huge",
+        [*RUN, "--out", "{tmp}/out", "--seed", "100000000000000000000000"],
+        2,
+        r"--seed: expected a non-negative integer of at most 4294967295",
+    ),
+    Row(
+        "steps-thousands-of-digits",
+        [*RUN, "--out", "{tmp}/out", "--steps", "9" * 5000],
+        2,
+        r"--steps: expected a positive integer, got '99999999999999999999'\.\.\. \(5000 characters\)",
+    ),
+    Row(
+        "threads-huge",
+        ["atlas", *TINY_ATLAS, "--out", "{tmp}/out", "--threads", "4000000"],
+        2,
+        r"--threads: expected a positive integer of at most 1024",
+    ),
+    # ---- hostile pickles: refused in one line, torch's warnings and paragraphs of advice not shown
+    Row(
+        "classifier-hostile-pickle",
+        [*RUN, "--out", "{tmp}/out", "--classifier", "{inp}/hostile/fcn.pt"],
+        2,
+        r"--classifier .*hostile/fcn.pt: .*refused by the weights-only unpickler",
+    ),
+    Row(
+        "weights-hostile-pickle",
+        [*RUN, "--out", "{tmp}/out", "--model", "{inp}/mymodel.py:make", "--weights", "{inp}/evil.pkl"],
+        2,
+        r"--model .*evil.pkl.*refused by the weights-only unpickler",
     ),
     # ---- deepdig report on something that is not a finished run
     Row("report-on-a-file", ["report", "{inp}/afile.txt"], 2, r"afile.txt is not a folder; expected a run folder"),
@@ -472,6 +589,33 @@ def inputs(tmp_path_factory):
     (inp / "cifar-hostile" / "test_batch").write_bytes(pickle.dumps(_Hostile(), protocol=2))
     _cifar_folder(inp / "cifar-short")
     (inp / "cifar-short" / "data_batch_5").unlink()
+    # a data file to train on; an image folder; things a careless or hostile user may leave
+    torch.save({"x": data.x_train[:40], "y": data.y_train[:40]}, inp / "data.pt")
+    from PIL import Image
+
+    for c in ("3", "5"):
+        (inp / "images" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(inp / "images" / c / f"{i}.png")
+    (inp / "victim.txt").write_text("a file of the user's\n")
+    (inp / "linked-lock").mkdir()
+    os.symlink(inp / "victim.txt", inp / "linked-lock" / ".lock")
+    (inp / "victim-folder").mkdir()
+    (inp / "victim-folder" / "keep.txt").write_text("the user's\n")
+    run_manifest = {"kind": "deepdig-run", "scope": {"pair": [3, 5]}, "run_id": "d" * 64}
+    (inp / "linked-components").mkdir()
+    (inp / "linked-components" / "manifest.json").write_text(json.dumps(run_manifest))
+    os.symlink(inp / "victim-folder", inp / "linked-components" / "components")
+    (inp / "linked-figures").mkdir()
+    (inp / "linked-figures" / "manifest.json").write_text(json.dumps(run_manifest))
+    (inp / "linked-figures" / "results.json").write_text(json.dumps({**run_manifest, "directions": {}}))
+    os.symlink(inp / "victim-folder", inp / "linked-figures" / "figures")
+    (inp / "foreign-folder").mkdir()
+    (inp / "foreign-folder" / "notes.txt").write_text("not deepdig's\n")
+    (inp / "evil.pkl").write_bytes(pickle.dumps(_Hostile(), protocol=4))
+    (inp / "hostile").mkdir()
+    shutil.copy(inp / "ckpt" / "fcn.json", inp / "hostile" / "fcn.json")
+    (inp / "hostile" / "fcn.pt").write_bytes(pickle.dumps(_Hostile(), protocol=4))
     os.chmod(inp / "readonly", 0o500)
     yield inp
     os.chmod(inp / "readonly", 0o700)

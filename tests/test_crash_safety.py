@@ -423,3 +423,45 @@ def test_an_unfinished_run_with_other_settings_leaves_no_old_results(checkpoint,
     assert not (folder / "results.json").exists() and not (folder / "timings.json").exists()
     with pytest.raises(FileNotFoundError, match="results.json"):
         write_report(folder)
+
+
+# --------------------------------------------------------------------------------------------------
+# (d) a really full file system: torch's own C++ writer fails, the command still says one line
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 3 MB tmpfs mounted for the test (root only; skipped where mounting is not allowed)."""
+    where = tmp_path / "fs"
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip() or 'mount failed'})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_torch_writer_on_a_full_file_system_raises_the_os_error(small_fs):
+    import torch
+
+    from deepdig_fast.io import atomic_save_tensors
+
+    dest = small_fs / "big.pt"
+    with pytest.raises(OSError) as info:
+        atomic_save_tensors(dest, {"x": torch.zeros(2_000_000)})  # 8 MB into 3 MB
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(dest)
+    assert list(small_fs.iterdir()) == []  # the temp file is gone too
+
+
+def test_run_on_a_full_file_system_fails_in_one_line(checkpoint, small_fs, tmp_path):
+    out = small_fs / "run"
+    argv = ["run", "--pair", "3,5", "--classifier", checkpoint, "--device", "cpu", "--steps", "5"]
+    argv += ["--no-characterize", "--no-report", "--quiet", "--joint-training", "sequential", "--out", str(out)]
+    r = subprocess.run([sys.executable, "-m", "deepdig_fast", *argv], capture_output=True, text=True, cwd=ROOT)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr[-3000:]
+    assert "No space left on device" in lines[0] and str(out) in lines[0] and "rerun the same command" in lines[0]
+    assert not temps(small_fs)

@@ -12,7 +12,7 @@ from deepdig_fast import adversarial, models
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.characterize import linearity, trajectory_oscillation
 from deepdig_fast.checkpoint import check_fits
-from deepdig_fast.data import from_tensors
+from deepdig_fast.data import ClassificationData, from_tensors
 from deepdig_fast.engine import Status, choose_batch_size, refine_borderline
 from deepdig_fast.hooks import embed
 
@@ -176,3 +176,42 @@ def test_embed_refuses_bad_arguments():
         embed(model, x[:0], "embedding")
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         embed(model, x, "embedding", batch_size=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_are_refused_by_name(dtype):
+    """The method's kernels and its IEEE float32 results are defined for float32 / float64 inputs;
+    a half-precision tensor is refused where it enters, naming the argument, not in the model."""
+    model, x, y = make()
+    h = x[:4].to(dtype)
+    expect = rf"must be a float32 or float64 .*tensor, got {dtype}; convert it with .float\(\)"
+    with pytest.raises(ValueError, match="a " + expect):
+        refine_borderline(model, h, h, 0, 1)
+    with pytest.raises(ValueError, match="points " + expect):
+        trajectory_oscillation(model, h, 0, 1, K=2, T=3)
+    with pytest.raises(ValueError, match="x_train " + expect):
+        ClassificationData("half", x.to(dtype), y, x.to(dtype), y, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="x " + expect):
+        random_pairs(model, x.to(dtype), y, 0, 1)
+    # from_tensors converts what it is given (float16 -> float32 is exact), as it does uint8
+    assert from_tensors(x.to(dtype), y, x.to(dtype), y).x_train.dtype == torch.float32
+
+
+def test_numeric_settings_are_bounded_where_they_are_given():
+    """An absurd number is refused by the config or the function that takes it, before any work,
+    instead of overflowing a kernel's int64 later (the audit's --max-steps 10**20, --seed 10**23)."""
+    from deepdig_fast.atlas import AtlasConfig
+    from deepdig_fast.pipeline import PairConfig
+    from deepdig_fast.validation import MAX_STEPS_MAX, SEED_MAX
+
+    model, x, _ = make()
+    with pytest.raises(ValueError, match=rf"max_steps must be a positive int <= {MAX_STEPS_MAX}, got 1000"):
+        refine_borderline(model, x[:2], x[2:4], 0, 1, max_steps=10**20)
+    for cfg in (PairConfig, AtlasConfig):
+        with pytest.raises(ValueError, match=rf"{cfg.__name__}.max_steps must be a positive int <= {MAX_STEPS_MAX}"):
+            cfg(max_steps=MAX_STEPS_MAX + 1)
+        with pytest.raises(ValueError, match=rf"{cfg.__name__}.seed must be a non-negative int <= {SEED_MAX}"):
+            cfg(seed=10**23)
+        cfg(max_steps=MAX_STEPS_MAX, seed=SEED_MAX)  # the bounds themselves are allowed
+    with pytest.raises(ValueError, match=r"AdversarialConfig.steps must be a positive int <= 10000000"):
+        adversarial.AdversarialConfig(steps=10**8)
