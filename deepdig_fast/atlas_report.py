@@ -5,7 +5,12 @@
     print(format_compare_table(result))
 
 Reads atlas.json ("kind": "deepdig-atlas", "schema": 1: the classes covered, the generators and one
-row of numbers per direction s -> t) and, when present, timings.json beside it.
+row of numbers per direction s -> t) and, when present, manifest.json and timings.json beside it, all
+through readers.read_json against the shapes declared there (readers.ATLAS, MANIFEST,
+ATLAS_TIMINGS): a file that is not JSON, nests too deep, holds a number no deepdig file holds or has
+a field of the wrong type is refused with one line naming the file and the field (DamagedFileError,
+a ValueError). A damaged timings.json does not stop the atlas report: its section says so, and once
+the report is written ReportIncompleteError (a ValueError) names the file.
 
 write_atlas_report writes into the atlas folder figures/heatmap_<metric>.png (one K x K matrix per
 entry of HEATMAP_METRICS: row = source class, column = target class), atlas.md and atlas.html (one
@@ -28,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, num, pct, read_json, secs
-from deepdig_fast.rundir import ATLAS_KIND, ATLAS_ROW_FIELDS, ATLAS_SCHEMA, check_same_run, ratio, read_manifest
+from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, num, pct, secs
+from deepdig_fast.paths import check_paths, refuse_linked_outputs
+from deepdig_fast.readers import ATLAS, ATLAS_TIMINGS, MANIFEST, FolderFiles, check, read_json, read_json_if_present
+from deepdig_fast.rundir import ATLAS_KIND, ATLAS_ROW_FIELDS, ATLAS_SCHEMA, check_same_run, ratio
 
 __all__ = [
     "DIRECTION_COLUMNS",
@@ -77,7 +84,7 @@ class MetricSpec:
 
 
 def _third_class_share(row: Mapping[str, Any]) -> float | None:
-    return ratio(row.get("third_class"), row.get("pairs"))
+    return ratio(num(row.get("third_class")), num(row.get("pairs")))
 
 
 _RATE = (0.0, 1.0)
@@ -200,13 +207,12 @@ def _is_int(v) -> bool:
 
 
 def _structure(atlas, where: str) -> tuple[list[int], list[str], dict[Pair, dict]]:
-    """(classes, class names, {(s, t): direction row}) of an atlas dict, checked; ValueError naming `where`."""
+    """(classes, class names, {(s, t): direction row}) of an atlas dict, checked against readers.ATLAS
+    and for consistency; ValueError naming `where` and the field."""
     if not isinstance(atlas, Mapping):
         raise TypeError(f"{where} must be an atlas dict (the contents of atlas.json), got {type(atlas).__name__}")
-    classes = atlas.get("classes")
-    if not (isinstance(classes, list) and all(_is_int(c) for c in classes)):
-        raise ValueError(f'{where}: "classes" must be a list of int class ids, got {classes!r}')
-    classes = [int(c) for c in classes]
+    check(ATLAS, atlas, where)
+    classes = [int(c) for c in atlas["classes"]]
     if len(set(classes)) != len(classes):
         raise ValueError(f'{where}: "classes" lists a class twice: {classes}')
     names = atlas.get("class_names")
@@ -216,17 +222,12 @@ def _structure(atlas, where: str) -> tuple[list[int], list[str], dict[Pair, dict
         raise ValueError(
             f'{where}: "class_names" must be a list of {len(classes)} names (one per class), got {names!r}'
         )
-    rows_in = atlas.get("directions")
-    if not isinstance(rows_in, list):
-        raise ValueError(f'{where}: "directions" must be a list of direction rows, got {type(rows_in).__name__}')
     known = set(classes)
     rows: dict[Pair, dict] = {}
-    for k, row in enumerate(rows_in):
-        if not isinstance(row, Mapping):
-            raise ValueError(f"{where}: directions[{k}] must be a dict, got {type(row).__name__}")
-        s: Any = row.get("source")
-        t: Any = row.get("target")
-        if not (_is_int(s) and _is_int(t) and s in known and t in known and s != t):
+    for k, row in enumerate(atlas["directions"]):
+        s: Any = row["source"]
+        t: Any = row["target"]
+        if not (s in known and t in known and s != t):
             raise ValueError(
                 f'{where}: directions[{k}] must have int "source" != "target" among the classes '
                 f"{classes}, got source={s!r}, target={t!r}"
@@ -260,6 +261,11 @@ def _open(path, arg: str) -> tuple[Path, dict]:
         )
     _structure(atlas, str(file))
     return file.parent, atlas
+
+
+def _manifest(root: Path) -> dict | None:
+    """root/manifest.json (None when absent), checked like every file an atlas reader reads."""
+    return read_json_if_present(root / "manifest.json", spec=MANIFEST)
 
 
 def load_atlas(path: str | os.PathLike) -> dict:
@@ -515,7 +521,7 @@ def _generators_section(doc: Doc, atlas: Mapping, names: Mapping[int, str]) -> N
         tgt: Any = g.get("target")
         srcs = g.get("sources")
         src_text = ", ".join(str(names.get(c, c)) for c in srcs) if isinstance(srcs, list) else "?"
-        share = ratio(g.get("outputs_target"), g.get("inputs"))
+        share = ratio(num(g.get("outputs_target")), num(g.get("inputs")))
         rows.append(
             [
                 f"`{g.get('unit', '?')}`",
@@ -543,16 +549,14 @@ def _timing_table(doc: Doc, part, wall: float | None, limit: int = 30) -> None:
     doc.table(["name", "time", "share of wall time"], rows)
 
 
-def _timings_section(doc: Doc, root: Path) -> float | None:
+def _timings_section(doc: Doc, tm: dict | None, files: FolderFiles) -> float | None:
     """Append the timings of timings.json (when present); returns its wall time."""
-    path = root / "timings.json"
-    if not path.is_file():
+    problem = files.problem("timings.json")
+    if tm is None and problem is None:
         return None
     doc.h(2, "Timings")
-    try:
-        tm = read_json(path, "timings")
-    except ValueError as exc:
-        doc.note(f"timings.json could not be read: {exc}")
+    if tm is None:
+        doc.note(f"timings.json could not be read: {problem}.")
         return None
     wall = num(tm.get("wall_seconds"))
     units: Any = tm.get("units") if isinstance(tm.get("units"), Mapping) else {}
@@ -580,12 +584,19 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
         atlas_dir: an atlas folder (or its atlas.json); timings.json beside it is shown when present.
     Returns:
         {path relative to the atlas folder: absolute Path} of every file written.
+    Raises:
+        FileNotFoundError / ValueError (DamagedFileError naming the file and the field) when atlas.json
+        or manifest.json cannot be used; nothing is written then.
+        ReportIncompleteError (a ValueError; `paths`: the files written) when the report was written
+        without the timings because timings.json is damaged.
     """
     root, atlas = _open(atlas_dir, "atlas_dir")
-    manifest = read_manifest(root)
+    manifest = _manifest(root)
     if manifest is not None:
         check_same_run(root, manifest, atlas, "atlas.json")
     classes, class_names, rows = _structure(atlas, str(root / "atlas.json"))
+    files = FolderFiles(root, "the same `deepdig atlas` command")
+    timings = files.json("timings.json", ATLAS_TIMINGS)
     names = dict(zip(classes, class_names))
     K = len(classes)
     figs = Figures(root)
@@ -599,6 +610,8 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
     title = f"DeepDIG atlas: {ds_name}, {clf.get('class', '?')}, {K} classes"
     doc.h(1, title)
     doc.p(f"Atlas folder `{root.name}` · report written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+    if files.summary():
+        doc.note(files.summary())
     header = [
         ["data set", _dataset_text(dataset)],
         [
@@ -671,8 +684,8 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
             f"{' …' if len(missing) > 40 else ''}."
         )
 
-    _timings_section(doc, root)
-    return finish_report(doc, figs, root, "atlas", title)
+    _timings_section(doc, timings, files)
+    return finish_report(doc, figs, root, "atlas", title, files=files)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -762,6 +775,10 @@ def _compare_notes(atl: tuple[dict, dict], lab: tuple[str, str], parts) -> list[
     return notes
 
 
+#: what compare_atlases writes into its folder (figures/ holds the difference heatmaps)
+COMPARE_FILES = ("compare.json", "compare.md", "compare.html", "figures")
+
+
 def compare_atlases(
     a: str | os.PathLike,
     b: str | os.PathLike,
@@ -789,6 +806,9 @@ def compare_atlases(
     rb_root, atlas_b = _open(b, "b")
     if not isinstance(out_dir, (str, os.PathLike)):
         raise TypeError(f"out_dir must be a path (str or Path), got {type(out_dir).__name__}")
+    written = [Path(out_dir) / f for f in COMPARE_FILES]
+    check_paths(reads={"a": ra_root, "b": rb_root}, writes={"out_dir": written})
+    refuse_linked_outputs(written)
     if not _is_int(top) or top < 0:
         raise ValueError(f"top must be an int >= 0 (how many changes to list), got {top!r}")
     if labels is None:
@@ -809,7 +829,8 @@ def compare_atlases(
     names = dict(zip(pa[0], pa[1]))
     class_names = [names[c] for c in classes]
     notes = _compare_notes((atlas_a, atlas_b), (la, lb), (pa, pb))
-    ta, tb = _training(read_manifest(ra_root)), _training(read_manifest(rb_root))
+    manifests = {ra_root: _manifest(ra_root), rb_root: _manifest(rb_root)}
+    ta, tb = _training(manifests[ra_root]), _training(manifests[rb_root])
     if ta != tb:
         diff = [k for k in ("recipe", "regime", "settings") if ta[k] != tb[k]]
         notes.append(
@@ -876,7 +897,7 @@ def compare_atlases(
 
     def side(root: Path, atlas: dict, label: str, parts) -> dict:
         clf: Any = atlas.get("classifier") if isinstance(atlas.get("classifier"), Mapping) else {}
-        how = _training(read_manifest(root))
+        how = _training(manifests[root])
         return {
             "recipe": how["recipe"],
             "regime": how["regime"],

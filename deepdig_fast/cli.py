@@ -1041,8 +1041,15 @@ def cmd_compare(args) -> int:
     if labels is not None and len(labels) != 2:
         raise CLIError(f"--labels must be two names like base,robust, got {args.labels!r}")
     out = args.out or _out_dir(f"{Path(args.atlas_b).name}-vs-{Path(args.atlas_a).name}")
-    _check_paths({"ATLAS_A": args.atlas_a, "ATLAS_B": args.atlas_b}, {"--out": out})
-    _refuse_links(out, "--out")
+    from deepdig_fast.atlas_report import COMPARE_FILES
+    from deepdig_fast.paths import PathConflictError, refuse_linked_outputs
+
+    written = [Path(out) / f for f in COMPARE_FILES]
+    _check_paths({"ATLAS_A": args.atlas_a, "ATLAS_B": args.atlas_b}, {"--out": written})
+    try:
+        refuse_linked_outputs(written, "--out")
+    except PathConflictError as exc:
+        raise CLIError(str(exc)) from None
     result = compare_atlases(args.atlas_a, args.atlas_b, out, top=args.top, labels=labels)
     print(format_compare_table(result, args.top))
     print(f"\n{Path(out) / 'compare.html'}")
@@ -1052,9 +1059,7 @@ def cmd_compare(args) -> int:
 def cmd_table(args) -> int:
     from deepdig_fast.tables import TableInputError, write_tables
 
-    _check_paths({"DIR": args.dirs}, {"--out": args.out})
-    _refuse_links(args.out, "--out")
-    try:
+    try:  # the inputs and --out are checked there, before anything is written
         written = write_tables(args.dirs, args.out)
     except TableInputError as exc:
         raise CLIError(str(exc)) from None

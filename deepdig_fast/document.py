@@ -9,6 +9,10 @@ and the commit that writes a report's files together.
     doc.fig(rel, "caption", why)
     paths = finish_report(doc, figs, root, "report", "Title")   # report.md, report.html, figures/*.png
 
+The files a report reads go through deepdig_fast.readers (read_json, FolderFiles); finish_report
+lists what FolderFiles could not use and then raises ReportIncompleteError, so a report missing a
+section never passes for a complete one.
+
 finish_report writes every file of a report as one group (io.atomic_write_group): each file is
 written to a temporary file first and only then are all renamed into place, so a failure while
 writing (a full disk, say) leaves the previous report intact, never a new report.md beside an old
@@ -20,15 +24,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
+import numbers
 import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from deepdig_fast.io import atomic_write_group
+from deepdig_fast.readers import MAX_INT, FolderFiles, ReportIncompleteError
 
 __all__ = [
     "RC_PARAMS",
@@ -38,8 +41,6 @@ __all__ = [
     "pct",
     "int_text",
     "secs",
-    "load_pt",
-    "read_json",
     "Figures",
     "Doc",
     "finish_report",
@@ -66,7 +67,7 @@ def num(v) -> float | None:
         return None
     try:
         f = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a float's range
         return None
     return f if math.isfinite(f) else None
 
@@ -89,6 +90,8 @@ def pct(v, digits: int = 1) -> str:
 
 
 def int_text(v) -> str:
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return f"{int(v):,}" if abs(int(v)) <= MAX_INT else "–"  # exact, and never a thousand-digit cell
     f = num(v)
     return "–" if f is None else f"{int(f):,}"
 
@@ -100,33 +103,6 @@ def secs(v) -> str:
     if f < 120:
         return f"{f:.1f} s"
     return f"{f / 60:.1f} min"
-
-
-def load_pt(path: Path) -> dict | None:
-    """A run folder's .pt file as a dict, or None when it is absent or unreadable (a report states
-    what is missing instead of failing)."""
-    if not path.is_file():
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # corrupt or foreign file: treated as missing
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from `path`; FileNotFoundError / ValueError with one line naming the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"run_dir must hold {path.name} ({what}); {path} does not exist")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from exc
-    except OSError as exc:
-        raise ValueError(f"{path} could not be read ({exc.strerror or exc})") from exc
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,16 +261,30 @@ class Doc:
 
 
 def finish_report(
-    doc: Doc, figs: Figures, root: Path, stem: str, title: str, extra: dict[str, bytes] | None = None
+    doc: Doc,
+    figs: Figures,
+    root: Path,
+    stem: str,
+    title: str,
+    extra: dict[str, bytes] | None = None,
+    files: FolderFiles | None = None,
 ) -> dict[str, Path]:
-    """List the figures that failed, then write <stem>.md, <stem>.html, the figures and `extra`
-    ({relative path: bytes}) as one group; return {relative path: Path} of every file written."""
-    if figs.errors:
+    """List the files that could not be used (`files`) and the figures that failed, then write
+    <stem>.md, <stem>.html, the figures and `extra` ({relative path: bytes}) as one group; return
+    {relative path: Path} of every file written. When some of `files` could not be used, raise
+    ReportIncompleteError (one line naming the first) once everything is written."""
+    problems = list(files.problems.values()) if files is not None else []
+    if figs.errors or problems:
         doc.h(2, "Problems while writing this report")
-        doc.ul(figs.errors)
-    files: dict[str, bytes] = dict(figs.images)
-    files.update(extra or {})
-    files[f"{stem}.md"] = doc.markdown().encode("utf-8")
-    files[f"{stem}.html"] = doc.html(root, title, figs.images).encode("utf-8")
-    atomic_write_group({root / rel: data for rel, data in files.items()})
-    return {rel: root / rel for rel in files}
+        doc.ul(problems + figs.errors)
+    out: dict[str, bytes] = dict(figs.images)
+    out.update(extra or {})
+    out[f"{stem}.md"] = doc.markdown().encode("utf-8")
+    out[f"{stem}.html"] = doc.html(root, title, figs.images).encode("utf-8")
+    atomic_write_group({root / rel: data for rel, data in out.items()})
+    paths = {rel: root / rel for rel in out}
+    if problems:
+        more = f" ({len(problems) - 1} more problems are listed in the report)" if len(problems) > 1 else ""
+        message = f"{root / f'{stem}.md'} and {stem}.html are incomplete: {problems[0]}{more}"
+        raise ReportIncompleteError(message, paths, problems)
+    return paths

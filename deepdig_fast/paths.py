@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["PathConflictError", "check_paths", "contains", "refuse_links"]
+__all__ = ["PathConflictError", "check_paths", "contains", "refuse_links", "refuse_linked_outputs"]
 
 PathLike = str | os.PathLike
 
@@ -90,3 +90,14 @@ def refuse_links(root: PathLike, what: str = "out_dir") -> None:
                     f"{what} {top}: {p.relative_to(top)} is a symbolic link; deepdig writes only real files "
                     "and folders inside its folders (remove the link or use another folder)"
                 )
+
+
+def refuse_linked_outputs(paths: Iterable[PathLike], what: str = "out_dir") -> None:
+    """Refuse output paths that are symbolic links themselves (a file written over a link replaces
+    the link, but a linked folder would take the files written into it elsewhere)."""
+    for p in paths:
+        if Path(p).is_symlink():
+            raise PathConflictError(
+                f"{what}: {p} is a symbolic link; deepdig writes only real files and folders "
+                "(remove the link or use another folder)"
+            )

@@ -30,9 +30,19 @@ and, when present, the characterization (deepdig_fast.characterize):
                                      [n] int64 true classes}, "positive_class": int, "source": int,
                                      "target": int}
 
-Anything missing (a stage not run, a method skipped, a data set that cannot be reloaded to show
-the baselines' pair ends) is stated in the report instead of failing. Figures are drawn on
-matplotlib's Agg canvas without pyplot, so no global matplotlib state changes.
+Every JSON file is read by readers.read_json against the shapes declared there (readers.MANIFEST,
+RUN_RESULTS, RUN_TIMINGS): a manifest.json or results.json that is not JSON, nests too deep, holds a
+number no deepdig file holds or has a field of the wrong type stops the report with one line naming
+the file and the field (DamagedFileError, a ValueError), before anything is written.
+
+Anything the run did not produce (a stage not run, a method skipped, a data set that cannot be
+reloaded to show the baselines' pair ends) is stated in the report instead of failing. A file the
+report could show but cannot use -- a .pt file that is unreadable or holds the wrong contents, one
+that results.json says exists but is missing, a damaged timings.json -- is stated where its
+section would be and listed at the end, with how to compute it again; the report is written and
+then ReportIncompleteError (a ValueError: `deepdig report` prints its one line and exits 1) says
+which file. Figures are drawn on matplotlib's Agg canvas without pyplot, so no global matplotlib
+state changes.
 """
 
 from __future__ import annotations
@@ -43,13 +53,15 @@ from pathlib import Path
 
 import torch
 
-from deepdig_fast.document import Doc, Figures, finish_report, fmt, fmt_g, int_text, load_pt, num, pct, read_json, secs
+from deepdig_fast.document import Doc, Figures, finish_report, fmt, fmt_g, int_text, num, pct, secs
+from deepdig_fast.readers import MANIFEST, RUN_RESULTS, RUN_TIMINGS, FolderFiles, read_json
 from deepdig_fast.rundir import check_same_run
 from deepdig_fast.status import STATUS_TEXT as _STATUS_TEXT
 
 METHOD_NAMES = {"deepdig": "DeepDIG", "rpbs": "RPBS", "epbs": "EPBS"}
 METHOD_COLORS = {"deepdig": "#1f77b4", "rpbs": "#ff7f0e", "epbs": "#2ca02c"}
 STATUS_TEXT = {status.name: text for status, text in _STATUS_TEXT.items()}
+RERUN = "the same `deepdig run` command"
 
 # --------------------------------------------------------------------------------------------------
 # small helpers
@@ -58,6 +70,53 @@ STATUS_TEXT = {status.name: text for status, text in _STATUS_TEXT.items()}
 
 def _arrow(key: str) -> str:
     return key.replace("->", "→")
+
+
+class _Names(dict):
+    """Class id -> name; an id the manifest names no class for reads as itself."""
+
+    def __missing__(self, c) -> str:
+        return str(c)
+
+
+def _rows_of(d: dict, names: tuple[str, ...]) -> str | None:
+    """None when each of `names` is a tensor of d with one row per pair (all the same length), else what is wrong."""
+    n = None
+    for k in names:
+        v = d.get(k)
+        if not isinstance(v, torch.Tensor) or v.dim() == 0:
+            return f"no per-pair tensor {k!r}"
+        if n is None:
+            n = v.shape[0]
+        elif v.shape[0] != n:
+            return f"{k!r} has {v.shape[0]} rows but {names[0]!r} {n}"
+    return None
+
+
+def _borderline_check(method: str):
+    names = ("status", "attempts", "points", "probs", "lam") + (() if method == "deepdig" else ("a_index", "b_index"))
+    return lambda d: _rows_of(d, names)
+
+
+def _ends_check(d: dict) -> str | None:
+    return _rows_of(d, ("a", "a2"))
+
+
+def _trajectory_check(d: dict) -> str | None:
+    stats = d.get("stats")
+    if not (isinstance(stats, torch.Tensor) and stats.dim() == 2 and stats.shape[1] >= 2):
+        return "no [segments, 4] tensor 'stats'"
+    if not (d.get("T") is None or (isinstance(d["T"], int) and not isinstance(d["T"], bool))):
+        return f"'T' is a {type(d['T']).__name__}, not an int"
+    return None
+
+
+def _linearity_check(d: dict) -> str | None:
+    for k in ("distances", "labels"):
+        v = d.get(k)
+        if v is not None and not (isinstance(v, dict) and all(isinstance(x, torch.Tensor) for x in v.values())):
+            return f"{k!r} is not a dict of tensors"
+    return None
 
 
 def _as_image(x: torch.Tensor):
@@ -101,7 +160,7 @@ def _fig_success(fig, directions: dict, labels: dict) -> str | None:
     width = 0.26
     for mi, m in enumerate(methods):
         for di, key in enumerate(keys):
-            info = directions[key].get("methods", {}).get(m)
+            info = (directions[key].get("methods") or {}).get(m)
             x = di + (mi - 1) * width
             if info is None:
                 continue
@@ -201,7 +260,7 @@ def _fig_grid(fig, points: torch.Tensor, title: str, n_max: int = 64) -> str | N
     return None
 
 
-def _fig_strips(fig, rows: list[dict], s: int, t: int, names: list[str]) -> str | None:
+def _fig_strips(fig, rows: list[dict], s: int, t: int, names: dict[int, str]) -> str | None:
     if not rows:
         return "no pair to show"
     if _as_image(rows[0]["a"]) is None:
@@ -254,7 +313,7 @@ def _fig_oscillation(fig, stats: torch.Tensor, T: int, key: str, mean: float | N
     return None
 
 
-def _fig_svm(fig, arrays: dict, sets: dict, names: list[str]) -> str | None:
+def _fig_svm(fig, arrays: dict, sets: dict, names: dict[int, str]) -> str | None:
     dist = arrays.get("distances") or {}
     labels = arrays.get("labels") or {}
     present = [k for k in ("train", "test", "borderline") if k in dist]
@@ -278,8 +337,7 @@ def _fig_svm(fig, arrays: dict, sets: dict, names: list[str]) -> str | None:
                     continue
                 sel = d[y == c]
                 if sel.numel():
-                    lab = names[c] if 0 <= c < len(names) else str(c)
-                    ax.hist(sel.numpy(), bins=bins, alpha=0.6, color=color, label=f"class {lab} ({sel.numel()})")
+                    ax.hist(sel.numpy(), bins=bins, alpha=0.6, color=color, label=f"class {names[c]} ({sel.numel()})")
             if y is None:
                 ax.hist(d.numpy(), bins=bins, color="0.5")
             ax.axvline(0.0, color="k", linewidth=1)
@@ -341,10 +399,6 @@ def _strip_rows(method: str, d: dict, s: int, t: int, ends, k: int) -> list[dict
 
 
 # --------------------------------------------------------------------------------------------------
-# document model: blocks rendered to Markdown and HTML
-# --------------------------------------------------------------------------------------------------
-
-# --------------------------------------------------------------------------------------------------
 # the report
 # --------------------------------------------------------------------------------------------------
 
@@ -367,26 +421,30 @@ def write_report(run_dir) -> dict[str, Path]:
             see the module docstring for every file read and the characterization layout).
     Returns:
         {path relative to run_dir: absolute Path} of every file written.
+    Raises:
+        FileNotFoundError / DamagedFileError (a ValueError) when manifest.json or results.json is
+        missing or unusable; nothing is written then.
+        ReportIncompleteError (a ValueError; its `paths` are the files written) when the report was
+        written without what a damaged or missing file of the run holds: the report says which.
     """
     if not isinstance(run_dir, (str, Path)):
         raise TypeError(f"run_dir must be a path (str or Path), got {type(run_dir).__name__}")
     root = Path(run_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"run_dir must be a run folder written by `deepdig run`; {root} is not a directory")
-    manifest = read_json(root / "manifest.json", "the run's settings")
-    results = read_json(root / "results.json", "the run's results; is the run finished?")
+    manifest = read_json(root / "manifest.json", "the run's settings", spec=MANIFEST)
+    results = read_json(root / "results.json", "the run's results; is the run finished?", spec=RUN_RESULTS)
     check_same_run(root, manifest, results, "results.json")
-    timings = read_json(root / "timings.json", "") if (root / "timings.json").is_file() else {}
+    files = FolderFiles(root, RERUN)
+    timings = files.json("timings.json", RUN_TIMINGS) or {}
 
     pair = results.get("pair") or manifest.get("pair")
     if not (isinstance(pair, list) and len(pair) == 2):
         raise ValueError(f'{root / "results.json"} must name the class pair as "pair": [s, t], got {pair!r}')
     S, T = int(pair[0]), int(pair[1])
-    names = [str(c) for c in (manifest.get("classes") or [])]
-    n_classes = max(len(names), S + 1, T + 1)
-    names += [str(c) for c in range(len(names), n_classes)]
-    directions: dict = results.get("directions") or {}
-    labels = {k: f"{names[v.get('source', 0)]} → {names[v.get('target', 0)]}" for k, v in directions.items()}
+    names = _Names(enumerate(str(c) for c in (manifest.get("classes") or [])))
+    directions: dict = results["directions"]
+    labels = {k: f"{names[v['source']]} → {names[v['target']]}" for k, v in directions.items()}
     figs = Figures(root)
     doc = Doc()
     cfg = manifest.get("config") or results.get("config") or {}
@@ -395,19 +453,42 @@ def write_report(run_dir) -> dict[str, Path]:
     clf = manifest.get("classifier") or {}
     meta = manifest.get("classifier_meta") or {}
 
-    # ---- load per-direction files
+    # ---- load per-direction files; a file results.json says the run wrote is expected
     borderline: dict[str, dict] = {}
     ae2: dict[str, dict | None] = {}
     trajectory_pt: dict[str, dict | None] = {}
     for key, d in directions.items():
-        s, t = d.get("source"), d.get("target")
-        tag = f"{s}-{t}"
-        borderline[key] = {m: load_pt(root / "borderline" / f"{m}_{tag}.pt") for m in ("deepdig", "rpbs", "epbs")}
-        c2 = load_pt(root / "components" / f"ae2_{tag}.pt")
-        ae2[key] = None if c2 is None else {"a": c2.get("a"), "a2": c2.get("a2")}
-        trajectory_pt[key] = load_pt(root / "characterize" / f"trajectory_{tag}.pt")
-    linearity_pt = load_pt(root / "characterize" / f"linearity_{S}-{T}.pt")
+        tag = f"{d['source']}-{d['target']}"
+        methods = d.get("methods") or {}
+        borderline[key] = {}
+        for m in ("deepdig", "rpbs", "epbs"):
+            info = methods.get(m)
+            ran = isinstance(info, dict) and not info.get("skipped")
+            borderline[key][m] = files.pt(
+                f"borderline/{m}_{tag}.pt",
+                expected=f"results.json reports {METHOD_NAMES[m]}'s search for {labels[key]}" if ran else None,
+                check=_borderline_check(m),
+            )
+        deepdig_ran = isinstance(methods.get("deepdig"), dict) and not methods["deepdig"].get("skipped")
+        c2 = files.pt(
+            f"components/ae2_{tag}.pt",
+            expected=f"results.json reports DeepDIG's pairs for {labels[key]}" if deepdig_ran else None,
+            check=_ends_check,
+        )
+        ae2[key] = None if c2 is None else {"a": c2["a"], "a2": c2["a2"]}
+        tr = d.get("trajectory")
+        measured = isinstance(tr, dict) and not (tr.get("skipped") or tr.get("reason"))
+        trajectory_pt[key] = files.pt(
+            f"characterize/trajectory_{tag}.pt",
+            expected=f"results.json reports the trajectory oscillation of {labels[key]}" if measured else None,
+            check=_trajectory_check,
+        )
     lin = results.get("linearity")
+    linearity_pt = files.pt(
+        f"characterize/linearity_{S}-{T}.pt",
+        expected="results.json reports the embedding linearity" if isinstance(lin, dict) and lin.get("sets") else None,
+        check=_linearity_check,
+    )
     charac = results.get("characterization")
 
     # ---- title and summary
@@ -417,6 +498,8 @@ def write_report(run_dir) -> dict[str, Path]:
         f"Run folder `{root.name}` · classifier `{clf.get('class', '?')}` · deepdig_fast {manifest.get('version', '?')} · "
         f"report written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
     )
+    if files.summary():
+        doc.note(files.summary())
     summary = []
     for key, d in directions.items():
         m = (d.get("methods") or {}).get("deepdig") or {}
@@ -501,7 +584,12 @@ def write_report(run_dir) -> dict[str, Path]:
             "software",
             f"deepdig_fast {manifest.get('version', '?')}, torch {manifest.get('torch', '?')}, Python {manifest.get('python', '?')}",
         ],
-        ["wall time", secs(timings.get("seconds", results.get("seconds")))],
+        [
+            "wall time",
+            "unknown: timings.json cannot be used (see the end of this report)"
+            if files.problem("timings.json")
+            else secs(timings.get("seconds", results.get("seconds"))),
+        ],
     ]
     doc.table(["item", "value"], rows)
 
@@ -593,8 +681,8 @@ def write_report(run_dir) -> dict[str, Path]:
         "a missing bar says why the method was not run.",
         why,
     )
-    for key in directions:
-        tag = key.replace("->", "-")
+    for key, d in directions.items():
+        tag = f"{d['source']}-{d['target']}"
         rel, why = figs.draw(f"attempts_{tag}.png", _fig_attempts, key, borderline[key])
         doc.fig(
             rel,
@@ -602,6 +690,10 @@ def write_report(run_dir) -> dict[str, Path]:
             "succeeded (blue/orange/green) or failed (red).",
             why,
         )
+        for m in ("deepdig", "rpbs", "epbs"):
+            problem = files.problem(f"borderline/{m}_{tag}.pt")
+            if problem:
+                doc.note(f"{METHOD_NAMES[m]} is not in this figure: {problem}.")
 
     # ---- samples
     doc.h(2, "Borderline samples")
@@ -615,9 +707,10 @@ def write_report(run_dir) -> dict[str, Path]:
     if need_train:
         x_train, train_why = _training_inputs(manifest)
     for key, d in directions.items():
-        s, t = d.get("source"), d.get("target")
-        tag = key.replace("->", "-")
+        s, t = d["source"], d["target"]
+        tag = f"{s}-{t}"
         doc.h(3, labels[key])
+        damaged = {m: files.problem(f"borderline/{m}_{tag}.pt") for m in ("deepdig", "rpbs", "epbs")}
         shown = next(
             (
                 m
@@ -627,11 +720,20 @@ def write_report(run_dir) -> dict[str, Path]:
             None,
         )
         if shown is None:
-            doc.note(f"No method found a borderline sample for {labels[key]}.")
+            for m, problem in damaged.items():
+                if problem:
+                    doc.note(f"{METHOD_NAMES[m]}'s borderline samples of {labels[key]} cannot be shown: {problem}.")
+            if not any(damaged.values()):
+                doc.note(f"No method found a borderline sample for {labels[key]}.")
         else:
             ok = borderline[key][shown]["status"] == 0
             pts = borderline[key][shown]["points"][ok]
-            if shown != "deepdig":
+            if shown != "deepdig" and damaged["deepdig"]:
+                doc.note(
+                    f"DeepDIG's borderline samples of {labels[key]} cannot be shown: {damaged['deepdig']}; "
+                    f"the grid shows {METHOD_NAMES[shown]}'s."
+                )
+            elif shown != "deepdig":
                 doc.note(
                     f"DeepDIG has no borderline samples for {labels[key]}; the grid shows {METHOD_NAMES[shown]}'s."
                 )
@@ -653,7 +755,11 @@ def write_report(run_dir) -> dict[str, Path]:
                 continue
             if m == "deepdig":
                 e = ae2.get(key)
-                if e is None or e.get("a") is None or e["a"].shape[0] != b["status"].shape[0]:
+                problem = files.problem(f"components/ae2_{tag}.pt")
+                if problem:
+                    notes.append(f"DeepDIG pairs: {problem}")
+                    continue
+                if e is None or e["a"].shape[0] != b["status"].shape[0]:
                     notes.append(
                         f"DeepDIG pairs: components/ae2_{tag}.pt is missing or does not match the borderline file"
                     )
@@ -683,8 +789,8 @@ def write_report(run_dir) -> dict[str, Path]:
     doc.h(2, "Shape of the boundary")
     if isinstance(charac, dict) and charac.get("note"):
         doc.note(str(charac["note"]))
-    _trajectory_section(doc, figs, directions, labels, trajectory_pt, timings.get("directions") or {})
-    _linearity_section(doc, figs, lin, linearity_pt, names, S, T)
+    _trajectory_section(doc, figs, directions, labels, trajectory_pt, timings.get("directions") or {}, files)
+    _linearity_section(doc, figs, lin, linearity_pt, names, S, T, files)
 
     # ---- files
     doc.h(2, "Files in this run folder")
@@ -698,7 +804,7 @@ def write_report(run_dir) -> dict[str, Path]:
             "`figures/*.png`: the figures of this report. Load `.pt` files with `torch.load(path, weights_only=True)`.",
         ]
     )
-    return finish_report(doc, figs, root, "report", title)
+    return finish_report(doc, figs, root, "report", title, files=files)
 
 
 def _linearity_reading(lin: dict) -> str:
@@ -729,7 +835,7 @@ def _linearity_reading(lin: dict) -> str:
 
 
 def _trajectory_section(
-    doc: Doc, figs: Figures, directions: dict, labels: dict, trajectory_pt: dict, times: dict
+    doc: Doc, figs: Figures, directions: dict, labels: dict, trajectory_pt: dict, times: dict, files: FolderFiles
 ) -> None:
     doc.h(3, "Trajectory oscillation")
     doc.p(
@@ -798,14 +904,17 @@ def _trajectory_section(
             "*estimate* mode samples segments at random and gives a 95% confidence interval for the same mean."
         )
     for key, d in directions.items():
+        tag = f"{d['source']}-{d['target']}"
         pt = trajectory_pt.get(key)
-        if pt is None or "stats" not in pt:
+        problem = files.problem(f"characterize/trajectory_{tag}.pt")
+        if problem:
+            doc.note(f"No oscillation histogram of {labels[key]}: {problem}.")
+        if pt is None:
             continue
-        T = int(pt.get("T") or (d.get("trajectory") or {}).get("T") or 0)
-        if T < 1:
+        T = pt.get("T") or (d.get("trajectory") or {}).get("T")
+        if not (isinstance(T, int) and T >= 1):
             doc.note(f"characterize/trajectory file of {labels[key]} has no T; histogram skipped.")
             continue
-        tag = key.replace("->", "-")
         mean = num((d.get("trajectory") or {}).get("oscillation"))
         rel, why = figs.draw(f"oscillation_{tag}.png", _fig_oscillation, pt["stats"], T, key, mean)
         doc.fig(
@@ -816,7 +925,9 @@ def _trajectory_section(
         )
 
 
-def _linearity_section(doc: Doc, figs: Figures, lin, arrays, names: list[str], S: int, T: int) -> None:
+def _linearity_section(
+    doc: Doc, figs: Figures, lin, arrays, names: dict[int, str], S: int, T: int, files: FolderFiles
+) -> None:
     doc.h(3, "Linearity in embedding space")
     doc.p(
         "Is the boundary a flat hyperplane in the classifier's embedding space (its penultimate layer)? A linear "
@@ -877,7 +988,8 @@ def _linearity_section(doc: Doc, figs: Figures, lin, arrays, names: list[str], S
     )
     doc.p(_linearity_reading(lin))
     if arrays is None:
-        doc.note(f"characterize/linearity_{S}-{T}.pt is missing: no distance histograms.")
+        problem = files.problem(f"characterize/linearity_{S}-{T}.pt")
+        doc.note(f"No distance histograms: {problem or f'characterize/linearity_{S}-{T}.pt is missing'}.")
         return
     rel, why = figs.draw("svm_distances.png", _fig_svm, arrays, lin.get("sets") or {}, names)
     doc.fig(

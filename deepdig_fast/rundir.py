@@ -157,7 +157,7 @@ def ratio(num: Any, den: Any) -> float | None:
     """num / den, or None when either is missing or not finite, or den <= 0."""
     try:
         n, d = float(num), float(den)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float's range
         return None
     if isinstance(num, bool) or isinstance(den, bool) or not (math.isfinite(n) and math.isfinite(d)) or d <= 0:
         return None
@@ -369,6 +369,8 @@ def read_manifest(root: Path) -> dict | None:
         return None
     try:
         obj = json.loads(p.read_text(encoding="utf-8"))
+    except RecursionError:  # nested deeper than the parser goes: never one of deepdig's files
+        raise ValueError(f"{p} is not a readable JSON file (nested too deep); is this a deepdig folder?") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{p} is not a readable JSON file ({exc}); is this a deepdig folder?") from None
     if not isinstance(obj, dict):

@@ -17,6 +17,12 @@ in the paper's way, so their cells for those columns read "n/a".
 
 Written into OUT: tables.md, tables.tex (booktabs), borderline.csv, trajectory.csv, linearity.csv.
 Every input is read and checked before anything is written; nothing is written into an input.
+
+Inputs that cannot be used as given (not a folder, no results, the same folder twice, another kind
+of folder) raise TableInputError. A results.json, atlas.json or manifest.json that is there but
+damaged -- not JSON, nested too deep, holding a number no deepdig file holds, a field of the wrong
+type -- raises readers.DamagedFileError (also a ValueError), one line naming the file and the
+field: every file is read by readers.read_json against the shapes declared there.
 """
 
 from __future__ import annotations
@@ -24,14 +30,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .rundir import ATLAS_KIND, RUN_KIND, check_same_run, read_manifest
+from .document import num
+from .paths import PathConflictError, check_paths
+from .readers import ATLAS, MANIFEST, RUN_RESULTS, check, read_json, read_json_if_present
+from .rundir import ATLAS_KIND, RUN_KIND, check_same_run
 from .training import describe_training
 
 __all__ = ["TableInputError", "TableSource", "read_sources", "build_tables", "write_tables"]
@@ -57,16 +65,6 @@ def _obj(d: Any, key: str) -> dict:
     """d[key] when d is a mapping and d[key] a mapping, else an empty dict."""
     v = d.get(key) if isinstance(d, Mapping) else None
     return dict(v) if isinstance(v, Mapping) else {}
-
-
-def _read_json(path: Path, arg: str) -> dict:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TableInputError(f"{arg}: {path.name} is not a readable JSON file ({type(exc).__name__})") from None
-    if not isinstance(obj, dict):
-        raise TableInputError(f"{arg}: {path.name} must hold a JSON object")
-    return obj
 
 
 def _model_of(results: Mapping, manifest: Mapping, kind: str) -> dict:
@@ -109,7 +107,8 @@ def _settings_of(results: Mapping, kind: str) -> dict:
 
 
 def read_sources(paths: Sequence[str | os.PathLike], arg: str = "DIR") -> list[TableSource]:
-    """Read and check every input folder; TableInputError naming the first bad one."""
+    """Read and check every input folder; TableInputError naming the first bad one, DamagedFileError
+    naming the first damaged file."""
     if not paths:
         raise TableInputError(f"{arg}: give at least one run folder or atlas folder")
     seen: dict[Path, str] = {}
@@ -126,25 +125,22 @@ def read_sources(paths: Sequence[str | os.PathLike], arg: str = "DIR") -> list[T
             raise TableInputError(f"{where}: the same folder as {seen[key]}; give each folder once")
         seen[key] = str(given)
         if (p / "results.json").is_file():
-            kind, name, want = "run", "results.json", RUN_KIND
+            kind, name, want, spec = "run", "results.json", RUN_KIND, RUN_RESULTS
         elif (p / "atlas.json").is_file():
-            kind, name, want = "atlas", "atlas.json", ATLAS_KIND
+            kind, name, want, spec = "atlas", "atlas.json", ATLAS_KIND, ATLAS
         else:
             raise TableInputError(
                 f"{where}: neither results.json (a finished `deepdig run`) nor atlas.json (a finished `deepdig atlas`) is there"
             )
-        results = _read_json(p / name, where)
-        if results.get("kind") not in (None, want):
+        results = read_json(p / name, "")
+        if results.get("kind") not in (None, want):  # another kind of folder: the wrong argument, not damage
             raise TableInputError(f"{where}: {name} is of kind {results.get('kind')!r}, expected {want!r}")
+        check(spec, results, p / name)
+        manifest = read_json_if_present(p / "manifest.json", spec=MANIFEST) or {}
         try:
-            manifest = read_manifest(p) or {}
             check_same_run(p, manifest, results, name)
         except ValueError as exc:
             raise TableInputError(f"{where}: {exc}") from None
-        if kind == "run" and not isinstance(results.get("directions"), Mapping):
-            raise TableInputError(f"{where}: results.json has no 'directions' object; is the run finished?")
-        if kind == "atlas" and not isinstance(results.get("directions"), list):
-            raise TableInputError(f"{where}: atlas.json has no 'directions' list; is the atlas finished?")
         src = TableSource(p, kind, results, manifest)
         src.model = _model_of(results, manifest, kind)
         src.settings = _settings_of(results, kind)
@@ -158,9 +154,9 @@ def read_sources(paths: Sequence[str | os.PathLike], arg: str = "DIR") -> list[T
 
 
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
-    return float(v)
+    return num(v)  # None for NaN, ±inf and ints beyond a float
 
 
 NA = "n/a"  # a column this kind of input does not measure
@@ -552,18 +548,20 @@ def _csv(rows: list[dict], columns: list[str], built: Mapping) -> str:
     return buf.getvalue()
 
 
+#: the files write_tables writes into its folder
+TABLE_FILES = ("tables.md", "tables.tex", "borderline.csv", "trajectory.csv", "linearity.csv")
+
+
 def check_out_dir(out_dir: str | os.PathLike, sources: Sequence[TableSource], arg: str = "--out") -> Path:
-    """`out_dir` must not be an input folder or lie inside one (a folder above the inputs is fine:
-    the files written there are not in any input folder)."""
+    """No file the tables are written to may be or lie in an input folder (paths.check_paths); a
+    folder above the inputs is fine: the tables land beside the run folders, not in them."""
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise TableInputError(f"{arg} {out_dir}: a file, expected a folder")
-    for src in sources:
-        inp = src.path.resolve()
-        if out == inp or inp in out.parents:
-            raise TableInputError(
-                f"{arg} {out_dir}: overlaps the input folder {src.path}; write the tables to a folder outside the inputs"
-            )
+    try:
+        check_paths(reads={"DIR": [src.path for src in sources]}, writes={arg: [out / f for f in TABLE_FILES]})
+    except PathConflictError as exc:
+        raise TableInputError(str(exc)) from None
     return out
 
 
@@ -589,6 +587,7 @@ def write_tables(
         "trajectory.csv": _csv(built["tables"]["trajectory"], TRAJECTORY_COLUMNS, built),
         "linearity.csv": _csv(built["tables"]["linearity"], LINEARITY_COLUMNS, built),
     }
+    assert tuple(files) == TABLE_FILES  # what check_out_dir checked is what is written
     written = {}
     for name, text in files.items():
         atomic_write_text(out / name, text)

@@ -21,6 +21,7 @@ from deepdig_fast.atlas_report import (
     load_atlas,
     write_atlas_report,
 )
+from deepdig_fast.readers import ReportIncompleteError
 from deepdig_fast.rundir import ATLAS_ROW_FIELDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -284,7 +285,10 @@ def test_report_survives_unreadable_timings(tmp_path, monkeypatch):
     few_metrics(monkeypatch, "success_rate")
     root = write_atlas(tmp_path / "a", make_atlas())
     (root / "timings.json").write_text("[1, 2", encoding="utf-8")
-    write_atlas_report(root / "atlas.json")  # the file itself is accepted too
+    # written (the file itself is accepted too), but the caller is told what is missing
+    with pytest.raises(ReportIncompleteError, match="timings.json is not valid JSON") as info:
+        write_atlas_report(root / "atlas.json")
+    assert set(info.value.paths) == {"figures/heatmap_success_rate.png", "atlas.md", "atlas.html"}
     md = (root / "atlas.md").read_text(encoding="utf-8")
     assert "timings.json could not be read" in md
 

@@ -64,7 +64,7 @@ class Row:
     env: dict = field(default_factory=dict)
     cwd: str | None = None  # working folder (placeholders allowed)
     hold_lock: str | None = None  # hold a FolderLock on this folder while the command runs
-    needs_unwritable: bool = False  # skip where chmod 0o500 does not stop this user (root)
+    needs_unwritable: bool = False  # skip where no unwritable folder can be made (root without mount)
 
 
 RUN = ["run", "--pair", "3,5", "--device", "cpu", "--steps", "5", "--no-characterize", "--no-report", "--quiet"]
@@ -173,6 +173,12 @@ ROWS = [
         r"manifest.json is not a readable JSON file",
     ),
     Row(
+        "out-has-a-deeply-nested-manifest",
+        [*RUN, "--out", "{inp}/deep-manifest", "--classifier", CKPT],
+        2,
+        r"deep-manifest/manifest.json is not a readable JSON file \(nested too deep\)",
+    ),
+    Row(
         "compare-out-is-a-file",
         ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/afile.txt"],
         2,
@@ -182,7 +188,7 @@ ROWS = [
         "compare-out-is-an-input",
         ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/atlas2"],
         2,
-        r"--out .*atlas2 is ATLAS_B .*atlas2, which this command reads; outputs never overlap inputs",
+        r"--out .*atlas2/compare.json is inside ATLAS_B .*atlas2, which this command reads; outputs never overlap",
     ),
     Row(
         "compare-input-missing",
@@ -231,13 +237,13 @@ ROWS = [
         "compare-out-inside-an-input",
         ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/atlas2/units"],
         2,
-        r"--out .*atlas2/units is inside ATLAS_B .*atlas2, which this command reads",
+        r"--out .*atlas2/units/compare.json is inside ATLAS_B .*atlas2, which this command reads",
     ),
     Row(
         "table-out-inside-an-input",
         ["table", "{inp}/run-1-2", "--out", "{inp}/run-1-2/tables"],
         2,
-        r"--out .*run-1-2/tables is inside DIR .*run-1-2, which this command reads",
+        r"--out .*run-1-2/tables/tables.md is inside DIR .*run-1-2, which this command reads",
     ),
     Row(
         "out-lock-is-a-link",
@@ -256,6 +262,12 @@ ROWS = [
         ["report", "{inp}/linked-figures"],
         2,
         r"RUN_DIR .*linked-figures: figures is a symbolic link",
+    ),
+    Row(
+        "compare-figures-is-a-link",
+        ["compare", "{inp}/atlas", "{inp}/atlas2", "--out", "{inp}/linked-compare"],
+        2,
+        r"--out: .*linked-compare/figures is a symbolic link; deepdig writes only real files",
     ),
     Row(
         "out-is-someone-elses-folder",
@@ -570,6 +582,7 @@ def inputs(tmp_path_factory):
         "run-1-2": {"manifest.json": json.dumps(manifest), "results.json": json.dumps({**manifest, "directions": {}})},
         "orphan-results": {"results.json": json.dumps({"kind": "deepdig-run", "pair": [3, 5]})},
         "broken-manifest": {"manifest.json": '{"kind": "deepdig-run", '},
+        "deep-manifest": {"manifest.json": '{"a": ' * 200_000 + "1" + "}" * 200_000},
         "report-no-results": {"manifest.json": json.dumps(manifest)},
         "report-bad-json": {"manifest.json": json.dumps(manifest), "results.json": '{"pair": [1, 2'},
         "report-other-run": {
@@ -610,15 +623,29 @@ def inputs(tmp_path_factory):
     (inp / "linked-figures" / "manifest.json").write_text(json.dumps(run_manifest))
     (inp / "linked-figures" / "results.json").write_text(json.dumps({**run_manifest, "directions": {}}))
     os.symlink(inp / "victim-folder", inp / "linked-figures" / "figures")
+    (inp / "linked-compare").mkdir()
+    os.symlink(inp / "victim-folder", inp / "linked-compare" / "figures")
     (inp / "foreign-folder").mkdir()
     (inp / "foreign-folder" / "notes.txt").write_text("not deepdig's\n")
     (inp / "evil.pkl").write_bytes(pickle.dumps(_Hostile(), protocol=4))
     (inp / "hostile").mkdir()
     shutil.copy(inp / "ckpt" / "fcn.json", inp / "hostile" / "fcn.json")
     (inp / "hostile" / "fcn.pt").write_bytes(pickle.dumps(_Hostile(), protocol=4))
-    os.chmod(inp / "readonly", 0o500)
+    # an unwritable folder: chmod stops an ordinary user; root writes anywhere except on a
+    # read-only file system, so as root the folder is a read-only tmpfs
+    mounted = os.geteuid() == 0 and (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(inp / "readonly")], capture_output=True
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        os.chmod(inp / "readonly", 0o500)
     yield inp
-    os.chmod(inp / "readonly", 0o700)
+    if mounted:
+        subprocess.run(["umount", "-l", str(inp / "readonly")], capture_output=True)
+    else:
+        os.chmod(inp / "readonly", 0o700)
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -662,7 +689,7 @@ def test_bad_input(row: Row, inputs: Path, tmp_path: Path, monkeypatch, capfd):
     from deepdig_fast.rundir import FolderLock
 
     if row.needs_unwritable and os.access(inputs / "readonly", os.W_OK):
-        pytest.skip("chmod 0o500 does not stop this user from writing (running as root)")
+        pytest.skip("no unwritable folder could be made here (root, and no read-only tmpfs could be mounted)")
     argv = [_fill(a, inputs, tmp_path) for a in row.argv]
     cwd = Path(_fill(row.cwd, inputs, tmp_path)) if row.cwd else tmp_path
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
