@@ -1,4 +1,4 @@
-"""Peak memory of loading an image folder (README, "Your data"; benchmarks/RESULTS.md).
+"""Peak memory of loading an image folder (docs/MODELS-AND-DATA.md; benchmarks/RESULTS.md).
 
     python benchmarks/load_memory.py [N] [SIZE]
 

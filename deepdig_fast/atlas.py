@@ -35,7 +35,7 @@ Folder:
     timings.json    wall time per phase, per stage and per unit, ranks, forwards (varies by run)
     manifest.json   versions, command, world size
     atlas.md, atlas.html, figures/   the report (deepdig_fast.atlas_report)
-    units/generators/*.pt, units/directions/*.pt   the units (+ .json with key and seconds)
+    units/generators/*.pt, units/directions/*.pt   the units (each with its key and seconds inside)
 """
 
 from __future__ import annotations

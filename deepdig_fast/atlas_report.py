@@ -4,7 +4,7 @@
     result = compare_atlases("atlases/cnn", "atlases/fcn", "atlases/cnn-vs-fcn")
     print(format_compare_table(result))
 
-Reads atlas.json ("kind": "deepdig-atlas", "schema": 1: the classes covered, the generators and one
+Reads atlas.json ("kind": "deepdig-atlas", "schema": rundir.ATLAS_SCHEMA: the classes covered, the generators and one
 row of numbers per direction s -> t) and, when present, manifest.json and timings.json beside it, all
 through readers.read_json against the shapes declared there (readers.ATLAS, MANIFEST,
 ATLAS_TIMINGS): a file that is not JSON, nests too deep, holds a number no deepdig file holds or has
@@ -272,7 +272,7 @@ def load_atlas(path: str | os.PathLike) -> dict:
     """The checked contents of an atlas folder's atlas.json (path: the folder or the file itself).
 
     Raises FileNotFoundError when the path or its atlas.json is missing, ValueError when the file is not
-    JSON, not `"kind": "deepdig-atlas"` with `"schema": 1`, or its classes/directions are malformed.
+    JSON, not `"kind": "deepdig-atlas"` with the current schema, or its classes/directions are malformed.
     """
     return _open(path, "path")[1]
 

@@ -10,14 +10,15 @@ matches and recomputes the rest, so an interrupted run resumes where it stopped.
 Run folder:
     manifest.json                 versions, seed, every setting, the classifier's checksum
     results.json                  per direction and method: pairs, success rate, attempts, failures,
-                                  forwards, wall time per stage (schema in docs: RESULTS_SCHEMA)
+                                  forwards (deterministic; schema in docs/RESULTS-SCHEMA.md)
+    timings.json                  wall time per stage and whether it was reused (varies by run)
     components/ae1_S-T.pt         AE_I state_dict, the adversarial set A(S->T) and its counts
     components/ae2_S-T.pt         AE_II state_dict and the kept pairs (a, a'')
     borderline/<method>_S-T.pt    borderline points, probs, embeddings, status, attempts, pair indices
     characterize/trajectory_S-T.pt  per-segment statistics (changes, distinct, third-class, in band), i, j
     characterize/linearity_S-T.pt   signed SVM distances and true labels of train / test / borderline
-    (each .pt has a .json beside it with its key, settings and wall time; load the .pt files with
-    torch.load(path, weights_only=True))
+    (each .pt holds, under rundir.STAGE_KEY, the record of its key, settings and wall time; load the
+    .pt files with torch.load(path, weights_only=True))
 """
 
 from __future__ import annotations

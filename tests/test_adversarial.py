@@ -440,7 +440,7 @@ def test_training_input_errors(mnist):
         train_adversarial_autoencoder(clf, xs, -1, cfg)
     with pytest.raises(ValueError, match=r"x must have values in \[0, 1\]"):
         train_adversarial_autoencoder(clf, xs * 2, T, cfg)
-    with pytest.raises(TypeError, match="x must be a floating-point"):
+    with pytest.raises(TypeError, match="x must be a float32 or float64 tensor, got torch.uint8"):
         train_adversarial_autoencoder(clf, (xs * 255).to(torch.uint8), T, cfg)
     with pytest.raises(ValueError, match="empty"):
         train_adversarial_autoencoder(clf, xs[:0], T, cfg)

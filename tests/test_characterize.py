@@ -196,7 +196,7 @@ def test_trajectory_input_errors():
         trajectory_oscillation(Stripes(), torch.rand(4, 3), -1, 1)
     with pytest.raises(TypeError, match="points must be a torch.Tensor"):
         trajectory_oscillation(Stripes(), [[0.0, 1.0]], 0, 1)
-    with pytest.raises(TypeError, match="points must be a floating-point"):
+    with pytest.raises(TypeError, match="points must be a float32 or float64 tensor, got torch.int64"):
         trajectory_oscillation(Stripes(), torch.ones(4, 3, dtype=torch.long), 0, 1)
     with pytest.raises(ValueError, match=r"points must have shape \[N, \*sample_shape\]"):
         trajectory_oscillation(Stripes(), torch.rand(4), 0, 1)

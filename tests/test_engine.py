@@ -166,7 +166,7 @@ def test_errors():
         dd.refine_borderline(lin, a, b, 2, 2)
     with pytest.raises(ValueError, match=r"class ids in \[0, 4\)"):
         dd.refine_borderline(lin, a, b, 0, 7)
-    with pytest.raises(TypeError, match="a must be a floating-point tensor"):
+    with pytest.raises(TypeError, match="a must be a float32 or float64 tensor, got torch.int64"):
         dd.refine_borderline(lin, a.long(), b.long(), 0, 1)
     bad = a.clone()
     bad[2, 1] = float("nan")
