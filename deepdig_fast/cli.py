@@ -1329,7 +1329,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("atlas_a", help="atlas folder A (the reference)")
     q.add_argument("atlas_b", help="atlas folder B (differences are B - A)")
     q.add_argument(
-        "--out", type=_out_dir, help="folder for compare.html, compare.md, compare.json and figures/ (default: B-vs-A in the current folder)"
+        "--out",
+        type=_out_dir,
+        help="folder for compare.html, compare.md, compare.json and figures/ (default: B-vs-A in the current folder)",
     )
     q.add_argument("--labels", help="names of A and B, like base,robust (default: the folder names)")
     q.add_argument("--top", type=_positive_int, default=15, help="rows of the largest-changes table (default 15)")
