@@ -610,8 +610,9 @@ def write_atlas_report(atlas_dir: str | os.PathLike) -> dict[str, Path]:
     title = f"DeepDIG atlas: {ds_name}, {clf.get('class', '?')}, {K} classes"
     doc.h(1, title)
     doc.p(f"Atlas folder `{root.name}` · report written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
-    if files.summary():
-        doc.note(files.summary())
+    unusable = files.summary()
+    if unusable:
+        doc.note(unusable)
     header = [
         ["data set", _dataset_text(dataset)],
         [

@@ -21,7 +21,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -107,9 +107,18 @@ class Spec:
         object.__setattr__(self, "is_leaf", self.kind not in ("object", "map", "list"))
 
 
-def obj(*, required: tuple[str, ...] = (), what: str = "an object", **fields: Spec) -> Spec:
-    """An object whose `fields`, where present and not null, have their shapes; `required` must be present."""
-    return Spec("object", what, "objects", MappingProxyType(fields), required=tuple(required))
+def obj(
+    many: Mapping[str, Spec] | None = None,
+    /,
+    *,
+    required: tuple[str, ...] = (),
+    what: str = "an object",
+    **fields: Spec,
+) -> Spec:
+    """An object whose fields (`many` and `fields`), where present and not null, have their shapes;
+    `required` must be present."""
+    both = {**(many or {}), **fields}
+    return Spec("object", what, "objects", MappingProxyType(both), required=tuple(required))
 
 
 def list_of(item: Spec, *, length: int | None = None, what: str | None = None) -> Spec:
@@ -208,7 +217,7 @@ def check(spec: Spec, value, file, path: str = "") -> None:
     if spec.kind == "list":
         if spec.length is not None and len(value) != spec.length:
             raise DamagedFileError(f"{file}: '{path}' must be {spec.what}, got {_got(value)}")
-        entries = enumerate(value)
+        entries: Iterable[tuple[Any, Any]] = enumerate(value)
     else:
         entries = value.items()
     for key, v in entries:
@@ -422,12 +431,14 @@ _ATLAS_COUNTS = (
     "trajectory_segments",
 )
 _ATLAS_ROW = obj(
+    {
+        **{c: COUNT for c in _ATLAS_COUNTS},
+        **{c: NUMBER for c in ATLAS_ROW_FIELDS if c not in (*_ATLAS_COUNTS, "source", "target", "skipped")},
+    },
     required=("source", "target"),
     source=CLASS,
     target=CLASS,
     skipped=TEXT,
-    **{c: COUNT for c in _ATLAS_COUNTS},
-    **{c: NUMBER for c in ATLAS_ROW_FIELDS if c not in (*_ATLAS_COUNTS, "source", "target", "skipped")},
 )
 
 #: atlas.json of an atlas folder (atlas.run_atlas)
@@ -486,11 +497,11 @@ class FolderFiles:
         try:
             loaded = torch_load(path)
         except Exception as exc:  # torn, truncated or foreign bytes; the run recomputes such a file
-            why = load_failure(exc)
-            why = why if len(why) <= 160 else why[:159] + "…"
-            self.problems[rel] = f"{rel} is unreadable ({why}); rerun {self.rerun} to compute it again"
+            reason = load_failure(exc)
+            reason = reason if len(reason) <= 160 else reason[:159] + "…"
+            self.problems[rel] = f"{rel} is unreadable ({reason}); rerun {self.rerun} to compute it again"
             return None
-        why = f"it holds a {type(loaded).__name__}, not a dict" if not isinstance(loaded, dict) else None
+        why: str | None = f"it holds a {type(loaded).__name__}, not a dict" if not isinstance(loaded, dict) else None
         if why is None and check is not None:
             why = check(loaded)
         if why:

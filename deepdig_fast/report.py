@@ -461,13 +461,13 @@ def write_report(run_dir) -> dict[str, Path]:
         tag = f"{d['source']}-{d['target']}"
         methods = d.get("methods") or {}
         borderline[key] = {}
-        for m in ("deepdig", "rpbs", "epbs"):
-            info = methods.get(m)
+        for method in ("deepdig", "rpbs", "epbs"):
+            info = methods.get(method)
             ran = isinstance(info, dict) and not info.get("skipped")
-            borderline[key][m] = files.pt(
-                f"borderline/{m}_{tag}.pt",
-                expected=f"results.json reports {METHOD_NAMES[m]}'s search for {labels[key]}" if ran else None,
-                check=_borderline_check(m),
+            borderline[key][method] = files.pt(
+                f"borderline/{method}_{tag}.pt",
+                expected=f"results.json reports {METHOD_NAMES[method]}'s search for {labels[key]}" if ran else None,
+                check=_borderline_check(method),
             )
         deepdig_ran = isinstance(methods.get("deepdig"), dict) and not methods["deepdig"].get("skipped")
         c2 = files.pt(
@@ -498,8 +498,9 @@ def write_report(run_dir) -> dict[str, Path]:
         f"Run folder `{root.name}` · classifier `{clf.get('class', '?')}` · deepdig_fast {manifest.get('version', '?')} · "
         f"report written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
     )
-    if files.summary():
-        doc.note(files.summary())
+    unusable = files.summary()
+    if unusable:
+        doc.note(unusable)
     summary = []
     for key, d in directions.items():
         m = (d.get("methods") or {}).get("deepdig") or {}
