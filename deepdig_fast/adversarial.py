@@ -295,13 +295,6 @@ def _default_plan(shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
     return "mlp", {"in_shape": list(shape)}
 
 
-def _legacy_plan(shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
-    """The default before the scaling family (kept to decide whether a stage key must change)."""
-    if len(shape) == 3 and shape[0] > 1 and shape[1] % 4 == 0 and shape[2] % 4 == 0:
-        return "conv", {"in_shape": list(shape), "channels": [32, 64], "code_channels": 8, "pad": False}
-    return "mlp", {"in_shape": list(shape)}
-
-
 def default_autoencoder(in_shape: Sequence[int], dropout: float = 0.0) -> nn.Module:
     """The autoencoder DeepDIG uses for inputs shaped ``in_shape`` (without the batch dimension).
 
@@ -320,15 +313,13 @@ def default_autoencoder(in_shape: Sequence[int], dropout: float = 0.0) -> nn.Mod
 def autoencoder_key(spec: AutoencoderSpec, in_shape: Sequence[int]) -> str:
     """What identifies the autoencoder of ``spec`` in stage keys (a changed one recomputes stages).
 
-    None (the default) is "default" wherever the default architecture for ``in_shape`` is what it
-    was before the scaling family (so existing run folders stay valid), else "default " plus the
-    architecture; a factory is named by its ``__qualname__`` (the spec's for
-    :func:`autoencoder_from_spec`), anything else by its repr.
+    None (the default) is "default " plus the architecture it builds for ``in_shape``; a factory is
+    named by its ``__qualname__`` (the spec's for :func:`autoencoder_from_spec`), anything else by
+    its repr.
     """
     if spec is None:
-        shape = _check_shape(in_shape)
-        now = _default_plan(shape)
-        return "default" if now == _legacy_plan(shape) else f"default {now[0]}{now[1]}"
+        kind, kwargs = _default_plan(_check_shape(in_shape))
+        return f"default {kind}{kwargs}"
     return str(getattr(spec, "__qualname__", repr(spec)))
 
 
@@ -425,8 +416,7 @@ class AdversarialConfig:
     the one-time compile, paid once per architecture pair and process, is repaid); the same loss,
     optimiser and schedule, with float32 sums reassociated (loss curves equal to eager within float
     tolerance, tests/test_adversarial.py). Falls back to eager with one warning if compiling fails.
-    channels_last: train against a copy of the classifier in the channels_last memory format
-    (TRAINING_VIEW_REVISION 2): its nn.MaxPool2d layers of fewer than 16 channels computed by
+    channels_last: train against a copy of the classifier in the channels_last memory format: its nn.MaxPool2d layers of fewer than 16 channels computed by
     deepdig_fast's max_pool2d kernel (ATen's values and gradients bit for bit), its image
     convolutions of one input channel taking ops.conv2d's input gradient, and on a CPU the loss's
     BCEs from ops.binary_cross_entropy -- True, False, or "auto" (on a CPU, when the classifier is an
@@ -538,22 +528,12 @@ def training_layout(config: AdversarialConfig, device: torch.device | str, class
 
 
 def training_key(config: AdversarialConfig, device: torch.device | str, classifier: Classifier) -> dict:
-    """``config`` as it enters a stage key: its fields without ``channels_last``, plus
-    ``"layout": "channels_last"`` when the training runs against a channels_last copy
-    (:func:`training_layout`). A contiguous training keeps the key it had before the setting existed."""
+    """``config`` as it enters a stage key: its fields, with the ``channels_last`` setting replaced by
+    the layout it resolves to here (``"layout"``: :func:`training_layout`)."""
     spec = dataclasses.asdict(config)
     spec.pop("channels_last")
-    if training_layout(config, device, classifier) == "channels_last":
-        spec["layout"] = "channels_last"
-        spec["view"] = TRAINING_VIEW_REVISION
+    spec["layout"] = training_layout(config, device, classifier)
     return spec
-
-
-# The revision of the channels_last training copy (_training_view) and its eager loss, in stage
-# keys: 1 had its pools run by max_pool2d; 2 also routes the input gradient of its image
-# convolutions through ops.conv2d and computes both BCEs with ops.binary_cross_entropy (float sums
-# in another order, so a revision-1 training is not reused as a revision-2 one).
-TRAINING_VIEW_REVISION = 2
 
 
 # The max_pool2d kernel runs a training copy's pools of at most this many channels. ATen / kernel,
@@ -1321,8 +1301,12 @@ def can_train_in_processes(classifier: Classifier, autoencoder: AutoencoderSpec)
     classifier). A property of the objects, not of timing, so the choice is deterministic."""
     import pickle
 
+    from deepdig_fast.checkpoint import defining_modules
+
     classifier = unwrap(classifier)
     if isinstance(classifier, nn.Module) and any(p.device.type != "cpu" for p in classifier.parameters()):
+        return False
+    if "__main__" in defining_modules(classifier, autoencoder):  # a script's classes: no worker imports them
         return False
     try:
         pickle.dumps((classifier, autoencoder))
@@ -1390,7 +1374,7 @@ def _loss_terms(ae: nn.Module, classifier: Classifier, xb: torch.Tensor, onehot:
 def _view_loss_terms(ae: nn.Module, classifier: Classifier, xb: torch.Tensor, onehot: torch.Tensor, alpha: float):
     """_loss_terms with both BCEs from ops.binary_cross_entropy (ATen's values; its CPU kernel is a
     scalar loop of two logarithms per pixel, a tenth of a step, benchmarks/bench_binary_cross_entropy.py):
-    the eager loss of trainings against the channels_last copy on a CPU (TRAINING_VIEW_REVISION 2)."""
+    the eager loss of trainings against the channels_last copy on a CPU."""
     out = ae(xb)
     prob = classifier(out).softmax(dim=1)
     rec = torch.ops.deepdig_fast.binary_cross_entropy(out, xb)

@@ -70,15 +70,16 @@ from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData, as_unit
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE, default_batch_size, default_loop
 from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs, unwrap
-from deepdig_fast.io import atomic_write_text, sha256_state_dict
+from deepdig_fast.identity import data_fingerprint, model_identity
+from deepdig_fast.io import atomic_write_text
 from deepdig_fast.rundir import (
     ATLAS_KIND,
     ATLAS_ROW_FIELDS,
     ATLAS_SCHEMA,
+    KEY_SCHEMA,
     RunError,
     StageStore,
     claim_folder,
-    data_fingerprint,
     digest,
     environment,
     model_device,
@@ -92,10 +93,11 @@ from deepdig_fast.train_worker import TrainingPool
 from deepdig_fast.validation import (
     BAND,
     BATCH_MAX,
+    BETA,
+    BETA_RULE,
     MAX_STEPS_MAX,
     SEED_MAX,
     Int,
-    Number,
     Optional,
     Options,
     check_class_id,
@@ -140,7 +142,7 @@ class AtlasConfig:
 
     strategy: str = "auto"
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
-    beta: float = 1e-4
+    beta: float = BETA
     max_steps: int = 64
     method: str = "bisect"
     engine_batch_size: int | None = None
@@ -160,7 +162,7 @@ class AtlasConfig:
         "compile": COMPILE,
         "joint_training": Options(JOINT_TRAINING),
         "strategy": Options(("auto",) + STRATEGIES),
-        "beta": Number(0, 1, "neither"),
+        "beta": BETA_RULE,
         "max_steps": Int(1, MAX_STEPS_MAX),
         "method": Options(("bisect", "illinois")),
         "engine_batch_size": Optional(Int(1, BATCH_MAX)),
@@ -662,11 +664,12 @@ def run_atlas(
     t_start = time.perf_counter()
 
     full_fp = data_fingerprint(data)
-    classifier_sha = sha256_state_dict(classifier.state_dict())
+    identity = model_identity(classifier)  # the function, not only its weights (docs/RELIABILITY.md)
     adv = training_key(config.adversarial, model_device(classifier), classifier)
     adv.pop("seed")
     base = {
-        "classifier": classifier_sha,
+        "key_schema": KEY_SCHEMA,
+        "classifier": identity,
         "data": full_fp,
         "max_inputs_per_class": config.max_inputs_per_class,
         "data_seed": config.seed if config.max_inputs_per_class else None,
@@ -675,11 +678,9 @@ def run_atlas(
         "dtype": str(data.dtype),
         "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
     }
-    if fast.key() is not None:  # optimised logits differ from eager in the last bits: never mixed
-        base["inference"] = fast.key()
+    base["inference"] = fast.key()  # optimised logits differ from eager in the last bits: never mixed
     engine_loop = default_loop(model_device(classifier), config.compile)
-    if engine_loop != "compact":  # (the compact loop's keys stay as they were)
-        base["engine_loop"] = engine_loop
+    base["engine_loop"] = engine_loop
     scope = {"directions": [list(d) for d in directions]}
     run_id = digest(
         {**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer}
@@ -695,7 +696,8 @@ def run_atlas(
         "classes": covered,
         "config": config.to_dict(),
         "classifier": {
-            "sha256": classifier_sha,
+            "sha256": identity["weights"],
+            "structure": identity["structure"],
             "class": type(classifier).__name__,
             "embedding_layer": embedding_layer,
             "class_accuracy": {str(c): a for c, a in accuracy.items()},
@@ -798,7 +800,7 @@ def run_atlas(
                 covered,
                 directions,
                 strategy,
-                classifier_sha,
+                identity,
                 embedding_layer,
                 full_fp,
                 run_id,
@@ -890,7 +892,7 @@ def _phase(
 
 
 def _merge(
-    ctx, outs, gen_units, dir_units, covered, directions, strategy, classifier_sha, embedding_layer, full_fp, run_id
+    ctx, outs, gen_units, dir_units, covered, directions, strategy, identity, embedding_layer, full_fp, run_id
 ) -> dict:
     gens = []
     for name in gen_units:
@@ -926,7 +928,8 @@ def _merge(
             "n_directions": len(directions),
             "dataset": full_fp,
             "classifier": {
-                "sha256": classifier_sha,
+                "sha256": identity["weights"],
+                "structure": identity["structure"],
                 "class": type(unwrap(ctx.f)).__name__,
                 "embedding_layer": embedding_layer,
             },

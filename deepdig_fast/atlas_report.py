@@ -751,13 +751,20 @@ def _compare_notes(atl: tuple[dict, dict], lab: tuple[str, str], parts) -> list[
     renamed = [c for c in set(ca) & set(cb) if dict(zip(ca, na))[c] != dict(zip(cb, nb))[c]]
     if renamed:
         notes.append(f"Classes {sorted(renamed)} have different names in the two atlases; {la}'s names are used.")
-    sha_a = (a.get("classifier") or {}).get("sha256") if isinstance(a.get("classifier"), Mapping) else None
-    sha_b = (b.get("classifier") or {}).get("sha256") if isinstance(b.get("classifier"), Mapping) else None
+    clf_a: Any = a.get("classifier") if isinstance(a.get("classifier"), Mapping) else {}
+    clf_b: Any = b.get("classifier") if isinstance(b.get("classifier"), Mapping) else {}
+    sha_a, sha_b = clf_a.get("sha256"), clf_b.get("sha256")
     if sha_a and sha_a == sha_b:
-        notes.append(
-            f"Both atlases use the same classifier weights (SHA-256 {str(sha_a)[:12]}…): the differences "
-            "come from the settings or the randomness of the runs, not from the model."
-        )
+        if clf_a.get("structure") != clf_b.get("structure"):
+            notes.append(
+                f"Both atlases use the same classifier weights (SHA-256 {str(sha_a)[:12]}…) in models of a "
+                "different structure or code (an activation, a layer setting or a forward changed)."
+            )
+        else:
+            notes.append(
+                f"Both atlases use the same classifier (weights SHA-256 {str(sha_a)[:12]}…, same structure): "
+                "the differences come from the settings or the randomness of the runs, not from the model."
+            )
     if a.get("strategy") != b.get("strategy"):
         notes.append(f"The strategies differ: {la} is {a.get('strategy')!r}, {lb} is {b.get('strategy')!r}.")
     cfa, cfb = a.get("config"), b.get("config")

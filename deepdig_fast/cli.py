@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from deepdig_fast.validation import BATCH_MAX, INT_MAX, MAX_STEPS_MAX, SEED_MAX, STEPS_MAX, THREADS_MAX
+from deepdig_fast.validation import BATCH_MAX, BETA, BETA_RULE, INT_MAX, MAX_STEPS_MAX, SEED_MAX, STEPS_MAX, THREADS_MAX
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 #: --dataset also takes these: a folder of class subfolders, a .pt/.npz file, torchvision:NAME
@@ -115,7 +115,16 @@ _engine_steps = _int_arg(1, MAX_STEPS_MAX)
 _batch = _int_arg(1, BATCH_MAX)
 _threads = _int_arg(1, THREADS_MAX)
 _seconds = _int_arg(1, 30 * 24 * 3600)  # a process-group timeout; a month covers any real phase
-_beta = _number_arg(float, lambda v: 0 < v < 1, "a number in (0, 1)")  # NaN fails the test too
+
+
+def _beta(text: str) -> float:
+    """--beta: validation.BETA_RULE, the rule of the library's configs, as an argparse type."""
+    try:
+        return BETA_RULE.check(float(text), "beta")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+
+
 _share = _number_arg(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _positive_float = _number_arg(float, lambda v: 0 < v < float("inf"), "a positive number")
 _non_negative = _number_arg(float, lambda v: 0 <= v < float("inf"), "a non-negative number")
@@ -1228,7 +1237,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="bisect",
         help="borderline search (default bisect, the paper's)",
     )
-    q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
+    q.add_argument("--beta", type=_beta, default=BETA, help=f"success threshold on |p_s - p_t| (paper: {BETA:g})")
     q.add_argument("--max-steps", type=_engine_steps, default=64, help="cap on points evaluated per pair")
     q.add_argument("--no-baselines", action="store_true", help="skip the RPBS and EPBS baselines")
     _compile_option(q)
@@ -1279,7 +1288,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)"
     )
-    q.add_argument("--beta", type=_beta, default=1e-4, help="success threshold on |p_s - p_t| (paper: 1e-4)")
+    q.add_argument("--beta", type=_beta, default=BETA, help=f"success threshold on |p_s - p_t| (paper: {BETA:g})")
     q.add_argument("--max-steps", type=_engine_steps, default=64, help="cap on points evaluated per pair")
     q.add_argument(
         "--engine-batch-size",

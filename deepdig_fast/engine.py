@@ -59,7 +59,7 @@ from deepdig_fast.status import (
     I_STATUS,
     Status,
 )
-from deepdig_fast.validation import MAX_STEPS_MAX, check_input_dtype, check_int, check_number
+from deepdig_fast.validation import BETA, BETA_RULE, MAX_STEPS_MAX, check_input_dtype, check_int
 
 
 @dataclass
@@ -281,7 +281,7 @@ def refine_borderline(
     source,
     target,
     *,
-    beta: float = 1e-4,
+    beta: float = BETA,
     max_steps: int = 64,
     embedding_layer: str | None = None,
     batch_size: int | str | None = None,
@@ -318,7 +318,7 @@ def refine_borderline(
         raise ValueError(f"method must be one of {sorted(ops.METHODS)}, got {method!r}")
     if not callable(model):
         raise TypeError(f"model must be callable (an nn.Module), got {type(model).__name__}")
-    check_number(beta, "beta", low=0, high=1, closed="neither")
+    BETA_RULE.check(beta, "beta")
     check_int(max_steps, "max_steps", low=1, high=MAX_STEPS_MAX)
     if batch_size is not None and batch_size != "auto":
         check_int(batch_size, "batch_size", low=1)

@@ -249,12 +249,9 @@ class PreparedClassifier:
             "prepare_seconds": self.seconds,
         }
 
-    def key(self) -> str | None:
-        """What enters the stage keys: None for eager (keys as before), else the backend (and its
-        chunk). Optimised logits differ from eager ones in the last bits, so a resumed run never
-        mixes the two."""
-        if self.mode == "eager":
-            return None
+    def key(self) -> str:
+        """What enters the stage keys: the mode (and its chunk). Optimised logits differ from eager
+        ones in the last bits, so a resumed run never mixes the two."""
         return self.mode if self.chunk is None else f"{self.mode}/chunk{self.chunk}"
 
     def __repr__(self) -> str:

@@ -48,13 +48,13 @@ from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, default_loop, refine_borderline
 from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs
-from deepdig_fast.io import sha256_state_dict
+from deepdig_fast.identity import data_fingerprint, model_identity
 from deepdig_fast.rundir import (
+    KEY_SCHEMA,
     RESULTS_SCHEMA,
     RUN_KIND,
     StageStore,
     claim_folder,
-    data_fingerprint,
     digest,
     environment,
     model_device,
@@ -65,10 +65,11 @@ from deepdig_fast.train_worker import TrainingPool
 from deepdig_fast.validation import (
     BAND,
     BATCH_MAX,
+    BETA,
+    BETA_RULE,
     MAX_STEPS_MAX,
     SEED_MAX,
     Int,
-    Number,
     Optional,
     Options,
     check_class_id,
@@ -99,7 +100,7 @@ class PairConfig:
     """
 
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
-    beta: float = 1e-4
+    beta: float = BETA
     max_steps: int = 64
     method: str = "bisect"
     seed: int = 0
@@ -114,7 +115,7 @@ class PairConfig:
     joint_training: str = "auto"
 
     CONSTRAINTS = {
-        "beta": Number(0, 1, "neither"),
+        "beta": BETA_RULE,
         "max_steps": Int(1, MAX_STEPS_MAX),
         "method": Options(("bisect", "illinois")),
         "compile": COMPILE,
@@ -299,15 +300,16 @@ def run_pair(
         config = dataclasses.replace(config, engine_batch_size=choose_batch_size(fast, probe, limit=1 << 16))
     root = None if out_dir is None else Path(out_dir)
     say = log or (lambda msg: None)
-    classifier_sha = sha256_state_dict(classifier.state_dict()) if isinstance(classifier, nn.Module) else None
+    identity = model_identity(classifier)  # the function, not only its weights (docs/RELIABILITY.md)
+    data_fp = data_fingerprint(data)
     base_spec = {
-        "classifier": classifier_sha,
-        "data": data_fingerprint(data),
+        "key_schema": KEY_SCHEMA,
+        "classifier": identity,
+        "data": data_fp,
         "embedding_layer": embedding_layer,
         "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
     }
-    if fast.key() is not None:  # optimised logits differ from eager in the last bits: never mixed
-        base_spec["inference"] = fast.key()
+    base_spec["inference"] = fast.key()  # optimised logits differ from eager in the last bits: never mixed
     inputs = {**base_spec, "pair": [source, target], "config": config.to_dict()}
     run_id = digest(inputs)
     t_run = time.perf_counter()
@@ -321,7 +323,8 @@ def run_pair(
             _write_manifest(
                 root,
                 classifier,
-                classifier_sha,
+                identity,
+                data_fp,
                 data,
                 source,
                 target,
@@ -619,10 +622,8 @@ def _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_laye
         method=config.method,
         embedding_layer=embedding_layer,
         batch_size=config.engine_batch_size,
+        loop=default_loop(device, config.compile),
     )
-    loop = default_loop(device, config.compile)
-    if loop != "compact":  # (the compact loop's keys stay as they were before the other loops existed)
-        engine_kw["loop"] = loop
     engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
 
     if two["skipped"] is not None:
@@ -776,7 +777,7 @@ def _results_json(source, target, directions, config, linearity=None) -> dict:
     return out
 
 
-def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedding_layer, checks, extra, run_id):
+def _write_manifest(root, classifier, identity, data_fp, data, s, t, config, embedding_layer, checks, extra, run_id):
     manifest = {
         **environment(),
         "kind": RUN_KIND,
@@ -786,12 +787,13 @@ def _write_manifest(root, classifier, classifier_sha, data, s, t, config, embedd
         "seed": config.seed,
         "config": config.to_dict(),
         "classifier": {
-            "sha256": classifier_sha,
+            "sha256": identity["weights"],
+            "structure": identity["structure"],
             "class": type(classifier).__name__,
             "embedding_layer": embedding_layer,
             **checks,
         },
-        "data": data_fingerprint(data),
+        "data": data_fp,
         "classes": list(data.classes),
         **(extra or {}),
     }

@@ -366,7 +366,7 @@ def _training_inputs(manifest: dict) -> tuple[torch.Tensor | None, str | None]:
         )
     try:
         from deepdig_fast.data import load_mnist
-        from deepdig_fast.rundir import data_fingerprint
+        from deepdig_fast.identity import data_fingerprint
 
         data = load_mnist()
         n_train = (fp.get("train") or [None])[0]

@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from deepdig_fast import __version__
-from deepdig_fast.data import as_unit
 from deepdig_fast.io import atomic_save_tensors, atomic_write_text, is_temp_name, remove_stale_temps, torch_load
 from deepdig_fast.paths import PathConflictError, refuse_links
 
@@ -53,6 +52,7 @@ __all__ = [
     "ATLAS_SCHEMA",
     "RESULTS_SCHEMA",
     "RUN_KIND",
+    "KEY_SCHEMA",
     "STAGE_KEY",
     "FolderBusyError",
     "RunError",
@@ -60,7 +60,6 @@ __all__ = [
     "StageStore",
     "check_same_run",
     "claim_folder",
-    "data_fingerprint",
     "digest",
     "environment",
     "model_device",
@@ -73,6 +72,10 @@ __all__ = [
 
 #: the kinds of folder deepdig writes and the schema versions of their results files
 RUN_KIND, RESULTS_SCHEMA = "deepdig-run", 2  # results.json of run_pair
+#: what stage keys and run ids are made of; bumped when their meaning changes, so that a folder
+#: written under another meaning is recomputed, never reused (3: the model's identity and the data's
+#: full fingerprint; every setting recorded as it resolves, none left out to keep an older key)
+KEY_SCHEMA = 3
 ATLAS_KIND, ATLAS_SCHEMA = "deepdig-atlas", 2  # atlas.json of run_atlas
 
 #: the columns of atlas.csv / the keys of every row of atlas.json["directions"] (docs/ATLAS.md)
@@ -169,23 +172,6 @@ def write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(nan_to_none(obj), indent=2, default=str) + "\n")
 
 
-def data_fingerprint(data: Any) -> dict:
-    """Identifies a data set cheaply: name, shapes, and checksums of the labels and of a sample."""
-
-    def h(t: Tensor) -> str:
-        return hashlib.sha256(t.contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
-
-    return {
-        "name": data.name,
-        "train": list(data.x_train.shape),
-        "test": list(data.x_test.shape),
-        "y_train": h(data.y_train),
-        "y_test": h(data.y_test),
-        # the values the method sees: uint8 and float32 storage of the same images are one data set
-        "x_train_sample": h(as_unit(data.x_train[:: max(1, data.x_train.shape[0] // 256)])),
-    }
-
-
 def environment() -> dict:
     """Versions and the build of the extension, for manifests."""
     from deepdig_fast._ext import build_info
@@ -222,8 +208,8 @@ class StageStore:
 
     @staticmethod
     def key(name: str, spec: dict) -> str:
-        """The key a stage's output is stored under: a digest of its name and settings."""
-        return digest({"stage": name, **spec})
+        """The key a stage's output is stored under: a digest of the key schema, its name and settings."""
+        return digest({"key_schema": KEY_SCHEMA, "stage": name, **spec})
 
     def path(self, name: str) -> Path:
         assert self.root is not None

@@ -11,7 +11,9 @@ Why persistent: a fresh worker spends about 2 s before its first step (importing
 exit. A pool started once per run pays that once, and while the caller is still busy elsewhere.
 
 The protocol is frames on the worker's stdin / stdout: an 8-byte little-endian length, then a
-pickle. A job frame holds ``(classifier, x, target, config, autoencoder)``; the reply holds
+pickle. A job frame holds ``(user files, pickled (classifier, x, target, config, autoencoder))``:
+the worker first imports each ``(module name, path)`` of the user's ``file.py:attr`` specs
+(checkpoint.import_user_file) so that the classes defined there unpickle; the reply holds
 ``("ok", (state_dict, TrainHistory))`` or ``("error", exception, traceback text)``. End of input
 ends the worker. The worker writes nothing else to that stdout: its own file descriptor 1 is
 pointed at stderr, so stray prints (from Python or C code) cannot corrupt a frame. Started as a
@@ -171,8 +173,13 @@ class TrainingPool:
 
         if self._closed:
             raise RuntimeError("this TrainingPool is closed")
+        from deepdig_fast.checkpoint import user_files
+
         job = (unwrap(classifier), x.detach().cpu(), target, config, autoencoder)
-        payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)  # the caller's objects as they are now
+        # the caller's objects as they are now, and the user files their classes come from: the
+        # worker imports those (under the caller's module names) before it unpickles the job
+        inner = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((user_files(job[0], autoencoder), inner), protocol=pickle.HIGHEST_PROTOCOL)
         return TrainingJob(self._executor.submit(self._exchange, payload), x.device, x.dtype, autoencoder, x.shape[1:])
 
     def _exchange(self, payload: bytes) -> bytes:
@@ -255,6 +262,7 @@ def main() -> None:
 
     from deepdig_fast.adversarial import train_one_thread
     from deepdig_fast.allocator import tune_allocator
+    from deepdig_fast.checkpoint import import_user_file
 
     tune_allocator()
     torch.set_num_threads(1)
@@ -265,7 +273,10 @@ def main() -> None:
         if raw is None:
             break
         try:
-            reply: tuple = ("ok", train_one_thread(pickle.loads(raw)))
+            files, inner = pickle.loads(raw)
+            for name, file in files:
+                import_user_file(file, name)
+            reply: tuple = ("ok", train_one_thread(pickle.loads(inner)))
             payload = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
             text = traceback.format_exc()

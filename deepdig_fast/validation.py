@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BETA",
+    "BETA_RULE",
     "INT_MAX",
     "SEED_MAX",
     "STEPS_MAX",
@@ -245,6 +247,11 @@ class _Band:
 
 
 BAND = _Band()
+
+#: the success threshold on |p_source - p_target| (the paper's) and the one rule every entry point
+#: checks it with: the engine, PairConfig, AtlasConfig and the CLI's --beta
+BETA = 1e-4
+BETA_RULE = Number(0, 1, "neither")
 
 
 def validate_fields(obj: Any, constraints: Mapping[str, Any], owner: str | None = None) -> None:

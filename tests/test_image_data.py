@@ -334,8 +334,10 @@ def test_default_choice_and_stage_keys():
     assert isinstance(default_autoencoder((3, 32, 32)), ConvAutoencoder)
     assert isinstance(default_autoencoder((1, 64, 64)), ConvAutoencoder)
     assert isinstance(default_autoencoder((3, 30, 30)), ConvAutoencoder)
-    # where the default is what it was before, run folders keep their keys; elsewhere the key names it
-    assert autoencoder_key(None, (1, 28, 28)) == autoencoder_key(None, (3, 32, 32)) == "default"
+    # the key names the architecture the default builds for the shape
+    assert autoencoder_key(None, (1, 28, 28)) == autoencoder_key(None, (784,)).replace("[784]", "[1, 28, 28]")
+    assert autoencoder_key(None, (1, 28, 28)).startswith("default mlp")
+    assert autoencoder_key(None, (3, 32, 32)).startswith("default conv")
     assert autoencoder_key(None, (3, 64, 64)).startswith("default conv")
     assert autoencoder_key(None, (3, 30, 30)) != autoencoder_key(None, (3, 31, 31))
 

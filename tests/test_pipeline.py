@@ -153,7 +153,10 @@ def test_results_json_is_valid(pair_run):
     assert manifest["classifier"]["sha256"] and manifest["seed"] == 0
     # results.json says exactly what it was computed from, and nothing measured at run time
     assert results["run_id"] == manifest["run_id"]
-    assert results["inputs"]["classifier"] == manifest["classifier"]["sha256"]
+    assert results["inputs"]["classifier"] == {
+        "weights": manifest["classifier"]["sha256"],
+        "structure": manifest["classifier"]["structure"],
+    }
     assert results["inputs"]["data"] == manifest["data"] and results["inputs"]["config"] == manifest["config"]
     text = (out / "results.json").read_text()
     assert '"seconds"' not in text and '"train_seconds"' not in text and '"stages"' not in text
