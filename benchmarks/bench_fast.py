@@ -1,13 +1,18 @@
 """Eager against prepared (deepdig_fast.fast) forwards and eager against compiled autoencoder
 training, side by side in one process on the paper's MNIST CNN.
 
-  engine_eager / engine_fast   refine_borderline (bisect, default fixed live batch) on real MNIST
-                               RPBS pairs of classes 4 and 9, with the eager classifier and with
-                               prepare_classifier(...) (TorchScript on a CPU). Each row also reports
+  engine_eager / engine_fast / engine_default / engine_default_cold
+                               refine_borderline (bisect, default fixed live batch) on real MNIST
+                               RPBS pairs of classes 4 and 9: the eager classifier (compile=False),
+                               prepare_classifier(...) passed in (TorchScript on a CPU), the eager
+                               nn.Module with default arguments (the engine prepares it; cached after
+                               the first call), and the same on a fresh copy of the module every
+                               round (the preparation paid in every call). Each row also reports
                                its agreement with the public code's per-pair loop (same status and
                                attempts) on the first DEEPDIG_BENCH_REF_PAIRS pairs.
-  traj_eager / traj_fast       characterize.trajectory_oscillation (K = T = 50) on the first 100
-                               successful borderline samples of those pairs.
+  traj_eager / traj_fast / traj_default   characterize.trajectory_oscillation (K = T = 50) on the
+                               first 100 successful borderline samples of those pairs (compile=False,
+                               prepared, default arguments).
   train_eager / train_compiled / train_default   one autoencoder training at the paper's settings
                                (MLP AE, batch 128, Adam 0.01, StepLR) for DEEPDIG_BENCH_TRAIN_STEPS
                                steps against the classifier as it is (eager: the code before issue
@@ -63,17 +68,26 @@ def _agreement(r, ref) -> float:
 
 
 @pytest.mark.benchmark(group="fast")
-@pytest.mark.parametrize("which", ["eager", "fast"])
+@pytest.mark.parametrize("which", ["eager", "fast", "default", "default_cold"])
 def test_engine(benchmark, record_property, setup, device, which):
+    import copy
+
     model, fast, _, a, b, ref = setup
-    f = model if which == "eager" else fast
+    f = fast if which == "fast" else model
+    kw = {"compile": False} if which == "eager" else {}
     out = {}
 
-    def run():
-        out["r"] = dd.refine_borderline(f, a, b, S, T, embedding_layer="embedding")
+    def fresh():  # a new module every round: nothing cached, the preparation is part of the call
+        return (copy.deepcopy(model),), {}
+
+    def run(m=None):
+        out["r"] = dd.refine_borderline(f if m is None else m, a, b, S, T, embedding_layer="embedding", **kw)
         sync(device)
 
-    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    if which == "default_cold":
+        benchmark.pedantic(run, setup=fresh, rounds=3, iterations=1, warmup_rounds=1)
+    else:
+        benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
     r = out["r"]
     s = r.summary()
     record(
@@ -85,23 +99,24 @@ def test_engine(benchmark, record_property, setup, device, which):
         success_rate=s["success_rate"],
         forwards=s["forwards"],
         agreement_with_reference=_agreement(r, ref),
-        mode=getattr(f, "mode", "eager"),
+        mode=r.inference,
     )
 
 
 @pytest.mark.benchmark(group="fast")
-@pytest.mark.parametrize("which", ["eager", "fast"])
+@pytest.mark.parametrize("which", ["eager", "fast", "default"])
 def test_trajectory(benchmark, record_property, setup, device, which):
     from deepdig_fast.characterize import trajectory_oscillation
 
     model, fast, _, a, b, _ = setup
     r = dd.refine_borderline(fast, a[:400], b[:400], S, T)
     points = r.points[r.success][:100]
-    f = model if which == "eager" else fast
+    f = fast if which == "fast" else model
+    kw = {"compile": False} if which == "eager" else {}
     out = {}
 
     def run():
-        out["r"] = trajectory_oscillation(f, points, S, T, K=50, T=50)
+        out["r"] = trajectory_oscillation(f, points, S, T, K=50, T=50, **kw)
         sync(device)
 
     benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=1)
@@ -115,6 +130,7 @@ def test_trajectory(benchmark, record_property, setup, device, which):
         images=res.forwards,
         images_per_s=res.forwards / seconds,
         oscillation=res.oscillation,
+        mode=res.inference,
     )
 
 

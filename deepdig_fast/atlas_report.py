@@ -762,7 +762,7 @@ def _compare_notes(atl: tuple[dict, dict], lab: tuple[str, str], parts) -> list[
             )
         else:
             notes.append(
-                f"Both atlases use the same classifier (weights SHA-256 {str(sha_a)[:12]}…, same structure): "
+                f"Both atlases use the same classifier weights (SHA-256 {str(sha_a)[:12]}…) in the same structure: "
                 "the differences come from the settings or the randomness of the runs, not from the model."
             )
     if a.get("strategy") != b.get("strategy"):

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.data import as_unit
+from deepdig_fast.fast import inference_mode, prepared_for
 from deepdig_fast.hooks import embed, inference
 from deepdig_fast.validation import check_input_dtype
 
@@ -26,13 +27,15 @@ from deepdig_fast.validation import check_input_dtype
 class PairSet:
     """Starting pairs: a [P, ...] (class s, predicted s), b [P, ...] (class t, predicted t), and the
     rows of the input tensor they came from (a_index, b_index: [P] int64). `distance` [P] is the
-    embedding distance for EPBS, None for RPBS."""
+    embedding distance for EPBS, None for RPBS. `inference`: how the classifier's forwards ran
+    ("torchscript", "inductor" or "eager")."""
 
     a: Tensor
     b: Tensor
     a_index: Tensor
     b_index: Tensor
     distance: Tensor | None = None
+    inference: str = "eager"
 
     def __len__(self) -> int:
         return int(self.a.shape[0])
@@ -66,12 +69,29 @@ def _correct(model, x: Tensor, y: Tensor, c: int, batch_size: int) -> Tensor:
     return idx[preds.to(idx.device) == c]
 
 
+def _prepared(model, x: Tensor, y: Tensor, source: int, target: int, layer: str | None, compile: bool | str):
+    """The model as the baselines run it (fast.prepared_for), guarded on a few inputs of both classes."""
+    rows = [torch.nonzero(y == c).flatten()[:16].to(x.device) for c in (source, target)]
+    return prepared_for(model, as_unit(x[torch.cat(rows)]), embedding_layer=layer, compile=compile)
+
+
 def random_pairs(
-    model, x: Tensor, y: Tensor, source: int, target: int, *, seed: int = 0, batch_size: int = 1024
+    model,
+    x: Tensor,
+    y: Tensor,
+    source: int,
+    target: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 1024,
+    compile: bool | str = True,
 ) -> PairSet:
     """RPBS pairs. x: [N, ...] inputs (float in [0, 1], or uint8 pixels: only the rows used are
-    converted, see data.as_unit), y: [N] labels (on any device; the model runs on x's)."""
+    converted, see data.as_unit), y: [N] labels (on any device; the model runs on x's). compile:
+    True (default) prepares a plain nn.Module for the device's inference backend, guarded against
+    eager (deepdig_fast.fast.prepared_for); False runs it as it is."""
     _check(x, y, source, target)
+    model = _prepared(model, x, y, source, target, None, compile)
     ia = _correct(model, x, y, source, batch_size)
     ib = _correct(model, x, y, target, batch_size)
     g = torch.Generator().manual_seed(seed)
@@ -79,26 +99,36 @@ def random_pairs(
     ib = ib[torch.randperm(ib.numel(), generator=g).to(ib.device)]
     n = min(ia.numel(), ib.numel())
     ia, ib = ia[:n], ib[:n]
-    return PairSet(as_unit(x[ia]), as_unit(x[ib]), ia, ib)
+    return PairSet(as_unit(x[ia]), as_unit(x[ib]), ia, ib, inference=inference_mode(model))
 
 
 def embedding_nearest_pairs(
-    model, x: Tensor, y: Tensor, source: int, target: int, embedding_layer: str, *, batch_size: int = 1024
+    model,
+    x: Tensor,
+    y: Tensor,
+    source: int,
+    target: int,
+    embedding_layer: str,
+    *,
+    batch_size: int = 1024,
+    compile: bool | str = True,
 ) -> PairSet:
     """EPBS pairs: each correctly classified source input with its nearest correctly classified
-    target input in the embedding read from `embedding_layer` (see deepdig_fast.hooks)."""
+    target input in the embedding read from `embedding_layer` (see deepdig_fast.hooks). compile: as
+    for random_pairs."""
     from deepdig_fast import ops
 
     _check(x, y, source, target)
+    model = _prepared(model, x, y, source, target, embedding_layer, compile)
     ia = _correct(model, x, y, source, batch_size)
     ib = _correct(model, x, y, target, batch_size)
     if ia.numel() == 0 or ib.numel() == 0:
         empty = ia[:0]
         none = as_unit(x[empty])
-        return PairSet(none, none.clone(), empty, empty.clone(), none.new_empty((0,)))
+        return PairSet(none, none.clone(), empty, empty.clone(), none.new_empty((0,)), inference_mode(model))
     xa = as_unit(x[ia])
     _, ha = embed(model, xa, embedding_layer, batch_size)
     _, hb = embed(model, as_unit(x[ib]), embedding_layer, batch_size)
     nearest, dist = ops.nearest_neighbor(ha.contiguous(), hb.contiguous())
     jb = ib[nearest.to(ib.device)]
-    return PairSet(xa, as_unit(x[jb]), ia, jb, dist)
+    return PairSet(xa, as_unit(x[jb]), ia, jb, dist, inference_mode(model))

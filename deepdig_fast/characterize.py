@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from deepdig_fast import ops
 from deepdig_fast.budget import FORWARD_ELEMENTS, TRAJECTORY_ELEMENTS, fit_batch
+from deepdig_fast.fast import inference_mode, prepared_for
 from deepdig_fast.hooks import eval_mode
 from deepdig_fast.precision import full_fp32
 from deepdig_fast.rundir import model_device
@@ -120,7 +121,8 @@ class TrajectoryResult:
         third_class_change_share: third-class changes / all changes (NaN with no change).
         band_share: share of all evaluated points inside the band.
     forwards: images passed through the model (S * T). seconds: wall time of the call.
-    reason: why nothing was computed (fewer than 2 samples), else None.
+    reason: why nothing was computed (fewer than 2 samples), else None. inference: how the
+        classifier's forwards ran ("torchscript", "inductor" or "eager").
     """
 
     mode: str
@@ -147,6 +149,7 @@ class TrajectoryResult:
     chunk_segments: int
     batch_size: int | None
     reason: str | None = None
+    inference: str = "eager"
 
     @property
     def per_segment_oscillation(self) -> Tensor:
@@ -243,6 +246,7 @@ def trajectory_oscillation(
     chunk_segments: int | None = None,
     band: tuple[float, float] = (-0.1, 0.1),
     batch_size: int | None = None,
+    compile: bool | str = True,
 ) -> TrajectoryResult:
     """Trajectory oscillation and per-segment label statistics of one borderline set.
 
@@ -264,6 +268,9 @@ def trajectory_oscillation(
         band: (lo, hi), the interval of p_source - p_target counted as inside the boundary band.
         batch_size: images per model forward (default 512 on a CPU, 16384 on an accelerator,
             at most one chunk's points).
+        compile: True (default) prepares a plain nn.Module for the device's inference backend,
+            guarded against eager on the points (deepdig_fast.fast.prepared_for); False runs it as
+            it is. `result.inference` says which ran.
     Returns:
         TrajectoryResult (oscillation NaN and `reason` set when N < 2).
     """
@@ -283,6 +290,7 @@ def trajectory_oscillation(
     if not callable(model):
         raise TypeError(f"model must be an nn.Module or a callable returning logits, got {type(model).__name__}")
     band = (float(band[0]), float(band[1]))
+    model = prepared_for(model, points[:32].detach(), compile=compile)
     mode = "exact" if segments is None else "estimate"
     device = model_device(model, points.device)
     kind = "cpu" if device.type == "cpu" else "other"
@@ -343,6 +351,7 @@ def trajectory_oscillation(
             chunk_segments=chunk,
             batch_size=bs,
             reason=reason,
+            inference=inference_mode(model),
             **summary,
         )
 

@@ -45,6 +45,7 @@ from torch import Tensor
 
 from deepdig_fast import ops
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
+from deepdig_fast.fast import inference_mode, prepared_for
 from deepdig_fast.hooks import capture_embeddings, eval_mode, private
 from deepdig_fast.precision import full_fp32
 from deepdig_fast.status import (
@@ -73,6 +74,7 @@ class BorderlineResult:
         point (NaN if none). lam: [P] float64 position on the segment a -> b. embeddings: [P, E]
         or None. source, target: [P] int64. forwards: images passed through the model (ends + steps).
         loop: the loop that ran ("compact", "static" or "graph"; see the module docstring).
+        inference: how the classifier's forwards ran ("torchscript", "inductor" or "eager").
     """
 
     points: Tensor
@@ -92,6 +94,7 @@ class BorderlineResult:
     seconds: float
     steps: int = 0
     loop: str = "compact"
+    inference: str = "eager"
 
     def __len__(self) -> int:
         return int(self.status.shape[0])
@@ -287,6 +290,7 @@ def refine_borderline(
     batch_size: int | str | None = None,
     method: str = "bisect",
     loop: str = "auto",
+    compile: bool | str = True,
 ) -> BorderlineResult:
     """Refine pairs (a, b) that straddle the source|target boundary to borderline instances.
 
@@ -310,6 +314,13 @@ def refine_borderline(
             same success test and same third-class rule, typically far fewer forwards).
         loop: "compact", "static", "graph" (CUDA only) or "auto" (default_loop: "graph" on CUDA,
             "compact" elsewhere); see the module docstring. Every loop evaluates the same points.
+        compile: how a plain nn.Module's forwards run (deepdig_fast.fast.prepared_for): True (the
+            default) prepares it for the device -- TorchScript on a CPU in float32, inductor on
+            CUDA -- once per process, guarded against eager on the first pairs' ends and
+            midpoints (eager with one warning when they disagree); False runs the model as it is.
+            A PreparedClassifier is run as given. Prepared logits differ from eager ones in the
+            last bits, so a point or an attempt count can differ between the two;
+            `result.inference` says which ran.
     Returns:
         BorderlineResult with one row per pair (see its docstring); `summary()` for statistics.
     """
@@ -325,6 +336,9 @@ def refine_borderline(
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {', '.join(map(repr, LOOPS))}, got {loop!r}")
     _check_pairs(a, b)
+    model = prepared_for(
+        model, torch.cat([a[:16], b[:16]]).detach(), embedding_layer=embedding_layer or None, compile=compile
+    )
     if loop == "graph" and a.device.type != "cuda":
         raise ValueError(f"loop='graph' needs CUDA tensors (CUDA graphs), got a and b on {a.device}")
     run_loop = default_loop(a.device) if loop == "auto" else loop
@@ -367,7 +381,7 @@ def refine_borderline(
                 end_logits.append(torch.cat(chunks))
         forwards = 2 * P
         if P == 0:
-            return _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start)
+            return _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start, inference_mode(model))
         assert n_classes is not None
         C = n_classes
         if int(src.min()) < 0 or int(src.max()) >= C or int(tgt.min()) < 0 or int(tgt.max()) >= C:
@@ -423,6 +437,7 @@ def refine_borderline(
         seconds=time.perf_counter() - t_start,
         steps=steps,
         loop=run_loop,
+        inference=inference_mode(model),
     )
 
 
@@ -603,7 +618,7 @@ def _pinned_flags(n: int) -> list[Tensor]:
     return [torch.empty((), dtype=torch.bool, pin_memory=True) for _ in range(n)]
 
 
-def _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start) -> BorderlineResult:
+def _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start, inference) -> BorderlineResult:
     z64 = torch.empty((0,), dtype=torch.int64, device=a.device)
     return BorderlineResult(
         points=a.new_empty(a.shape),
@@ -621,4 +636,5 @@ def _empty_result(a, embedding_layer, method, beta, max_steps, live_cap, t_start
         max_steps=max_steps,
         batch_size=live_cap,
         seconds=time.perf_counter() - t_start,
+        inference=inference,
     )

@@ -43,9 +43,14 @@ the summed magnitudes (4e-6 for n = 4096), well below 1e-4 of the logit scale --
 (data-dependent control flow, a batch size baked in) moves logits by O(1). A failure of any kind
 falls back to eager with one warning, and `info()` says why.
 
-Preparation is paid once per (model, layer, device, dtype, backend, probe) and process: the result is
-cached on the model (weakly) and reused as long as none of the model's parameters or buffers was
-modified in place since (their version counters are compared).
+Preparation is paid once per (model, layer, device, dtype, backend, sample shape) and process: the
+result is cached on the model (weakly) and reused as long as none of the model's parameters or
+buffers was modified in place since (their version counters are compared). A later call with
+another probe reuses the prepared functions after running the guard on that probe (a few forwards).
+
+The library's entry points (refine_borderline, trajectory_oscillation, the baselines) prepare a
+plain nn.Module this way by default (`prepared_for`, with their own inputs as the probe);
+`compile=False` runs the model as it is.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ __all__ = [
     "COMPILE",
     "PreparedClassifier",
     "prepare_classifier",
+    "prepared_for",
     "default_backend",
     "inference_record",
     "probe_inputs",
@@ -407,11 +413,34 @@ def prepare_classifier(
 
     if requested == "eager":
         return eager_result(None, 0.0)
-    key = (embedding_layer, str(probe.device), probe.dtype, requested, _probe_digest(probe))
+    key = (embedding_layer, str(probe.device), probe.dtype, requested, tuple(probe.shape[1:]))
+    digest = _probe_digest(probe)
     per_model = _CACHE.setdefault(model, {})
     hit = per_model.get(key)
+    t0 = time.perf_counter()
     if hit is not None and hit[0] == _versions(model):
         cached: PreparedClassifier = hit[1]
+        guarded: set = hit[2]
+        seconds = 0.0
+        if cached.mode != "eager" and digest not in guarded:  # the same functions, checked on this probe
+            both = _Both(cached._both, embedding_layer) if cached._both is not None and embedding_layer else None
+            try:
+                with eval_mode(model), torch.no_grad():  # a model in train mode keeps its statistics
+                    why, worst = _guard(model, cached._logits, both, _probe_batches(probe))
+            except Exception as e:
+                why, worst = f"{requested} failed: {type(e).__name__}", float("nan")
+            if why is not None:
+                warnings.warn(
+                    f"inference runs eager for {type(model).__name__}: {why} (compile=False silences this)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return eager_result(why, time.perf_counter() - t0)
+            guarded.add(digest)
+            worst = max(worst, cached.max_abs_diff or 0.0)
+            seconds = time.perf_counter() - t0
+        else:
+            worst = cached.max_abs_diff  # type: ignore[assignment]
         return PreparedClassifier(
             model,
             embedding_layer,
@@ -420,11 +449,10 @@ def prepare_classifier(
             cached._logits,
             cached._both,
             cached.reason,
-            0.0,
-            cached.max_abs_diff,
+            seconds,
+            worst,
         )
 
-    t0 = time.perf_counter()
     build = _BUILDERS[requested]
     try:
         with eval_mode(model), torch.no_grad():
@@ -462,5 +490,25 @@ def prepare_classifier(
             seconds,
             worst,
         )
-    per_model[key] = (_versions(model), result)
+    per_model[key] = (_versions(model), result, {digest})
     return result
+
+
+def prepared_for(
+    model: Any, probe: Tensor | None, *, embedding_layer: str | None = None, compile: bool | str = True
+) -> Any:
+    """What a library entry point runs for `model`: the model itself when it is already prepared (a
+    PreparedClassifier), not an nn.Module, when `compile` is off or when there is no probe row;
+    else prepare_classifier(model, probe, ...) -- cached, guarded on `probe`, eager with one
+    warning when the guard rejects it."""
+    COMPILE.check(compile, "compile")
+    if isinstance(model, PreparedClassifier) or not isinstance(model, nn.Module) or compile in (False, "eager"):
+        return model
+    if probe is None or probe.shape[0] == 0 or not probe.is_floating_point():
+        return model
+    return prepare_classifier(model, probe, embedding_layer=embedding_layer, compile=compile)
+
+
+def inference_mode(model: Any) -> str:
+    """The mode a model passed to an entry point runs in ("eager" unless it is a PreparedClassifier)."""
+    return model.mode if isinstance(model, PreparedClassifier) else "eager"

@@ -210,6 +210,7 @@ def _result_to_dict(r: BorderlineResult, a_index: Tensor, b_index: Tensor) -> di
         "batch_size": r.batch_size,
         "seconds": r.seconds,
         "steps": r.steps,
+        "inference": r.inference,
     }
 
 

@@ -361,12 +361,18 @@ def test_compare_notes_and_labels(tmp_path, monkeypatch):
     notes = " ".join(res["notes"])
     assert "fingerprints differ (sha256, train)" in notes
     assert "class sets differ" in notes
-    assert "same classifier weights" in notes
+    assert "same classifier weights" in notes and "in the same structure" in notes
     assert res["classes"] == [0, 1, 2] and len(res["common_directions"]) == 6  # every direction of B
     assert [3, 1] in res["only_a"] and res["only_b"] == []
     assert res["top"] == [] and "no metric changed" in format_compare_table(res)
     md = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
     assert "before" in md and "after" in md and "fingerprints differ" in md
+    # the same weights in another structure (an activation or a forward changed) is said so
+    c = make_atlas()
+    c["classifier"]["structure"] = "f" * 32
+    rc = write_atlas(tmp_path / "z" / "atlas", c)
+    other = " ".join(compare_atlases(ra, rc, tmp_path / "cmp2")["notes"])
+    assert "in models of a different structure or code" in other
     # default labels: same folder names -> parent/name
     res2 = compare_atlases(ra, rb, tmp_path / "cmp2")
     assert res2["labels"] == ["x/atlas", "y/atlas"]

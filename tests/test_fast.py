@@ -188,8 +188,9 @@ def test_prepared_runs_the_engine_and_predict_like_the_model(small_fcn):
     keep7 = predict(model, x7).argmax(1) == 7
     n = int(min(keep1.sum(), keep7.sum()))
     a, b = x1[keep1][:n], x7[keep7][:n]
-    ref = refine_borderline(model, a, b, 3, 7, embedding_layer="embedding")
+    ref = refine_borderline(model, a, b, 3, 7, embedding_layer="embedding", compile=False)
     got = refine_borderline(fast, a, b, 3, 7, embedding_layer="embedding")
+    assert (ref.inference, got.inference) == ("eager", "torchscript")
     # the logits differ in the last bits, so a few pairs may take another step; nearly all agree
     same = (ref.status == got.status) & (ref.attempts == got.attempts)
     assert float(same.double().mean()) >= 0.95
@@ -197,6 +198,73 @@ def test_prepared_runs_the_engine_and_predict_like_the_model(small_fcn):
     assert got.embeddings is not None and got.embeddings.shape == ref.embeddings.shape
     ok = got.success
     assert torch.isfinite(got.embeddings[ok]).all()
+
+
+def _pairs(model, data, s, t, n=150):
+    xs, xt = data.x_test[data.y_test == s][:n], data.x_test[data.y_test == t][:n]
+    ks, kt = predict(model, xs).argmax(1) == s, predict(model, xt).argmax(1) == t
+    m = int(min(ks.sum(), kt.sum()))
+    return xs[ks][:m], xt[kt][:m]
+
+
+def test_entry_points_prepare_a_plain_module_by_default(small_fcn, monkeypatch):
+    """refine_borderline, trajectory_oscillation and the baselines prepare an eager nn.Module (once
+    per process: the cache serves later calls on other inputs after the guard) and say so in their
+    result; compile=False runs the module as it is; the outcomes agree within the guard's tolerance."""
+    import copy
+
+    from deepdig_fast import fast as fast_mod
+    from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
+    from deepdig_fast.characterize import trajectory_oscillation
+
+    model, data = small_fcn
+    model = copy.deepcopy(model)  # nothing cached for it yet
+    builds = []
+    real = fast_mod._BUILDERS["torchscript"]
+    monkeypatch.setitem(fast_mod._BUILDERS, "torchscript", lambda fn, ex: builds.append(1) or real(fn, ex))
+    a, b = _pairs(model, data, 3, 5)
+    got = refine_borderline(model, a, b, 3, 5)
+    ref = refine_borderline(model, a, b, 3, 5, compile=False)
+    assert (got.inference, ref.inference) == ("torchscript", "eager")
+    same = (ref.status == got.status) & (ref.attempts == got.attempts)
+    assert float(same.double().mean()) >= 0.95
+    assert abs(float(ref.success.double().mean()) - float(got.success.double().mean())) <= 0.02
+    n_builds = len(builds)
+    assert n_builds == 1
+    again = refine_borderline(model, a[10:], b[10:], 3, 5)  # other pairs: guarded, not traced again
+    assert again.inference == "torchscript" and len(builds) == n_builds
+    points = got.points[got.success][:30]
+    tr, tr_eager = (
+        trajectory_oscillation(model, points, 3, 5, K=5, T=20),
+        trajectory_oscillation(model, points, 3, 5, K=5, T=20, compile=False),
+    )
+    assert (tr.inference, tr_eager.inference) == ("torchscript", "eager")
+    assert abs(tr.oscillation - tr_eager.oscillation) <= 0.02
+    x, y = data.x_test[:2000], data.y_test[:2000]
+    r, r_eager = random_pairs(model, x, y, 3, 5), random_pairs(model, x, y, 3, 5, compile=False)
+    assert (r.inference, r_eager.inference) == ("torchscript", "eager") and len(r) > 0
+    e = embedding_nearest_pairs(model, x, y, 3, 5, "embedding")
+    e_eager = embedding_nearest_pairs(model, x, y, 3, 5, "embedding", compile=False)
+    assert (e.inference, e_eager.inference) == ("torchscript", "eager")
+    assert float((e.a_index == e_eager.a_index).double().mean()) >= 0.95
+    # a prepared classifier is run as given; float64 has no faster CPU path: eager, no warning
+    fast = prepare_classifier(model, a[:8], embedding_layer="embedding")
+    assert refine_borderline(fast, a, b, 3, 5, compile=False).inference == "torchscript"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m64 = copy.deepcopy(model).double()
+        assert refine_borderline(m64, a.double(), b.double(), 3, 5).inference == "eager"
+    with pytest.raises(ParameterError, match="compile must be"):
+        refine_borderline(model, a, b, 3, 5, compile="fast")
+
+
+def test_a_model_the_guard_rejects_runs_eager_by_default_with_one_warning():
+    torch.manual_seed(0)
+    model = BranchOnValue().eval()
+    a = torch.cat([torch.rand(8, 1, 28, 28) * 0.2, 0.8 + 0.2 * torch.rand(8, 1, 28, 28)])
+    with pytest.warns(RuntimeWarning, match="inference runs eager"):
+        res = refine_borderline(model, a, a.flip(0), 0, 1)
+    assert res.inference == "eager"
 
 
 @pytest.mark.slow

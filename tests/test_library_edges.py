@@ -116,13 +116,15 @@ def test_a_model_that_edits_its_input_changes_no_caller_tensor():
     a, b = a[:n].contiguous(), b[:n].contiguous()
     a0, b0 = a.clone(), b.clone()
 
-    every_inference_call(model, x, y)
+    every_inference_call(model, x, y)  # prepared (the default) where the guard accepts it
     res = refine_borderline(model, a, b, s, t, embedding_layer="embedding", batch_size=7)
     assert torch.equal(x, x0) and torch.equal(a, a0) and torch.equal(b, b0)
 
     # the results are those of the same model without the in-place edit (the recorded points are
-    # the evaluated points, not what the model left in its input)
-    ref = refine_borderline(twin, a, b, s, t, embedding_layer="embedding", batch_size=7)
+    # the evaluated points, not what the model left in its input); eager both, so that the two
+    # models' forwards are the same arithmetic (their traces may fuse differently)
+    res = refine_borderline(model, a, b, s, t, embedding_layer="embedding", batch_size=7, compile=False)
+    ref = refine_borderline(twin, a, b, s, t, embedding_layer="embedding", batch_size=7, compile=False)
     assert torch.equal(res.status, ref.status) and torch.equal(res.attempts, ref.attempts)
     ok = res.success
     assert ok.any() and torch.equal(res.points[ok], ref.points[ok])
