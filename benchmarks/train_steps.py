@@ -8,8 +8,7 @@ versions of deepdig_fast have too, so the same file times the code before a chan
 
 Env: DEEPDIG_BENCH_TRAIN_STEPS (default 1000); DEEPDIG_BENCH_LAYOUT (auto | channels_last |
 contiguous; default: the version's default); DEEPDIG_BENCH_COMPILE (auto | 0 | 1; default: the
-version's default); DEEPDIG_BENCH_ALLOCATOR=1 calls deepdig_fast.allocator.tune_allocator() first,
-as the command line does; DEEPDIG_BENCH_THREADS sets torch's thread count (a joint training's
+version's default); DEEPDIG_BENCH_THREADS sets torch's thread count (a joint training's
 worker process runs one). Prints steps/s of the training loop and what ran.
 """
 
@@ -28,10 +27,6 @@ def main() -> None:
     import deepdig_fast as dd
     from deepdig_fast.adversarial import AdversarialConfig, train_adversarial_autoencoder
 
-    if os.environ.get("DEEPDIG_BENCH_ALLOCATOR") == "1":
-        from deepdig_fast.allocator import tune_allocator
-
-        assert tune_allocator()
     if os.environ.get("DEEPDIG_BENCH_THREADS"):
         torch.set_num_threads(int(os.environ["DEEPDIG_BENCH_THREADS"]))
     model, _ = dd.load_classifier(ROOT / "checkpoints" / "mnist-cnn.pt")

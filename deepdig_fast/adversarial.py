@@ -635,10 +635,9 @@ def _op_takes(m: nn.Conv2d) -> bool:
 
 
 def _takes_kernel_conv(m: nn.Conv2d) -> bool:
-    """Whether the training copy gives convolution m ops.conv2d's input gradient: one input channel
-    (forward + input gradient, batch 128, against oneDNN: 1 -> 10 channels 1.8-4.9x, 1 -> 32 (5 x 5)
-    2.2-2.6x faster; with three input channels it was 0.77-1.12x at 16 outputs and 0.40x at 64,
-    with ten 0.84-0.87x: benchmarks/bench_conv2d.py, RESULTS.md) and what the op takes."""
+    """Whether the training copy gives convolution m ops.conv2d's input gradient: one input channel,
+    where that gradient is faster than oneDNN's (with more input channels it is not:
+    benchmarks/bench_conv2d.py, RESULTS.md "The ops"), and a convolution the op takes."""
     return m.in_channels == 1 and _op_takes(m)
 
 
@@ -696,9 +695,9 @@ def _gc_paused() -> Iterator[None]:
     """Python's garbage collector off inside the block (a training loop), back as it was afterwards.
 
     A training step allocates a few hundred tracked objects (tensors, autograd nodes) and frees
-    them all, in no reference cycle; yet they set off a collection every few steps that walked every
-    object of the process: 6.7% of a one-thread step against the MNIST CNN (perf,
-    benchmarks/RESULTS.md). Nothing is lost: cycles made inside wait for the next collection."""
+    them all, in no reference cycle; yet they set off a collection every few steps that walks every
+    object of the process, a measurable share of a small step (benchmarks/RESULTS.md, "Where a step
+    goes"). Nothing is lost: cycles made inside wait for the next collection."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

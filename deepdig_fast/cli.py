@@ -1370,11 +1370,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    from deepdig_fast.allocator import tune_allocator
-
     parser = build_parser()
     args = parser.parse_args(argv)
-    tune_allocator()  # keeps freed activation buffers mapped (deepdig_fast.allocator)
     try:
         code = args.fn(args)
         if code == 0 and getattr(args, "leave_at_once", False) and argv is None:

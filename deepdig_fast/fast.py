@@ -14,11 +14,10 @@ Backends (chosen from the device and dtype alone, never from a timing, so result
 on the machine's load):
 
     "torchscript"  CPU, float32: torch.jit.trace + freeze + optimize_for_inference (oneDNN
-                   convolution + ReLU fusion, weights pre-packed). One trace serves every batch size.
-                   Measured on the 2-core dev CPU for the paper's MNIST CNN at batch 512: 4.5 µs per
-                   image against 22 eager and 7.8-8.7 for inductor with freezing, whose compile also
-                   costs seconds per process; run in chunks of 128 rows (CHUNK), 3.3 µs against
-                   15.7 eager on an idle machine (benchmarks/RESULTS.md).
+                   convolution + ReLU fusion, weights pre-packed). One trace serves every batch size,
+                   run in chunks of CHUNK rows. Chosen over inductor on a CPU because it is faster
+                   per image and costs no seconds of compiling per process (benchmarks/RESULTS.md,
+                   "Inference").
     "inductor"     CUDA (any floating dtype): torch.compile with inductor freezing (set for this
                    compiled function only, through `options`, never in the global config), dynamic
                    batch dimension. Selectable on a CPU too (`compile="inductor"`), which is how the

@@ -175,7 +175,6 @@ def write_json(path: Path, obj: Any) -> Path:
 def environment() -> dict:
     """Versions and the build of the extension, for manifests."""
     from deepdig_fast._ext import build_info
-    from deepdig_fast.allocator import allocator_record
 
     return {
         "tool": "deepdig_fast",
@@ -185,7 +184,6 @@ def environment() -> dict:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "build": build_info(),
-        "allocator": allocator_record(),
     }
 
 

@@ -261,10 +261,8 @@ def main() -> None:
     import torch
 
     from deepdig_fast.adversarial import train_one_thread
-    from deepdig_fast.allocator import tune_allocator
     from deepdig_fast.checkpoint import import_user_file
 
-    tune_allocator()
     torch.set_num_threads(1)
     # torch's optimisers import torch._dynamo on first use (about 1 s): paid now, before a job waits
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])

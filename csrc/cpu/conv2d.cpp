@@ -2,14 +2,11 @@
 // gradient through ATen's unfold + GEMM path on NCHW operands.
 //
 // Why not oneDNN's data gradient: for the first convolution of an image classifier with one input
-// channel it costs 1.8-4.9x more (2.4 ms vs 0.38 ms for the MNIST CNN's 1 -> 10 channels at batch
-// 128, one thread: benchmarks/bench_conv2d.py), and it was a third of an autoencoder training step.
-// (With three input channels it depends on the shape: slower for 3 x 3 kernels, faster for a ViT's
-// patch embedding; the training copy uses this op for one input channel only,
-// adversarial._takes_kernel_conv.)
-// Why not a hand-written kernel: direct NHWC loops written for this stem (AVX-512, pixel and
-// channel blocking) were 2-5x slower than oneDNN's forward and than this path's gradient, so
-// ATen's own code is used (benchmarks/RESULTS.md).
+// channel it is several times slower than this path, and it was a large share of an autoencoder
+// training step; with more input channels it is not, so the training copy uses this op for one
+// input channel only (adversarial._takes_kernel_conv). Why not a hand-written kernel: direct NHWC
+// loops were slower than both ATen paths, so ATen's own code is used. Figures:
+// benchmarks/bench_conv2d.py, benchmarks/RESULTS.md ("The ops").
 #include <torch/library.h>
 
 #include <optional>
