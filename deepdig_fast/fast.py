@@ -47,7 +47,7 @@ result is cached on the model (weakly) and reused as long as none of the model's
 buffers was modified in place since (their version counters are compared). A later call with
 another probe reuses the prepared functions after running the guard on that probe (a few forwards).
 
-The library's entry points (refine_borderline, trajectory_oscillation, the baselines) prepare a
+The library's entry points (refine_borderline, trajectory_oscillation, the baselines, embed) prepare a
 plain nn.Module this way by default (`prepared_for`, with their own inputs as the probe);
 `compile=False` runs the model as it is.
 """

@@ -113,16 +113,24 @@ def private(x: torch.Tensor) -> torch.Tensor:
 
 
 @full_fp32()
-def embed(model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def embed(
+    model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 1024, *, compile: bool | str = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` over `x` in batches; return (logits [N, C], embeddings [N, E]).
 
     The model runs under `inference` (no grad, eval mode, modes restored) on copies of `x`'s
-    batches; the embeddings keep the layer's dtype."""
+    batches; the embeddings keep the layer's dtype. compile: True (default) prepares a plain
+    nn.Module for the device's inference backend with `layer` (deepdig_fast.fast.prepared_for,
+    guarded against eager on the first inputs); False runs the model as it is."""
+    from deepdig_fast.fast import prepared_for  # fast builds on this module
+
     if not isinstance(x, torch.Tensor) or x.dim() < 1:
         raise TypeError(f"x must be a torch.Tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}")
     check_int(batch_size, "batch_size", low=1)
     if x.shape[0] == 0:
         raise ValueError("embed: x is empty; expected at least one input")
+    if x.dim() >= 2:
+        model = prepared_for(model, x[:32].detach(), embedding_layer=layer, compile=compile)
     batch_size = fit_batch(batch_size, x.shape[1:], FORWARD_ELEMENTS)  # bounded memory at any input size
     logits, embs = [], []
     with capture_embeddings(model, layer) as cap, inference(model):

@@ -83,7 +83,7 @@ def test_eager_mode_is_exactly_the_model(cnn, dtype):
     x = torch.rand(9, 1, 28, 28, dtype=dtype)
     with torch.no_grad():
         assert torch.equal(fast(x), model(x))
-    assert torch.equal(embed(fast, x, "embedding")[1], embed(model, x, "embedding")[1])
+    assert torch.equal(embed(fast, x, "embedding")[1], embed(model, x, "embedding", compile=False)[1])
 
 
 def test_float64_on_cpu_defaults_to_eager_without_a_warning():
@@ -247,6 +247,9 @@ def test_entry_points_prepare_a_plain_module_by_default(small_fcn, monkeypatch):
     e_eager = embedding_nearest_pairs(model, x, y, 3, 5, "embedding", compile=False)
     assert (e.inference, e_eager.inference) == ("torchscript", "eager")
     assert float((e.a_index == e_eager.a_index).double().mean()) >= 0.95
+    z, emb = embed(model, x[:300], "embedding")
+    z0, emb0 = embed(model, x[:300], "embedding", compile=False)
+    assert float((emb - emb0).abs().max()) <= tolerance(emb0) and float((z - z0).abs().max()) <= tolerance(z0)
     # a prepared classifier is run as given; float64 has no faster CPU path: eager, no warning
     fast = prepare_classifier(model, a[:8], embedding_layer="embedding")
     assert refine_borderline(fast, a, b, 3, 5, compile=False).inference == "torchscript"
