@@ -200,7 +200,7 @@ def test_the_found_layer_is_the_penultimate_representation():
     seq = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 2))
     m = Preprocessed(seq, 0.5, 0.25)
     x = torch.rand(4, 1, 4, 4)
-    _, e = embed(m, x, find_embedding_layer(m))
+    _, e = embed(m, x, find_embedding_layer(m), compile=False)  # which layer, in eager arithmetic
     torch.testing.assert_close(e, seq[2](seq[1](((x - 0.5) / 0.25).flatten(1))))
 
 
@@ -491,7 +491,7 @@ def test_torchvision_embedding_auto(name, layer, kw):
     assert info["weights"] == "random" and info["embedding_layer"] == layer and model.EMBEDDING_LAYER == layer
     if name == "resnet18":  # the input of fc is the pooled, flattened feature map
         net, x = model.model, torch.rand(2, 3, 32, 32)
-        _, e = embed(model, x, layer)
+        _, e = embed(model, x, layer, compile=False)
         z = (x - model.mean.view(1, 3, 1, 1)) / model.std.view(1, 3, 1, 1)
         feats = net.avgpool(
             net.layer4(net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(z))))))))
@@ -507,7 +507,7 @@ def test_timm_embedding_auto_is_forward_head_pre_logits(tmp_path):
     assert info["preprocessing"]["from"] == "timm pretrained_cfg"
     assert info["preprocessing"]["mean"] == [round(v, 6) for v in net.pretrained_cfg["mean"]]
     x = torch.rand(2, 3, 32, 32)
-    _, e = embed(model, x, info["embedding_layer"])
+    _, e = embed(model, x, info["embedding_layer"], compile=False)
     with torch.no_grad():
         z = (x - model.mean.view(1, 3, 1, 1)) / model.std.view(1, 3, 1, 1)
         pre = net.forward_head(net.forward_features(z), pre_logits=True)
@@ -570,7 +570,7 @@ def test_hf_vit_from_a_folder(tmp_path):
     with torch.no_grad():
         z = (x - 0.4) / 0.2
         torch.testing.assert_close(model(x), net(pixel_values=z).logits)
-        _, e = embed(model, x, info["embedding_layer"])
+        _, e = embed(model, x, info["embedding_layer"], compile=False)
         torch.testing.assert_close(e, net.vit(pixel_values=z).last_hidden_state[:, 0])  # the [CLS] output
     with pytest.raises(
         FileNotFoundError, match="neither a local folder nor in the local Hugging Face cache; fetch it once"
