@@ -28,6 +28,7 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10")
 DATA_SOURCES = ("imagefolder", "tensors", "torchvision:NAME")
 AUTOENCODERS = ("auto", "mlp", "conv")
 TRAJECTORY_SEGMENTS = 5000  # CLI default: estimate mode (the exact design is |B| * 50 segments)
+ATLAS_TRAJECTORY_SEGMENTS = 1000  # per direction of an atlas (K(K-1) of them)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -613,6 +614,39 @@ def _check_train_out(args, reads: dict) -> None:
         )
 
 
+def _engine_options(q, trajectory_default: int, why: str) -> None:
+    """The borderline search and trajectory options `run` and `atlas` share (one definition, so their
+    names, types, bounds and help cannot drift); only the trajectory default differs, for `why`."""
+    q.add_argument(
+        "--method",
+        choices=("bisect", "illinois"),
+        default="bisect",
+        help="borderline search (default bisect, the paper's)",
+    )
+    q.add_argument("--beta", type=_beta, default=BETA, help=f"success threshold on |p_s - p_t| (paper: {BETA:g})")
+    q.add_argument("--max-steps", type=_engine_steps, default=64, help="cap on points evaluated per pair")
+    q.add_argument(
+        "--engine-batch-size",
+        type=_batch,
+        help="live pairs per engine step (default 512 on a CPU, 16384 on a GPU: fixed, so results never "
+        "depend on timing; it enters the stage keys)",
+    )
+    q.add_argument(
+        "--trajectory-segments",
+        type=_positive_int,
+        default=trajectory_default,
+        help=f"estimate the trajectory oscillation from this many sampled segments per direction, with a "
+        f"95%% confidence interval (default {trajectory_default}: {why})",
+    )
+    q.add_argument(
+        "--trajectory-exact",
+        action="store_true",
+        help="the paper's exact design instead: K = 50 partners per borderline sample, T = 50 points each "
+        "(slow on a CPU)",
+    )
+    _compile_option(q)
+
+
 def _compile_option(q) -> None:
     q.add_argument(
         "--no-compile",
@@ -685,6 +719,7 @@ def _run_command(args, pool) -> int:
         beta=args.beta,
         max_steps=args.max_steps,
         method=args.method,
+        engine_batch_size=args.engine_batch_size,
         seed=args.seed,
         baselines=not args.no_baselines,
         characterize=not args.no_characterize,
@@ -1231,28 +1266,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_options(q)
     _autoencoder_option(q)
-    q.add_argument(
-        "--method",
-        choices=("bisect", "illinois"),
-        default="bisect",
-        help="borderline search (default bisect, the paper's)",
-    )
-    q.add_argument("--beta", type=_beta, default=BETA, help=f"success threshold on |p_s - p_t| (paper: {BETA:g})")
-    q.add_argument("--max-steps", type=_engine_steps, default=64, help="cap on points evaluated per pair")
+    _engine_options(q, TRAJECTORY_SEGMENTS, "one pair's interval tight enough to compare runs, short on a CPU")
     q.add_argument("--no-baselines", action="store_true", help="skip the RPBS and EPBS baselines")
-    _compile_option(q)
-    q.add_argument(
-        "--trajectory-segments",
-        type=_positive_int,
-        default=TRAJECTORY_SEGMENTS,
-        help=f"estimate the trajectory oscillation from this many sampled segments, with a 95%% "
-        f"confidence interval (default {TRAJECTORY_SEGMENTS}; keeps a CPU run short)",
-    )
-    q.add_argument(
-        "--trajectory-exact",
-        action="store_true",
-        help="the paper's exact design instead: K = 50 partners per borderline sample, T = 50 points each",
-    )
     q.add_argument("--no-characterize", action="store_true", help="skip the trajectory and linearity metrics")
     q.add_argument("--no-report", action="store_true", help="do not write report.md / report.html at the end")
     q.set_defaults(fn=cmd_run)
@@ -1285,26 +1300,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_options(q)
     _autoencoder_option(q)
-    q.add_argument(
-        "--method", choices=("bisect", "illinois"), default="bisect", help="borderline search (default bisect)"
-    )
-    q.add_argument("--beta", type=_beta, default=BETA, help=f"success threshold on |p_s - p_t| (paper: {BETA:g})")
-    q.add_argument("--max-steps", type=_engine_steps, default=64, help="cap on points evaluated per pair")
-    q.add_argument(
-        "--engine-batch-size",
-        type=_batch,
-        help="live pairs per engine step (default 512 on a CPU, 16384 on a GPU)",
-    )
-    q.add_argument(
-        "--trajectory-segments",
-        type=_positive_int,
-        default=1000,
-        help="sampled segments per direction for the oscillation estimate (default 1000)",
-    )
-    q.add_argument("--trajectory-exact", action="store_true", help="the paper's exact design (slow on a CPU)")
+    _engine_options(q, ATLAS_TRAJECTORY_SEGMENTS, "a fifth of a pair run's segments, as an atlas has K(K-1) directions")
     q.add_argument("--no-trajectory", action="store_true", help="skip the trajectory oscillation")
     q.add_argument("--no-linearity", action="store_true", help="skip the per-direction linear SVM (m1)")
-    _compile_option(q)
     q.add_argument(
         "--max-per-class", type=_positive_int, help="use at most this many inputs per class (a seeded subset)"
     )

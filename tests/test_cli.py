@@ -65,6 +65,24 @@ def test_train_layout_choices_map_to_the_config_setting():
     }
 
 
+def test_run_and_atlas_share_their_engine_options():
+    """One definition (cli._engine_options): the same names, types and defaults in both commands,
+    except the trajectory default, whose help says why it differs."""
+    from deepdig_fast.cli import ATLAS_TRAJECTORY_SEGMENTS, TRAJECTORY_SEGMENTS, build_parser
+
+    parser = build_parser()
+    sub = {c: next(a for a in parser._subparsers._group_actions if c in a.choices).choices[c] for c in ("run", "atlas")}
+    names = ("--method", "--beta", "--max-steps", "--engine-batch-size", "--trajectory-exact", "--no-compile")
+    for name in names:
+        run, atlas = (next(a for a in sub[c]._actions if name in a.option_strings) for c in ("run", "atlas"))
+        assert (run.type, run.default, run.choices, run.help) == (atlas.type, atlas.default, atlas.choices, atlas.help)
+    seg = {c: next(a for a in sub[c]._actions if "--trajectory-segments" in a.option_strings) for c in sub}
+    assert (seg["run"].default, seg["atlas"].default) == (TRAJECTORY_SEGMENTS, ATLAS_TRAJECTORY_SEGMENTS)
+    assert "K(K-1) directions" in seg["atlas"].help
+    args = parser.parse_args(["run", "--pair", "1,2", "--out", "x", "--engine-batch-size", "64"])
+    assert args.engine_batch_size == 64
+
+
 def test_info():
     r = run_cli("info")
     assert r.returncode == 0 and '"kernels"' in r.stdout
