@@ -8,9 +8,10 @@ accuracy).
 `model_identity(model)` is the weights' SHA-256 plus a digest of the function's structure: every
 submodule's class, its `extra_repr`, its plain attributes (ints, floats, strings, ...), the hooks
 it carries, and the source file of every class that is not torch's own (the user's file, timm's,
-torchvision's, ours), so an edited `forward` is a new model. Nothing here depends on the device,
-the thread count or the Python version of the process, so the same model has the same identity
-on every machine that resumes a run.
+torchvision's, ours), so an edited `forward` is a new model. Nothing here depends on the device or
+the thread count, so the same model has the same identity on every machine that resumes a run
+(only code without any source -- defined in an interactive session -- is hashed by its bytecode,
+which depends on the Python version).
 
 `data_fingerprint(data)` hashes every value of x_train, y_train, x_test and y_test as the method
 reads it: uint8 pixels and float32 images of the same values are one data set.
@@ -106,7 +107,8 @@ def _structure(model: Callable, cache: dict[str, str]) -> str:
                     pass
             h.update(line.encode() + b"\n")
             for c in _classes(cls):
-                code.setdefault(_name(c), _code_of(c, cache))
+                if _name(c) not in code:  # each class's code read once, however many modules use it
+                    code[_name(c)] = _code_of(c, cache)
     else:  # a plain callable: its class or function and that code
         target = model if inspect.isfunction(model) or inspect.ismethod(model) else type(model)
         h.update(f"callable|{_name(target)}\n".encode())
@@ -129,33 +131,35 @@ def model_identity(model: Callable) -> dict:
 _CHUNK_BYTES = 32 << 20
 
 
+def _bytes(t: torch.Tensor) -> Any:
+    """The raw bytes of a CPU tensor, as a buffer (no copy of a contiguous one)."""
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
 def _values_digest(x: torch.Tensor) -> str:
     """SHA-256 of a tensor's values as the method reads them (deepdig_fast.data.as_unit): uint8 pixels
-    are hashed as they are, and so is a float32 tensor every value of which is a pixel / 255; any
-    other floating-point tensor is hashed as its own values and dtype."""
+    are hashed as they are, and so is a float32 tensor every value of which is a pixel / 255 (in one
+    pass: each chunk is checked and hashed as pixels together); any other tensor is hashed as its own
+    values and dtype."""
     from deepdig_fast.data import as_unit
 
     x = x.detach()
     rows = max(1, _CHUNK_BYTES // max(1, x[:1].numel() * x.element_size()))
-    h = hashlib.sha256(f"{tuple(x.shape)}\0".encode())
-    if x.dtype == torch.uint8:
-        pixels = True
-    elif x.dtype == torch.float32:
-        pixels = True
-        for i in range(0, x.shape[0], rows):  # a float32 copy of pixel values: the same data set
-            chunk = x[i : i + rows].cpu()
-            u = chunk.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-            if not torch.equal(as_unit(u), chunk):
-                pixels = False
-                break
-    else:
-        pixels = False
-    h.update(b"pixels\0" if pixels else f"{x.dtype}\0".encode())
-    for i in range(0, x.shape[0], rows):
-        chunk = x[i : i + rows].cpu()
-        if pixels and chunk.dtype != torch.uint8:
-            chunk = chunk.mul(255.0).round_().to(torch.uint8)
-        h.update(chunk.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    head = f"{tuple(x.shape)}\0".encode()
+    chunks = (x[i : i + rows].cpu() for i in range(0, x.shape[0], rows))
+    if x.dtype in (torch.uint8, torch.float32):
+        h = hashlib.sha256(head + b"pixels\0")
+        for chunk in chunks:
+            u = chunk if chunk.dtype == torch.uint8 else chunk.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+            if u is not chunk and not torch.equal(as_unit(u), chunk):
+                break  # not pixel values: hashed as float32 values below
+            h.update(_bytes(u))
+        else:
+            return h.hexdigest()[:32]
+        chunks = (x[i : i + rows].cpu() for i in range(0, x.shape[0], rows))
+    h = hashlib.sha256(head + f"{x.dtype}\0".encode())
+    for chunk in chunks:
+        h.update(_bytes(chunk))
     return h.hexdigest()[:32]
 
 

@@ -1,0 +1,42 @@
+"""results.json of one small run_pair, without what identifies the run (`run_id`, `inputs`), for
+comparing two versions of the code number for number (benchmarks/RESULTS.md, "Stage keys").
+
+Run it from each checkout into its own folder and compare the two .cmp.json files byte for byte:
+
+    PYTHONPATH=OLD_CHECKOUT .venv/bin/python benchmarks/same_numbers.py /tmp/old fcn
+    .venv/bin/python benchmarks/same_numbers.py /tmp/new fcn
+    cmp /tmp/old.cmp.json /tmp/new.cmp.json
+
+(arch: fcn or cnn; MNIST 3|5, a classifier trained briefly by tests/common_utils.train_small, 200
+autoencoder steps, 300 trajectory segments.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(out: str, arch: str) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from common_utils import train_small
+
+    from deepdig_fast.adversarial import AdversarialConfig
+    from deepdig_fast.pipeline import PairConfig, run_pair
+
+    model, data = train_small(arch, n=3000, steps=200)
+    cfg = PairConfig(adversarial=AdversarialConfig(steps=200), trajectory_segments=300)
+    run_pair(model, data.take(3000, 1000), 3, 5, cfg, out_dir=out)
+    results = json.loads((Path(out) / "results.json").read_text())
+    results.pop("run_id")
+    results.pop("inputs")
+    Path(out + ".cmp.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[2] not in ("fcn", "cnn"):
+        raise SystemExit("usage: same_numbers.py OUT_DIR fcn|cnn")
+    main(sys.argv[1], sys.argv[2])
