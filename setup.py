@@ -62,7 +62,9 @@ def _without_torch_python(ext):
 
 
 def _extension():
-    sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
+    # the method's ops (csrc/, csrc/cpu/) and the training accelerator's (csrc/train/)
+    sources = [*sorted(glob.glob("csrc/*.cpp")), *sorted(glob.glob("csrc/cpu/*.cpp"))]
+    sources += [*sorted(glob.glob("csrc/train/*.cpp")), *sorted(glob.glob("csrc/train/cpu/*.cpp"))]
     opt = ["-O0", "-g"] if CONFIG["debug"] else ["-O3", "-g0"]
     # No -std flag: torch's BuildExtension picks the language level its headers need (C++17 up to
     # torch 2.13, C++20 from 2.14); the sources themselves are valid C++17.
@@ -70,7 +72,7 @@ def _extension():
     define_macros = [("DEEPDIG_TORCH_VERSION", f'"{CONFIG["torch_version"]}"')]
     extra_link = ["-fopenmp"]
     if CONFIG["with_cuda"]:
-        sources += sorted(glob.glob("csrc/cuda/*.cu"))
+        sources += [*sorted(glob.glob("csrc/cuda/*.cu")), *sorted(glob.glob("csrc/train/cuda/*.cu"))]
         define_macros += [("DEEPDIG_WITH_CUDA", None)]
         nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"] if not CONFIG["debug"] else ["-G"]
         return _without_torch_python(

@@ -3,7 +3,7 @@ autograd, at the reconstruction term of an autoencoder training step (an MNIST b
 probabilities):
 
   aten  F.binary_cross_entropy (ATen's CPU kernel: two scalar logarithms and a range check per element)
-  op    ops.binary_cross_entropy (ATen's vectorised element-wise kernels, one autograd node)
+  op    train_ops.binary_cross_entropy (ATen's vectorised element-wise kernels, one autograd node)
 
 Run:  .venv/bin/python -m pytest benchmarks/bench_binary_cross_entropy.py -s
 Env:  DEEPDIG_BENCH_DEVICE. The ratio (ATen's time over the op's) is printed at the end; nothing is
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from bench_utils import record, sync
 
-from deepdig_fast import ops
+from deepdig_fast import train_ops
 
 SHAPE = (128, 1, 28, 28)
 
@@ -28,7 +28,7 @@ def test_loss_and_gradient(benchmark, record_property, device, which):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(SHAPE, generator=g).to(device)
     t = torch.rand(SHAPE, generator=g).to(device)
-    bce = F.binary_cross_entropy if which == "aten" else ops.binary_cross_entropy
+    bce = F.binary_cross_entropy if which == "aten" else train_ops.binary_cross_entropy
     out = {}
 
     def run():

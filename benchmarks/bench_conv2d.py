@@ -12,7 +12,7 @@ layout it has there (channels_last weights, batch 128):
 The training copy uses the op for one input channel only (adversarial._takes_kernel_conv); the rgb,
 rgb64 and 10ch rows show why not everywhere.
 
-with <which> aten (F.conv2d) or op (ops.conv2d).
+with <which> aten (F.conv2d) or op (train_ops.conv2d).
 
 Run:  .venv/bin/python -m pytest benchmarks/bench_conv2d.py -s
 Env:  DEEPDIG_BENCH_DEVICE. Ratios (ATen's time over the op's) are printed at the end; nothing is
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from bench_utils import record, sync
 
-from deepdig_fast import ops
+from deepdig_fast import train_ops
 
 CASES = {  # x shape, weight shape, stride, padding
     "mnist": ((128, 1, 28, 28), (10, 1, 3, 3), 1, 0),
@@ -58,7 +58,7 @@ def test_forward_input_gradient(benchmark, record_property, device, which, case)
     if which == "aten":
         conv = lambda t: F.conv2d(t, w, b, stride, pad)  # noqa: E731
     else:
-        conv = lambda t: ops.conv2d(t, w, b, stride, pad)  # noqa: E731
+        conv = lambda t: train_ops.conv2d(t, w, b, stride, pad)  # noqa: E731
     out = {}
 
     def run():

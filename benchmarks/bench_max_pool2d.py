@@ -3,7 +3,7 @@ the shape of the paper's MNIST CNN's first pool inside an autoencoder training s
 channels, 26 x 26, 2 x 2 windows) and at a wider layer's (64 channels, 16 x 16), in both layouts.
 
   aten_<layout>_c<C>    F.max_pool2d(return_indices=True) + its backward through autograd
-  kernel_<layout>_c<C>  ops.max_pool2d + its backward through autograd
+  kernel_<layout>_c<C>  train_ops.max_pool2d + its backward through autograd
 
 Run:  .venv/bin/python -m pytest benchmarks/bench_max_pool2d.py -s
 Env:  DEEPDIG_BENCH_DEVICE. Ratios (ATen's time over the kernel's) are printed at the end; nothing
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from bench_utils import record, sync
 
-from deepdig_fast import ops
+from deepdig_fast import train_ops
 
 SHAPES = {10: (128, 10, 26, 26), 64: (128, 64, 16, 16)}
 LAYOUTS = {"nchw": torch.contiguous_format, "nhwc": torch.channels_last}
@@ -34,7 +34,7 @@ def _inputs(device, layout, channels):
 def _pool(which):
     if which == "aten":
         return lambda x: F.max_pool2d(x, 2, return_indices=True)
-    return lambda x: ops.max_pool2d(x, 2)
+    return lambda x: train_ops.max_pool2d(x, 2)
 
 
 @pytest.mark.benchmark(group="max_pool2d")

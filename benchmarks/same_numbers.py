@@ -1,5 +1,6 @@
-"""results.json of one small run_pair, without what identifies the run (`run_id`, `inputs`), for
-comparing two versions of the code number for number (benchmarks/RESULTS.md, "Stage keys").
+"""results.json of one small run_pair, or atlas.json of one small 3-class atlas, without what
+identifies the run (`run_id`, `inputs`), for comparing two versions of the code number for number
+(benchmarks/RESULTS.md, "Stage keys" and "Orchestrator").
 
 Run it from each checkout into its own folder and compare the two .cmp.json files byte for byte:
 
@@ -7,8 +8,9 @@ Run it from each checkout into its own folder and compare the two .cmp.json file
     .venv/bin/python benchmarks/same_numbers.py /tmp/new fcn
     cmp /tmp/old.cmp.json /tmp/new.cmp.json
 
-(arch: fcn or cnn; MNIST 3|5, a classifier trained briefly by tests/common_utils.train_small, 200
-autoencoder steps, 300 trajectory segments.)
+(arch: fcn or cnn, a run of MNIST 3|5; atlas-fcn or atlas-cnn, an atlas of classes 3, 5, 8, pairwise
+and per-target. A classifier trained briefly by tests/common_utils.train_small, 200 autoencoder
+steps, 300 trajectory segments.)
 """
 
 from __future__ import annotations
@@ -25,18 +27,34 @@ def main(out: str, arch: str) -> None:
     from common_utils import train_small
 
     from deepdig_fast.adversarial import AdversarialConfig
-    from deepdig_fast.pipeline import PairConfig, run_pair
 
-    model, data = train_small(arch, n=3000, steps=200)
-    cfg = PairConfig(adversarial=AdversarialConfig(steps=200), trajectory_segments=300)
-    run_pair(model, data.take(3000, 1000), 3, 5, cfg, out_dir=out)
-    results = json.loads((Path(out) / "results.json").read_text())
-    results.pop("run_id")
-    results.pop("inputs")
+    adversarial = AdversarialConfig(steps=200)
+    if arch.startswith("atlas-"):
+        from deepdig_fast.atlas import AtlasConfig, run_atlas
+
+        model, data = train_small(arch[len("atlas-") :], n=3000, steps=200)
+        results = {}
+        for strategy in ("pairwise", "per-target"):
+            cfg = AtlasConfig(strategy=strategy, adversarial=adversarial, trajectory_segments=300)
+            folder = f"{out}-{strategy}"
+            run_atlas(model, data.take(3000, 1000), cfg, classes=[3, 5, 8], out_dir=folder, report=False)
+            results[strategy] = json.loads((Path(folder) / "atlas.json").read_text())
+            results[strategy].pop("run_id")
+    else:
+        from deepdig_fast.pipeline import PairConfig, run_pair
+
+        model, data = train_small(arch, n=3000, steps=200)
+        cfg = PairConfig(adversarial=adversarial, trajectory_segments=300)
+        run_pair(model, data.take(3000, 1000), 3, 5, cfg, out_dir=out)
+        results = json.loads((Path(out) / "results.json").read_text())
+        results.pop("run_id")
+        results.pop("inputs")
     Path(out + ".cmp.json").write_text(json.dumps(results, indent=1, sort_keys=True))
 
 
+ARCHS = ("fcn", "cnn", "atlas-fcn", "atlas-cnn")
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[2] not in ("fcn", "cnn"):
-        raise SystemExit("usage: same_numbers.py OUT_DIR fcn|cnn")
+    if len(sys.argv) != 3 or sys.argv[2] not in ARCHS:
+        raise SystemExit(f"usage: same_numbers.py OUT_DIR {'|'.join(ARCHS)}")
     main(sys.argv[1], sys.argv[2])

@@ -83,20 +83,20 @@ TORCH_LIBRARY(deepdig_fast, m) {
   m.def("linear_distances(Tensor h, Tensor w, float bias, Tensor labels)"
         " -> (Tensor d, Tensor summary)");
   // Max pooling with the winners' positions, and its backward (stem: max_pool2d): the pools of the
-  // classifier copy the autoencoder trainings run against (common/max_pool2d.h).
+  // classifier copy the autoencoder trainings run against (train/max_pool2d.h).
   m.def("max_pool2d(Tensor x, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation,"
         " bool ceil_mode) -> (Tensor out, Tensor indices)");
   m.def("max_pool2d_backward(Tensor grad, Tensor x, Tensor indices, int[2] kernel_size,"
         " int[2] stride, int[2] padding, int[2] dilation, bool ceil_mode) -> Tensor");
   // A convolution whose input gradient takes ATen's unfold + GEMM path on a CPU (stem: conv2d):
   // the first convolutions of the classifier copy the autoencoder trainings run against
-  // (common/conv2d.h).
+  // (train/conv2d.h).
   m.def("conv2d(Tensor x, Tensor weight, Tensor? bias, int[2] stride, int[2] padding) -> Tensor");
   m.def("conv2d_grad_input(Tensor grad, Tensor x, Tensor weight, int[2] stride, int[2] padding)"
         " -> Tensor");
   // The mean binary cross-entropy of probabilities and its input gradient (stem:
   // binary_cross_entropy): the autoencoder trainings' reconstruction loss
-  // (common/binary_cross_entropy.h).
+  // (train/binary_cross_entropy.h).
   m.def("binary_cross_entropy(Tensor input, Tensor target) -> Tensor");
   m.def("binary_cross_entropy_backward(Tensor grad, Tensor input, Tensor target) -> Tensor");
   // About the extension itself (no tensor arguments, one kernel for every backend; JSON strings).

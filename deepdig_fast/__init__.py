@@ -10,12 +10,12 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _API = {
-    "build_info": "deepdig_fast._ext",
+    "build_info": "deepdig_fast.ops",
     "Status": "deepdig_fast.engine",
     "BorderlineResult": "deepdig_fast.engine",
     "refine_borderline": "deepdig_fast.engine",
     "capture_embeddings": "deepdig_fast.hooks",
-    "embed": "deepdig_fast.hooks",
+    "embed": "deepdig_fast.forward",
     "load_mnist": "deepdig_fast.data",
     "load_fashion_mnist": "deepdig_fast.data",
     "load_cifar10": "deepdig_fast.data",
@@ -38,6 +38,7 @@ _API = {
     "parse_normalize": "deepdig_fast.zoo",
     "NORMALIZATIONS": "deepdig_fast.zoo",
     "AdversarialConfig": "deepdig_fast.adversarial",
+    "AutoStop": "deepdig_fast.adversarial",
     "train_adversarial_autoencoder": "deepdig_fast.adversarial",
     "train_adversarial_autoencoders": "deepdig_fast.adversarial",
     "train_in_processes": "deepdig_fast.adversarial",

@@ -75,8 +75,8 @@ def check_versions(built: dict, torch_version: str, torch_cuda: str | None) -> N
         raise ImportError("deepdig_fast's C++ extension was built for " + "; and for ".join(problems) + ". " + _REBUILD)
 
 
-_BUILT = _built_info()
-check_versions(_BUILT, torch.__version__, torch.version.cuda)
+BUILT = _built_info()  # how the extension was built (setup.py records it)
+check_versions(BUILT, torch.__version__, torch.version.cuda)
 
 # The operators that take tensors (the kernels); the others (build_info, constants) describe the
 # extension itself and have one kernel for every backend.
@@ -87,24 +87,3 @@ def constants() -> dict:
     """The C++ side's named constants: {"status": {"PENDING": -1, ...}, "method": {...},
     "fstate": {"lo": 0, ...}, "istate": {"attempts": 0, ...}} (csrc/common/bracket.h)."""
     return json.loads(torch.ops.deepdig_fast.constants())
-
-
-def build_info() -> dict:
-    """How the extension was built and which kernels are registered.
-
-    Returns a dict: with_cuda (CUDA kernels compiled in), cuda_version (of the compiler, or None),
-    torch_version (compiled against), torch_runtime (imported now), cplusplus (language level), and
-    kernels: {op: [dispatch keys with a kernel]} read from the dispatcher.
-    """
-    from deepdig_fast import ops  # noqa: F401  (registers the fake/Meta kernels)
-
-    info = dict(_BUILT)
-    info["torch_runtime"] = torch.__version__
-    kernels = {}
-    for op in OPS:
-        name = f"{NAMESPACE}::{op}"
-        kernels[op] = [
-            key for key in ("CPU", "CUDA", "Meta") if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
-        ]
-    info["kernels"] = kernels
-    return info

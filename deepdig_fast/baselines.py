@@ -19,7 +19,8 @@ from torch import Tensor
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
 from deepdig_fast.data import as_unit
 from deepdig_fast.fast import inference_mode, prepared_for
-from deepdig_fast.hooks import embed, inference
+from deepdig_fast.forward import embed
+from deepdig_fast.hooks import inference
 from deepdig_fast.validation import check_input_dtype
 
 

@@ -531,7 +531,7 @@ def linearity(
     from sklearn.svm import LinearSVC
 
     from deepdig_fast.fast import PreparedClassifier
-    from deepdig_fast.hooks import embed
+    from deepdig_fast.forward import embed
 
     if not isinstance(model, (nn.Module, PreparedClassifier)):
         raise TypeError(

@@ -15,14 +15,10 @@ trained by deepdig holds `extra.training`: train_classifier's statistics, with `
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib
-import importlib.util
 import json
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,15 +27,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .io import ChecksumError, atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
-from .models import ARCHITECTURES, build_classifier
-from .validation import Number
+from deepdig_fast.io import ChecksumError, atomic_save_tensors, atomic_write_text, load_tensors, sha256_state_dict
+from deepdig_fast.models import ARCHITECTURES, build_classifier
+from deepdig_fast.userfiles import first_line, resolve_factory
+from deepdig_fast.validation import Number
 
 if TYPE_CHECKING:
-    from .data import ClassificationData
+    from deepdig_fast.data import ClassificationData
 
 if TYPE_CHECKING:
-    from .training import TrainRecipe
+    from deepdig_fast.training import TrainRecipe
 
 __all__ = [
     "FORMAT",
@@ -155,7 +152,7 @@ def save_classifier(
             raise TypeError(f"model.state_dict()[{k!r}] is a {type(v).__name__}; only tensor entries can be saved")
         state[k] = v.detach().to("cpu").clone()
     pt_path, json_path = checkpoint_paths(path, default_stem=_safe_name(f"{dataset}_{arch}"))
-    from . import __version__
+    from deepdig_fast import __version__
 
     meta = {
         "format": FORMAT,
@@ -273,114 +270,6 @@ def load_classifier(
     return model.to(device).eval(), meta
 
 
-_SPEC = re.compile(r"^(?P<module>[^:]+):(?P<attr>[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$")
-
-
-#: the module names under which `file.py:attr` specs are imported (and re-imported by train workers)
-USER_MODULE_PREFIX = "_deepdig_user_"
-
-
-def user_module_name(file: PathLike) -> str:
-    """The module name of a user's file: its stem and a digest of its resolved path, the same in every
-    process (a worker that unpickles the user's classes imports the file under this name)."""
-    path = Path(file).resolve()
-    stem = re.sub(r"\W", "_", path.stem)
-    return f"{USER_MODULE_PREFIX}{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
-
-
-def import_user_file(file: PathLike, name: str | None = None) -> Any:
-    """Import the Python file `file` as module `name` (default: user_module_name(file)), once per
-    process; ValueError in one line when the file fails to import."""
-    file = Path(file)
-    name = name or user_module_name(file)
-    if name in sys.modules:
-        return sys.modules[name]
-    mod_spec = importlib.util.spec_from_file_location(name, file)
-    if mod_spec is None or mod_spec.loader is None:
-        raise ValueError(f"cannot import {file} as a Python module")
-    mod = importlib.util.module_from_spec(mod_spec)
-    sys.modules[name] = mod
-    try:
-        mod_spec.loader.exec_module(mod)
-    except Exception as e:  # the user's file fails to import: one line naming it, not a traceback
-        sys.modules.pop(name, None)
-        raise ValueError(f"importing {file} failed ({_first_line(e)})") from e
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return mod
-
-
-def defining_modules(*objs: Any) -> set[str]:
-    """The modules that define the classes of the module trees in `objs` (and of `objs` themselves,
-    classes or factories included): what another process must import to unpickle them."""
-    names: set[str] = set()
-    for obj in objs:
-        if obj is None:
-            continue
-        for t in list(obj.modules()) if isinstance(obj, torch.nn.Module) else [obj]:
-            for c in t.__mro__ if isinstance(t, type) else (t, *type(t).__mro__):
-                name = getattr(c, "__module__", None)
-                if isinstance(name, str):
-                    names.add(name)
-    return names
-
-
-def user_files(*objs: Any) -> list[tuple[str, str]]:
-    """(module name, file) of every user file (imported by import_user_file) among the
-    defining_modules of `objs`, for a worker process to import before it unpickles them."""
-    found = []
-    for name in sorted(defining_modules(*objs)):
-        file = getattr(sys.modules.get(name), "__file__", None)
-        if name.startswith(USER_MODULE_PREFIX) and file:
-            found.append((name, file))
-    return found
-
-
-def _import_spec_module(module: str, spec: str) -> Any:
-    if module.endswith(".py") or os.sep in module or "/" in module:
-        file = Path(module)
-        if not file.is_file():
-            raise ValueError(f"spec {spec!r}: module file {file} does not exist")
-        try:
-            return import_user_file(file)
-        except ValueError as e:
-            raise ValueError(f"spec {spec!r}: {e}") from e.__cause__
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module):
-        raise ValueError(f"spec {spec!r}: {module!r} is not a dotted module name")
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        raise ValueError(f"spec {spec!r}: cannot import module {module!r} ({e})") from e
-    except Exception as e:  # the module exists but fails to import
-        raise ValueError(f"spec {spec!r}: importing module {module!r} failed ({_first_line(e)})") from e
-
-
-def _first_line(e: BaseException) -> str:
-    """'Type: first line of the message' of an exception raised by the user's code."""
-    text = (str(e).strip().splitlines() or [""])[0]
-    if isinstance(e, SyntaxError) and e.lineno:
-        text = f"{e.msg} at line {e.lineno}"
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def resolve_factory(spec: str, what: str = "spec") -> Any:
-    """The object named by "package.module:attr" or "path/to/file.py:attr" (attr may be dotted),
-    imported; ValueError in one line naming `what` when the spec is malformed or does not resolve."""
-    if not isinstance(spec, str):
-        raise TypeError(f"{what} must be a str 'package.module:factory', got {type(spec).__name__}")
-    m = _SPEC.match(spec.strip())
-    if m is None:
-        raise ValueError(f"{what} must look like 'package.module:factory' (or 'file.py:factory'), got {spec!r}")
-    obj: Any = _import_spec_module(m.group("module"), spec)
-    for part in m.group("attr").split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"{what} {spec!r}: {m.group('module')} has no attribute {m.group('attr')!r}") from None
-    return obj
-
-
 def load_user_model(
     spec: str,
     weights: PathLike | None = None,
@@ -409,7 +298,7 @@ def load_user_model(
     try:
         model = obj(**dict(factory_kwargs or {}))
     except Exception as e:  # the user's factory failed: one line naming it
-        raise ValueError(f"spec {spec!r}: calling the factory failed ({_first_line(e)})") from e
+        raise ValueError(f"spec {spec!r}: calling the factory failed ({first_line(e)})") from e
     if not isinstance(model, nn.Module):
         raise TypeError(f"spec {spec!r}: the factory returned {type(model).__name__}, expected an nn.Module")
     if weights is not None:
@@ -453,8 +342,8 @@ def check_fits(
         embedding_layer: when given, the same forward also checks that this submodule exists and
             yields a tensor (deepdig_fast.hooks), so a misspelt layer fails before any training.
     """
-    from .data import ClassificationData
-    from .hooks import capture_embeddings, inference
+    from deepdig_fast.data import ClassificationData
+    from deepdig_fast.hooks import capture_embeddings, inference
 
     if not isinstance(data, ClassificationData):
         raise TypeError(f"data must be a ClassificationData, got {type(data).__name__}")
@@ -511,10 +400,10 @@ def check_fits(
             with inference(classifier):
                 out = classifier(x)
         except Exception as e:  # any failure of the user's forward is reported as a misfit, in one line
-            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            head = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ValueError(
                 f"{name} does not accept inputs of data set {data.name!r} (shape "
-                f"{[x.shape[0], *data.sample_shape]}, {x.dtype}): {type(e).__name__}: {first_line}"
+                f"{[x.shape[0], *data.sample_shape]}, {x.dtype}): {type(e).__name__}: {head}"
             ) from e
         if cap is not None and cap.value is None:
             raise ValueError(f"embedding_layer {embedding_layer!r} did not run during {name}'s forward pass")
@@ -537,7 +426,7 @@ def class_accuracy(
 ) -> dict[int, float | None]:
     """{class: the share of its test inputs (training inputs when the data set has no test split)
     that `classifier` assigns to it}, None for a class with no inputs. One forward per input."""
-    from .adversarial import predict
+    from deepdig_fast.forward import predict
 
     split = "test" if data.x_test.shape[0] else "train"
     out: dict[int, float | None] = {}
@@ -612,7 +501,7 @@ def load_or_train_classifier(
     a checkpoint that does not fit raises ValueError and is never overwritten -- only retrain=True
     replaces an existing file. Returns (model in eval mode on `device`, metadata).
     """
-    from .models import train_classifier
+    from deepdig_fast.models import train_classifier
 
     pt_path, json_path = checkpoint_paths(path)
     if not retrain and (pt_path.exists() or json_path.exists()):

@@ -1,5 +1,5 @@
-"""The document and figure engine shared by the run report (report.py) and the atlas report
-(atlas_report.py): number formatting, a small block document rendered as Markdown and as one
+"""The document and figure engine shared by the run report (report/) and the atlas report
+(atlas_report/): number formatting, a small block document rendered as Markdown and as one
 self-contained HTML file, figures drawn on matplotlib's Agg canvas (no pyplot, no global state),
 and the commit that writes a report's files together.
 

@@ -45,6 +45,7 @@ from torch import Tensor
 
 from deepdig_fast import ops
 from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
+from deepdig_fast.configs import DEFAULT_BATCH_SIZE
 from deepdig_fast.fast import inference_mode, prepared_for
 from deepdig_fast.hooks import capture_embeddings, eval_mode, private
 from deepdig_fast.precision import full_fp32
@@ -141,11 +142,18 @@ class BorderlineResult:
             "seconds": self.seconds,
         }
 
+    def to_record(self, a_index: Tensor, b_index: Tensor) -> dict[str, Any]:
+        """What a run folder stores of this result (every field, tensors on the CPU), with the rows
+        of the inputs each pair's ends came from (`a_index`, `b_index`: [P] int64)."""
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record = {k: v.cpu() if isinstance(v, Tensor) else v for k, v in record.items()}
+        return {**record, "a_index": a_index.cpu(), "b_index": b_index.cpu()}
 
-#: the live batch when none is given: fixed per device type, never measured, so that results do
-#: not depend on timing (the MNIST CNN's fastest per-image batch on the 2-core dev CPU, and a size
-#: that fills a GPU; benchmarks/RESULTS.md)
-DEFAULT_BATCH_SIZE = {"cpu": 512, "accelerator": 16384}
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> BorderlineResult:
+        """The result a to_record dict holds (its other entries ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
 
 
 def default_batch_size(device: torch.device | str, sample_shape: Sequence[int] = ()) -> int:

@@ -61,15 +61,14 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from deepdig_fast.configs import BACKENDS, COMPILE
 from deepdig_fast.hooks import EmbeddingCapture, capture_embeddings, eval_mode, resolve_layer
 from deepdig_fast.precision import full_fp32
-from deepdig_fast.validation import ParameterError
 
 __all__ = [
     "BACKENDS",
@@ -84,22 +83,6 @@ __all__ = [
     "tolerance",
     "unwrap",
 ]
-
-#: values of `compile`: True picks the device's default backend, False (or "eager") turns it off
-BACKENDS = ("torchscript", "inductor", "eager")
-
-
-@dataclass(frozen=True)
-class _CompileChoice:
-    """The `compile` constraint of the configs: True, False or a backend name."""
-
-    def check(self, value: Any, name: str) -> bool | str:
-        if isinstance(value, bool) or value in BACKENDS:
-            return value
-        raise ParameterError(f"{name} must be True, False or one of {', '.join(map(repr, BACKENDS))}, got {value!r}")
-
-
-COMPILE = _CompileChoice()
 
 
 def tolerance(z: Tensor) -> float:

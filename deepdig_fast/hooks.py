@@ -4,7 +4,8 @@
 captured; append ":input" to capture the module's (first) input instead, e.g. "fc2:input" is the
 input of the last linear layer, the embedding of docs/METHOD-NOTES.md.
 
-How the library runs a classifier for inference (engine, predict, embed, baselines, characterize):
+How the library runs a classifier for inference (engine, forward.predict, forward.embed, baselines,
+characterize):
 inside `inference(model)` -- no autograd and every submodule in eval mode, so dropout is off and
 BatchNorm neither uses nor updates batch statistics; each module's flag is restored afterwards --
 and never on the caller's memory: a chunk of caller data is copied before the forward (`private`),
@@ -21,10 +22,6 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-
-from deepdig_fast.budget import FORWARD_ELEMENTS, fit_batch
-from deepdig_fast.precision import full_fp32
-from deepdig_fast.validation import check_int
 
 
 def resolve_layer(model: nn.Module, layer: str) -> tuple[nn.Module, bool]:
@@ -110,31 +107,3 @@ def inference(model) -> Iterator[None]:
 def private(x: torch.Tensor) -> torch.Tensor:
     """A copy of `x` for one forward: what the model does to its input stays in the copy."""
     return x.clone()
-
-
-@full_fp32()
-def embed(
-    model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 1024, *, compile: bool | str = True
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `model` over `x` in batches; return (logits [N, C], embeddings [N, E]).
-
-    The model runs under `inference` (no grad, eval mode, modes restored) on copies of `x`'s
-    batches; the embeddings keep the layer's dtype. compile: True (default) prepares a plain
-    nn.Module for the device's inference backend with `layer` (deepdig_fast.fast.prepared_for,
-    guarded against eager on the first inputs); False runs the model as it is."""
-    from deepdig_fast.fast import prepared_for  # fast builds on this module
-
-    if not isinstance(x, torch.Tensor) or x.dim() < 1:
-        raise TypeError(f"x must be a torch.Tensor [N, ...], got {getattr(x, 'shape', type(x).__name__)}")
-    check_int(batch_size, "batch_size", low=1)
-    if x.shape[0] == 0:
-        raise ValueError("embed: x is empty; expected at least one input")
-    if x.dim() >= 2:
-        model = prepared_for(model, x[:32].detach(), embedding_layer=layer, compile=compile)
-    batch_size = fit_batch(batch_size, x.shape[1:], FORWARD_ELEMENTS)  # bounded memory at any input size
-    logits, embs = [], []
-    with capture_embeddings(model, layer) as cap, inference(model):
-        for i in range(0, x.shape[0], batch_size):
-            logits.append(model(private(x[i : i + batch_size])))
-            embs.append(cap.take())
-    return torch.cat(logits), torch.cat(embs)

@@ -26,12 +26,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import ClassificationData, as_unit
-from .rundir import model_device
-from .validation import ParameterError, check_int, check_number
+from deepdig_fast.data import ClassificationData, as_unit
+from deepdig_fast.rundir import model_device
+from deepdig_fast.validation import ParameterError, check_int, check_number
 
 if TYPE_CHECKING:
-    from .training import TrainRecipe
+    from deepdig_fast.training import TrainRecipe
 
 __all__ = [
     "MnistCNN",
@@ -415,7 +415,7 @@ def build_classifier(
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Predicted labels int64 [N] (on x's device) for inputs x [N, *sample_shape]; the model runs
     without grad in eval mode (every module's mode restored after) on copies of x's batches."""
-    from .hooks import inference
+    from deepdig_fast.hooks import inference
 
     check_int(batch_size, "batch_size", low=1)
     device = model_device(model)
@@ -466,8 +466,8 @@ def train_classifier(
         "iterations" (optimiser steps), "final_lr" (the rate after the last step), "recipe"
         (TrainRecipe.to_dict(), what a checkpoint records)}.
     """
-    from .training import TrainRecipe, pgd_attack
-    from .training import recipe as named_recipe
+    from deepdig_fast.training import TrainRecipe, pgd_attack
+    from deepdig_fast.training import recipe as named_recipe
 
     if recipe is None:
         recipe = named_recipe("fast")
@@ -498,7 +498,7 @@ def train_classifier(
     bs = recipe.batch_size
     steps = math.ceil(n / bs)
 
-    from .progress import progress_bar
+    from deepdig_fast.progress import progress_bar
 
     bar = progress_bar(recipe.epochs * steps, f"train {type(model).__name__}", "batch", enabled=progress)
     losses: list[float] = []

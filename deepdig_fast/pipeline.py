@@ -30,116 +30,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
 from deepdig_fast.adversarial import (
-    JOINT_TRAINING,
     AdversarialConfig,
     JointTraining,
-    autoencoder_key,
+    TrainingPool,
     component_one,
     component_two,
-    joint_training_mode,
     training_key,
 )
-from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
-from deepdig_fast.checkpoint import check_accuracy, check_fits
+from deepdig_fast.configs import PairConfig
+from deepdig_fast.context import RunContext, prepare_run
 from deepdig_fast.data import ClassificationData
-from deepdig_fast.engine import BorderlineResult, choose_batch_size, default_batch_size, default_loop, refine_borderline
-from deepdig_fast.fast import COMPILE, inference_record, prepare_classifier, probe_inputs
-from deepdig_fast.identity import data_fingerprint, model_identity
+from deepdig_fast.engine import BorderlineResult
 from deepdig_fast.rundir import (
-    KEY_SCHEMA,
     RESULTS_SCHEMA,
     RUN_KIND,
     StageStore,
     claim_folder,
     digest,
     environment,
-    model_device,
     stage_seed,
     write_json,
 )
-from deepdig_fast.train_worker import TrainingPool
+from deepdig_fast.stages import BASELINES, TrajectorySettings, baseline_borderline, pair_linearity, trajectory
 from deepdig_fast.validation import (
-    BAND,
-    BATCH_MAX,
-    BETA,
-    BETA_RULE,
-    MAX_STEPS_MAX,
-    SEED_MAX,
-    Int,
-    Optional,
-    Options,
     check_class_id,
-    validate_fields,
 )
-from deepdig_fast.zoo import resolve_embedding_layer
-
-
-@dataclass
-class PairConfig:
-    """Settings of one pair run (defaults: the paper's).
-
-    adversarial: training of the four autoencoders (AdversarialConfig: alpha 0.8, Adam 0.01,
-    StepLR(1000, 0.95), 5000 steps, batch 128). beta, max_steps, method: the engine's (see
-    refine_borderline). seed: the run's seed; every stage derives its own from it and its name.
-    baselines: also run RPBS and EPBS. engine_batch_size: the engine's live batch (None: fixed per
-    device, 512 on a CPU and 16384 on an accelerator, so results do not depend on timing; "auto":
-    measured for the model and device, faster but machine-dependent in the last bits; the value
-    used is part of every engine stage's key). compile: how the classifier's inference-only forwards
-    run (deepdig_fast.fast.prepare_classifier: True the device's optimised backend, checked
-    against eager; False eager; or a backend name); the mode that ran enters every stage's key.
-    joint_training: how the two directions' AE_I (and then their AE_II) are trained: "vectorized"
-    as one vmapped model (adversarial.train_adversarial_autoencoders), "processes" side by side in
-    two single-thread worker processes (adversarial.train_in_processes), "sequential" one after the
-    other in this process; "auto": vectorized on a GPU, processes on a CPU with >= 2 torch threads
-    (when the classifier and autoencoder pickle), else sequential. The mode enters the components'
-    keys.
-    """
-
-    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
-    beta: float = BETA
-    max_steps: int = 64
-    method: str = "bisect"
-    seed: int = 0
-    baselines: bool = True
-    engine_batch_size: int | str | None = None
-    characterize: bool = True
-    trajectory_K: int = 50
-    trajectory_T: int = 50
-    trajectory_segments: int | None = None
-    band: tuple = (-0.1, 0.1)
-    compile: bool | str = True
-    joint_training: str = "auto"
-
-    CONSTRAINTS = {
-        "beta": BETA_RULE,
-        "max_steps": Int(1, MAX_STEPS_MAX),
-        "method": Options(("bisect", "illinois")),
-        "compile": COMPILE,
-        "joint_training": Options(JOINT_TRAINING),
-        "seed": Int(0, SEED_MAX),
-        "trajectory_K": Int(1),
-        "trajectory_T": Int(1),
-        "trajectory_segments": Optional(Int(1)),
-        "band": BAND,
-    }
-
-    def __post_init__(self) -> None:
-        if isinstance(self.adversarial, dict):
-            self.adversarial = AdversarialConfig(**self.adversarial)
-        if not isinstance(self.adversarial, AdversarialConfig):
-            raise TypeError(
-                f"PairConfig.adversarial must be an AdversarialConfig, got {type(self.adversarial).__name__}"
-            )
-        validate_fields(self, self.CONSTRAINTS)
-        if self.engine_batch_size != "auto":
-            Optional(Int(1, BATCH_MAX)).check(self.engine_batch_size, "PairConfig.engine_batch_size (or 'auto')")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -186,40 +106,6 @@ class PairResult:
 
 
 # --------------------------------------------------------------------------------------------------
-# serialisation of engine results
-# --------------------------------------------------------------------------------------------------
-
-
-def _result_to_dict(r: BorderlineResult, a_index: Tensor, b_index: Tensor) -> dict:
-    return {
-        "points": r.points.cpu(),
-        "status": r.status.cpu(),
-        "intruder": r.intruder.cpu(),
-        "attempts": r.attempts.cpu(),
-        "probs": r.probs.cpu(),
-        "lam": r.lam.cpu(),
-        "embeddings": None if r.embeddings is None else r.embeddings.cpu(),
-        "source": r.source.cpu(),
-        "target": r.target.cpu(),
-        "a_index": a_index.cpu(),
-        "b_index": b_index.cpu(),
-        "forwards": r.forwards,
-        "method": r.method,
-        "beta": r.beta,
-        "max_steps": r.max_steps,
-        "batch_size": r.batch_size,
-        "seconds": r.seconds,
-        "steps": r.steps,
-        "inference": r.inference,
-    }
-
-
-def _result_from_dict(d: dict) -> BorderlineResult:
-    names = {f.name for f in dataclasses.fields(BorderlineResult)}
-    return BorderlineResult(**{k: v for k, v in d.items() if k in names})
-
-
-# --------------------------------------------------------------------------------------------------
 # the pipeline
 # --------------------------------------------------------------------------------------------------
 
@@ -262,7 +148,7 @@ def run_pair(
             a classifier that assigns less than this share of the test inputs of `source` or of
             `target` to their class -- usually a model that expects normalised inputs and gets
             [0, 1] ones. 0 or None studies any classifier. The accuracies go to the manifest.
-        pool: a TrainingPool (deepdig_fast.train_worker) to train the autoencoders in when the
+        pool: a TrainingPool (deepdig_fast.adversarial.TrainingPool) to train the autoencoders in when the
             joint-training mode is "processes"; the caller keeps it (and may start it early, as the
             command line does, so its workers import while the caller loads data). None: the run
             makes one of two workers for its trainings.
@@ -279,38 +165,19 @@ def run_pair(
     check_class_id(target, "target", C)
     if source == target:
         raise ValueError(f"source and target must differ, got {source} and {target}")
-    embedding_layer = resolve_embedding_layer(classifier, embedding_layer, data.probe_inputs(2))
-    # everything that can be checked is checked before the first stage: the classifier's fit to
-    # the data and the embedding layer (one forward), then the folder (lock, kind, scope)
-    check_fits(classifier, data, embedding_layer=embedding_layer)
-    accuracy = check_accuracy(classifier, data, (source, target), min_accuracy)
-    if config.compile in (False, "eager"):  # everything eager, the autoencoders' training loss too
-        config = dataclasses.replace(config, adversarial=dataclasses.replace(config.adversarial, compile=False))
-    device = model_device(classifier)
-    # one prepared classifier for every inference-only forward (paid once per model and process)
-    fast = prepare_classifier(
+    # everything that can be checked is checked before the first stage (prepare_run), then the
+    # folder (lock, kind, scope)
+    ctx, config = prepare_run(
         classifier,
-        probe_inputs(data, (source, target), device),
+        data,
+        (source, target),
+        config,
         embedding_layer=embedding_layer,
-        compile=config.compile,
+        autoencoder=autoencoder,
+        min_accuracy=min_accuracy,
     )
-    if config.engine_batch_size is None:
-        config = dataclasses.replace(config, engine_batch_size=default_batch_size(device, data.sample_shape))
-    elif config.engine_batch_size == "auto":  # measured once, here, so the value enters every key
-        probe = data.class_inputs(source, "train")[:64].to(device)
-        config = dataclasses.replace(config, engine_batch_size=choose_batch_size(fast, probe, limit=1 << 16))
     root = None if out_dir is None else Path(out_dir)
-    say = log or (lambda msg: None)
-    identity = model_identity(classifier)  # the function, not only its weights (docs/RELIABILITY.md)
-    data_fp = data_fingerprint(data)
-    base_spec = {
-        "key_schema": KEY_SCHEMA,
-        "classifier": identity,
-        "data": data_fp,
-        "embedding_layer": embedding_layer,
-        "autoencoder": autoencoder_key(autoencoder, data.sample_shape),
-    }
-    base_spec["inference"] = fast.key()  # optimised logits differ from eager in the last bits: never mixed
+    base_spec = {**ctx.key(), "embedding_layer": ctx.embedding_layer}
     inputs = {**base_spec, "pair": [source, target], "config": config.to_dict()}
     run_id = digest(inputs)
     t_run = time.perf_counter()
@@ -321,46 +188,22 @@ def run_pair(
                 # another run's results must never sit beside this run's manifest
                 for name in ("results.json", "timings.json"):
                     (root / name).unlink(missing_ok=True)
-            _write_manifest(
-                root,
-                classifier,
-                identity,
-                data_fp,
-                data,
-                source,
-                target,
-                config,
-                embedding_layer,
-                {"class_accuracy": {str(c): a for c, a in accuracy.items()}},
-                {
-                    "inference": {**inference_record(fast), "engine_loop": default_loop(device, config.compile)},
-                    "joint_training": joint_training_mode(config.joint_training, device, classifier, autoencoder),
-                    **(manifest_extra or {}),
-                },
-                run_id,
-            )
-        result = _run(
-            fast,
-            data,
-            source,
-            target,
-            config,
-            StageStore(root, say),
-            base_spec,
-            autoencoder,
-            embedding_layer,
-            device,
-            progress,
-            run_id,
-            inputs,
-            t_run,
-            pool,
-        )
-        result.timings["inference"] = {"mode": fast.mode, "prepare_seconds": fast.seconds}
+            write_json(root / "manifest.json", _manifest(ctx, source, target, config, run_id, manifest_extra))
+        run = _PairRun(ctx, config, StageStore(root, log or (lambda msg: None)), base_spec, progress)
+        directions, linearity = _run(run, source, target, pool)
+        results, timings = split_timings(_results_json(source, target, directions, config, linearity))
+        results = {"schema": RESULTS_SCHEMA, "kind": RUN_KIND, "run_id": run_id, "inputs": inputs, **results}
+        timings = {
+            "run_id": run_id,
+            **(timings or {}),
+            "stages": run.store.timings,
+            "seconds": time.perf_counter() - t_run,
+            "inference": ctx.inference_timing(),
+        }
         if root is not None:
-            write_json(root / "timings.json", result.timings)
-            write_json(root / "results.json", result.results)
-    return result
+            write_json(root / "timings.json", timings)
+            write_json(root / "results.json", results)
+    return PairResult(source, target, directions, results, root, timings)
 
 
 #: result entries that are wall-clock measurements: they go to timings.json, never results.json
@@ -382,37 +225,61 @@ def split_timings(obj):
     return kept, times
 
 
-def _run(
-    classifier,
-    data,
-    source,
-    target,
-    config,
-    store,
-    base_spec,
-    autoencoder,
-    embedding_layer,
-    device,
-    progress,
-    run_id,
-    inputs,
-    t_run,
-    pool,
-) -> PairResult:
+@dataclass
+class _PairRun:
+    """What every stage of one pair run reads: the run context, the resolved settings, the store
+    of its stages and the spec every independent stage's key starts from."""
+
+    ctx: RunContext
+    config: PairConfig
+    store: StageStore
+    base_spec: dict
+    progress: bool
+
+    @property
+    def f(self):
+        return self.ctx.classifier
+
+    def trajectory_settings(self) -> TrajectorySettings:
+        c = self.config
+        return TrajectorySettings(c.trajectory_K, c.trajectory_T, c.trajectory_segments, c.band)
+
+
+@dataclass
+class _StageOne:
+    """Component I of one direction, as stored (c1), with its key and settings."""
+
+    c1: dict
+    key: str
+    config: AdversarialConfig
+    x_s: Tensor
+
+
+@dataclass
+class _StageTwo:
+    """Component II of one direction, as stored (None when skipped, and why)."""
+
+    c2: dict | None
+    key: str | None
+    skipped: str | None
+
+
+def _run(run: _PairRun, source: int, target: int, pool: TrainingPool | None):
+    """Both directions of the pair, then the pair's linearity: (directions, linearity entry)."""
     directions: dict[str, DirectionResult] = {}
-    both = ((source, target), (target, source))
-    mode = joint_training_mode(config.joint_training, device, classifier, autoencoder)
+    both: tuple[tuple[int, int], ...] = ((source, target), (target, source))
+    mode = run.ctx.joint_training
 
     def finish(s, t, one, two):  # component III, the baselines and the trajectory of s -> t
-        d = _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two)
-        if config.characterize:
-            _trajectory(classifier, d, config, store)
+        d = _stage_rest(run, s, t, one, two)
+        if run.config.characterize:
+            _trajectory(run, d)
         directions[f"{s}->{t}"] = d
 
     if mode == "sequential":
         for s, t in both:
-            one = _stage_one(classifier, data, s, t, config, store, base_spec, autoencoder, device, progress)
-            finish(s, t, one, _stage_two(classifier, s, t, config, store, autoencoder, progress, one))
+            one = _stage_one(run, s, t)
+            finish(s, t, one, _stage_two(run, s, t, one))
     else:  # the two directions' AE_I, then their AE_II, each pair trained together
         with contextlib.ExitStack() as stack:
             # processes: two persistent single-thread workers; each direction's AE_II starts as soon
@@ -422,94 +289,69 @@ def _run(
                 pool = None
             elif pool is None:
                 pool = stack.enter_context(TrainingPool(len(both)))
-            for (s, t), one, two in _train_directions(
-                classifier, data, both, config, store, base_spec, autoencoder, device, progress, mode, pool
-            ):
+            for (s, t), one, two in _train_directions(run, both, pool):
                 finish(s, t, one, two)
     directions = {f"{s}->{t}": directions[f"{s}->{t}"] for s, t in both}  # one order, whichever finished first
-    linearity = None
-    if config.characterize:
-        linearity = _characterize(
-            classifier, data, source, target, directions, config, store, base_spec, embedding_layer
-        )
-    results, timings = split_timings(_results_json(source, target, directions, config, linearity))
-    results = {"schema": RESULTS_SCHEMA, "kind": RUN_KIND, "run_id": run_id, "inputs": inputs, **results}
-    timings = {"run_id": run_id, **(timings or {}), "stages": store.timings, "seconds": time.perf_counter() - t_run}
-    return PairResult(source, target, directions, results, store.root, timings)
+    linearity = _characterize(run, source, target, directions) if run.config.characterize else None
+    return directions, linearity
 
 
-def _train_directions(classifier, data, both, config, store, base_spec, autoencoder, device, progress, mode, pool):
+def _train_directions(run: _PairRun, both: tuple[tuple[int, int], ...], pool: TrainingPool | None):
     """Components I and II of both directions with jointly trained autoencoders, yielding
     (direction, component I, component II) for each as soon as its component II is done. With a
     pool ("processes") every pending AE_I is submitted at once, and each direction's AE_II as soon
     as its component I is stored; otherwise (or for what is not pending) the trainings run as
     groups at their first use (JointTraining)."""
+    ctx, mode = run.ctx, run.ctx.joint_training
 
     def stage_one_job(d):
-        _, cfg1, _ = _stage_one_spec(classifier, *d, config, base_spec, device, mode)
-        return data.class_inputs(d[0], "train").to(device), d[1], cfg1
+        _, cfg1, _ = _stage_one_spec(run, *d)
+        return ctx.data.class_inputs(d[0], "train").to(ctx.device), d[1], cfg1
 
     def pending_one(d):
-        name1, _, spec1 = _stage_one_spec(classifier, *d, config, base_spec, device, mode)
-        return not store.finished(name1, spec1)
+        name1, _, spec1 = _stage_one_spec(run, *d)
+        return not run.store.finished(name1, spec1)
 
     def pending_two(d):
-        job = jobs2[d]
-        return not store.finished(
-            f"components/ae2_{d[0]}-{d[1]}", _stage_two_spec(classifier, ones[d], job[2], device, mode)
-        )
+        return not run.store.finished(f"components/ae2_{d[0]}-{d[1]}", _stage_two_spec(run, ones[d], jobs2[d][2]))
 
     jobs2: dict = {}
-    kw = dict(autoencoder=autoencoder, pool=pool)
-    train1 = JointTraining(classifier, {d: partial(stage_one_job, d) for d in both}, mode, pending=pending_one, **kw)
-    train2 = JointTraining(classifier, {}, mode, pending=pending_two, **kw)
+    kw: dict[str, Any] = dict(autoencoder=ctx.autoencoder, pool=pool)
+    train1 = JointTraining(run.f, {d: partial(stage_one_job, d) for d in both}, mode, pending=pending_one, **kw)
+    train2 = JointTraining(run.f, {}, mode, pending=pending_two, **kw)
     ones: dict = {}
     for d in both:
-        ones[d] = _stage_one(
-            classifier, data, *d, config, store, base_spec, autoencoder, device, progress, partial(train1.get, d), mode
-        )
-        job = _stage_two_job(*d, config, ones[d])
+        ones[d] = _stage_one(run, *d, partial(train1.get, d))
+        job = _stage_two_job(run, *d, ones[d])
         if job is not None:
-            jobs2[d] = (job[0].to(device), job[1], job[2])
+            jobs2[d] = (job[0].to(ctx.device), job[1], job[2])
             train2.jobs[d] = partial(jobs2.get, d)
             train2.start(d)
     left = list(both)
     while left:  # each direction's component II as soon as its AE_II is trained (processes)
         d = train2.first_done(left)
         left.remove(d)
-        two = _stage_two(
-            classifier,
-            *d,
-            config,
-            store,
-            autoencoder,
-            progress,
-            ones[d],
-            partial(train2.get, d) if d in jobs2 else None,
-            mode,
-        )
-        yield d, ones[d], two
+        s, t = d
+        yield d, ones[d], _stage_two(run, s, t, ones[d], partial(train2.get, d) if d in jobs2 else None)
 
 
-def _stage_one(
-    classifier, data, s, t, config, store, base_spec, autoencoder, device, progress, trained=None, mode="sequential"
-):
-    """Component I of s -> t: (c1, key1, x_s). `trained`: a callable giving an already trained
-    (autoencoder, history), called only when the stage is computed."""
-    x_s = data.class_inputs(s, "train").to(device)
-    x_s_test = data.class_inputs(s, "test").to(device)
-    name1, adv_cfg1, spec = _stage_one_spec(classifier, s, t, config, base_spec, device, mode)
+def _stage_one(run: _PairRun, s: int, t: int, trained=None) -> _StageOne:
+    """Component I of s -> t. `trained`: a callable giving an already trained (autoencoder,
+    history), called only when the stage is computed."""
+    ctx = run.ctx
+    x_s = ctx.data.class_inputs(s, "train").to(ctx.device)
+    name1, adv_cfg1, spec = _stage_one_spec(run, s, t)
 
     def comp1():
         r = component_one(
-            classifier,
+            run.f,
             x_s,
             s,
             t,
             adv_cfg1,
-            x_test_s=x_s_test,
-            autoencoder=autoencoder,
-            progress=progress,
+            x_test_s=ctx.data.class_inputs(s, "test").to(ctx.device),
+            autoencoder=ctx.autoencoder,
+            progress=run.progress,
             trained=None if trained is None else trained(),
         )
         return {
@@ -525,68 +367,66 @@ def _stage_one(
                 "test_fraction_of_correct": r.test_fraction_of_correct,
                 "test_fraction_of_all": r.test_fraction_of_all,
                 "collapse": r.collapse,
-                "final_loss": r.history.final_loss,
-                "train_seconds": r.history.seconds,
+                **_history_stats(r.history),
             },
         }
 
-    c1, key1 = store.run(name1, spec, comp1)
-    return {"c1": c1, "key1": key1, "cfg1": adv_cfg1, "x_s": x_s}
+    c1, key1 = run.store.run(name1, spec, comp1)
+    return _StageOne(c1, key1, adv_cfg1, x_s)
 
 
-def _stage_one_spec(classifier, s, t, config, base_spec, device, mode) -> tuple[str, AdversarialConfig, dict]:
-    """Component I of s -> t: (stage name, its AdversarialConfig, its stage spec)."""
-    name1 = f"components/ae1_{s}-{t}"
-    adv_cfg1 = dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name1))
-    spec = {**base_spec, "s": s, "t": t, "adversarial": training_key(adv_cfg1, device, classifier)}
-    if mode != "sequential":  # joint training rounds differently: never mixed with sequential
-        spec["training"] = mode
-    return name1, adv_cfg1, spec
+def _history_stats(history) -> dict:
+    return {"final_loss": history.final_loss, "train_seconds": history.seconds}
 
 
-def _stage_two_spec(classifier, one, adv_cfg2, device, mode) -> dict:
-    """Component II's stage spec, given its component I (`one`) and its AdversarialConfig."""
-    spec = {"upstream": one["key1"], "adversarial": training_key(adv_cfg2, device, classifier)}
-    if mode != "sequential":
-        spec["training"] = mode
+def _training_spec(run: _PairRun, cfg: AdversarialConfig) -> dict:
+    """The key entries of an autoencoder training: its settings and, for joint training (which
+    rounds differently), the mode -- never mixed with sequential training."""
+    spec: dict[str, Any] = {"adversarial": training_key(cfg, run.ctx.device, run.f)}
+    if run.ctx.joint_training != "sequential":
+        spec["training"] = run.ctx.joint_training
     return spec
 
 
-def _stage_two_job(s, t, config, one):
+def _stage_one_spec(run: _PairRun, s: int, t: int) -> tuple[str, AdversarialConfig, dict]:
+    """Component I of s -> t: (stage name, its AdversarialConfig, its stage spec)."""
+    name1 = f"components/ae1_{s}-{t}"
+    adv_cfg1 = dataclasses.replace(run.config.adversarial, seed=stage_seed(run.config.seed, name1))
+    return name1, adv_cfg1, {**run.base_spec, "s": s, "t": t, **_training_spec(run, adv_cfg1)}
+
+
+def _stage_two_spec(run: _PairRun, one: _StageOne, adv_cfg2: AdversarialConfig) -> dict:
+    """Component II's stage spec, given its component I and its AdversarialConfig."""
+    return {"upstream": one.key, **_training_spec(run, adv_cfg2)}
+
+
+def _stage_two_job(run: _PairRun, s: int, t: int, one: _StageOne):
     """(adversarial set, its target, config) of component II of s -> t, or None when it is skipped."""
-    c1 = one["c1"]
-    adversarial = c1["adversarial"]
-    if adversarial.shape[0] == 0 or c1["stats"]["collapse"]:
+    adversarial = one.c1["adversarial"]
+    if adversarial.shape[0] == 0 or one.c1["stats"]["collapse"]:
         return None
     name2 = f"components/ae2_{s}-{t}"
-    return adversarial, s, dataclasses.replace(config.adversarial, seed=stage_seed(config.seed, name2))
+    return adversarial, s, dataclasses.replace(run.config.adversarial, seed=stage_seed(run.config.seed, name2))
 
 
-def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trained=None, mode="sequential"):
-    """Component II of s -> t: {"c2", "key2", "skipped"}."""
-    c1 = one["c1"]
-    job = _stage_two_job(s, t, config, one)
+def _stage_two(run: _PairRun, s: int, t: int, one: _StageOne, trained=None) -> _StageTwo:
+    """Component II of s -> t."""
+    job = _stage_two_job(run, s, t, one)
     if job is None:
         # A collapsed generator's outputs (e.g. all nearly identical) make no meaningful pairs.
-        return {
-            "c2": None,
-            "key2": None,
-            "skipped": c1["stats"]["collapse"] or "component I produced no adversarial samples",
-        }
-    device = one["x_s"].device
-    adversarial = job[0].to(device)
+        return _StageTwo(None, None, one.c1["stats"]["collapse"] or "component I produced no adversarial samples")
+    adversarial = job[0].to(one.x_s.device)
     adv_cfg2 = job[2]
-    name2 = f"components/ae2_{s}-{t}"
 
     def comp2():
         r = component_two(
-            classifier,
+            run.f,
             adversarial,
             s,
             t,
             adv_cfg2,
-            autoencoder=autoencoder,
-            progress=progress,
+            autoencoder=run.ctx.autoencoder,
+            progress=run.progress,
             trained=None if trained is None else trained(),
         )
         return {
@@ -598,77 +438,64 @@ def _stage_two(classifier, s, t, config, store, autoencoder, progress, one, trai
                 "pairs": int(r.a.shape[0]),
                 "counts": dataclasses.asdict(r.stats),
                 "collapse": r.collapse,
-                "final_loss": r.history.final_loss,
-                "train_seconds": r.history.seconds,
+                **_history_stats(r.history),
             },
         }
 
-    c2, key2 = store.run(name2, _stage_two_spec(classifier, one, adv_cfg2, device, mode), comp2)
+    c2, key2 = run.store.run(f"components/ae2_{s}-{t}", _stage_two_spec(run, one, adv_cfg2), comp2)
     skipped = None
     if c2["a"].shape[0] == 0 or c2["stats"]["collapse"]:
         skipped = c2["stats"]["collapse"] or "component II kept no pairs"
-    return {"c2": c2, "key2": key2, "skipped": skipped}
+    return _StageTwo(c2, key2, skipped)
 
 
-def _stage_rest(classifier, data, s, t, config, store, base_spec, embedding_layer, device, one, two):
+def _stage_rest(run: _PairRun, s: int, t: int, one: _StageOne, two: _StageTwo) -> DirectionResult:
     """Component III on the pairs of s -> t, and the baselines."""
+    ctx, config, store = run.ctx, run.config, run.store
     tag = f"{s}-{t}"
-    c1, c2 = one["c1"], two["c2"]
     skipped: dict[str, str] = {}
     borderline: dict[str, BorderlineResult] = {}
     keys: dict[str, str] = {}
-    engine_kw = dict(
-        beta=config.beta,
-        max_steps=config.max_steps,
-        method=config.method,
-        embedding_layer=embedding_layer,
-        batch_size=config.engine_batch_size,
-        loop=default_loop(device, config.compile),
-    )
-    engine_spec = dict(engine_kw)  # the live batch too: batched forwards round differently at other sizes
+    layer = ctx.embedding_layer
+    # every engine setting enters the key, the live batch too: batched forwards round differently
+    engine_spec = {**ctx.engine.key(), "embedding_layer": layer}
 
-    if two["skipped"] is not None:
-        skipped["deepdig"] = two["skipped"]
+    if two.skipped is not None or two.c2 is None:
+        skipped["deepdig"] = two.skipped or "component II was skipped"
     else:
-        # Component III: a'' (predicted s) -> a (predicted t)
-        a_end, b_end = c2["a2"].to(device), c2["a"].to(device)
-        index = c2["index"]
+        c2 = two.c2
 
-        def comp3():
-            r = refine_borderline(classifier, a_end, b_end, s, t, **engine_kw)
-            # pair i: a = AE_II(adversarial[index[i]]), b = adversarial[index[i]]
-            return _result_to_dict(r, index, index)
+        def comp3():  # a'' (predicted s) -> a (predicted t); pair i: a = AE_II(A[index[i]]), b = A[index[i]]
+            a, b = c2["a2"].to(ctx.device), c2["a"].to(ctx.device)
+            r = ctx.engine.refine(run.f, a, b, s, t, embedding_layer=layer)
+            return r.to_record(c2["index"], c2["index"])
 
-        out, key3 = store.run(f"borderline/deepdig_{tag}", {"upstream": two["key2"], "engine": engine_spec}, comp3)
-        borderline["deepdig"] = _result_from_dict(out)
+        out, key3 = store.run(f"borderline/deepdig_{tag}", {"upstream": two.key, "engine": engine_spec}, comp3)
+        borderline["deepdig"] = BorderlineResult.from_record(out)
         keys["deepdig"] = key3
 
-    # Baselines
     if config.baselines:
-        x_all, y_all = data.x_train.to(device), data.y_train.to(device)
+        for kind in BASELINES:
+            if kind == "epbs" and layer is None:
+                skipped["epbs"] = "no embedding layer: pass embedding_layer (or --embedding-layer)"
+                continue
+            seed = stage_seed(config.seed, f"{kind}_{tag}")
 
-        def rpbs():
-            p = random_pairs(classifier, x_all, y_all, s, t, seed=stage_seed(config.seed, f"rpbs_{tag}"))
-            return _result_to_dict(refine_borderline(classifier, p.a, p.b, s, t, **engine_kw), p.a_index, p.b_index)
-
-        out, _ = store.run(
-            f"borderline/rpbs_{tag}", {**base_spec, "s": s, "t": t, "seed": config.seed, "engine": engine_spec}, rpbs
-        )
-        borderline["rpbs"] = _result_from_dict(out)
-        if embedding_layer is None:
-            skipped["epbs"] = "no embedding layer: pass embedding_layer (or --embedding-layer)"
-        else:
-
-            def epbs():
-                p = embedding_nearest_pairs(classifier, x_all, y_all, s, t, embedding_layer)
-                d = _result_to_dict(refine_borderline(classifier, p.a, p.b, s, t, **engine_kw), p.a_index, p.b_index)
-                d["pair_distance"] = p.distance.cpu()
+            def baseline(kind=kind, seed=seed):
+                r, p = baseline_borderline(kind, run.f, ctx.data, s, t, ctx.engine, seed=seed, embedding_layer=layer)
+                d = r.to_record(p.a_index, p.b_index)
+                if p.distance is not None:
+                    d["pair_distance"] = p.distance.cpu()
                 return d
 
-            out, _ = store.run(f"borderline/epbs_{tag}", {**base_spec, "s": s, "t": t, "engine": engine_spec}, epbs)
-            borderline["epbs"] = _result_from_dict(out)
+            spec = {**run.base_spec, "s": s, "t": t, "engine": engine_spec}
+            if kind == "rpbs":  # drawn with the run's seed
+                spec["seed"] = config.seed
+            out, _ = store.run(f"borderline/{kind}_{tag}", spec, baseline)
+            borderline[kind] = BorderlineResult.from_record(out)
 
-    return DirectionResult(s, t, c1["stats"], None if c2 is None else c2["stats"], borderline, skipped, keys)
+    c2_stats = None if two.c2 is None else two.c2["stats"]
+    return DirectionResult(s, t, one.c1["stats"], c2_stats, borderline, skipped, keys)
 
 
 def _successes(d: DirectionResult) -> Tensor | None:
@@ -676,78 +503,49 @@ def _successes(d: DirectionResult) -> Tensor | None:
     return None if r is None else r.points[r.success]
 
 
-def _trajectory(classifier, d: DirectionResult, config, store) -> None:
+def _trajectory(run: _PairRun, d: DirectionResult) -> None:
     """Trajectory oscillation of one direction (docs/METHOD-NOTES.md "Characterization") on its
     successful DeepDIG borderline samples: fills ``d.trajectory``."""
-    from deepdig_fast.characterize import trajectory_oscillation
-
     points = _successes(d)
     if points is None or points.shape[0] < 2:
         d.trajectory = {"skipped": "fewer than 2 successful DeepDIG borderline samples"}
         return
     name = f"characterize/trajectory_{d.source}-{d.target}"
+    settings = run.trajectory_settings()
 
     def traj():
-        r = trajectory_oscillation(
-            classifier,
-            points.to(model_device(classifier)),
-            d.source,
-            d.target,
-            K=config.trajectory_K,
-            T=config.trajectory_T,
-            segments=config.trajectory_segments,
-            seed=stage_seed(config.seed, name),
-            band=config.band,
-        )
+        r = trajectory(run.f, points, d.source, d.target, settings, seed=stage_seed(run.config.seed, name))
+        assert r is not None  # two samples or more
         return {**r.tensors(), "summary": r.to_dict()}
 
-    spec = {
-        "upstream": d.keys["deepdig"],
-        "K": config.trajectory_K,
-        "T": config.trajectory_T,
-        "segments": config.trajectory_segments,
-        "band": list(config.band),
-    }
-    out, _ = store.run(name, spec, traj)
+    out, _ = run.store.run(name, {"upstream": d.keys["deepdig"], **settings.key()}, traj)
     d.trajectory = out["summary"]
 
 
-def _characterize(classifier, data, source, target, directions, config, store, base_spec, embedding_layer) -> dict:
+def _characterize(run: _PairRun, source: int, target: int, directions: dict[str, DirectionResult]) -> dict:
     """Embedding linearity of the pair (docs/METHOD-NOTES.md "Characterization") on the successful
     DeepDIG borderline samples of both directions: results.json's "linearity" entry."""
-    from deepdig_fast.characterize import linearity
-
-    device = model_device(classifier)
-    if embedding_layer is None:
+    layer = run.ctx.embedding_layer
+    if layer is None:
         return {"skipped": "no embedding layer: pass embedding_layer (or --embedding-layer)"}
     st, ts = directions[f"{source}->{target}"], directions[f"{target}->{source}"]
-    empty = data.probe_inputs(0)
-    b_st = _successes(st)
-    b_ts = _successes(ts)
     name = f"characterize/linearity_{source}-{target}"
 
     def lin():
-        # only the pair's rows are materialised (linearity selects the same rows, in the same order)
-        x_tr, y_tr = data.inputs("train", (source, target))
-        x_te, y_te = data.inputs("test", (source, target))
-        r = linearity(
-            classifier,
-            embedding_layer,
-            x_tr.to(device),
-            y_tr.to(device),
-            x_te.to(device),
-            y_te.to(device),
+        r = pair_linearity(
+            run.f,
+            run.ctx.data,
+            layer,
             source,
             target,
-            (empty if b_st is None else b_st).to(device),
-            (empty if b_ts is None else b_ts).to(device),
-            seed=stage_seed(config.seed, name),
+            _successes(st),
+            _successes(ts),
+            seed=stage_seed(run.config.seed, name),
         )
-        summary, arrays = r.to_dict(), r.tensors()
-        return {**arrays, "summary": summary}
+        return {**r.tensors(), "summary": r.to_dict()}
 
-    spec = {**base_spec, "s": source, "t": target, "upstream": [st.keys.get("deepdig"), ts.keys.get("deepdig")]}
-    out, _ = store.run(name, spec, lin)
+    spec = {**run.base_spec, "s": source, "t": target, "upstream": [st.keys.get("deepdig"), ts.keys.get("deepdig")]}
+    out, _ = run.store.run(name, spec, lin)
     return out["summary"]
 
 
@@ -778,8 +576,8 @@ def _results_json(source, target, directions, config, linearity=None) -> dict:
     return out
 
 
-def _write_manifest(root, classifier, identity, data_fp, data, s, t, config, embedding_layer, checks, extra, run_id):
-    manifest = {
+def _manifest(ctx: RunContext, s: int, t: int, config: PairConfig, run_id: str, extra: dict | None) -> dict:
+    return {
         **environment(),
         "kind": RUN_KIND,
         "scope": {"pair": [s, t]},
@@ -787,15 +585,10 @@ def _write_manifest(root, classifier, identity, data_fp, data, s, t, config, emb
         "pair": [s, t],
         "seed": config.seed,
         "config": config.to_dict(),
-        "classifier": {
-            "sha256": identity["weights"],
-            "structure": identity["structure"],
-            "class": type(classifier).__name__,
-            "embedding_layer": embedding_layer,
-            **checks,
-        },
-        "data": data_fp,
-        "classes": list(data.classes),
+        "classifier": ctx.classifier_record(),
+        "data": ctx.data_print,
+        "classes": list(ctx.data.classes),
+        "inference": ctx.inference_record(),
+        "joint_training": ctx.joint_training,
         **(extra or {}),
     }
-    write_json(root / "manifest.json", manifest)

@@ -301,14 +301,14 @@ def linear_distances(h: Tensor, w: Tensor, bias: float, labels: Tensor):
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
-    """Plain-torch twin of ops.max_pool2d: torch's own max pool with indices."""
+    """Plain-torch twin of train_ops.max_pool2d: torch's own max pool with indices."""
     return torch.nn.functional.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
 
 
 def max_pool2d_backward(
     grad: Tensor, x: Tensor, indices: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False
 ) -> Tensor:
-    """Plain-torch twin of ops.max_pool2d_backward: each plane's output gradients scatter-added
+    """Plain-torch twin of train_ops.max_pool2d_backward: each plane's output gradients scatter-added
     to their winners (in output order), in x's layout."""
     n, c, h, w = x.shape
     gi = torch.zeros(n, c, h * w, dtype=x.dtype, device=x.device)
@@ -319,12 +319,12 @@ def max_pool2d_backward(
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
-    """Plain-torch twin of ops.conv2d: torch's own convolution."""
+    """Plain-torch twin of train_ops.conv2d: torch's own convolution."""
     return torch.nn.functional.conv2d(x, weight, bias, stride, padding)
 
 
 def conv2d_grad_input(grad: Tensor, x: Tensor, weight: Tensor, stride=1, padding=0) -> Tensor:
-    """Plain-torch twin of ops.conv2d_grad_input: F.conv2d's input gradient through autograd, NCHW."""
+    """Plain-torch twin of train_ops.conv2d_grad_input: F.conv2d's input gradient through autograd, NCHW."""
     with torch.enable_grad():
         xr = x.detach().requires_grad_(True)
         out = torch.nn.functional.conv2d(xr, weight.detach(), None, stride, padding)
@@ -333,10 +333,10 @@ def conv2d_grad_input(grad: Tensor, x: Tensor, weight: Tensor, stride=1, padding
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor) -> Tensor:
-    """Plain-torch twin of ops.binary_cross_entropy: torch's own (mean) BCE."""
+    """Plain-torch twin of train_ops.binary_cross_entropy: torch's own (mean) BCE."""
     return torch.nn.functional.binary_cross_entropy(input, target)
 
 
 def binary_cross_entropy_backward(grad: Tensor, input: Tensor, target: Tensor) -> Tensor:
-    """Plain-torch twin of ops.binary_cross_entropy_backward: ATen's BCE backward (reduction mean)."""
+    """Plain-torch twin of train_ops.binary_cross_entropy_backward: ATen's BCE backward (reduction mean)."""
     return torch.ops.aten.binary_cross_entropy_backward(grad.reshape(()), input, target, None, 1).contiguous()

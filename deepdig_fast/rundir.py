@@ -174,7 +174,7 @@ def write_json(path: Path, obj: Any) -> Path:
 
 def environment() -> dict:
     """Versions and the build of the extension, for manifests."""
-    from deepdig_fast._ext import build_info
+    from deepdig_fast.ops import build_info
 
     return {
         "tool": "deepdig_fast",

@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .document import num
-from .paths import PathConflictError, check_paths
-from .readers import ATLAS, MANIFEST, RUN_RESULTS, check, read_json, read_json_if_present
-from .rundir import ATLAS_KIND, RUN_KIND, check_same_run
-from .training import describe_training
+from deepdig_fast.document import num
+from deepdig_fast.paths import PathConflictError, check_paths
+from deepdig_fast.readers import ATLAS, MANIFEST, RUN_RESULTS, check, read_json, read_json_if_present
+from deepdig_fast.rundir import ATLAS_KIND, RUN_KIND, check_same_run
+from deepdig_fast.training import describe_training
 
 __all__ = ["TableInputError", "TableSource", "read_sources", "build_tables", "write_tables"]
 
@@ -574,7 +574,7 @@ def write_tables(
     Returns {file name: Path}. Raises TableInputError (naming the argument) before writing anything
     when an input or out_dir cannot be used.
     """
-    from .io import atomic_write_text
+    from deepdig_fast.io import atomic_write_text
 
     sources = read_sources(paths, arg)
     out = check_out_dir(out_dir, sources)

@@ -40,7 +40,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .validation import STEPS_MAX, Int, Number, Optional, Options, ParameterError, check_options, validate_fields
+from deepdig_fast.validation import (
+    STEPS_MAX,
+    Int,
+    Number,
+    Optional,
+    Options,
+    ParameterError,
+    check_options,
+    validate_fields,
+)
 
 __all__ = [
     "PGDConfig",

@@ -1,7 +1,7 @@
 """Representative arguments for every deepdig_fast op, and one comparison rule per op.
 
 `sample_inputs(op, device, dtype)` yields `Sample`s: named positional-argument tuples that the public
-wrapper (deepdig_fast.ops.<op>), the raw operator (torch.ops.deepdig_fast.<op>) and the plain-torch
+wrapper (deepdig_fast.ops.<op> or deepdig_fast.train_ops.<op>), the raw operator (torch.ops.deepdig_fast.<op>) and the plain-torch
 twin (deepdig_fast.reference.<op>) all accept. One generator per stem (bracket, nearest_neighbor,
 trajectory, linear_distances) covers: empty inputs, one row, a typical size, non-contiguous views
 (where the op takes views: bracket_update's state and output tensors must be contiguous), and edge
@@ -442,7 +442,7 @@ def max_pool2d_samples(op: str, device, dtype) -> Iterator[Sample]:
         yield Sample(name, (grad, x, indices, *settings))
     if op == "max_pool2d_backward":
         # channels_last outputs' gradient given an NCHW x: comes back in NCHW planes (the training
-        # copy's first pool, adversarial._PoolGradToPlanes), scattered without a transposing copy
+        # copy's first pool, adversarial.accelerate.PoolGradToPlanes), scattered without a transposing copy
         cl = torch.channels_last
         x = torch.randn(3, 10, 13, 11, generator=g, dtype=torch.float64).to(dtype)
         out, indices = torch.nn.functional.max_pool2d(x.contiguous(memory_format=cl), 2, 2, return_indices=True)
@@ -639,14 +639,21 @@ def assert_same(op: str, got: tuple, want: tuple, dtype, where: str = "") -> Non
 # --------------------------------------------------------------------------------------------------
 
 
+def wrapper(op: str):
+    """The public Python wrapper of `op`: deepdig_fast.ops for the method's ops,
+    deepdig_fast.train_ops for the training accelerator's."""
+    from deepdig_fast import ops, train_ops
+
+    return getattr(ops, op) if hasattr(ops, op) else getattr(train_ops, op)
+
+
 def check_matches_reference(op: str, device, dtype) -> int:
     """The public wrapper against reference.py on every sample; returns the number of samples."""
-    from deepdig_fast import ops
     from deepdig_fast import reference as R
 
     n = 0
     for s in sample_inputs(op, device, dtype):
-        assert_same(op, run_op(getattr(ops, op), op, s), run_op(getattr(R, op), op, s), dtype, s.name)
+        assert_same(op, run_op(wrapper(op), op, s), run_op(getattr(R, op), op, s), dtype, s.name)
         n += 1
     assert n >= 5, f"{op}: only {n} samples"
     return n
@@ -669,9 +676,7 @@ def check_opcheck(op: str, device, dtype) -> None:
 
 def check_cuda_matches_cpu(op: str, dtype) -> None:
     """The CUDA kernel against the CPU kernel on every sample (the same comparison rule)."""
-    from deepdig_fast import ops
-
-    fn = getattr(ops, op)
+    fn = wrapper(op)
     for s in sample_inputs(op, "cpu", dtype):
         cpu = run_op(fn, op, s)
         gpu = run_op(fn, op, s.to("cuda"))
@@ -679,7 +684,7 @@ def check_cuda_matches_cpu(op: str, dtype) -> None:
         assert_same(op, tuple(t.cpu() for t in gpu), cpu, dtype, f"{s.name}, cuda vs cpu")
 
 
-def stem_tests(ops: Sequence[str], dtypes: Sequence[torch.dtype]) -> tuple:
+def stem_tests(ops: Sequence[str], dtypes: Sequence[torch.dtype], cuda: bool = True) -> tuple:
     """The three parametrized tests every stem's module runs on its ops, as pytest functions:
     every sample against reference.py (CPU, and CUDA where there is one), opcheck in float32 and
     float64, and the CUDA kernels against the CPU kernels. `dtypes` are those of the two parity
@@ -687,13 +692,17 @@ def stem_tests(ops: Sequence[str], dtypes: Sequence[torch.dtype]) -> tuple:
     own names, which pytest then collects:
 
         test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES)
+
+    cuda=False: a stem with CPU kernels only (train_ops.CPU_ONLY): its tests run on the CPU, and
+    the third test checks that the op refuses CUDA inputs by name instead of comparing kernels.
     """
     import pytest
     from common_utils import cpu_and_cuda, needs_cuda
 
     ops, dtypes = list(ops), list(dtypes)
+    devices = cpu_and_cuda() if cuda else (pytest.param("cpu", id="cpu"),)
 
-    @pytest.mark.parametrize("device", cpu_and_cuda())
+    @pytest.mark.parametrize("device", devices)
     @pytest.mark.parametrize("dtype", dtypes)
     @pytest.mark.parametrize("op", ops)
     def test_samples_match_reference(op, dtype, device):
@@ -701,7 +710,7 @@ def stem_tests(ops: Sequence[str], dtypes: Sequence[torch.dtype]) -> tuple:
         op's comparison rule (op_samples.assert_same)."""
         check_matches_reference(op, device, dtype)
 
-    @pytest.mark.parametrize("device", cpu_and_cuda())
+    @pytest.mark.parametrize("device", devices)
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
     @pytest.mark.parametrize("op", ops)
     def test_opcheck(op, dtype, device):
@@ -712,6 +721,11 @@ def stem_tests(ops: Sequence[str], dtypes: Sequence[torch.dtype]) -> tuple:
     @pytest.mark.parametrize("dtype", dtypes)
     @pytest.mark.parametrize("op", ops)
     def test_cuda_matches_cpu(op, dtype):
-        check_cuda_matches_cpu(op, dtype)
+        if cuda:
+            check_cuda_matches_cpu(op, dtype)
+            return
+        sample = next(iter(sample_inputs(op, "cuda", dtype)))
+        with pytest.raises(ValueError, match="CPU only"):
+            run_op(wrapper(op), op, sample)
 
     return test_samples_match_reference, test_opcheck, test_cuda_matches_cpu

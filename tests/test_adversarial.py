@@ -22,7 +22,6 @@ from deepdig_fast.adversarial import (
     component_two,
     default_autoencoder,
     joint_training_mode,
-    predict,
     train_adversarial_autoencoder,
     train_adversarial_autoencoders,
     train_in_processes,
@@ -30,6 +29,7 @@ from deepdig_fast.adversarial import (
     training_key,
     training_layout,
 )
+from deepdig_fast.forward import predict
 from deepdig_fast.models import MnistCNN
 
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
@@ -374,8 +374,11 @@ def test_training_layout_rule():
         assert training_layout(on, "cpu", clf) == "contiguous"
     # the key holds the layout the setting resolves to, not the setting: "auto" on an FCN and False
     # on a CNN train alike (contiguous) and share their key; "auto" on a CNN does not
-    fields = {k: v for k, v in dataclasses.asdict(auto).items() if k != "channels_last"}
+    # (the auto stopping rule's settings enter only with steps="auto", where they act)
+    fields = {k: v for k, v in dataclasses.asdict(auto).items() if k not in ("channels_last", "auto")}
     assert training_key(auto, "cpu", fcn) == training_key(off, "cpu", cnn) == {**fields, "layout": "contiguous"}
+    stopping = AdversarialConfig(steps="auto", channels_last=False)
+    assert training_key(stopping, "cpu", fcn)["auto"] == dataclasses.asdict(stopping.auto)
     assert training_key(auto, "cpu", cnn) == {**fields, "layout": "channels_last"}
 
 
@@ -551,8 +554,8 @@ def test_micro_batches_give_the_batch_gradient(monkeypatch, dtype, tol):
         return nn.Sequential(nn.Flatten(), nn.Linear(36, 36), nn.Sigmoid(), nn.Unflatten(1, (1, 6, 6))).to(dtype)
 
     whole, h1 = A.train_adversarial_autoencoder(clf, x, 2, cfg, autoencoder=ae)
-    monkeypatch.setattr(A, "TRAIN_ELEMENTS", 5 * 36)  # micro-batches of 4 (the largest power of two <= 5)
-    assert A.fit_batch(16, (1, 6, 6), A.TRAIN_ELEMENTS) == 4
+    monkeypatch.setattr(A.training, "TRAIN_ELEMENTS", 5 * 36)  # micro-batches of 4 (the largest power of two <= 5)
+    assert A.training.fit_batch(16, (1, 6, 6), A.training.TRAIN_ELEMENTS) == 4
     micro, h2 = A.train_adversarial_autoencoder(clf, x, 2, cfg, autoencoder=ae)
     for a, b in zip(whole.state_dict().values(), micro.state_dict().values()):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)

@@ -358,7 +358,7 @@ def _phase_worker(rank: int, world: int, store_file: str, root: str, q) -> None:
     """One rank of test_a_failing_rank_stops_every_rank: unit 'bad' raises on whichever rank gets it."""
     import torch.distributed as dist
 
-    from deepdig_fast.atlas import _phase, _Unit
+    from deepdig_fast.ranks import Unit, run_phase
     from deepdig_fast.rundir import StageStore
 
     dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world)
@@ -370,9 +370,9 @@ def _phase_worker(rank: int, world: int, store_file: str, root: str, q) -> None:
         store = StageStore(Path(root))
         memory: dict = {}
 
-    units = [_Unit("u/good0", {}, lambda: {"x": 0}), _Unit("u/bad", {}, bad), _Unit("u/good2", {}, lambda: {"x": 2})]
+    units = [Unit("u/good0", {}, lambda: {"x": 0}), Unit("u/bad", {}, bad), Unit("u/good2", {}, lambda: {"x": 2})]
     try:
-        _phase("test", units, Ctx, rank, world, lambda m: None)
+        run_phase("test", units, Ctx, rank, world, lambda m: None)
         q.put((rank, "finished"))
     except RuntimeError as exc:
         q.put((rank, str(exc)))
@@ -408,7 +408,9 @@ def test_cli_atlas_scope_takes_class_names():
     (e.g. Hugging Face id2label) once it is loaded; an unknown name waits, then is an error."""
     import argparse
 
-    from deepdig_fast.cli import CLIError, _classes, _pairs, _resolve_atlas_scope
+    from deepdig_fast.cli import CLIError
+    from deepdig_fast.cli.argtypes import _classes, _pairs
+    from deepdig_fast.cli.classes import _resolve_atlas_scope
     from deepdig_fast.data import from_tensors
 
     x = torch.zeros(6, 1, 2, 2)
@@ -429,19 +431,19 @@ def test_cli_atlas_scope_takes_class_names():
 
 def test_a_rank_is_handed_only_its_own_units(monkeypatch):
     """Under torchrun each rank computes its share of a phase's unfinished units and is told which
-    (`_phase(mine=...)`): the generators' joint-training groups are built from that list, so with 2+
+    (`ranks.run_phase(mine=...)`): the generators' joint-training groups are built from that list, so with 2+
     threads per rank no rank trains another rank's generators beside its own (simulated: rank 1 of 2,
     the collective calls replaced)."""
     import types
 
-    import deepdig_fast.atlas as atlas
+    import deepdig_fast.ranks as ranks
     from deepdig_fast.rundir import StageStore
 
-    monkeypatch.setattr(atlas, "_broadcast", lambda obj, world: list(range(5)) if obj is None else obj)
-    monkeypatch.setattr(atlas, "_gather", lambda obj, world: [obj, obj])
+    monkeypatch.setattr(ranks, "broadcast", lambda obj, world: list(range(5)) if obj is None else obj)
+    monkeypatch.setattr(ranks, "gather", lambda obj, world: [obj, obj])
     computed: list[int] = []
-    units = [atlas._Unit(f"generators/to_{i}", {"i": i}, lambda i=i: computed.append(i) or {"i": i}) for i in range(5)]
+    units = [ranks.Unit(f"generators/to_{i}", {"i": i}, lambda i=i: computed.append(i) or {"i": i}) for i in range(5)]
     ctx = types.SimpleNamespace(store=StageStore(None), memory={})
     handed: list[str] = []
-    atlas._phase("generators", units, ctx, 1, 2, lambda msg: None, mine=handed.extend)
+    ranks.run_phase("generators", units, ctx, 1, 2, lambda msg: None, mine=handed.extend)
     assert handed == ["generators/to_1", "generators/to_3"] and computed == [1, 3]

@@ -121,7 +121,7 @@ def write_atlas(folder: Path, atlas: dict, timings: dict | None = None) -> Path:
 
 def few_metrics(monkeypatch, *keys: str) -> None:
     """Draw only these heatmaps (keeps the tests that do not look at every figure quick)."""
-    monkeypatch.setattr(ar, "HEATMAP_METRICS", MappingProxyType({k: HEATMAP_METRICS[k] for k in keys}))
+    monkeypatch.setattr(ar.metrics, "HEATMAP_METRICS", MappingProxyType({k: HEATMAP_METRICS[k] for k in keys}))
 
 
 def check_png(path: Path) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from op_samples import stem_tests
 
-from deepdig_fast import ops
+from deepdig_fast import train_ops
 
 DTYPES = [torch.float32, torch.float64]
 OPS = ["binary_cross_entropy", "binary_cross_entropy_backward"]
@@ -27,7 +27,7 @@ def test_autograd_matches_aten(dtype):
     t = torch.rand(32, 1, 7, 7, generator=g, dtype=dtype)
     a, ta = x.clone().requires_grad_(), t.clone().requires_grad_()
     b, tb = x.clone().requires_grad_(), t.clone().requires_grad_()
-    loss, ref = ops.binary_cross_entropy(a, ta), F.binary_cross_entropy(b, tb)
+    loss, ref = train_ops.binary_cross_entropy(a, ta), F.binary_cross_entropy(b, tb)
     eps = torch.finfo(dtype).eps
     torch.testing.assert_close(loss, ref, rtol=16 * eps, atol=0)
     (loss * 3).backward()
@@ -46,38 +46,38 @@ def test_autograd_matches_aten(dtype):
 def test_gradcheck_float64():
     x = (torch.rand(3, 4, dtype=torch.float64) * 0.8 + 0.1).requires_grad_()
     t = torch.rand(3, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(ops.binary_cross_entropy, (x, t))
+    assert torch.autograd.gradcheck(train_ops.binary_cross_entropy, (x, t))
 
 
 def test_empty_input_is_nan_as_in_aten():
     x = torch.empty(0, 3)
-    assert torch.isnan(ops.binary_cross_entropy(x, x)) and torch.isnan(F.binary_cross_entropy(x, x))
+    assert torch.isnan(train_ops.binary_cross_entropy(x, x)) and torch.isnan(F.binary_cross_entropy(x, x))
 
 
 @pytest.mark.parametrize(
     "call, exc, message",
     [
         (
-            lambda: ops.binary_cross_entropy(torch.rand(3).half(), torch.rand(3).half()),
+            lambda: train_ops.binary_cross_entropy(torch.rand(3).half(), torch.rand(3).half()),
             TypeError,
             "input must be float32 or float64",
         ),
         (
-            lambda: ops.binary_cross_entropy(torch.rand(3), torch.rand(4)),
+            lambda: train_ops.binary_cross_entropy(torch.rand(3), torch.rand(4)),
             ValueError,
             r"target must match input \(shape \[3\]",
         ),
         (
-            lambda: ops.binary_cross_entropy(torch.rand(3), torch.rand(3).double()),
+            lambda: train_ops.binary_cross_entropy(torch.rand(3), torch.rand(3).double()),
             ValueError,
             "target must match input",
         ),
         (
-            lambda: ops.binary_cross_entropy_backward(torch.ones(2), torch.rand(3), torch.rand(3)),
+            lambda: train_ops.binary_cross_entropy_backward(torch.ones(2), torch.rand(3), torch.rand(3)),
             ValueError,
             "grad must be a torch.float32 tensor of one value",
         ),
-        (lambda: ops.binary_cross_entropy([0.5], torch.rand(1)), TypeError, "input must be a torch.Tensor"),
+        (lambda: train_ops.binary_cross_entropy([0.5], torch.rand(1)), TypeError, "input must be a torch.Tensor"),
     ],
 )
 def test_bad_arguments(call, exc, message):
@@ -87,4 +87,4 @@ def test_bad_arguments(call, exc, message):
 
 def test_inputs_outside_the_unit_interval_are_an_error_on_a_cpu():
     with pytest.raises(RuntimeError, match=r"input must lie in \[0, 1\] \(probabilities\), got values in \[-0.5, 1"):
-        ops.binary_cross_entropy(torch.tensor([-0.5, 1.0]), torch.tensor([0.0, 1.0]))
+        train_ops.binary_cross_entropy(torch.tensor([-0.5, 1.0]), torch.tensor([0.0, 1.0]))

@@ -285,7 +285,7 @@ def test_linear_boundary_gives_borderline_distances_near_zero():
 def test_distances_match_sklearn_decision_function():
     from sklearn.svm import LinearSVC
 
-    from deepdig_fast.hooks import embed
+    from deepdig_fast.forward import embed
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(8, 5), nn.ReLU(), nn.Linear(5, 4))

@@ -51,7 +51,8 @@ def test_library_errors_are_one_line(tmp_path, capsys):
 
 def test_train_layout_choices_map_to_the_config_setting():
     from deepdig_fast.adversarial import AdversarialConfig
-    from deepdig_fast.cli import _LAYOUTS, build_parser
+    from deepdig_fast.cli import build_parser
+    from deepdig_fast.cli.argtypes import _LAYOUTS
 
     parser = build_parser()
     for cmd in ("run", "atlas"):
@@ -66,9 +67,10 @@ def test_train_layout_choices_map_to_the_config_setting():
 
 
 def test_run_and_atlas_share_their_engine_options():
-    """One definition (cli._engine_options): the same names, types and defaults in both commands,
+    """One definition (cli.parser._engine_options): the same names, types and defaults in both commands,
     except the trajectory default, whose help says why it differs."""
-    from deepdig_fast.cli import ATLAS_TRAJECTORY_SEGMENTS, TRAJECTORY_SEGMENTS, build_parser
+    from deepdig_fast.atlas import AtlasConfig
+    from deepdig_fast.cli import TRAJECTORY_SEGMENTS, build_parser
 
     parser = build_parser()
     sub = {c: next(a for a in parser._subparsers._group_actions if c in a.choices).choices[c] for c in ("run", "atlas")}
@@ -77,10 +79,66 @@ def test_run_and_atlas_share_their_engine_options():
         run, atlas = (next(a for a in sub[c]._actions if name in a.option_strings) for c in ("run", "atlas"))
         assert (run.type, run.default, run.choices, run.help) == (atlas.type, atlas.default, atlas.choices, atlas.help)
     seg = {c: next(a for a in sub[c]._actions if "--trajectory-segments" in a.option_strings) for c in sub}
-    assert (seg["run"].default, seg["atlas"].default) == (TRAJECTORY_SEGMENTS, ATLAS_TRAJECTORY_SEGMENTS)
+    assert (seg["run"].default, seg["atlas"].default) == (TRAJECTORY_SEGMENTS, AtlasConfig().trajectory_segments)
     assert "K(K-1) directions" in seg["atlas"].help
     args = parser.parse_args(["run", "--pair", "1,2", "--out", "x", "--engine-batch-size", "64"])
     assert args.engine_batch_size == 64
+
+
+#: the shortest command line of every command
+MINIMAL_ARGS = {
+    "train": ["train"],
+    "run": ["run", "--pair", "1,2", "--out", "x"],
+    "report": ["report", "d"],
+    "atlas": ["atlas", "--out", "x"],
+    "compare": ["compare", "a", "b"],
+    "table": ["table", "d", "--out", "x"],
+    "info": ["info"],
+}
+
+
+def test_defaults_are_the_library_configs():
+    """An option that sets a config field defaults to the field's default, except run's
+    --trajectory-segments (an estimate, where PairConfig's None is the exact design)."""
+    from deepdig_fast.atlas import AtlasConfig
+    from deepdig_fast.cli import TRAJECTORY_SEGMENTS, build_parser
+    from deepdig_fast.cli.atlas import _atlas_config
+    from deepdig_fast.cli.run import _pair_config
+    from deepdig_fast.cli.train import _train_recipe
+    from deepdig_fast.pipeline import PairConfig
+    from deepdig_fast.training import TrainRecipe
+
+    parser = build_parser()
+    args = {c: parser.parse_args(MINIMAL_ARGS[c]) for c in ("run", "atlas", "train")}
+    assert PairConfig().trajectory_segments is None
+    assert _pair_config(args["run"]) == PairConfig(trajectory_segments=TRAJECTORY_SEGMENTS)
+    assert _atlas_config(args["atlas"]) == AtlasConfig()
+    assert _train_recipe(args["train"], None) == TrainRecipe()
+    assert (args["run"].seed, args["atlas"].seed) == (PairConfig().seed, AtlasConfig().seed)
+    run = next(a for a in parser._subparsers._group_actions if "run" in a.choices).choices["run"]
+    assert "PairConfig defaults to the exact design" in " ".join(run.format_help().split())
+
+
+@pytest.mark.parametrize("command", sorted(MINIMAL_ARGS))
+def test_main_builds_only_the_given_commands_options(command):
+    """main's parser (only the given command's options) parses and helps as the full parser does."""
+    from deepdig_fast.cli import build_parser
+
+    own, full = build_parser(command), build_parser()
+    assert own.parse_args(MINIMAL_ARGS[command]) == full.parse_args(MINIMAL_ARGS[command])
+    sub = [next(a for a in p._subparsers._group_actions if command in a.choices).choices[command] for p in (own, full)]
+    assert sub[0].format_help() == sub[1].format_help()
+    others = [c for c in MINIMAL_ARGS if c != command]
+    assert all(len(a.choices[c]._actions) == 1 for a in own._subparsers._group_actions for c in others)
+
+
+def test_top_level_help_imports_no_torch():
+    code = (
+        "import sys\nfrom deepdig_fast.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "usage: deepdig" in r.stdout, r.stderr
 
 
 def test_info():

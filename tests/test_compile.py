@@ -13,7 +13,7 @@ import torch
 from op_samples import OPS, assert_same, run_op, sample_inputs
 from torch._dynamo.testing import CompileCounterWithBackend
 
-from deepdig_fast import ops
+from deepdig_fast import ops, train_ops
 
 
 def propose(a, b, idx, fstate, method):
@@ -49,28 +49,28 @@ def distances(h, w, bias, labels):
 
 
 def pool(x, kernel_size, stride, padding, dilation, ceil_mode):
-    out, indices = ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+    out, indices = train_ops.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
     return out, indices
 
 
 def pool_backward(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode):
-    return ops.max_pool2d_backward(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode)
+    return train_ops.max_pool2d_backward(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def conv(x, weight, bias, stride, padding):
-    return ops.conv2d(x, weight, bias, stride, padding)
+    return train_ops.conv2d(x, weight, bias, stride, padding)
 
 
 def conv_grad(grad, x, weight, stride, padding):
-    return ops.conv2d_grad_input(grad, x, weight, stride, padding)
+    return train_ops.conv2d_grad_input(grad, x, weight, stride, padding)
 
 
 def bce(input, target):
-    return ops.binary_cross_entropy(input, target)
+    return train_ops.binary_cross_entropy(input, target)
 
 
 def bce_backward(grad, input, target):
-    return ops.binary_cross_entropy_backward(grad, input, target)
+    return train_ops.binary_cross_entropy_backward(grad, input, target)
 
 
 SMALL = {

@@ -5,6 +5,7 @@ the autoencoder trainings use."""
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -12,13 +13,13 @@ import torch.nn.functional as F
 from op_samples import stem_tests
 from torch import nn
 
-from deepdig_fast import ops
+from deepdig_fast import train_ops
 
 DTYPES = [torch.float32, torch.float64]
 OPS = ["conv2d", "conv2d_grad_input"]
 
 
-test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES)
+test_samples_match_reference, test_opcheck, test_cuda_matches_cpu = stem_tests(OPS, DTYPES, cuda=False)
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
@@ -34,7 +35,7 @@ def test_autograd_matches_f_conv2d(shape, stride, padding, dtype, layout):
     b = torch.randn(o, generator=g, dtype=dtype)
     ours = [t.clone().requires_grad_() for t in (x, w, b)]
     ref = [t.clone().requires_grad_() for t in (x, w, b)]
-    out = ops.conv2d(*ours, stride, padding)
+    out = train_ops.conv2d(*ours, stride, padding)
     want = F.conv2d(*ref, stride=stride, padding=padding)
     assert torch.equal(out, want)
     grad = torch.randn(out.shape, generator=g, dtype=dtype)
@@ -50,10 +51,10 @@ def test_only_the_needed_gradients_are_computed():
     the weight's and bias's."""
     x = torch.rand(2, 1, 8, 8, requires_grad=True)
     w, b = torch.randn(4, 1, 3, 3), torch.randn(4)
-    ops.conv2d(x, w, b).sum().backward()
+    train_ops.conv2d(x, w, b).sum().backward()
     assert x.grad is not None and w.grad is None and b.grad is None
     x2, w2, b2 = torch.rand(2, 1, 8, 8), torch.randn(4, 1, 3, 3, requires_grad=True), torch.randn(4, requires_grad=True)
-    ops.conv2d(x2, w2, b2).sum().backward()
+    train_ops.conv2d(x2, w2, b2).sum().backward()
     torch.testing.assert_close(b2.grad, torch.full((4,), 36.0 * 2))
     assert w2.grad.shape == w2.shape
 
@@ -62,50 +63,56 @@ def test_gradcheck_float64():
     x = torch.randn(2, 2, 6, 5, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 2, 3, 2, dtype=torch.float64, requires_grad=True)
     b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, w, b: ops.conv2d(x, w, b, (2, 1), 1), (x, w, b))
+    assert torch.autograd.gradcheck(lambda x, w, b: train_ops.conv2d(x, w, b, (2, 1), 1), (x, w, b))
 
 
 @pytest.mark.parametrize(
     "call, exc, message",
     [
         (
-            lambda: ops.conv2d(torch.randn(2, 4, 4), torch.randn(1, 1, 3, 3)),
+            lambda: train_ops.conv2d(torch.randn(2, 4, 4), torch.randn(1, 1, 3, 3)),
             ValueError,
             r"x must have shape \[N, C, H, W\]",
         ),
         (
-            lambda: ops.conv2d(torch.randn(1, 1, 4, 4).half(), torch.randn(1, 1, 3, 3).half()),
+            lambda: train_ops.conv2d(torch.randn(1, 1, 4, 4).half(), torch.randn(1, 1, 3, 3).half()),
             TypeError,
             "x must be float32 or float64",
         ),
         (
-            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3).double()),
+            lambda: train_ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3).double()),
             TypeError,
             "weight must be torch.float32",
         ),
         (
-            lambda: ops.conv2d(torch.randn(1, 2, 4, 4), torch.randn(1, 1, 3, 3)),
+            lambda: train_ops.conv2d(torch.randn(1, 2, 4, 4), torch.randn(1, 1, 3, 3)),
             ValueError,
             "weight must have x's 2 input channels",
         ),
         (
-            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), torch.randn(2)),
+            lambda: train_ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), torch.randn(2)),
             ValueError,
             r"bias must be None or a torch.float32 tensor of shape \[1\]",
         ),
         (
-            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), stride=0),
+            lambda: train_ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), stride=0),
             ValueError,
             "stride must be an int >= 1",
         ),
         (
-            lambda: ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), padding=-1),
+            lambda: train_ops.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), padding=-1),
             ValueError,
             "padding must be an int >= 0",
         ),
-        (lambda: ops.conv2d(torch.randn(1, 1, 2, 2), torch.randn(1, 1, 3, 3)), ValueError, "smaller than the kernel"),
         (
-            lambda: ops.conv2d_grad_input(torch.randn(1, 1, 3, 3), torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3)),
+            lambda: train_ops.conv2d(torch.randn(1, 1, 2, 2), torch.randn(1, 1, 3, 3)),
+            ValueError,
+            "smaller than the kernel",
+        ),
+        (
+            lambda: train_ops.conv2d_grad_input(
+                torch.randn(1, 1, 3, 3), torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3)
+            ),
             ValueError,
             r"output shape \[1, 1, 2, 2\]",
         ),
@@ -127,10 +134,10 @@ def test_kernel_checks_direct_calls():
 
 
 def test_kernel_convs_in_the_training_copy_change_nothing_but_the_gradient_order():
-    """_kernel_convs turns exactly the convolutions ops.conv2d speeds up (one input channel; groups
-    1, dilation 1, numeric zero padding) of a private copy into _KernelConv2d, in place; logits stay
+    """kernel_convs turns exactly the convolutions train_ops.conv2d speeds up (one input channel; groups
+    1, dilation 1, numeric zero padding) of a private copy into KernelConv2d, in place; logits stay
     bit for bit, input gradients within tolerance; the original model is untouched."""
-    from deepdig_fast.adversarial import _kernel_convs, _KernelConv2d
+    from deepdig_fast.adversarial.accelerate import KernelConv2d, kernel_convs
     from deepdig_fast.models import MnistCNN
 
     torch.manual_seed(0)
@@ -144,10 +151,10 @@ def test_kernel_convs_in_the_training_copy_change_nothing_but_the_gradient_order
         nn.Conv2d(1, 1, 3, padding="same"),
     )
     ours = copy.deepcopy(model).requires_grad_(False)
-    assert _kernel_convs(ours) == 2
-    assert isinstance(ours.features[0], _KernelConv2d) and type(ours.features[3]) is nn.Conv2d
-    assert [isinstance(m, _KernelConv2d) for m in ours.extra] == [True] + [False] * 5
-    assert not any(isinstance(m, _KernelConv2d) for m in model.modules())  # the original is untouched
+    assert kernel_convs(ours) == 2
+    assert isinstance(ours.features[0], KernelConv2d) and type(ours.features[3]) is nn.Conv2d
+    assert [isinstance(m, KernelConv2d) for m in ours.extra] == [True] + [False] * 5
+    assert not any(isinstance(m, KernelConv2d) for m in model.modules())  # the original is untouched
     assert all(p.requires_grad for p in model.parameters())
     # every attribute stays (a model may read them: a Hugging Face ViT reads its patch
     # embedding's weight dtype)
@@ -164,10 +171,10 @@ def test_kernel_convs_in_the_training_copy_change_nothing_but_the_gradient_order
 
 
 def test_kernel_conv_passes_other_inputs_to_nn_conv2d():
-    from deepdig_fast.adversarial import _KernelConv2d
+    from deepdig_fast.adversarial.accelerate import KernelConv2d
 
     torch.manual_seed(0)
-    layer = _KernelConv2d(1, 2, 3)
+    layer = KernelConv2d(1, 2, 3)
     conv = nn.Conv2d(1, 2, 3)
     conv.load_state_dict(layer.state_dict())
     x = torch.rand(2, 1, 6, 6)
@@ -202,13 +209,38 @@ def test_training_copy_of_a_model_that_reads_its_layers_attributes():
 
 
 def test_kernel_conv_built_with_settings_the_op_does_not_take_runs_nn_conv2d():
-    from deepdig_fast.adversarial import _KernelConv2d
+    from deepdig_fast.adversarial.accelerate import KernelConv2d
 
     torch.manual_seed(0)
     for kw in ({"padding": "same"}, {"dilation": 2}, {"groups": 2}):
-        layer = _KernelConv2d(2, 2, 3, **kw)
+        layer = KernelConv2d(2, 2, 3, **kw)
         conv = nn.Conv2d(2, 2, 3, **kw)
         conv.load_state_dict(layer.state_dict())
         x = torch.rand(2, 2, 9, 9, requires_grad=True)
         out = layer(x)
         assert torch.equal(out, conv(x)) and type(out.grad_fn).__name__ != "CppFunction", kw
+
+
+def test_the_private_aten_path_is_checked_and_the_trainings_fall_back_without_it(monkeypatch):
+    """conv2d_grad_input runs ATen's private at::_slow_conv2d_backward. The training copy uses it only
+    after checking it against torch's own input gradient once per process: under this torch it
+    agrees; a torch that changed it (simulated: a wrong gradient, then a missing symbol) gets
+    nn.Conv2d's public path instead, with one warning naming the reason."""
+    import deepdig_fast.adversarial.accelerate as acc
+    from deepdig_fast.models import MnistCNN
+
+    monkeypatch.setattr(acc, "_CONV_CHECK", [])
+    assert acc.conv2d_agrees_with_autograd() is True
+    for broken, reason in (
+        (lambda grad, x, w, stride, padding: torch.zeros_like(x), "differs from torch's input gradient"),
+        (lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no such op")), "failed \\(RuntimeError: no such op\\)"),
+    ):
+        monkeypatch.setattr(acc, "_CONV_CHECK", [])
+        monkeypatch.setattr(acc.train_ops, "conv2d_grad_input", broken)
+        model = MnistCNN().eval()
+        with pytest.warns(RuntimeWarning, match=reason):
+            assert acc.kernel_convs(model) == 0
+        assert not any(isinstance(m, acc.KernelConv2d) for m in model.modules())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # decided once per process: no second warning
+            assert acc.kernel_convs(MnistCNN()) == 0

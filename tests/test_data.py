@@ -110,13 +110,13 @@ def test_shipped_mnist_requires_sha256sums(tmp_path, monkeypatch):
     root.mkdir()
     for f in D.SHIPPED_MNIST_ROOT.glob("*.gz"):
         os.symlink(f, root / f.name)
-    monkeypatch.setattr(D, "SHIPPED_MNIST_ROOT", root)
+    monkeypatch.setattr(D.mnist, "SHIPPED_MNIST_ROOT", root)
     with pytest.raises(FileNotFoundError, match="SHA256SUMS"):
         D.load_mnist()
 
 
 def test_shipped_mnist_missing_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "SHIPPED_MNIST_ROOT", tmp_path / "nowhere")
+    monkeypatch.setattr(D.mnist, "SHIPPED_MNIST_ROOT", tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"nowhere.*pass root="):
         D.load_mnist()
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from deepdig_fast.adversarial import predict
 from deepdig_fast.engine import refine_borderline
 from deepdig_fast.fast import CHUNK, PreparedClassifier, default_backend, prepare_classifier, tolerance, unwrap
-from deepdig_fast.hooks import capture_embeddings, embed
+from deepdig_fast.forward import embed, predict
+from deepdig_fast.hooks import capture_embeddings
 from deepdig_fast.models import MnistCNN
 from deepdig_fast.validation import ParameterError
 

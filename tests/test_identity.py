@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from deepdig_fast.checkpoint import defining_modules, import_user_file, user_files, user_module_name
 from deepdig_fast.data import as_unit, from_tensors, load_mnist
 from deepdig_fast.identity import data_fingerprint, model_identity
+from deepdig_fast.userfiles import defining_modules, import_user_file, user_files, user_module_name
 
 
 def _mlp(act: nn.Module) -> nn.Sequential:
@@ -86,7 +86,7 @@ def test_an_edited_forward_is_another_model(tmp_path):
 def test_user_module_names_are_the_same_in_every_process(tmp_path):
     (tmp_path / "my-model.py").write_text(_NET.replace("ACT", "relu"))
     name = user_module_name(tmp_path / "my-model.py")
-    code = f"from deepdig_fast.checkpoint import user_module_name; print(user_module_name({str(tmp_path / 'my-model.py')!r}))"
+    code = f"from deepdig_fast.userfiles import user_module_name; print(user_module_name({str(tmp_path / 'my-model.py')!r}))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == name and name.isidentifier()  # not Python's per-process salted hash()
     net = import_user_file(tmp_path / "my-model.py").make()

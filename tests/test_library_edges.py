@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from deepdig_fast import adversarial, models
+from deepdig_fast import adversarial, forward, models
 from deepdig_fast.baselines import embedding_nearest_pairs, random_pairs
 from deepdig_fast.characterize import linearity, trajectory_oscillation
 from deepdig_fast.checkpoint import check_fits
 from deepdig_fast.data import ClassificationData, from_tensors
 from deepdig_fast.engine import Status, choose_batch_size, refine_borderline
-from deepdig_fast.hooks import embed
+from deepdig_fast.forward import embed
 
 
 class Net(nn.Module):
@@ -75,7 +75,7 @@ def every_inference_call(model, x, y):
         "embed": embed(model, x, "embedding", batch_size=64),
         "trajectory": trajectory_oscillation(model, a[:6], s, t, K=3, T=5),
         "linearity": linearity(model, "embedding", x, y, x[:50], y[:50], s, t, a[:4], b[:4]),
-        "predict": adversarial.predict(model, x, batch_size=64),
+        "predict": forward.predict(model, x, batch_size=64),
         "labels": models.predict(model, x, batch_size=64),
         "batch": choose_batch_size(model, a, limit=64),
     }
@@ -217,5 +217,17 @@ def test_numeric_settings_are_bounded_where_they_are_given():
         with pytest.raises(ValueError, match=rf"{cfg.__name__}.seed must be a non-negative int <= {SEED_MAX}"):
             cfg(seed=10**23)
         cfg(max_steps=MAX_STEPS_MAX, seed=SEED_MAX)  # the bounds themselves are allowed
-    with pytest.raises(ValueError, match=r"AdversarialConfig.steps must be a positive int <= 10000000"):
+    with pytest.raises(ValueError, match=r"AdversarialConfig.steps \(or 'auto'\) must be a positive int <= 10000000"):
         adversarial.AdversarialConfig(steps=10**8)
+
+
+def test_a_run_refuses_an_autoencoder_seed_it_would_not_use():
+    """PairConfig / AtlasConfig seed every training from their own seed and the stage's name, so an
+    AdversarialConfig seed there would be silently ignored: it is refused, by name."""
+    from deepdig_fast.atlas import AtlasConfig
+    from deepdig_fast.pipeline import PairConfig
+
+    for cfg in (PairConfig, AtlasConfig):
+        with pytest.raises(ValueError, match=rf"{cfg.__name__}.adversarial.seed is not used \(got 3\).*set seed="):
+            cfg(adversarial=adversarial.AdversarialConfig(seed=3))
+        assert cfg(adversarial=adversarial.AdversarialConfig(steps=7), seed=3).seed == 3

@@ -62,7 +62,7 @@ def test_epbs_pairs_are_true_nearest_neighbours(pair_run):
     saved = torch.load(out / "borderline" / f"epbs_{S}-{T}.pt", weights_only=True)
     ia, ib = saved["a_index"], saved["b_index"]
     assert len(set(ib.tolist())) > 10, "EPBS must not pair every source input with the same target input"
-    from deepdig_fast.hooks import embed
+    from deepdig_fast.forward import embed
 
     x, y = data.x_train, data.y_train
     with torch.no_grad():

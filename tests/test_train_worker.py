@@ -1,4 +1,4 @@
-"""deepdig_fast.train_worker: persistent single-thread training processes (TrainingPool)."""
+"""deepdig_fast.workers and adversarial.TrainingPool: persistent single-thread training processes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepdig_fast.adversarial import AdversarialConfig, train_adversarial_autoencoder, train_in_processes
-from deepdig_fast.train_worker import TrainingPool
+from deepdig_fast.adversarial import AdversarialConfig, TrainingPool, train_adversarial_autoencoder, train_in_processes
 
 
 def _classifier() -> nn.Module:
@@ -49,10 +48,10 @@ def test_a_worker_trains_job_after_job_exactly_as_in_process():
     clf = {torch.float32: _classifier(), torch.float64: _classifier().double()}
     jobs = [(_inputs(40, 1), 2, _cfg(0)), (_inputs(40, 2), 0, _cfg(7)), (_inputs(30, 3).double(), 1, _cfg(1))]
     with TrainingPool(1) as pool:
-        pids = [w.proc.pid for w in pool._all]
+        pids = [w.proc.pid for w in pool.processes._all]
         futures = [pool.submit(clf[x.dtype], x, t, c) for x, t, c in jobs]
         results = [f.result(timeout=300) for f in futures]
-        assert [w.proc.pid for w in pool._all] == pids  # the same process did all three
+        assert [w.proc.pid for w in pool.processes._all] == pids  # the same process did all three
     for (ae, hist), (x, t, c) in zip(results, jobs):
         ref_ae, ref = _single_thread(clf[x.dtype], x, t, c)
         assert hist.loss == ref.loss and hist.steps == c.steps
@@ -65,7 +64,7 @@ def test_train_in_processes_reuses_a_given_pool_and_leaves_it_open():
     with TrainingPool(2) as pool:
         first = train_in_processes(clf, xs, targets, cfgs, pool=pool)
         again = train_in_processes(clf, xs, targets, cfgs, pool=pool)
-        assert len(pool._all) == 2 and all(w.proc.poll() is None for w in pool._all)
+        assert len(pool.processes._all) == 2 and all(w.proc.poll() is None for w in pool.processes._all)
     for (a, ha), (b, hb) in zip(first, again):
         assert ha.loss == hb.loss and _same(a, b)
     assert train_in_processes(clf, [], [], []) == []
@@ -74,23 +73,23 @@ def test_train_in_processes_reuses_a_given_pool_and_leaves_it_open():
 def test_a_failing_training_raises_its_own_exception_and_the_worker_stays():
     clf = _classifier()
     with TrainingPool(1) as pool:
-        pid = pool._all[0].proc.pid
+        pid = pool.processes._all[0].proc.pid
         with pytest.raises(ValueError, match="target must be < the classifier's number of classes"):
             pool.submit(clf, _inputs(20, 6), 9, _cfg(0)).result(timeout=300)
         ae, hist = pool.submit(clf, _inputs(20, 6), 1, _cfg(0)).result(timeout=300)
-        assert pool._all[0].proc.pid == pid and hist.steps == 12
+        assert pool.processes._all[0].proc.pid == pid and hist.steps == 12
 
 
 def test_a_dead_worker_fails_its_job_and_is_replaced():
     clf = _classifier()
     with TrainingPool(1) as pool:
-        dead = pool._all[0]
+        dead = pool.processes._all[0]
         dead.proc.kill()
         dead.proc.wait()
-        with pytest.raises(RuntimeError, match="training worker exited before replying"):
+        with pytest.raises(RuntimeError, match="worker process exited before replying"):
             pool.submit(clf, _inputs(20, 7), 1, _cfg(0)).result(timeout=300)
         _, hist = pool.submit(clf, _inputs(20, 7), 1, _cfg(0)).result(timeout=300)
-        assert hist.steps == 12 and pool._all[0] is not dead
+        assert hist.steps == 12 and pool.processes._all[0] is not dead
 
 
 def test_closing_with_kill_ends_a_running_job_at_once():
@@ -98,7 +97,7 @@ def test_closing_with_kill_ends_a_running_job_at_once():
     pool = TrainingPool(1)
     future = pool.submit(clf, _inputs(40, 8), 1, _cfg(0, steps=10**7))
     time.sleep(0.5)
-    procs = [w.proc for w in pool._all]
+    procs = [w.proc for w in pool.processes._all]
     t0 = time.perf_counter()
     pool.close(kill=True)
     assert time.perf_counter() - t0 < 30
@@ -124,10 +123,10 @@ def test_workers_die_with_the_process_that_started_them():
         "import sys, time, torch\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_train_worker import _cfg, _classifier, _inputs\n"
-        "from deepdig_fast.train_worker import TrainingPool\n"
+        "from deepdig_fast.adversarial import TrainingPool\n"
         "pool = TrainingPool(2)\n"
         "job = pool.submit(_classifier(), _inputs(40, 1), 1, _cfg(0, steps=10**7))\n"
-        "print(*[w.proc.pid for w in pool._all], flush=True)\n"
+        "print(*[w.proc.pid for w in pool.processes._all], flush=True)\n"
         "time.sleep(600)\n"
     )
     here = str(Path(__file__).resolve().parent)

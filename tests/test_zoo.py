@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from deepdig_fast.cli import main
 from deepdig_fast.data import as_unit, from_tensors, load_mnist
-from deepdig_fast.hooks import embed
+from deepdig_fast.forward import embed
 from deepdig_fast.models import MnistCNN, MnistFCN
 from deepdig_fast.zoo import (
     NORMALIZATIONS,
@@ -382,7 +382,8 @@ def test_cli_checks_normalize_and_pair_names(tmp_path, capsys):
 
 
 def test_cli_pair_syntax():
-    from deepdig_fast.cli import _pair, _resolve_pair
+    from deepdig_fast.cli.argtypes import _pair
+    from deepdig_fast.cli.classes import _resolve_pair
 
     assert _pair("1,2") == (1, 2) and _pair("1-2") == (1, 2) and _pair("cat,dog") == ("cat", "dog")
     assert _pair("T-shirt/top,Bag") == ("T-shirt/top", "Bag")

@@ -1,0 +1,72 @@
+"""How an AdversarialConfig (declared in deepdig_fast.configs) acts on a training here: the memory
+layout of the classifier it trains against (training_layout), how it enters stage keys
+(training_key), and the history a training returns (TrainHistory)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from deepdig_fast.adversarial.autoencoders import Classifier
+from deepdig_fast.configs import AdversarialConfig
+from deepdig_fast.fast import unwrap
+
+
+@dataclass
+class TrainHistory:
+    """Loss trace of one autoencoder training run.
+
+    ``step[k]`` is the last step (1-based) of logging window k and ``loss[k]``,
+    ``reconstruction[k]``, ``adversarial[k]`` the mean of the total loss and of its two BCE terms
+    over that window. ``final_loss`` is the mean total loss of the last window; ``seconds`` the wall
+    time of the training loop (a compile included); ``steps`` the steps trained; ``compiled``
+    whether the loss ran compiled; ``layout`` the memory format of the classifier it ran against
+    ("contiguous" or "channels_last"). ``stop_reason``: "fixed" (``steps`` was a number), or why
+    an auto training stopped ("plateau", "collapsed" or "ceiling", with the step); ``checks``:
+    the auto rule's measurements (step, share, reconstruction, diversity).
+    """
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    reconstruction: list[float] = field(default_factory=list)
+    adversarial: list[float] = field(default_factory=list)
+    final_loss: float = float("nan")
+    seconds: float = 0.0
+    steps: int = 0
+    compiled: bool = False
+    layout: str = "contiguous"
+    stop_reason: str = "fixed"
+    checks: list[dict] = field(default_factory=list)
+
+
+def training_layout(config: AdversarialConfig, device: torch.device | str, classifier: Classifier) -> str:
+    """The memory format of the classifier a training with ``config`` runs against on ``device``:
+    "channels_last" or "contiguous". A function of the setting, the device and the classifier's
+    modules -- never of a timing -- so it can enter stage keys.
+
+    "channels_last" needs an nn.Module classifier with an nn.Conv2d (otherwise there is nothing to
+    lay out: "contiguous", whatever the setting); then True gives it, False never, "auto" on a CPU.
+    """
+    classifier = unwrap(classifier)
+    if config.channels_last is False or not isinstance(classifier, nn.Module):
+        return "contiguous"
+    if not any(isinstance(m, nn.Conv2d) for m in classifier.modules()):
+        return "contiguous"
+    if config.channels_last is True or torch.device(device).type == "cpu":
+        return "channels_last"
+    return "contiguous"
+
+
+def training_key(config: AdversarialConfig, device: torch.device | str, classifier: Classifier) -> dict:
+    """``config`` as it enters a stage key: its fields, with the ``channels_last`` setting replaced by
+    the layout it resolves to here (``"layout"``: :func:`training_layout`); the stopping rule's
+    settings only when they act (``steps="auto"``)."""
+    spec = dataclasses.asdict(config)
+    spec.pop("channels_last")
+    if config.steps != "auto":
+        spec.pop("auto")
+    spec["layout"] = training_layout(config, device, classifier)
+    return spec

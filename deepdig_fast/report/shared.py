@@ -1,0 +1,36 @@
+"""What the run report and the atlas report (deepdig_fast.atlas_report) write alike: the time a page
+was written, a classifier checksum's short form, a direction's label and how the classifier was
+trained."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["classifier_training", "direction_label", "short_sha", "written_at"]
+
+
+def written_at() -> str:
+    """The local time, to the minute, that a page says it was written."""
+    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
+def short_sha(sha: Any) -> str:
+    """The first 12 characters of a SHA-256 and an ellipsis ("?…" when none is recorded)."""
+    return f"{str(sha or '?')[:12]}…"
+
+
+def direction_label(names: Mapping[Any, str], s: Any, t: Any) -> str:
+    """ "s → t" with the classes' names (a class without a name reads as its id)."""
+    return f"{names.get(s, s)} → {names.get(t, t)}"
+
+
+def classifier_training(manifest: Any) -> dict[str, str]:
+    """training.describe_training of the classifier a folder's manifest.json records:
+    {"recipe", "regime", "settings"}, each "unrecorded" when the manifest does not say."""
+    # imported here so that importing a report does not load the training code
+    from deepdig_fast.training import describe_training
+
+    meta = manifest.get("classifier_meta") if isinstance(manifest, Mapping) else None
+    return describe_training(meta if isinstance(meta, Mapping) else None)
