@@ -8,8 +8,8 @@
 // checks it against autograd before it uses the op, and trains without it when they differ) on
 // NCHW operands, which for one input channel is faster than oneDNN's data-gradient kernel
 // (benchmarks/bench_conv2d.py, benchmarks/RESULTS.md "The ops"). The weight and bias
-// gradients are ATen's convolution_backward's (csrc/train/autograd.cpp). The results equal ATen's up
-// to the order of the sums. conv2d's output is laid out as ATen lays it out; conv2d_grad_input's
+// gradients are ATen's convolution_backward's (csrc/train/autograd.cpp). The results equal ATen's
+// up to the order of the sums. conv2d's output is laid out as ATen lays it out; conv2d_grad_input's
 // is contiguous (NCHW).
 #pragma once
 
