@@ -192,9 +192,11 @@ def _direction(ctx: AtlasState, s: int, t: int, name: str) -> dict:
         g2 = ctx.generator(generator_name(ctx.strategy, t, s))
         two = component_two(f, one.adversarial, s, t, cfg.adversarial, trained=(g2, None), **kw)
     else:
-        two = component_two(f, one.adversarial, s, t, ctx.adv_config(f"{name}/ae2"), progress=ctx.progress, **kw)
+        cfg2 = ctx.adv_config(f"{name}/ae2")
+        two = component_two(f, one.adversarial, s, t, cfg2, progress=ctx.progress, retries=cfg.retry_collapsed, **kw)
         assert two.history is not None  # trained here
         result["ae2_final_loss"] = two.history.final_loss
+        result["ae2"] = {"steps": two.history.steps, "stop": two.history.stop_reason, "tries": two.tries}
     row.update(pairs=two.stats.kept, pair_rate=ratio(two.stats.kept, two.stats.n_inputs))
     times["component_two"] = time.perf_counter() - tic
     if two.stats.kept == 0 or two.collapse:
@@ -338,6 +340,8 @@ def run_atlas(
         "dtype": str(data.dtype),
         "engine_loop": run.engine.loop,
     }
+    if config.retry_collapsed:  # absent at 0, its neutral value: such keys stay as they were
+        base["retry_collapsed"] = config.retry_collapsed
     scope = {"directions": [list(d) for d in directions]}
     run_id = digest(
         {**base, **scope, "strategy": strategy, "config": config.to_dict(), "embedding_layer": embedding_layer}
@@ -482,13 +486,18 @@ def _merge(ctx: AtlasState, outs: dict, dir_names: list[str], covered: list[int]
                         "inputs",
                         "inputs_correct",
                         "outputs_target",
+                        "steps",
+                        "stop",
                         "final_loss",
                         "collapse",
+                        "tries",
                     )
                 },
             }
         )
     rows = [outs[name]["row"] for name in dir_names]
+    # the pairwise strategy's AE_II of each direction: how long it trained, why it stopped, its tries
+    ae2 = {name.split("/", 1)[1]: outs[name]["ae2"] for name in dir_names if "ae2" in outs[name]}
     names = list(ctx.data.classes)
     cfg = ctx.cfg.to_dict()
     return nan_to_none(
@@ -504,6 +513,7 @@ def _merge(ctx: AtlasState, outs: dict, dir_names: list[str], covered: list[int]
             "classifier": {k: v for k, v in run.classifier_record().items() if k != "class_accuracy"},
             "config": cfg,
             "generators": gens,
+            **({"component_two": ae2} if ae2 else {}),
             "directions": rows,
         }
     )

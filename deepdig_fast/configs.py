@@ -45,6 +45,9 @@ class _CompileChoice:
 COMPILE = _CompileChoice()
 
 
+#: the most retrainings of a collapsed generator a run may ask for (PairConfig / AtlasConfig.retry_collapsed)
+RETRIES_MAX = 10
+
 #: ways of training several independent autoencoders (PairConfig / AtlasConfig.joint_training)
 JOINT_TRAINING = ("auto", "vectorized", "processes", "sequential")
 
@@ -213,8 +216,10 @@ class PairConfig:
     as one vmapped model (adversarial.train_adversarial_autoencoders), "processes" side by side in
     two single-thread worker processes (adversarial.train_in_processes), "sequential" one after the
     other in this process; "auto": vectorized on a GPU, processes on a CPU with >= 2 torch threads
-    (when the classifier and autoencoder pickle), else sequential. The mode enters the components'
-    keys.
+    (when the classifier and autoencoder pickle), else sequential; with adversarial.steps "auto"
+    each training stops on its own, so "auto" is never vectorized. The mode enters the components'
+    keys. retry_collapsed: retrain a collapsed autoencoder (component I or II) with the next seed
+    up to this many times; every try is recorded (results.json: "tries").
     """
 
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
@@ -231,8 +236,10 @@ class PairConfig:
     band: tuple = (-0.1, 0.1)
     compile: bool | str = True
     joint_training: str = "auto"
+    retry_collapsed: int = 0
 
     CONSTRAINTS = {
+        "retry_collapsed": Int(0, RETRIES_MAX),
         "beta": BETA_RULE,
         "max_steps": Int(1, MAX_STEPS_MAX),
         "method": Options(("bisect", "illinois")),
@@ -289,6 +296,8 @@ class AtlasConfig:
         "processes" on a CPU with 2 or more torch threads -- single-thread worker processes, as many
         at once as torch has threads --, else "sequential"); with several ranks (torchrun) each
         rank trains its generators one at a time. The mode that ran enters the generators' keys.
+    retry_collapsed: retrain a collapsed generator (or pairwise AE_II) with the next seed up to this
+        many times; every try is recorded (atlas.json's generators: "tries").
     """
 
     strategy: str = "auto"
@@ -308,8 +317,10 @@ class AtlasConfig:
     save_points: bool = False
     compile: bool | str = True
     joint_training: str = "auto"
+    retry_collapsed: int = 0
 
     CONSTRAINTS = {
+        "retry_collapsed": Int(0, RETRIES_MAX),
         "compile": COMPILE,
         "joint_training": Options(JOINT_TRAINING),
         "strategy": Options(("auto",) + STRATEGIES),

@@ -20,10 +20,12 @@ from torch import Tensor, nn
 
 from deepdig_fast.adversarial import (
     AdversarialConfig,
+    GeneratorOutput,
     JointTraining,
     apply_generator,
     build_autoencoder,
     train_adversarial_autoencoder,
+    train_until_sound,
 )
 from deepdig_fast.context import RunContext
 from deepdig_fast.data import as_unit
@@ -96,10 +98,10 @@ def generator_name(strategy: str, s: int, t: int) -> str:
     return f"generators/to_{t}" if strategy == "per-target" else f"generators/ae1_{s}-{t}"
 
 
-def _stats(ctx: AtlasState, ae: nn.Module, x: Tensor, target: int, history) -> dict:
-    """How often the trained generator's outputs on its own training inputs are classified `target`,
-    and a collapse diagnosis (None when it did not collapse)."""
-    g = apply_generator(
+def _apply(ctx: AtlasState, ae: nn.Module, x: Tensor, target: int) -> GeneratorOutput:
+    """The trained generator on its own training inputs: how often its outputs are classified
+    `target`, and a collapse diagnosis (None when it did not collapse)."""
+    return apply_generator(
         ctx.f,
         ae,
         x,
@@ -109,13 +111,6 @@ def _stats(ctx: AtlasState, ae: nn.Module, x: Tensor, target: int, history) -> d
         collapse_std=ctx.cfg.adversarial.collapse_std,
         name=f"generator into {target}",
     )
-    return {
-        "inputs": g.stats.n_inputs,
-        "outputs_target": g.stats.outputs_target,
-        "final_loss": history.final_loss,
-        "train_seconds": history.seconds,
-        "collapse": g.collapse,
-    }
 
 
 def generator_inputs(ctx: AtlasState, name: str) -> tuple[Tensor, int, list[int], int]:
@@ -140,16 +135,28 @@ def generator_inputs(ctx: AtlasState, name: str) -> tuple[Tensor, int, list[int]
 
 def train_generator(ctx: AtlasState, name: str) -> dict:
     """Train the generator of unit `name` (alone, or with its group: ctx.gen_groups) under the unit's
-    seed; its weights and stats."""
+    seed, retrained with the next seed while it collapses (AtlasConfig.retry_collapsed); its
+    weights and stats."""
     x, t, sources, inputs_correct = generator_inputs(ctx, name)
     group = ctx.gen_groups.get(name)
-    if group is not None:
-        ae, hist = group.get(name)
-    else:
-        ae, hist = train_adversarial_autoencoder(
-            ctx.f, x, t, ctx.adv_config(name), autoencoder=ctx.autoencoder, progress=ctx.progress
-        )
-    stats = _stats(ctx, ae, x, t, hist)
+    ae, hist, g, tries = train_until_sound(
+        lambda cfg: train_adversarial_autoencoder(ctx.f, x, t, cfg, autoencoder=ctx.autoencoder, progress=ctx.progress),
+        lambda ae: _apply(ctx, ae, x, t),
+        ctx.adv_config(name),
+        ctx.cfg.retry_collapsed,
+        first=None if group is None else group.get(name),
+    )
+    assert hist is not None  # trained here or by its group
+    stats = {
+        "inputs": g.stats.n_inputs,
+        "outputs_target": g.stats.outputs_target,
+        "steps": hist.steps,
+        "stop": hist.stop_reason,
+        "final_loss": hist.final_loss,
+        "train_seconds": hist.seconds,
+        "collapse": g.collapse,
+        "tries": tries,
+    }
     return {
         "state_dict": {k: v.cpu() for k, v in ae.state_dict().items()},
         "stats": {"target": t, "sources": sources, "inputs_correct": inputs_correct, **stats},

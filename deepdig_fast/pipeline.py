@@ -353,6 +353,7 @@ def _stage_one(run: _PairRun, s: int, t: int, trained=None) -> _StageOne:
             autoencoder=ctx.autoencoder,
             progress=run.progress,
             trained=None if trained is None else trained(),
+            retries=run.config.retry_collapsed,
         )
         return {
             "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
@@ -367,6 +368,7 @@ def _stage_one(run: _PairRun, s: int, t: int, trained=None) -> _StageOne:
                 "test_fraction_of_correct": r.test_fraction_of_correct,
                 "test_fraction_of_all": r.test_fraction_of_all,
                 "collapse": r.collapse,
+                "tries": r.tries,
                 **_history_stats(r.history),
             },
         }
@@ -376,13 +378,23 @@ def _stage_one(run: _PairRun, s: int, t: int, trained=None) -> _StageOne:
 
 
 def _history_stats(history) -> dict:
-    return {"final_loss": history.final_loss, "train_seconds": history.seconds}
+    """A training's entries in a component's stats: the steps it took and why it stopped (steps
+    "auto"), its last loss and its wall time (which goes to timings.json)."""
+    return {
+        "steps": history.steps,
+        "stop": history.stop_reason,
+        **({"checks": history.checks} if history.checks else {}),  # the rule's measurements (auto)
+        "final_loss": history.final_loss,
+        "train_seconds": history.seconds,
+    }
 
 
 def _training_spec(run: _PairRun, cfg: AdversarialConfig) -> dict:
     """The key entries of an autoencoder training: its settings and, for joint training (which
     rounds differently), the mode -- never mixed with sequential training."""
     spec: dict[str, Any] = {"adversarial": training_key(cfg, run.ctx.device, run.f)}
+    if run.config.retry_collapsed:  # absent at 0, its neutral value: such keys stay as they were
+        spec["retries"] = run.config.retry_collapsed
     if run.ctx.joint_training != "sequential":
         spec["training"] = run.ctx.joint_training
     return spec
@@ -428,6 +440,7 @@ def _stage_two(run: _PairRun, s: int, t: int, one: _StageOne, trained=None) -> _
             autoencoder=run.ctx.autoencoder,
             progress=run.progress,
             trained=None if trained is None else trained(),
+            retries=run.config.retry_collapsed,
         )
         return {
             "state_dict": {k: v.cpu() for k, v in r.autoencoder.state_dict().items()},
@@ -438,6 +451,7 @@ def _stage_two(run: _PairRun, s: int, t: int, one: _StageOne, trained=None) -> _
                 "pairs": int(r.a.shape[0]),
                 "counts": dataclasses.asdict(r.stats),
                 "collapse": r.collapse,
+                "tries": r.tries,
                 **_history_stats(r.history),
             },
         }

@@ -49,6 +49,8 @@ from deepdig_fast.adversarial.components import (
     apply_generator,
     component_one,
     component_two,
+    retry_seed,
+    train_until_sound,
 )
 from deepdig_fast.adversarial.config import TrainHistory, training_key, training_layout
 from deepdig_fast.adversarial.joint import (
@@ -99,4 +101,6 @@ __all__ = [
     "ComponentTwoResult",
     "component_one",
     "component_two",
+    "retry_seed",
+    "train_until_sound",
 ]

@@ -3,8 +3,10 @@ collapse (apply_generator), and the two components built on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -15,6 +17,7 @@ from deepdig_fast.adversarial.config import AdversarialConfig, TrainHistory
 from deepdig_fast.adversarial.training import check_class, check_unit_range, train_adversarial_autoencoder
 from deepdig_fast.forward import check_inputs, predict
 from deepdig_fast.precision import full_fp32
+from deepdig_fast.validation import check_int
 
 
 def _frac(num: int, den: int) -> float:
@@ -58,7 +61,8 @@ class ComponentOneResult:
     source_index: ``[K]`` int64 indices into ``x_train_s`` of their originals.
     train / test: :class:`SplitStats` of the train split and (when given) the test split.
     collapse: human-readable diagnosis when the generator failed (nothing kept, no output classified
-    as target, outputs nearly identical, ...), else None.
+    as target, outputs nearly identical, ...), else None. tries: one record per training (seed,
+    steps, why it stopped, collapse), more than one when a collapsed generator was retrained.
     """
 
     source: int
@@ -70,6 +74,7 @@ class ComponentOneResult:
     test: SplitStats | None
     history: TrainHistory | None
     collapse: str | None
+    tries: list[dict] = field(default_factory=list)
 
     @property
     def originals_correct(self) -> int:
@@ -107,6 +112,7 @@ class ComponentTwoResult:
     a: kept adversarial inputs ``[P, *in_shape]`` (f(a) = target). a2: their images a'' = AE_II(a)
     ``[P, *in_shape]`` (f(a'') = source). index: ``[P]`` int64 indices into the ``adversarial``
     argument. stats: :class:`SplitStats` with from = target, to = source. collapse: diagnosis or None.
+    tries: as ComponentOneResult's.
 
     For the engine's bisection (end a of class ``source``, end b of class ``target``) pass
     ``a=result.a2, b=result.a``.
@@ -121,6 +127,7 @@ class ComponentTwoResult:
     stats: SplitStats
     history: TrainHistory | None
     collapse: str | None
+    tries: list[dict] = field(default_factory=list)
 
     @property
     def n_pairs(self) -> int:
@@ -242,6 +249,43 @@ def apply_generator(
     return GeneratorOutput(outputs, pred_in, pred_out, keep, keep.nonzero().squeeze(1), stats, collapse)
 
 
+def retry_seed(seed: int, attempt: int) -> int:
+    """The seed of retry `attempt` (1, 2, ...) of a training whose seed is `seed`."""
+    return (seed * 1_000_003 + 7919 * attempt) % (2**31 - 1)
+
+
+def train_until_sound(
+    train: Callable[[AdversarialConfig], tuple[nn.Module, TrainHistory | None]],
+    apply: Callable[[nn.Module], GeneratorOutput],
+    config: AdversarialConfig,
+    retries: int,
+    first: tuple[nn.Module, TrainHistory | None] | None = None,
+) -> tuple[nn.Module, TrainHistory | None, GeneratorOutput, list[dict]]:
+    """Train a generator (``first`` when it is already trained), apply it, and while it collapsed
+    (GeneratorOutput.collapse) retrain it with the next seed (retry_seed), at most ``retries``
+    times. Returns the last (autoencoder, history, output) and one record per try: its seed,
+    steps, why its training stopped and its collapse diagnosis (None when sound)."""
+    check_int(retries, "retries", low=0)
+    tries: list[dict] = []
+    cfg = config
+    for attempt in range(retries + 1):
+        if attempt:
+            cfg = dataclasses.replace(config, seed=retry_seed(config.seed, attempt))
+        ae, history = first if attempt == 0 and first is not None else train(cfg)
+        out = apply(ae)
+        tries.append(
+            {
+                "seed": cfg.seed,
+                "steps": None if history is None else history.steps,
+                "stop": None if history is None else history.stop_reason,
+                "collapse": out.collapse,
+            }
+        )
+        if out.collapse is None:
+            break
+    return ae, history, out, tries
+
+
 def component_one(
     classifier: Classifier,
     x_train_s: torch.Tensor,
@@ -254,6 +298,7 @@ def component_one(
     progress: bool = False,
     trained: tuple[nn.Module, TrainHistory | None] | None = None,
     pred_in: torch.Tensor | None = None,
+    retries: int = 0,
 ) -> ComponentOneResult:
     """DeepDIG Component I: adversarial set A(source→target).
 
@@ -266,6 +311,9 @@ def component_one(
     generator of the atlas; history None when it was trained by another stage), used instead of
     training one. ``pred_in`` ``[N]``: the classifier's predicted classes of ``x_train_s`` when
     they are known (skips that forward).
+
+    ``retries``: retrain a collapsed generator with the next seed up to this many times
+    (train_until_sound; every try in ``result.tries``).
 
     When the generator collapsed (see :class:`ComponentOneResult`) ``result.collapse`` says how and
     a warning with the same text is emitted; the (possibly empty) set is still returned.
@@ -289,15 +337,16 @@ def component_one(
         if x_test_s.device != x_train_s.device:
             raise ValueError(f"x_test_s must be on {x_train_s.device} like x_train_s, got {x_test_s.device}")
 
-    history: TrainHistory | None
-    if trained is None:
-        ae, history = train_adversarial_autoencoder(
-            classifier, x_train_s, target, cfg, autoencoder=autoencoder, progress=progress
-        )
-    else:  # trained elsewhere on the same inputs (train_adversarial_autoencoders, several at once)
-        ae, history = trained
     kw: dict[str, Any] = dict(batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
-    train = apply_generator(classifier, ae, x_train_s, source, target, pred_in=pred_in, **kw)
+    ae, history, train, tries = train_until_sound(
+        lambda c: train_adversarial_autoencoder(
+            classifier, x_train_s, target, c, autoencoder=autoencoder, progress=progress
+        ),
+        lambda g: apply_generator(classifier, g, x_train_s, source, target, pred_in=pred_in, **kw),
+        cfg,
+        retries,
+        first=trained,  # trained elsewhere on the same inputs (several at once, or an atlas unit)
+    )
     test_stats = None
     if x_test_s is not None and x_test_s.shape[0] > 0:
         test_stats = apply_generator(classifier, ae, x_test_s, source, target, **kw).stats
@@ -313,6 +362,7 @@ def component_one(
         test=test_stats,
         history=history,
         collapse=train.collapse,
+        tries=tries,
     )
 
 
@@ -327,6 +377,7 @@ def component_two(
     progress: bool = False,
     trained: tuple[nn.Module, TrainHistory | None] | None = None,
     pred_in: torch.Tensor | None = None,
+    retries: int = 0,
 ) -> ComponentTwoResult:
     """DeepDIG Component II: boundary-straddling pairs for the source→target direction.
 
@@ -338,7 +389,8 @@ def component_two(
     (or a generator trained by another stage, history None). ``pred_in`` ``[K]``: the predicted
     classes of ``adversarial`` when they are known.
 
-    Raises ValueError when ``adversarial`` is empty. Collapse is reported as in component_one.
+    Raises ValueError when ``adversarial`` is empty. Collapse is reported, and ``retries`` retrain,
+    as in component_one.
     """
     source = check_class(source, "source")
     target = check_class(target, "target")
@@ -351,22 +403,15 @@ def component_two(
             f"so component II has nothing to train on"
         )
     cfg = AdversarialConfig() if config is None else config
-    history: TrainHistory | None
-    if trained is None:
-        ae, history = train_adversarial_autoencoder(
-            classifier, adversarial, source, cfg, autoencoder=autoencoder, progress=progress
-        )
-    else:  # trained elsewhere on `adversarial` (train_adversarial_autoencoders, several at once)
-        ae, history = trained
-    back = apply_generator(
-        classifier,
-        ae,
-        adversarial,
-        target,
-        source,
-        pred_in=pred_in,
-        batch_size=cfg.infer_batch_size,
-        collapse_std=cfg.collapse_std,
+    kw: dict[str, Any] = dict(pred_in=pred_in, batch_size=cfg.infer_batch_size, collapse_std=cfg.collapse_std)
+    ae, history, back, tries = train_until_sound(
+        lambda c: train_adversarial_autoencoder(
+            classifier, adversarial, source, c, autoencoder=autoencoder, progress=progress
+        ),
+        lambda g: apply_generator(classifier, g, adversarial, target, source, **kw),
+        cfg,
+        retries,
+        first=trained,
     )
     if back.collapse is not None:
         warnings.warn(back.collapse, RuntimeWarning, stacklevel=2)
@@ -380,4 +425,5 @@ def component_two(
         stats=back.stats,
         history=history,
         collapse=back.collapse,
+        tries=tries,
     )

@@ -139,14 +139,15 @@ class _StopRule:
             hit = self._predict(out) == self.target
             share = float(hit[self.counted].double().mean()) if bool(self.counted.any()) else 1.0
             rec = float(F.binary_cross_entropy(out.double(), self.probe.double()))
-            diversity = float(out.flatten(1).std(dim=0).mean()) if out.shape[0] >= 2 else math.inf
+            diversity = float(out.flatten(1).std(dim=0).mean()) if out.shape[0] >= 2 else None
         self.checks.append({"step": step, "share": share, "reconstruction": rec, "diversity": diversity})
         improved = share > self.best_share + rule.share_tolerance or rec < self.best_rec * (
             1 - rule.reconstruction_tolerance
         )
         self.best_share, self.best_rec = max(self.best_share, share), min(self.best_rec, rec)
         self.stale = 0 if improved else self.stale + 1
-        self.collapsed = self.collapsed + 1 if diversity < self.cfg.collapse_std else 0
+        collapsed = diversity is not None and diversity < self.cfg.collapse_std  # (one input: no spread)
+        self.collapsed = self.collapsed + 1 if collapsed else 0
         if self.collapsed >= 2:
             self.reason = (
                 f"collapsed at step {step}: outputs nearly identical (mean per-feature std {diversity:.2e} "

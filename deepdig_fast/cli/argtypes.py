@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deepdig_fast.configs import RETRIES_MAX
 from deepdig_fast.validation import BATCH_MAX, BETA_RULE, INT_MAX, MAX_STEPS_MAX, SEED_MAX, STEPS_MAX, THREADS_MAX
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
@@ -70,6 +71,14 @@ def _shown(text: str) -> str:
 _positive_int = _int_arg(1, INT_MAX)
 _seed = _int_arg(0, SEED_MAX)
 _train_steps = _int_arg(1, STEPS_MAX)
+_retries = _int_arg(0, RETRIES_MAX)
+
+
+def _steps_or_auto(text: str) -> int | str:
+    """--steps: a step count (AdversarialConfig.steps' bounds) or "auto" (its stopping rule)."""
+    return "auto" if text == "auto" else _train_steps(text)
+
+
 _engine_steps = _int_arg(1, MAX_STEPS_MAX)
 _batch = _int_arg(1, BATCH_MAX)
 _threads = _int_arg(1, THREADS_MAX)

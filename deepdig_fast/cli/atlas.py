@@ -148,6 +148,7 @@ def _atlas_config(args):
         save_points=args.save_points,
         compile=not args.no_compile,
         joint_training=args.joint_training,
+        retry_collapsed=args.retry_collapsed,
     )
 
 

@@ -35,9 +35,11 @@ from deepdig_fast.cli.argtypes import (
     _pairs,
     _positive_float,
     _positive_int,
+    _retries,
     _seconds,
     _seed,
     _share,
+    _steps_or_auto,
     _threads,
     _train_steps,
     _unit_left,
@@ -110,9 +112,12 @@ def _data_options(q) -> None:
     )
 
 
-def _model_options(q) -> None:
-    """The classifier of `run` and `atlas`, its input contract, and the autoencoders' training steps."""
-    from deepdig_fast.configs import AdversarialConfig
+def _model_options(q, config: Any) -> None:
+    """The classifier of `run` and `atlas`, its input contract, and the autoencoders' training steps
+    (`config`: PairConfig or AtlasConfig, whose defaults the options take)."""
+    from deepdig_fast.configs import AdversarialConfig, AutoStop
+
+    auto = AutoStop()
 
     q.add_argument(
         "--classifier",
@@ -150,9 +155,20 @@ def _model_options(q) -> None:
     )
     q.add_argument(
         "--steps",
-        type=_train_steps,
+        type=_steps_or_auto,
         default=_config_default(AdversarialConfig, "steps"),
-        help="autoencoder training steps (default %(default)s, the paper's)",
+        help="autoencoder training steps (default %(default)s, the paper's), or auto: each training "
+        "stops once what its component keeps has stopped improving (AutoStop: checked every "
+        f"{auto.every} steps on a fixed probe of its inputs, at least {auto.floor}, at most "
+        f"{auto.ceiling} steps; it also stops a training whose outputs collapsed)",
+    )
+    q.add_argument(
+        "--retry-collapsed",
+        type=_retries,
+        default=_config_default(config, "retry_collapsed"),
+        metavar="K",
+        help="retrain a collapsed autoencoder with the next seed up to K times, each try recorded "
+        "(default %(default)s)",
     )
     q.add_argument(
         "--min-accuracy",
@@ -347,7 +363,7 @@ def _run_options(q) -> None:
     q.add_argument(
         "--out", type=_out_dir, required=True, help="run folder (resumable: rerun the same command after a crash)"
     )
-    _model_options(q)
+    _model_options(q, PairConfig)
     _autoencoder_option(q)
     _engine_options(
         q,
@@ -390,7 +406,7 @@ def _atlas_options(q) -> None:
         help="per-target: one generator per target class (K in all); pairwise: the paper's two "
         "autoencoders per direction; auto: per-target for more than 3 classes (default %(default)s)",
     )
-    _model_options(q)
+    _model_options(q, AtlasConfig)
     _autoencoder_option(q)
     _engine_options(
         q,

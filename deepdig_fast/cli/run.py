@@ -63,6 +63,7 @@ def _pair_config(args):
         trajectory_segments=None if args.trajectory_exact else args.trajectory_segments,
         compile=not args.no_compile,
         joint_training=args.joint_training,
+        retry_collapsed=args.retry_collapsed,
     )
 
 

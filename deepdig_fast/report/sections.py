@@ -135,7 +135,12 @@ def run_table(doc: Doc, run: RunFolder) -> None:
         ],
         [
             "autoencoders",
-            f"{int_text(adv.get('steps'))} steps, α = {adv.get('alpha', '?')}, Adam lr {adv.get('lr', '?')}, "
+            (
+                "steps by the stopping rule (auto)"
+                if adv.get("steps") == "auto"
+                else f"{int_text(adv.get('steps'))} steps"
+            )
+            + f", α = {adv.get('alpha', '?')}, Adam lr {adv.get('lr', '?')}, "
             f"batch {adv.get('batch_size', '?')}",
         ],
         [
@@ -181,6 +186,7 @@ _COMPONENTS_HEADER = [
     "share (train)",
     "share (test)",
     "pairs kept by component II",
+    "training steps (AE_I / AE_II)",
     "problem",
 ]
 
@@ -250,10 +256,23 @@ def _component_rows(run: RunFolder) -> list[list[str]]:
                 pct(c1.get("fraction_of_all")),
                 pct(c1.get("test_fraction_of_all")),
                 int_text(c2.get("pairs")) if c2 else "–",
+                " / ".join(_steps_text(c) for c in (c1, c2) if c),
                 c1.get("collapse") or (c2 or {}).get("collapse") or "",
             ]
         )
     return rows
+
+
+def _steps_text(stats: dict) -> str:
+    """How long a component's autoencoder trained and why it stopped (steps "auto"), with its tries."""
+    text = int_text(stats.get("steps"))
+    stop = stats.get("stop")
+    if isinstance(stop, str) and stop != "fixed":
+        text += f" ({stop.split(' at step')[0].split(':')[0]})"
+    tries = stats.get("tries")
+    if isinstance(tries, list) and len(tries) > 1:
+        text += f", {len(tries)} tries"
+    return text
 
 
 def _boundary_figures(doc: Doc, figs: Figures, run: RunFolder) -> None:
