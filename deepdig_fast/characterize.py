@@ -49,9 +49,8 @@ from torch import Tensor, nn
 from deepdig_fast import ops
 from deepdig_fast.budget import FORWARD_ELEMENTS, TRAJECTORY_ELEMENTS, fit_batch
 from deepdig_fast.fast import inference_mode, prepared_for
-from deepdig_fast.hooks import eval_mode
+from deepdig_fast.hooks import eval_mode, model_device
 from deepdig_fast.precision import full_fp32
-from deepdig_fast.rundir import model_device
 from deepdig_fast.validation import (
     Int,
     Optional,
@@ -65,9 +64,8 @@ from deepdig_fast.validation import (
 STAT_COLUMNS = ("changes", "distinct_labels", "third_class_changes", "in_band")
 #: points generated and classified at once: a CPU chunk stays under 32 MiB for MNIST-size inputs,
 #: which glibc serves from its heap after the first chunk (larger buffers are fresh mmaps that
-#: page-fault on every chunk: 205 MB of MNIST points cost 46 ms to allocate and touch against 12 ms
-#: to refill, and the prepared CNN's trajectory stage ran 1.09 s with 65536 against 0.86 s with 8150
-#: points per chunk, benchmarks/RESULTS.md); an accelerator keeps larger chunks for its large batches.
+#: page-fault on every chunk; benchmarks/RESULTS.md, "Trajectory stage"); an accelerator keeps
+#: larger chunks for its large batches.
 DEFAULT_CHUNK_POINTS = {"cpu": 8192, "other": 65536}
 DEFAULT_BATCH_SIZE = {"cpu": 512, "other": 16384}  # images per forward; small batches stay in CPU caches
 _Z95 = 1.959963984540054  # two-sided 95% quantile of the standard normal

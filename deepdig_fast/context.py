@@ -23,8 +23,9 @@ from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import choose_batch_size, default_batch_size, default_loop
 from deepdig_fast.fast import PreparedClassifier, inference_record, prepare_classifier, probe_inputs
+from deepdig_fast.hooks import model_device
 from deepdig_fast.identity import data_fingerprint, model_identity
-from deepdig_fast.rundir import KEY_SCHEMA, model_device
+from deepdig_fast.rundir import KEY_SCHEMA
 from deepdig_fast.stages import EngineSettings
 from deepdig_fast.zoo import resolve_embedding_layer
 

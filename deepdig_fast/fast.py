@@ -93,9 +93,9 @@ def tolerance(z: Tensor) -> float:
 
 
 #: rows per call of a backend's optimised function; bigger batches are split into chunks of this
-#: size. TorchScript on a CPU: the MNIST CNN's forward costs 3.2 us per image at batch 128 against
-#: 4.4 at 512 and 16.7 at 2048 (its activations stop fitting in the cache; benchmarks/RESULTS.md),
-#: so the engine's live batch of 512 and the trajectory's 512-image batches run as chunks of 128.
+#: size. TorchScript on a CPU is fastest per image at small batches, whose activations stay in the
+#: cache (benchmarks/RESULTS.md, "Inference"), so the engine's live batch of 512 and the
+#: trajectory's 512-image batches run as chunks of 128.
 #: Logits can differ from one whole-batch call in the last bits (oneDNN picks kernels by batch size;
 #: up to 2e-6 measured), so the chunk enters the stage keys with the backend.
 CHUNK: dict[str, int] = {"torchscript": 128}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,3 +108,15 @@ def inference(model) -> Iterator[None]:
 def private(x: torch.Tensor) -> torch.Tensor:
     """A copy of `x` for one forward: what the model does to its input stays in the copy."""
     return x.clone()
+
+
+def model_device(model: Any, fallback: torch.device | str = "cpu") -> torch.device:
+    """The device of a module's first parameter (or buffer); `fallback` for callables and
+    parameter-free modules. A PreparedClassifier (deepdig_fast.fast) answers for its module."""
+    model = getattr(model, "module", model) if not isinstance(model, nn.Module) else model
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            return p.device
+        for b in model.buffers():
+            return b.device
+    return torch.device(fallback)

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepdig_fast.data import ClassificationData, as_unit
-from deepdig_fast.rundir import model_device
+from deepdig_fast.hooks import model_device
 from deepdig_fast.validation import ParameterError, check_int, check_number
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ __all__ = [
     "build_classifier",
     "train_classifier",
     "evaluate_accuracy",
-    "predict",
+    "predict_labels",
 ]
 
 
@@ -412,7 +412,7 @@ def build_classifier(
         raise TypeError(f"build_classifier({arch!r}): bad keyword arguments {sorted(kwargs)} ({e})") from e
 
 
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Predicted labels int64 [N] (on x's device) for inputs x [N, *sample_shape]; the model runs
     without grad in eval mode (every module's mode restored after) on copies of x's batches."""
     from deepdig_fast.hooks import inference
@@ -433,7 +433,7 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_
         raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]} labels; expected equal counts")
     if x.shape[0] == 0:
         return float("nan")
-    return float((predict(model, x, batch_size) == y.to(x.device)).double().mean())
+    return float((predict_labels(model, x, batch_size) == y.to(x.device)).double().mean())
 
 
 def train_classifier(

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from deepdig_fast import __version__
 from deepdig_fast.io import atomic_save_tensors, atomic_write_text, is_temp_name, remove_stale_temps, torch_load
@@ -62,7 +61,6 @@ __all__ = [
     "claim_folder",
     "digest",
     "environment",
-    "model_device",
     "nan_to_none",
     "ratio",
     "read_manifest",
@@ -121,18 +119,6 @@ LOCK_NAME = ".lock"
 # --------------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def model_device(model: Any, fallback: torch.device | str = "cpu") -> torch.device:
-    """The device of a module's first parameter (or buffer); `fallback` for callables and
-    parameter-free modules. A PreparedClassifier (deepdig_fast.fast) answers for its module."""
-    model = getattr(model, "module", model) if not isinstance(model, nn.Module) else model
-    if isinstance(model, nn.Module):
-        for p in model.parameters():
-            return p.device
-        for b in model.buffers():
-            return b.device
-    return torch.device(fallback)
 
 
 def digest(obj: Any) -> str:

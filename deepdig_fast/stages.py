@@ -24,7 +24,7 @@ from torch import Tensor
 
 from deepdig_fast.baselines import PairSet, embedding_nearest_pairs, random_pairs
 from deepdig_fast.engine import BorderlineResult, refine_borderline
-from deepdig_fast.rundir import model_device
+from deepdig_fast.hooks import model_device
 
 if TYPE_CHECKING:
     from deepdig_fast.characterize import LinearityResult, TrajectoryResult

@@ -76,7 +76,7 @@ def every_inference_call(model, x, y):
         "trajectory": trajectory_oscillation(model, a[:6], s, t, K=3, T=5),
         "linearity": linearity(model, "embedding", x, y, x[:50], y[:50], s, t, a[:4], b[:4]),
         "predict": forward.predict(model, x, batch_size=64),
-        "labels": models.predict(model, x, batch_size=64),
+        "labels": models.predict_labels(model, x, batch_size=64),
         "batch": choose_batch_size(model, a, limit=64),
     }
     if x.dtype == torch.float32:

@@ -13,7 +13,7 @@ from deepdig_fast.models import (
     MnistFCN,
     build_classifier,
     evaluate_accuracy,
-    predict,
+    predict_labels,
     train_classifier,
 )
 
@@ -143,7 +143,7 @@ def test_train_classifier_errors_and_tiny_resnet():
     model = build_classifier("resnet", num_classes=4, width=2, blocks=(1,), seed=0)
     r = train_classifier(model, data, epochs=1, batch_size=8, progress=True)
     assert 0.0 <= r["test_accuracy"] <= 1.0
-    assert predict(model, x).shape == (16,)
+    assert predict_labels(model, x).shape == (16,)
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         train_classifier(model, data, epochs=0)
     with pytest.raises(ValueError, match="batch_size"):

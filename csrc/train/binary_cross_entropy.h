@@ -4,8 +4,8 @@
 // weight: the mean over all elements of -(t * max(log x, -100) + (1 - t) * max(log(1 - x), -100)),
 // its gradient in x  grad * (x - t) / max(x * (1 - x), 1e-12f) / numel  (ATen's formula) and in t
 // grad * (max(log(1 - x), -100) - max(log x, -100)) / numel. ATen's CPU kernel evaluates two scalar
-// logarithms and a range check per element (0.8 ms for the 100,352 pixels of an MNIST batch of
-// 128, a tenth of an autoencoder training step); here every pass is one of ATen's vectorised
+// logarithms and a range check per element, a large share of an autoencoder training step
+// (benchmarks/RESULTS.md, "The ops"); here every pass is one of ATen's vectorised
 // element-wise kernels and autograd sees one node instead of ATen's two or a dozen of a
 // composition (benchmarks/bench_binary_cross_entropy.py). Values equal ATen's up to float rounding
 // (the same terms, summed in another order).

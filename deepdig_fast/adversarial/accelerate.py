@@ -40,10 +40,9 @@ def frozen(classifier: object) -> Iterator[None]:
                 p.requires_grad_(flag)
 
 
-# The max_pool2d kernel runs a training copy's pools of at most this many channels. ATen / kernel,
-# forward + backward, channels_last: 1.5 at 10 channels; at 64 channels 1.0-1.4 with 2 threads
-# (benchmarks/bench_max_pool2d.py) and 0.68 with 1: no clear gain from 16 on (the values are the
-# same either way).
+# The max_pool2d kernel runs a training copy's pools of at most this many channels: from 16 on it
+# is not clearly faster than ATen's pool (benchmarks/bench_max_pool2d.py, RESULTS.md "The ops");
+# the values are the same either way.
 KERNEL_POOL_MAX_CHANNELS = 15
 
 

@@ -18,7 +18,7 @@ namespace {
 
 // t with NCHW strides exactly. For one channel (or a 1 x 1 plane) a channels_last tensor is also
 // "contiguous", but ATen's unfold + GEMM path reads its strides as channels_last and then takes
-// its slow channels_last branch (3.4 ms instead of 0.37 for the MNIST CNN's first convolution).
+// its slow channels_last branch, many times slower for the MNIST CNN's first convolution.
 at::Tensor nchw(const at::Tensor& t) {
   int64_t expect = 1;
   bool plain = true;
@@ -42,7 +42,7 @@ at::Tensor conv2d_grad_input_cpu(const at::Tensor& grad, const at::Tensor& x,
                                  at::IntArrayRef padding) {
   check_conv_grad(grad, x, weight, stride, padding);
   if (x.numel() == 0) return at::zeros_like(x, at::MemoryFormat::Contiguous);
-  // NCHW operands: the unfold + GEMM path is 1.6-9x slower on channels_last ones
+  // NCHW operands: the unfold + GEMM path is much slower on channels_last ones (RESULTS.md)
   return std::get<0>(at::_slow_conv2d_backward(nchw(grad), nchw(x), nchw(weight),
                                                {weight.size(2), weight.size(3)}, stride, padding,
                                                {true, false, false}));
