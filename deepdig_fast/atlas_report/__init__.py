@@ -21,15 +21,15 @@ training) comes from deepdig_fast.report.shared.
 
 # the names written `X as X` are importable from here as they were from the single module, and stay
 # outside __all__ as they were there
-from .compare import COMPARE_FILES as COMPARE_FILES
-from .compare import COMPARE_KIND as COMPARE_KIND
-from .compare import compare_atlases
-from .compare_page import TOP_RULE as TOP_RULE
-from .compare_page import format_compare_table
-from .folder import Pair as Pair
-from .folder import atlas_matrix, load_atlas
-from .metrics import DIRECTION_COLUMNS, HEATMAP_METRICS, MetricSpec
-from .page import write_atlas_report
+from deepdig_fast.atlas_report.compare import COMPARE_FILES as COMPARE_FILES
+from deepdig_fast.atlas_report.compare import COMPARE_KIND as COMPARE_KIND
+from deepdig_fast.atlas_report.compare import compare_atlases
+from deepdig_fast.atlas_report.compare_page import TOP_RULE as TOP_RULE
+from deepdig_fast.atlas_report.compare_page import format_compare_table
+from deepdig_fast.atlas_report.folder import Pair as Pair
+from deepdig_fast.atlas_report.folder import atlas_matrix, load_atlas
+from deepdig_fast.atlas_report.metrics import DIRECTION_COLUMNS, HEATMAP_METRICS, MetricSpec
+from deepdig_fast.atlas_report.page import write_atlas_report
 
 __all__ = [
     "DIRECTION_COLUMNS",

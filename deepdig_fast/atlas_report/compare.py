@@ -13,16 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from deepdig_fast.atlas_report import metrics
+from deepdig_fast.atlas_report.compare_page import TOP_RULE, compare_document
+from deepdig_fast.atlas_report.folder import Pair, is_int, matrix, open_atlas, read_manifest, structure
+from deepdig_fast.atlas_report.heatmaps import draw_heatmap
+from deepdig_fast.atlas_report.metrics import MetricSpec, metric_value
+from deepdig_fast.atlas_report.text import dataset_text, short
 from deepdig_fast.document import Figures, finish_report
 from deepdig_fast.paths import check_paths, refuse_linked_outputs
 from deepdig_fast.report.shared import classifier_training, direction_label, short_sha
-
-from . import metrics
-from .compare_page import TOP_RULE, compare_document
-from .folder import Pair, is_int, matrix, open_atlas, read_manifest, structure
-from .heatmaps import draw_heatmap
-from .metrics import MetricSpec, metric_value
-from .text import dataset_text, short
 
 COMPARE_KIND = "deepdig-atlas-compare"
 

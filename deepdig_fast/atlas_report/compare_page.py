@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deepdig_fast.atlas_report import metrics
+from deepdig_fast.atlas_report.folder import is_int
+from deepdig_fast.atlas_report.metrics import higher_text, show_value
+from deepdig_fast.atlas_report.text import dataset_text
 from deepdig_fast.document import Doc
 from deepdig_fast.report.shared import short_sha, written_at
-
-from . import metrics
-from .folder import is_int
-from .metrics import higher_text, show_value
-from .text import dataset_text
 
 TOP_RULE = (
     "changes ranked by size: |B − A| for rates (0..1), |B − A| / max(|A|, |B|) (relative change) for the other metrics"

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from deepdig_fast.atlas_report import metrics
+from deepdig_fast.atlas_report.metrics import DIRECTION_COLUMNS, metric_value, valid_metrics
 from deepdig_fast.readers import ATLAS, MANIFEST, check, read_json, read_json_if_present
 from deepdig_fast.rundir import ATLAS_KIND, ATLAS_SCHEMA
-
-from . import metrics
-from .metrics import DIRECTION_COLUMNS, metric_value, valid_metrics
 
 Pair = tuple[int, int]
 

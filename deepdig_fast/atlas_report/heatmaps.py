@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepdig_fast.atlas_report import metrics
+from deepdig_fast.atlas_report.metrics import DIFF_CMAPS
 from deepdig_fast.document import Figures
-
-from . import metrics
-from .metrics import DIFF_CMAPS
 
 
 def _fig_matrix(

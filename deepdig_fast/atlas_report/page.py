@@ -10,16 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deepdig_fast.atlas_report import metrics
+from deepdig_fast.atlas_report.folder import Pair, matrix, open_atlas, read_manifest, structure
+from deepdig_fast.atlas_report.heatmaps import draw_heatmap
+from deepdig_fast.atlas_report.metrics import higher_text, metric_value, show_value
+from deepdig_fast.atlas_report.text import dataset_text, short
 from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, num, pct, secs
 from deepdig_fast.readers import ATLAS_TIMINGS, FolderFiles
-from deepdig_fast.report.shared import classifier_training, direction_label, short_sha, written_at
+from deepdig_fast.report.shared import classifier_training, direction_label, short_sha, training_steps, written_at
 from deepdig_fast.rundir import check_same_run, ratio
-
-from . import metrics
-from .folder import Pair, matrix, open_atlas, read_manifest, structure
-from .heatmaps import draw_heatmap
-from .metrics import higher_text, metric_value, show_value
-from .text import dataset_text, short
 
 _STRATEGY_TEXT = {
     "per-target": "per-target (one generator per target class, shared by all its sources): deepdig_fast's "
@@ -244,13 +243,17 @@ def _generators_section(doc: Doc, atlas: Mapping, names: Mapping[int, str]) -> N
                 src_text,
                 int_text(g.get("inputs")),
                 f"{int_text(g.get('outputs_target'))} ({pct(share)})",
+                training_steps(g),
                 fmt_g(g.get("final_loss"), 4),
                 str(g.get("collapse") or ""),
             ]
         )
         if g.get("collapse"):
             collapsed.append(f"`{g.get('unit', '?')}`: {g['collapse']}")
-    doc.table(["unit", "target", "sources", "inputs", "classified as target", "final loss", "collapse"], rows)
+    doc.table(
+        ["unit", "target", "sources", "inputs", "classified as target", "training steps", "final loss", "collapse"],
+        rows,
+    )
     if collapsed:
         doc.note("Generators flagged as collapsed (see the skipped directions): " + "; ".join(collapsed))
 

@@ -26,23 +26,29 @@ Every name below is importable from `deepdig_fast.data` itself. A test that repl
 monkeypatch) must do so on the module that uses it, e.g. `deepdig_fast.data.mnist.SHIPPED_MNIST_ROOT`.
 """
 
-from ..io import ChecksumError
-from ..io import PathLike as PathLike
-from .checksums import read_sha256sums
-from .cifar import CIFAR10_CLASSES, load_cifar10
-from .cifar import UnreadablePickleError as UnreadablePickleError
-from .container import ClassificationData
-from .container import as_unit as as_unit
-from .idx import IDX_FILES, load_idx_dataset, read_idx
-from .idx import IDX_IMAGES_MAGIC as IDX_IMAGES_MAGIC
-from .idx import IDX_LABELS_MAGIC as IDX_LABELS_MAGIC
-from .image_folder import IMAGE_SUFFIXES, load_image_folder
-from .mnist import FASHION_MNIST_CLASSES, MNIST_CLASSES, SHIPPED_MNIST_ROOT, load_fashion_mnist, load_mnist
-from .selection import ClassSelectionError
-from .selection import number_names_class as number_names_class
-from .tensor_file import load_tensor_file
-from .tensors import from_dataset, from_tensors
-from .torchvision_sets import load_torchvision_dataset
+from deepdig_fast.data.checksums import read_sha256sums
+from deepdig_fast.data.cifar import CIFAR10_CLASSES, load_cifar10
+from deepdig_fast.data.cifar import UnreadablePickleError as UnreadablePickleError
+from deepdig_fast.data.container import ClassificationData
+from deepdig_fast.data.container import as_unit as as_unit
+from deepdig_fast.data.idx import IDX_FILES, load_idx_dataset, read_idx
+from deepdig_fast.data.idx import IDX_IMAGES_MAGIC as IDX_IMAGES_MAGIC
+from deepdig_fast.data.idx import IDX_LABELS_MAGIC as IDX_LABELS_MAGIC
+from deepdig_fast.data.image_folder import IMAGE_SUFFIXES, load_image_folder
+from deepdig_fast.data.mnist import (
+    FASHION_MNIST_CLASSES,
+    MNIST_CLASSES,
+    SHIPPED_MNIST_ROOT,
+    load_fashion_mnist,
+    load_mnist,
+)
+from deepdig_fast.data.selection import ClassSelectionError
+from deepdig_fast.data.selection import number_names_class as number_names_class
+from deepdig_fast.data.tensor_file import load_tensor_file
+from deepdig_fast.data.tensors import from_dataset, from_tensors
+from deepdig_fast.data.torchvision_sets import load_torchvision_dataset
+from deepdig_fast.io import ChecksumError
+from deepdig_fast.io import PathLike as PathLike
 
 # What `from deepdig_fast.data import *` gives. The names imported "as" themselves above are public
 # too (importable by name) but stay out of it.

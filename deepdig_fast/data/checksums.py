@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..io import ChecksumError, PathLike, sha256_file
+from deepdig_fast.io import ChecksumError, PathLike, sha256_file
 
 __all__ = ["read_sha256sums", "verify_checksums"]
 

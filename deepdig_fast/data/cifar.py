@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import PathLike
-from .checksums import verify_checksums
-from .container import ClassificationData
-from .tensors import from_tensors
+from deepdig_fast.data.checksums import verify_checksums
+from deepdig_fast.data.container import ClassificationData
+from deepdig_fast.data.tensors import from_tensors
+from deepdig_fast.io import PathLike
 
 __all__ = ["CIFAR10_CLASSES", "UnreadablePickleError", "load_cifar10"]
 

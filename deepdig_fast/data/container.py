@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..validation import Int, Optional, check_input_dtype
+from deepdig_fast.validation import Int, Optional, check_input_dtype
 
 __all__ = ["SPLITS", "ClassificationData", "as_unit"]
 

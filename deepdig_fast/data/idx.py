@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import PathLike
-from .checksums import verify_checksums
-from .container import SPLITS, ClassificationData
+from deepdig_fast.data.checksums import verify_checksums
+from deepdig_fast.data.container import SPLITS, ClassificationData
+from deepdig_fast.io import PathLike
 
 __all__ = ["IDX_FILES", "IDX_IMAGES_MAGIC", "IDX_LABELS_MAGIC", "read_idx", "load_idx_dataset"]
 

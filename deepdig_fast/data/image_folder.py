@@ -11,11 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import PathLike
-from ..validation import Int, Optional
-from .container import ClassificationData
-from .images import COLOUR_MODES, GREY_MODES, check_budget, check_channels, check_image_size, pil_image
-from .selection import (
+from deepdig_fast.data.container import ClassificationData
+from deepdig_fast.data.images import COLOUR_MODES, GREY_MODES, check_budget, check_channels, check_image_size, pil_image
+from deepdig_fast.data.selection import (
     ClassSelectionError,
     cap_positions,
     check_fraction,
@@ -24,6 +22,8 @@ from .selection import (
     resolve_only,
     split_positions,
 )
+from deepdig_fast.io import PathLike
+from deepdig_fast.validation import Int, Optional
 
 __all__ = ["IMAGE_SUFFIXES", "load_image_folder"]
 

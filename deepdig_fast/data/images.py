@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import check_options
+from deepdig_fast.validation import check_options
 
 __all__ = ["GREY_MODES", "COLOUR_MODES", "pil_image", "check_image_size", "check_channels", "check_budget"]
 

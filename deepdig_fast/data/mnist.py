@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..io import PathLike
-from .container import ClassificationData
-from .idx import load_idx_dataset
+from deepdig_fast.data.container import ClassificationData
+from deepdig_fast.data.idx import load_idx_dataset
+from deepdig_fast.io import PathLike
 
 __all__ = ["MNIST_CLASSES", "FASHION_MNIST_CLASSES", "SHIPPED_MNIST_ROOT", "load_mnist", "load_fashion_mnist"]
 

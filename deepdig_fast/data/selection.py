@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..validation import check_number
+from deepdig_fast.validation import check_number
 
 __all__ = [
     "ClassSelectionError",

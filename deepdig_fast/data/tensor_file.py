@@ -10,11 +10,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import PathLike, load_failure, torch_load
-from ..validation import Int, Optional
-from .container import ClassificationData
-from .selection import cap_positions, check_fraction, class_rng, resolve_only, select_rows, split_positions
-from .tensors import as_labels, from_tensors
+from deepdig_fast.data.container import ClassificationData
+from deepdig_fast.data.selection import (
+    cap_positions,
+    check_fraction,
+    class_rng,
+    resolve_only,
+    select_rows,
+    split_positions,
+)
+from deepdig_fast.data.tensors import as_labels, from_tensors
+from deepdig_fast.io import PathLike, load_failure, torch_load
+from deepdig_fast.validation import Int, Optional
 
 __all__ = ["load_tensor_file"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .container import SPLITS, ClassificationData, as_unit
+from deepdig_fast.data.container import SPLITS, ClassificationData, as_unit
 
 __all__ = ["as_labels", "from_tensors", "from_dataset"]
 

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io import PathLike
-from ..validation import Int, Optional
-from .container import ClassificationData
-from .images import GREY_MODES, check_budget, check_channels, check_image_size, pil_image
-from .selection import cap_positions, class_rng, resolve_only, select_rows
-from .tensors import from_tensors
+from deepdig_fast.data.container import ClassificationData
+from deepdig_fast.data.images import GREY_MODES, check_budget, check_channels, check_image_size, pil_image
+from deepdig_fast.data.selection import cap_positions, class_rng, resolve_only, select_rows
+from deepdig_fast.data.tensors import from_tensors
+from deepdig_fast.io import PathLike
+from deepdig_fast.validation import Int, Optional
 
 __all__ = ["load_torchvision_dataset"]
 

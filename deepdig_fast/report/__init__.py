@@ -12,9 +12,9 @@ Modules:
     shared    what the run report and the atlas report (deepdig_fast.atlas_report) write alike
 """
 
-from .figures import METHOD_COLORS
-from .folder import METHOD_NAMES, RERUN
-from .sections import STATUS_TEXT
-from .write import write_report
+from deepdig_fast.report.figures import METHOD_COLORS
+from deepdig_fast.report.folder import METHOD_NAMES, RERUN
+from deepdig_fast.report.sections import STATUS_TEXT
+from deepdig_fast.report.write import write_report
 
 __all__ = ["METHOD_COLORS", "METHOD_NAMES", "RERUN", "STATUS_TEXT", "write_report"]

@@ -8,8 +8,7 @@ import math
 import torch
 
 from deepdig_fast.document import fmt_g, num, pct
-
-from .folder import METHOD_NAMES, METHODS, arrow
+from deepdig_fast.report.folder import METHOD_NAMES, METHODS, arrow
 
 METHOD_COLORS = {"deepdig": "#1f77b4", "rpbs": "#ff7f0e", "epbs": "#2ca02c"}
 

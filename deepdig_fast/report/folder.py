@@ -44,9 +44,8 @@ from typing import Any
 import torch
 
 from deepdig_fast.readers import MANIFEST, RUN_RESULTS, RUN_TIMINGS, FolderFiles, read_json
+from deepdig_fast.report.shared import direction_label
 from deepdig_fast.rundir import check_same_run
-
-from .shared import direction_label
 
 METHODS = ("deepdig", "rpbs", "epbs")
 METHOD_NAMES = {"deepdig": "DeepDIG", "rpbs": "RPBS", "epbs": "EPBS"}

@@ -8,9 +8,8 @@ from __future__ import annotations
 import torch
 
 from deepdig_fast.document import Doc, Figures
-
-from .figures import fig_grid, fig_strips, spread
-from .folder import METHOD_NAMES, METHODS, RunFolder
+from deepdig_fast.report.figures import fig_grid, fig_strips, spread
+from deepdig_fast.report.folder import METHOD_NAMES, METHODS, RunFolder
 
 
 def _training_inputs(manifest: dict) -> tuple[torch.Tensor | None, str | None]:

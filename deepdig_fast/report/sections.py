@@ -5,12 +5,11 @@ the run folder. Each appends its blocks to a Doc in the order the page shows the
 from __future__ import annotations
 
 from deepdig_fast.document import Doc, Figures, fmt, fmt_g, int_text, num, pct, secs
+from deepdig_fast.report.figures import fig_attempts, fig_success
+from deepdig_fast.report.folder import METHOD_NAMES, METHODS, RunFolder
+from deepdig_fast.report.shape import linearity_reading
+from deepdig_fast.report.shared import classifier_training, short_sha, training_steps, written_at
 from deepdig_fast.status import STATUS_TEXT as _STATUS_TEXT
-
-from .figures import fig_attempts, fig_success
-from .folder import METHOD_NAMES, METHODS, RunFolder
-from .shape import linearity_reading
-from .shared import classifier_training, short_sha, written_at
 
 STATUS_TEXT = {status.name: text for status, text in _STATUS_TEXT.items()}
 
@@ -256,23 +255,11 @@ def _component_rows(run: RunFolder) -> list[list[str]]:
                 pct(c1.get("fraction_of_all")),
                 pct(c1.get("test_fraction_of_all")),
                 int_text(c2.get("pairs")) if c2 else "–",
-                " / ".join(_steps_text(c) for c in (c1, c2) if c),
+                " / ".join(training_steps(c) for c in (c1, c2) if c),
                 c1.get("collapse") or (c2 or {}).get("collapse") or "",
             ]
         )
     return rows
-
-
-def _steps_text(stats: dict) -> str:
-    """How long a component's autoencoder trained and why it stopped (steps "auto"), with its tries."""
-    text = int_text(stats.get("steps"))
-    stop = stats.get("stop")
-    if isinstance(stop, str) and stop != "fixed":
-        text += f" ({stop.split(' at step')[0].split(':')[0]})"
-    tries = stats.get("tries")
-    if isinstance(tries, list) and len(tries) > 1:
-        text += f", {len(tries)} tries"
-    return text
 
 
 def _boundary_figures(doc: Doc, figs: Figures, run: RunFolder) -> None:

@@ -5,9 +5,8 @@ linearity of the boundary in embedding space, with their tables, histograms and 
 from __future__ import annotations
 
 from deepdig_fast.document import Doc, Figures, fmt, fmt_g, int_text, num, pct, secs
-
-from .figures import fig_oscillation, fig_svm
-from .folder import RunFolder
+from deepdig_fast.report.figures import fig_oscillation, fig_svm
+from deepdig_fast.report.folder import RunFolder
 
 
 def shape_section(doc: Doc, figs: Figures, run: RunFolder) -> None:

@@ -1,6 +1,6 @@
 """What the run report and the atlas report (deepdig_fast.atlas_report) write alike: the time a page
-was written, a classifier checksum's short form, a direction's label and how the classifier was
-trained."""
+was written, a classifier checksum's short form, a direction's label, how the classifier was
+trained and how long an autoencoder trained."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["classifier_training", "direction_label", "short_sha", "written_at"]
+__all__ = ["classifier_training", "direction_label", "short_sha", "training_steps", "written_at"]
 
 
 def written_at() -> str:
@@ -34,3 +34,17 @@ def classifier_training(manifest: Any) -> dict[str, str]:
 
     meta = manifest.get("classifier_meta") if isinstance(manifest, Mapping) else None
     return describe_training(meta if isinstance(meta, Mapping) else None)
+
+
+def training_steps(stats: Mapping) -> str:
+    """How long an autoencoder trained and why it stopped (steps "auto"), with its tries: "5,000",
+    "2,250 (plateau)", "500 (collapsed), 2 tries"."""
+    steps = stats.get("steps")
+    text = f"{steps:,}" if isinstance(steps, int) and not isinstance(steps, bool) else "–"
+    stop = stats.get("stop")
+    if isinstance(stop, str) and stop != "fixed":
+        text += f" ({stop.split(' at step')[0].split(':')[0]})"
+    tries = stats.get("tries")
+    if isinstance(tries, list) and len(tries) > 1:
+        text += f", {len(tries)} tries"
+    return text

@@ -17,11 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepdig_fast.document import Doc, Figures, finish_report
-
-from .folder import read_run
-from .samples import samples_section
-from .sections import boundary_section, explanation, files_section, run_table, title_and_summary
-from .shape import shape_section
+from deepdig_fast.report.folder import read_run
+from deepdig_fast.report.samples import samples_section
+from deepdig_fast.report.sections import boundary_section, explanation, files_section, run_table, title_and_summary
+from deepdig_fast.report.shape import shape_section
 
 
 def write_report(run_dir) -> dict[str, Path]:

@@ -35,11 +35,11 @@ The modules:
     source_robustbench.py   robustbench:[DATASET/THREAT/]NAME
 """
 
-from .build import read_weights
-from .embedding import find_embedding_layer, resolve_embedding_layer
-from .load import ZOO_SOURCES, load_model
-from .normalize import NORMALIZATIONS, Normalization, Preprocessed, parse_normalize, parse_resize
-from .source_hf import HFClassifier
+from deepdig_fast.zoo.build import read_weights
+from deepdig_fast.zoo.embedding import find_embedding_layer, resolve_embedding_layer
+from deepdig_fast.zoo.load import ZOO_SOURCES, load_model
+from deepdig_fast.zoo.normalize import NORMALIZATIONS, Normalization, Preprocessed, parse_normalize, parse_resize
+from deepdig_fast.zoo.source_hf import HFClassifier
 
 __all__ = [
     "Normalization",

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .normalize import Normalization
+from deepdig_fast.zoo.normalize import Normalization
 
 __all__ = [
     "Built",

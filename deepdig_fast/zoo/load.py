@@ -13,14 +13,13 @@ import torch
 from torch import nn
 
 from deepdig_fast.validation import Int, Optional
-
-from .build import Built, load_state, read_weights
-from .embedding import find_embedding_layer
-from .normalize import Normalization, Preprocessed, parse_normalize, parse_resize
-from .source_hf import build_hf
-from .source_robustbench import build_robustbench
-from .source_timm import build_timm
-from .source_torchvision import build_torchvision
+from deepdig_fast.zoo.build import Built, load_state, read_weights
+from deepdig_fast.zoo.embedding import find_embedding_layer
+from deepdig_fast.zoo.normalize import Normalization, Preprocessed, parse_normalize, parse_resize
+from deepdig_fast.zoo.source_hf import build_hf
+from deepdig_fast.zoo.source_robustbench import build_robustbench
+from deepdig_fast.zoo.source_timm import build_timm
+from deepdig_fast.zoo.source_torchvision import build_torchvision
 
 __all__ = ["ZOO_SOURCES", "load_model"]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .build import Built, classes_in_state, import_optional, load_state, meta_build, reconcile_classes
-from .embedding import structural_classifier
-from .normalize import Normalization
+from deepdig_fast.zoo.build import Built, classes_in_state, import_optional, load_state, meta_build, reconcile_classes
+from deepdig_fast.zoo.embedding import structural_classifier
+from deepdig_fast.zoo.normalize import Normalization
 
 __all__ = ["HFClassifier", "build_hf"]
 

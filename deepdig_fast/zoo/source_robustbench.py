@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import Built, import_optional, load_state
+from deepdig_fast.zoo.build import Built, import_optional, load_state
 
 __all__ = ["build_robustbench"]
 

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .build import Built, classes_in_state, hub_file, import_optional, load_state, meta_build, reconcile_classes
-from .embedding import structural_classifier
-from .normalize import Normalization, parse_resize
+from deepdig_fast.zoo.build import (
+    Built,
+    classes_in_state,
+    hub_file,
+    import_optional,
+    load_state,
+    meta_build,
+    reconcile_classes,
+)
+from deepdig_fast.zoo.embedding import structural_classifier
+from deepdig_fast.zoo.normalize import Normalization, parse_resize
 
 __all__ = ["build_torchvision"]
 
