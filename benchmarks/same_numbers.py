@@ -10,7 +10,8 @@ Run it from each checkout into its own folder and compare the two .cmp.json file
 
 (arch: fcn or cnn, a run of MNIST 3|5; atlas-fcn or atlas-cnn, an atlas of classes 3, 5, 8, pairwise
 and per-target. A classifier trained briefly by tests/common_utils.train_small, 200 autoencoder
-steps, 300 trajectory segments.)
+steps, 300 trajectory segments. Or a checkpoint, e.g. checkpoints/mnist-cnn-paper: its run of MNIST
+3|5 with the paper's settings, PairConfig's defaults and `deepdig run`'s 5000 trajectory segments.)
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ def main(out: str, arch: str) -> None:
             run_atlas(model, data.take(3000, 1000), cfg, classes=[3, 5, 8], out_dir=folder, report=False)
             results[strategy] = json.loads((Path(folder) / "atlas.json").read_text())
             results[strategy].pop("run_id")
+    elif arch not in ARCHS:  # a checkpoint: the paper's settings on all of MNIST
+        from deepdig_fast.checkpoint import load_classifier
+        from deepdig_fast.data import load_mnist
+        from deepdig_fast.pipeline import PairConfig, run_pair
+
+        model, _ = load_classifier(arch)
+        run_pair(model, load_mnist(), 3, 5, PairConfig(trajectory_segments=5000), out_dir=out)
+        results = json.loads((Path(out) / "results.json").read_text())
+        results.pop("run_id")
+        results.pop("inputs")
     else:
         from deepdig_fast.pipeline import PairConfig, run_pair
 
@@ -55,6 +66,6 @@ def main(out: str, arch: str) -> None:
 ARCHS = ("fcn", "cnn", "atlas-fcn", "atlas-cnn")
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[2] not in ARCHS:
-        raise SystemExit(f"usage: same_numbers.py OUT_DIR {'|'.join(ARCHS)}")
+    if len(sys.argv) != 3 or not (sys.argv[2] in ARCHS or Path(sys.argv[2] + ".pt").is_file()):
+        raise SystemExit(f"usage: same_numbers.py OUT_DIR {'|'.join(ARCHS)}|CHECKPOINT")
     main(sys.argv[1], sys.argv[2])
