@@ -98,13 +98,21 @@ def test_no_import_cycle_between_the_package_modules():
     assert _cycles(graph) == []
 
 
-def test_the_cycle_check_sees_function_level_imports():
-    modules = {"p": Path("p/__init__.py"), "p.a": Path("p/a.py"), "p.b": Path("p/b.py")}
-    graph = {"p": set(), "p.a": {"p.b"}, "p.b": {"p.a"}}
-    assert _cycles(graph) == [["p.a", "p.b"]]
-    tree = PACKAGE / "forward.py"  # a real module: its imports are found, function-level ones too
-    assert "deepdig_fast.fast" in _imports("deepdig_fast.forward", tree, _modules())
-    assert modules  # (the toy graph above needs no files)
+def test_the_cycle_check_sees_function_level_imports(tmp_path):
+    assert _cycles({"p": set(), "p.a": {"p.b"}, "p.b": {"p.a"}}) == [["p.a", "p.b"]]
+    # a function-level import is an edge; one under TYPE_CHECKING (it never runs) is not
+    module = tmp_path / "a.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from p import c\n"
+        "def f():\n    from p.b import g\n    return g\n"
+    )
+    modules = {"p": tmp_path, "p.a": module, "p.b": tmp_path, "p.c": tmp_path}
+    assert _imports("p.a", module, modules) == {"p.b"}
+    # and on the package itself: workers.py imports userfiles only inside main()
+    source = (PACKAGE / "workers.py").read_text()
+    assert "from deepdig_fast.userfiles import" not in source.split("def main")[0]
+    assert "deepdig_fast.userfiles" in _imports("deepdig_fast.workers", PACKAGE / "workers.py", _modules())
 
 
 def test_no_module_is_longer_than_a_reader_takes_in():
