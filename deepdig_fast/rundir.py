@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from deepdig_fast import __version__
+from deepdig_fast.columns import ATLAS_ROW_FIELDS
 from deepdig_fast.io import atomic_save_tensors, atomic_write_text, is_temp_name, remove_stale_temps, torch_load
 from deepdig_fast.paths import PathConflictError, refuse_links
 
@@ -76,40 +77,6 @@ RUN_KIND, RESULTS_SCHEMA = "deepdig-run", 2  # results.json of run_pair
 KEY_SCHEMA = 3
 ATLAS_KIND, ATLAS_SCHEMA = "deepdig-atlas", 2  # atlas.json of run_atlas
 
-#: the columns of atlas.csv / the keys of every row of atlas.json["directions"] (docs/ATLAS.md)
-ATLAS_ROW_FIELDS = (
-    "source",
-    "target",
-    "inputs",
-    "inputs_correct",
-    "adversarial",
-    "adversarial_rate",
-    "pairs",
-    "pair_rate",
-    "successes",
-    "success_rate",
-    "yield_rate",
-    "mean_attempts",
-    "mean_attempts_all",
-    "third_class",
-    "stalled",
-    "max_steps",
-    "invalid_bracket",
-    "nonfinite",
-    "forwards",
-    "oscillation",
-    "oscillation_ci_low",
-    "oscillation_ci_high",
-    "trajectory_segments",
-    "third_class_oscillation",
-    "m1_borderline",
-    "m1_train",
-    "svm_accuracy_borderline",
-    "svm_accuracy_train",
-    "margin_l2_mean",
-    "margin_l2_median",
-    "skipped",
-)
 
 #: the entry of a stage file that holds its key, name, settings and wall time
 STAGE_KEY = "_stage"

@@ -79,6 +79,7 @@ def _model_of(results: Mapping, manifest: Mapping, kind: str) -> dict:
     how = describe_training(meta)
     sha = str(clf.get("sha256") or "?")
     return {
+        "name": model_name(manifest),
         "dataset": str(dataset or "?"),
         "class": str(clf.get("class") or "?"),
         "arch": str(meta.get("arch") or "?"),
@@ -88,6 +89,21 @@ def _model_of(results: Mapping, manifest: Mapping, kind: str) -> dict:
         "regime": how["regime"],
         "training": how["settings"],
     }
+
+
+def model_name(manifest: Mapping) -> str:
+    """The model's name as the user gave it (`--name`, a sweep's model name); else its --model spec
+    and weights file, or its checkpoint's file name; "?" for a folder that records none."""
+    if isinstance(manifest.get("name"), str) and manifest["name"]:
+        return manifest["name"]
+    meta = _obj(manifest, "classifier_meta")
+    if isinstance(meta.get("model"), str):
+        weights = meta.get("weights")
+        return meta["model"] + (f" ({Path(weights).name})" if isinstance(weights, str) and weights else "")
+    spec = _obj(manifest, "model_info").get("spec")
+    if isinstance(spec, str) and spec:
+        return Path(spec).stem
+    return "?"
 
 
 def _settings_of(results: Mapping, kind: str) -> dict:
@@ -313,7 +329,7 @@ def _model_text(m: Mapping) -> str:
         else f"recipe {m['recipe']} · regime {m['regime']} · {m['training']}"
     )
     return (
-        f"{m['dataset']} · {m['class']} (arch {m['arch']}) · {trained}"
+        f"{m['name']}: {m['dataset']} · {m['class']} (arch {m['arch']}) · {trained}"
         + (f" · test accuracy {100 * acc:.2f}%" if acc is not None else "")
         + f" · weights {m['sha256'][:12]}"
     )
@@ -360,7 +376,7 @@ def build_tables(sources: Sequence[TableSource]) -> dict[str, Any]:
     settings_ids: dict[str, str] = {}
     tables: dict[str, list[dict]] = {"borderline": [], "trajectory": [], "linearity": []}
     for src in sources:
-        mkey = (src.model["dataset"], src.model["sha256"], src.model["class"])
+        mkey = (src.model["name"], src.model["dataset"], src.model["sha256"], src.model["class"])
         if mkey not in model_ids:
             model_ids[mkey] = f"M{len(model_ids) + 1}"
             models[model_ids[mkey]] = src.model
@@ -443,7 +459,10 @@ def _cell(row: Mapping, key: str, models: Mapping, percent_sign: str = "%") -> s
     if key == "model":
         m = models[row["model"]]
         regime = str(m["regime"]).split(" (")[0]
-        return f"{row['model']} ({m['dataset']} {m['arch']}, {m['recipe']}, {regime})"
+        label = row["model"] if m["name"] == "?" else f"{row['model']} {m['name']}"
+        if m["recipe"] == "unrecorded":
+            return f"{label} ({m['dataset']} {m['class']})"
+        return f"{label} ({m['dataset']} {m['arch']}, {m['recipe']}, {regime})"
     if key == "ci95":
         lo, hi = row.get("ci95_low"), row.get("ci95_high")
         return f"[{lo:.4f}, {hi:.4f}]" if isinstance(lo, float) and isinstance(hi, float) else "–"

@@ -47,7 +47,7 @@ def folders(tmp_path_factory):
                 out_dir=root / name,
                 embedding_layer="embedding",
                 progress=False,
-                manifest_extra={"classifier_meta": meta, "dataset": "mnist"},
+                manifest_extra={"classifier_meta": meta, "dataset": "mnist", "name": f"{name}-fcn"},
             )
             runs[name] = root / name
     finally:
@@ -122,7 +122,7 @@ def test_tables_from_runs_and_an_atlas(folders, tmp_path):
     md = (out / "tables.md").read_text(encoding="utf-8")
     # different autoencoder steps (and the atlas's other settings): flagged in every table
     assert md.count("> **Warning.** Mixed settings") == 3 and "adversarial.steps" in md
-    assert "M2 (mnist fcn, fast, adversarial)" in md and "regime adversarial (PGD ε 0.1, 3 steps of 0.02)" in md
+    assert "M2 adv-fcn (mnist fcn, fast, adversarial)" in md and "regime adversarial (PGD ε 0.1, 3 steps of 0.02)" in md
     assert "- **S1**: autoencoders 60 steps" in md and "- **S2**: autoencoders 40 steps" in md
     assert "atlas strategy pairwise" in md
     tex = (out / "tables.tex").read_text(encoding="utf-8")

@@ -19,6 +19,7 @@ from deepdig_fast.document import Doc, Figures, finish_report, fmt_g, int_text, 
 from deepdig_fast.readers import ATLAS_TIMINGS, FolderFiles
 from deepdig_fast.report.shared import classifier_training, direction_label, short_sha, training_steps, written_at
 from deepdig_fast.rundir import check_same_run, ratio
+from deepdig_fast.tables import model_name
 
 _STRATEGY_TEXT = {
     "per-target": "per-target (one generator per target class, shared by all its sources): deepdig_fast's "
@@ -116,6 +117,7 @@ def _header(doc: Doc, root: Path, atlas: dict, manifest: dict | None, parts, fil
     if unusable:
         doc.note(unusable)
     header = [
+        ["model", model_name(manifest or {})],
         ["data set", dataset_text(dataset)],
         [
             "classifier",

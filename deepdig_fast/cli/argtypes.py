@@ -181,3 +181,18 @@ def _pairs(text: str) -> list[tuple]:
     if not all(part.count("-") == 1 for part in text.split(",")):
         raise argparse.ArgumentTypeError(f"expected pairs like 1-2,4-9 or cat-dog, got {text!r}")
     return [_pair(part) for part in text.split(",")]
+
+
+def _model_name(text: str) -> str:
+    """A model's display name: one line of at most 64 printable characters."""
+    if not text.strip() or len(text) > 64 or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected a name of 1 to 64 printable characters on one line, got {text!r}")
+    return text.strip()
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """I/N: launcher I (1-based) of N."""
+    i, sep, n = text.partition("/")
+    if not sep or not i.strip().isdigit() or not n.strip().isdigit() or not 1 <= int(i) <= int(n):
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, like 1/4, got {text!r}")
+    return int(i), int(n)

@@ -154,7 +154,8 @@ def _manifest_extra(args, data, meta, info) -> dict:
     """What `deepdig run` and `deepdig atlas` add to manifest.json: the command line, the classifier's
     metadata, the data source, the autoencoder asked for and the zoo model's record."""
     return {
-        "command": sys.argv,
+        "command": getattr(args, "command_line", None) or sys.argv,
+        "name": getattr(args, "name", None),
         "classifier_meta": meta,
         "dataset": args.dataset,
         "data_source": _data_record(args, data),

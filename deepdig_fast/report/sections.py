@@ -10,6 +10,7 @@ from deepdig_fast.report.folder import METHOD_NAMES, METHODS, RunFolder
 from deepdig_fast.report.shape import linearity_reading
 from deepdig_fast.report.shared import classifier_training, short_sha, training_steps, written_at
 from deepdig_fast.status import STATUS_TEXT as _STATUS_TEXT
+from deepdig_fast.tables import model_name
 
 STATUS_TEXT = {status.name: text for status, text in _STATUS_TEXT.items()}
 
@@ -25,7 +26,7 @@ def title_and_summary(doc: Doc, run: RunFolder) -> str:
     title = f"DeepDIG report: {run.dataset}, classes {names[S]} and {names[T]}"
     doc.h(1, title)
     doc.p(
-        f"Run folder `{run.root.name}` · classifier `{run.classifier.get('class', '?')}` · "
+        f"Run folder `{run.root.name}` · model {model_name(run.manifest)} · classifier `{run.classifier.get('class', '?')}` · "
         f"deepdig_fast {run.manifest.get('version', '?')} · report written {written_at()}"
     )
     unusable = run.files.summary()
