@@ -59,6 +59,10 @@ _API = {
     "load_atlas": "deepdig_fast.atlas_report",
     "write_atlas_report": "deepdig_fast.atlas_report",
     "compare_atlases": "deepdig_fast.atlas_report",
+    "load_results": "deepdig_fast.sweep.results",
+    "summarize_results": "deepdig_fast.sweep.results",
+    "results_rows": "deepdig_fast.sweep.results",
+    "read_spec": "deepdig_fast.sweep.spec",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -18,9 +18,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import torch, numpy, sklearn, matplotlib, PIL, tqdm, pytest, pytest_benchmark, hypothesis, ninja" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import torch, numpy, sklearn, matplotlib, PIL, tqdm, pytest, pytest_benchmark, hypothesis, ninja, pandas, pyarrow, tensorboard" 2>/dev/null; then
   echo "[setup] installing $TORCH_SPEC and the dependencies"
-  pip_quiet "$VENV/bin/pip" install -q --disable-pip-version-check "$TORCH_SPEC" ninja numpy scikit-learn matplotlib pillow tqdm pytest pytest-benchmark hypothesis
+  pip_quiet "$VENV/bin/pip" install -q --disable-pip-version-check "$TORCH_SPEC" ninja numpy scikit-learn matplotlib pillow tqdm pytest pytest-benchmark hypothesis pandas pyarrow tensorboard
 fi
 echo "[setup] building the extension (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))"
 MAX_JOBS=${MAX_JOBS:-2} pip_quiet "$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps -e .

@@ -155,8 +155,6 @@ def _atlas_config(args):
 def _atlas(args) -> int:
     import torch
 
-    from deepdig_fast.atlas import run_atlas
-
     _check_paths(_inputs(args), {"--out": args.out})
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -164,70 +162,84 @@ def _atlas(args) -> int:
     _preprocessing_args(args)
     rank, world, device = _init_distributed(args)
     try:
-        log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
-        data = _load_data(args, only=_atlas_only(args, config))
-        # names only a zoo model defines (e.g. Hugging Face id2label) wait for it; others fail here
-        scope = _resolve_atlas_scope(args, data, None, final=not args.model)
-        directions = None if scope is None else _atlas_scope_directions(args, data, *scope)
-        autoencoder = _autoencoder_factory(args, data)
-        if rank == 0 and directions is not None:
-            _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
-        if world > 1:
-            import torch.distributed as dist
-
-            # rank 0 loads (or trains and caches) the classifier first; its failure reaches every
-            # rank at once instead of leaving them waiting for the whole --dist-timeout
-            failure = None
-            if rank == 0:
-                try:
-                    model, meta, info = _classifier(args, data, device, log)
-                except Exception as exc:
-                    failure = exc
-            box = [None if failure is None else _one_line(failure)]
-            dist.broadcast_object_list(box, src=0)
-            if failure is not None:
-                raise failure
-            if box[0] is not None:
-                raise CLIError(f"rank 0 could not prepare the classifier: {box[0]}")
-            if rank != 0:
-                model, meta, info = _classifier(args, data, device, lambda m: None)
-        else:
-            model, meta, info = _classifier(args, data, device, log)
-        data = _named_classes(data, info)
-        if scope is None:
-            scope = _resolve_atlas_scope(args, data, info.get("classes"), final=True)
-            directions = _atlas_scope_directions(args, data, *scope)
-            if rank == 0:
-                _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
-        classes, pairs = scope
-        layer = _embedding_layer(args, model, data, info, log if rank == 0 else (lambda m: None))
-        t0 = time.perf_counter()
-        result = run_atlas(
-            model,
-            data,
-            config,
-            classes=classes,
-            pairs=pairs,
-            out_dir=args.out,
-            embedding_layer=layer,
-            autoencoder=autoencoder,
-            progress=not args.quiet and rank == 0,
-            log=log,
-            report=not args.no_report,
-            min_accuracy=args.min_accuracy,
-            manifest_extra=_manifest_extra(args, data, meta, info),
-        )
-        if rank == 0:
-            _print_atlas(result, time.perf_counter() - t0, args.out)
+        atlas_in_group(args, config, rank, world, device)
     finally:
         if world > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                # every rank leaves its last collective before any tears the group down (a rank that
-                # exits while another still talks to it can abort the other at shutdown)
-                with contextlib.suppress(Exception):
-                    dist.barrier()
-                dist.destroy_process_group()
-                args.leave_at_once = True
+            leave_group()
+            args.leave_at_once = True
     return 0
+
+
+def leave_group() -> None:
+    """Tear the process group down once every rank has left its last collective (a rank that
+    exits while another still talks to it can abort the other at shutdown)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        with contextlib.suppress(Exception):
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def atlas_in_group(args, config, rank: int, world: int, device):
+    """The atlas of `args` (checked, `config` built from them) on this rank of `world`, in a process
+    group already joined when world > 1; returns the AtlasResult. `deepdig sweep` runs one per cell
+    in one group."""
+    from deepdig_fast.atlas import run_atlas
+
+    log = (lambda m: None) if args.quiet else (lambda m: print(f"[deepdig] {m}", flush=True))
+    data = _load_data(args, only=_atlas_only(args, config))
+    # names only a zoo model defines (e.g. Hugging Face id2label) wait for it; others fail here
+    scope = _resolve_atlas_scope(args, data, None, final=not args.model)
+    directions = None if scope is None else _atlas_scope_directions(args, data, *scope)
+    autoencoder = _autoencoder_factory(args, data)
+    if rank == 0 and directions is not None:
+        _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
+    if world > 1:
+        import torch.distributed as dist
+
+        # rank 0 loads (or trains and caches) the classifier first; its failure reaches every
+        # rank at once instead of leaving them waiting for the whole --dist-timeout
+        failure = None
+        if rank == 0:
+            try:
+                model, meta, info = _classifier(args, data, device, log)
+            except Exception as exc:
+                failure = exc
+        box = [None if failure is None else _one_line(failure)]
+        dist.broadcast_object_list(box, src=0)
+        if failure is not None:
+            raise failure
+        if box[0] is not None:
+            raise CLIError(f"rank 0 could not prepare the classifier: {box[0]}")
+        if rank != 0:
+            model, meta, info = _classifier(args, data, device, lambda m: None)
+    else:
+        model, meta, info = _classifier(args, data, device, log)
+    data = _named_classes(data, info)
+    if scope is None:
+        scope = _resolve_atlas_scope(args, data, info.get("classes"), final=True)
+        directions = _atlas_scope_directions(args, data, *scope)
+        if rank == 0:
+            _check_folder(args.out, "deepdig-atlas", {"directions": [list(d) for d in directions]})
+    classes, pairs = scope
+    layer = _embedding_layer(args, model, data, info, log if rank == 0 else (lambda m: None))
+    t0 = time.perf_counter()
+    result = run_atlas(
+        model,
+        data,
+        config,
+        classes=classes,
+        pairs=pairs,
+        out_dir=args.out,
+        embedding_layer=layer,
+        autoencoder=autoencoder,
+        progress=not args.quiet and rank == 0,
+        log=log,
+        report=not args.no_report,
+        min_accuracy=args.min_accuracy,
+        manifest_extra=_manifest_extra(args, data, meta, info),
+    )
+    if rank == 0:
+        _print_atlas(result, time.perf_counter() - t0, args.out)
+    return result

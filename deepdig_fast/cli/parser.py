@@ -29,6 +29,7 @@ from deepdig_fast.cli.argtypes import (
     _engine_steps,
     _fraction,
     _image_size,
+    _model_name,
     _non_negative,
     _out_dir,
     _pair,
@@ -38,6 +39,7 @@ from deepdig_fast.cli.argtypes import (
     _retries,
     _seconds,
     _seed,
+    _shard,
     _share,
     _steps_or_auto,
     _threads,
@@ -48,6 +50,7 @@ from deepdig_fast.cli.atlas import cmd_atlas
 from deepdig_fast.cli.classifier import _default_arch
 from deepdig_fast.cli.reports import cmd_compare, cmd_info, cmd_report, cmd_table
 from deepdig_fast.cli.run import cmd_run
+from deepdig_fast.cli.sweep import cmd_sweep
 from deepdig_fast.cli.train import cmd_train
 
 #: `deepdig run --trajectory-segments`: an estimate from this many sampled segments per direction.
@@ -128,6 +131,12 @@ def _model_options(q, config: Any) -> None:
         "--model",
         help="torchvision:NAME, timm:NAME, hf:MODEL_ID_OR_DIR, robustbench:NAME, or your own "
         "architecture as package.module:factory (with --weights)",
+    )
+    q.add_argument(
+        "--name",
+        type=_model_name,
+        help="the model's name in tables, reports and sweeps (default: the checkpoint's file name, or "
+        "--model and --weights)",
     )
     q.add_argument(
         "--weights",
@@ -381,6 +390,27 @@ def _report_options(q) -> None:
     q.add_argument("run_dir", help="a run folder written by `deepdig run`")
 
 
+def _distributed_options(q) -> None:
+    """torchrun's options, for `atlas` and `sweep`."""
+    q.add_argument(
+        "--dist-timeout",
+        type=_seconds,
+        default=4 * 3600,
+        help="seconds a rank waits for the others at a phase boundary (default %(default)s)",
+    )
+    q.add_argument(
+        "--dist-init-timeout",
+        type=_seconds,
+        default=300,
+        help="seconds to wait for every rank to join the process group (default %(default)s)",
+    )
+    q.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a process group from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT without torchrun",
+    )
+
+
 def _atlas_options(q) -> None:
     from deepdig_fast.configs import AtlasConfig
 
@@ -428,23 +458,7 @@ def _atlas_options(q) -> None:
     q.add_argument(
         "--threads", type=_threads, help="torch threads per process (results are reproducible for a fixed value)"
     )
-    q.add_argument(
-        "--dist-timeout",
-        type=_seconds,
-        default=4 * 3600,
-        help="seconds a rank waits for the others at a phase boundary (default %(default)s)",
-    )
-    q.add_argument(
-        "--dist-init-timeout",
-        type=_seconds,
-        default=300,
-        help="seconds to wait for every rank to join the process group (default %(default)s)",
-    )
-    q.add_argument(
-        "--distributed",
-        action="store_true",
-        help="join a process group from RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT without torchrun",
-    )
+    _distributed_options(q)
     q.add_argument("--no-report", action="store_true", help="do not write atlas.md / atlas.html / heatmaps")
 
 
@@ -474,6 +488,48 @@ def _table_options(q) -> None:
     q.add_argument("--out", type=_out_dir, required=True, help="folder for the tables (not inside an input folder)")
 
 
+def _sweep_options(q) -> None:
+    q.description = (
+        "Run a declared sweep: every model of SPEC.toml under every settings combination, each cell a "
+        "`deepdig atlas` (or `deepdig run`) folder under SWEEP_DIR/cells/, then one results table "
+        "(results.csv, results.parquet) and a comparison report (sweep.html). Resumable: rerun the same "
+        "command. Cells are shared by several launchers through their folder locks (--shard I/N, SLURM job "
+        "arrays) and each cell's units over torchrun's ranks. Schema: docs/SWEEPS.md."
+    )
+    q.add_argument("spec", metavar="SPEC", help="the sweep's TOML file (only read)")
+    q.add_argument("--out", type=_out_dir, required=True, help="sweep folder (resumable; shared by every launcher)")
+    q.add_argument(
+        "--dry-run", action="store_true", help="list the cells, their folders and the work they will do; run nothing"
+    )
+    q.add_argument(
+        "--shard",
+        type=_shard,
+        help="I/N: this launcher starts with every N-th cell from the I-th (1-based), then helps with the rest; "
+        "default from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when set",
+    )
+    q.add_argument(
+        "--reference", help="the report's reference model (default: the spec's `reference`, else its first model)"
+    )
+    q.add_argument(
+        "--recheck",
+        action="store_true",
+        help="rerun every cell's command, even those marked complete (finished units are reused)",
+    )
+    q.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="compute nothing: collect the complete cells into the table and the report",
+    )
+    q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
+    q.add_argument(
+        "--threads", type=_threads, help="torch threads per process (results are reproducible for a fixed value)"
+    )
+    q.add_argument("--no-report", action="store_true", help="write the table only (no sweep.html, no cell reports)")
+    _distributed_options(q)
+    q.set_defaults(command_parser=command_parser)
+
+
 def _info_options(q) -> None:
     """`deepdig info` takes no options."""
 
@@ -494,8 +550,23 @@ _COMMANDS = {
         _table_options,
         cmd_table,
     ),
+    "sweep": (
+        "many models x settings: one atlas per cell, one results table, one comparison report",
+        _sweep_options,
+        cmd_sweep,
+    ),
     "info": ("print how the C++/CUDA extension was built", _info_options, cmd_info),
 }
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one command alone (prog `deepdig NAME`), for `deepdig sweep`, which builds each
+    cell's options as that command's words and lets its parser check them."""
+    line, add_options, run = _COMMANDS[name]
+    q = _Parser(prog=f"deepdig {name}", description=line)
+    add_options(q)
+    q.set_defaults(fn=run, command=name)
+    return q
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

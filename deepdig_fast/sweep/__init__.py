@@ -1,0 +1,1 @@
+"""Sweeps: many models and settings, one results table and one comparison report."""
