@@ -578,3 +578,50 @@ def test_a_missing_tracker_never_fails_the_cell(one_process, tmp_path, monkeypat
     said = []
     where = log_cell(["mlflow"], tmp_path, _cell(), one_process / "cells" / "fcn-a", said.append)
     assert where["mlflow"] == "not logged: mlflow is not installed" and len(said) == 1
+
+
+def test_pair_run_cells_their_table_and_retention(checkpoints, tmp_path):
+    """`pair = [s, t]`: each cell is a `deepdig run` (both directions with the baselines); retention
+    "results" drops the autoencoders and the baselines' points, keeping DeepDIG's borderline samples."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        f'dataset = "mnist"\npair = [3, 5]\nretention = "results"\n[settings]\nsteps = 30\ntrajectory_segments = 50\n'
+        f'[[models]]\nname = "fcn-a"\nclassifier = "{checkpoints[0]}"\n'
+    )
+    out = tmp_path / "sweep"
+    run(sweep_cmd(spec, out, "--no-report"))
+    rows = table(out)
+    assert [(r["kind"], r["source"], r["target"]) for r in rows] == [("run", "3", "5"), ("run", "5", "3")]
+    res = json.loads((out / "cells" / "fcn-a" / "results.json").read_text())
+    for r in rows:
+        d = res["directions"][f"{r['source']}->{r['target']}"]
+        assert float(r["success_rate"]) == d["methods"]["deepdig"]["success_rate"]
+        assert float(r["rpbs_success_rate"]) == d["methods"]["rpbs"]["success_rate"]
+        assert r["margin_l2_mean"] == "" and r["strategy"] == "pair-run"
+    cell = out / "cells" / "fcn-a"
+    assert not list(cell.glob("components/*.pt")) and not list(cell.glob("borderline/rpbs_*.pt"))
+    assert list(cell.glob("borderline/deepdig_*.pt"))
+    r = run(sweep_cmd(spec, out, "--no-report"))  # complete: nothing rerun, the same table
+    assert table(out) == rows and "2 direction rows" in r.stdout
+
+
+def test_a_failed_cell_does_not_stop_the_others(checkpoints, one_process, tmp_path):
+    spec = tmp_path / "s.toml"
+    text = spec_text(*checkpoints)
+    spec.write_text(
+        text.replace(
+            'classifier = "' + checkpoints[0] + '"', 'classifier = "' + checkpoints[0] + '"\nmin_accuracy = 0.9999'
+        )
+    )
+    out = tmp_path / "sweep"
+    r = run(sweep_cmd(spec, out, "--no-report"), ok=False)
+    assert r.returncode == 1, r.stderr
+    assert "1 of 2 cells failed (the others are kept): fcn-a:" in r.stderr and r.stderr.count("\n") == 1
+    assert (out / "done" / "fcn-b.json").is_file() and not (out / "done" / "fcn-a.json").exists()
+    assert "1 of 2 cells complete; not collected yet (fcn-a failed)" in r.stdout
+    assert not (out / "results.csv").exists()
+    spec.write_text(text)  # fixed: fcn-b is not recomputed, fcn-a runs, the sweep collects
+    before = stamps(out / "cells" / "fcn-b")
+    run(sweep_cmd(spec, out, "--no-report"))
+    assert stamps(out / "cells" / "fcn-b") == before
+    assert table(out) == table(one_process)

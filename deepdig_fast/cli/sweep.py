@@ -386,6 +386,14 @@ def _sweep(args) -> int:
             log(f"cell {i + 1}/{len(order)} {ns.cell.id}: {_work(ns.cell, ns)}")
             tic = time.perf_counter()
             error = _run_cell(ns, rank, world, device)
+            if error is not None and world > 1:
+                # under torchrun a cell that failed on some ranks may have left the others inside a
+                # collective: stop every rank here (what is finished is kept; a rerun resumes)
+                from deepdig_fast.rundir import RunError
+
+                raise RunError(
+                    f"cell {ns.cell.id} failed on rank {rank}: {error}; the sweep stops so that its ranks stay in step"
+                )
             if error is not None:
                 failed[ns.cell.id] = error
                 log(f"cell {ns.cell.id}: failed: {error}")
@@ -403,7 +411,9 @@ def _sweep(args) -> int:
             leave_group()
             args.leave_at_once = True
     if failed:
-        raise CLIError(
+        from deepdig_fast.rundir import RunError
+
+        raise RunError(
             f"{len(failed)} of {len(cells)} cells failed (the others are kept): "
             + "; ".join(f"{k}: {v}" for k, v in failed.items())
         )
