@@ -5,6 +5,7 @@ spec checks and summaries)."""
 from __future__ import annotations
 
 __all__ = [
+    "SWEEP_KIND",
     "ATLAS_ROW_FIELDS",
     "BASE_COLUMNS",
     "COST_COLUMNS",
@@ -13,6 +14,9 @@ __all__ = [
     "RESOLVED_COLUMNS",
     "SETTINGS_COLUMNS",
 ]
+
+#: the kind of a `deepdig sweep` folder (its manifest.json), whose cells are atlas or run folders
+SWEEP_KIND = "deepdig-sweep"
 
 #: the columns of atlas.csv / the keys of every row of atlas.json["directions"] (docs/ATLAS.md)
 ATLAS_ROW_FIELDS = (

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepdig_fast.columns import SWEEP_KIND
 from deepdig_fast.document import num
 from deepdig_fast.paths import PathConflictError, check_paths
 from deepdig_fast.readers import ATLAS, MANIFEST, RUN_RESULTS, check, read_json, read_json_if_present
@@ -122,6 +123,25 @@ def _settings_of(results: Mapping, kind: str) -> dict:
     return cfg
 
 
+def _expand_sweeps(paths: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """Each sweep folder (`deepdig sweep`) stands for its finished cells, in folder order."""
+    out: list[str | os.PathLike] = []
+    for given in paths:
+        p = Path(given)
+        try:
+            manifest = read_json_if_present(p / "manifest.json") if p.is_dir() else None
+        except ValueError:
+            manifest = None
+        if isinstance(manifest, Mapping) and manifest.get("kind") == SWEEP_KIND:
+            cells = sorted(
+                c for c in (p / "cells").glob("*") if (c / "atlas.json").is_file() or (c / "results.json").is_file()
+            )
+            out.extend(cells)
+        else:
+            out.append(given)
+    return out
+
+
 def read_sources(paths: Sequence[str | os.PathLike], arg: str = "DIR") -> list[TableSource]:
     """Read and check every input folder; TableInputError naming the first bad one, DamagedFileError
     naming the first damaged file."""
@@ -129,7 +149,7 @@ def read_sources(paths: Sequence[str | os.PathLike], arg: str = "DIR") -> list[T
         raise TableInputError(f"{arg}: give at least one run folder or atlas folder")
     seen: dict[Path, str] = {}
     out = []
-    for given in paths:
+    for given in _expand_sweeps(paths):
         where = f"{arg} {given}"
         p = Path(given)
         if p.is_file() and p.name in ("results.json", "atlas.json"):

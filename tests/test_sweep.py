@@ -625,3 +625,9 @@ def test_a_failed_cell_does_not_stop_the_others(checkpoints, one_process, tmp_pa
     run(sweep_cmd(spec, out, "--no-report"))
     assert stamps(out / "cells" / "fcn-b") == before
     assert table(out) == table(one_process)
+
+
+def test_table_takes_a_sweep_folder_for_its_cells(one_process, tmp_path):
+    run([sys.executable, "-m", "deepdig_fast", "table", str(one_process), "--out", str(tmp_path / "t")], timeout=120)
+    text = (tmp_path / "t" / "tables.md").read_text()
+    assert "M1 fcn-a" in text and "M2 fcn-b" in text

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from deepdig_fast.cli.errors import CLIError, _one_line
+from deepdig_fast.columns import SWEEP_KIND
 
-SWEEP_KIND = "deepdig-sweep"
 #: what a finished cell drops under `retention = "results"`: the stage files holding autoencoder
 #: weights and intermediate sets (the results files, reports and DeepDIG borderline samples stay)
 INTERMEDIATE = {

@@ -28,6 +28,7 @@ from deepdig_fast.columns import (
     DIRECTION_COLUMNS,
     RESOLVED_COLUMNS,
     SETTINGS_COLUMNS,
+    SWEEP_KIND,
 )
 from deepdig_fast.io import atomic_write_bytes, atomic_write_text
 from deepdig_fast.readers import read_json_if_present
@@ -44,8 +45,6 @@ __all__ = [
     "sweep_rows",
     "write_results",
 ]
-
-SWEEP_KIND = "deepdig-sweep"
 
 
 def _obj(d: Any, key: str) -> dict:
