@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["TRACKED", "cell_metrics", "log_cell"]
 
@@ -107,7 +108,7 @@ def _mlflow(root: Path, cell, folder: Path, rows: list[dict]) -> str:
 def _wandb(root: Path, cell, folder: Path, rows: list[dict]) -> str:
     import wandb
 
-    mode = os.environ.get("WANDB_MODE", "offline")
+    mode: Any = os.environ.get("WANDB_MODE", "offline")  # wandb checks the value itself
     (root / "wandb").mkdir(exist_ok=True)
     run = wandb.init(
         project=os.environ.get("WANDB_PROJECT", root.resolve().name),
