@@ -631,3 +631,26 @@ def test_table_takes_a_sweep_folder_for_its_cells(one_process, tmp_path):
     run([sys.executable, "-m", "deepdig_fast", "table", str(one_process), "--out", str(tmp_path / "t")], timeout=120)
     text = (tmp_path / "t" / "tables.md").read_text()
     assert "M1 fcn-a" in text and "M2 fcn-b" in text
+
+
+@pytest.mark.slow
+def test_the_issue_minimal_spec_runs_as_written(tiny_fcn_checkpoint, tmp_path):
+    """The spec of issue 24, word for word, in a folder with its two checkpoints (the tiny FCN under
+    both names): every class's full training set, 100 steps."""
+    ck = tmp_path / "checkpoints"
+    ck.mkdir()
+    for name in ("mnist-cnn", "mnist-fcn"):
+        for suffix in (".pt", ".json"):
+            shutil.copy(Path(tiny_fcn_checkpoint).with_suffix(suffix), ck / f"{name}{suffix}")
+    (tmp_path / "sweep.toml").write_text(
+        'dataset = "mnist"\nclasses = [0, 1, 2]\n\n[settings]\nsteps = 100\ntrajectory_segments = 100\n\n'
+        '[[models]]\nname = "cnn-a"\nclassifier = "checkpoints/mnist-cnn.pt"\n\n'
+        '[[models]]\nname = "fcn-b"\nclassifier = "checkpoints/mnist-fcn.pt"\n'
+    )
+    cmd = [sys.executable, "-m", "deepdig_fast", "sweep", "sweep.toml", "--out", "sweeps/minimal", "--quiet"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800, env=_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = table(tmp_path / "sweeps" / "minimal")
+    assert [r["model"] for r in rows] == ["cnn-a"] * 6 + ["fcn-b"] * 6
+    assert "setting_steps" not in rows[0] and all(r["steps"] == "100" and r["settings"] == "default" for r in rows)
+    assert (tmp_path / "sweeps" / "minimal" / "sweep.html").is_file()
