@@ -84,9 +84,11 @@ def _option_words(cell, parser) -> list[str]:
 def _cell_args(cell, root: Path, args) -> Any:
     """The checked Namespace of a cell's command (CLIError naming the spec key of a bad option)."""
     parser = _raising_parser(args.command_parser(cell.kind))
-    words = _option_words(cell, parser)
-    words += ["--out", str(root / "cells" / cell.id), "--name", cell.model]
-    defining = list(words)  # what the cell's results depend on; how it runs (threads, output) does not count
+    words = _option_words(cell, parser) + ["--name", cell.model]
+    # what defines the cell: its options and name; not its folder (the same however --out is
+    # spelt) nor how it runs (threads, device, output), so a finished cell stays finished
+    defining = list(words)
+    words += ["--out", str(root / "cells" / cell.id)]
     for flag in ("quiet", "no_report"):
         if getattr(args, flag):
             words.append("--" + flag.replace("_", "-"))
