@@ -39,6 +39,8 @@ INTERMEDIATE = {
 }
 
 
+#: how _run_cell reports a cell another launcher holds (not a failure: that launcher computes it)
+_BUSY = "busy: "
 #: built-in data sets whose class count is known without reading them (for --dry-run)
 _TEN_CLASSES = ("mnist", "fashion-mnist", "cifar10")
 
@@ -388,6 +390,11 @@ def _sweep(args) -> int:
             log(f"cell {i + 1}/{len(order)} {ns.cell.id}: {_work(ns.cell, ns)}")
             tic = time.perf_counter()
             error = _run_cell(ns, rank, world, device)
+            if error is not None and error.startswith(_BUSY) and world == 1:
+                # another launcher took the cell between the probe and this launcher's claim
+                busy.append(ns.cell.id)
+                log(f"cell {ns.cell.id}: taken by another launcher meanwhile; skipped")
+                continue
             if error is not None and world > 1:
                 # under torchrun a cell that failed on some ranks may have left the others inside a
                 # collective: stop every rank here (what is finished is kept; a rerun resumes)
@@ -452,7 +459,7 @@ def _run_cell(ns, rank: int, world: int, device) -> str | None:
             cmd_run(ns)
         return None
     except FolderBusyError as exc:
-        return f"busy: {_one_line(exc)}"
+        return _BUSY + _one_line(exc)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # one cell's failure does not lose the others
