@@ -371,7 +371,6 @@ def _sweep(args) -> int:
         raise CLIError("pair-run cells are not split over torchrun's ranks; shard them with --shard I/N instead")
     log = (lambda m: None) if args.quiet else (lambda m: print(f"[sweep] {m}", file=sys.stderr, flush=True))
     failed: dict[str, str] = {}
-    busy: list[str] = []
     try:
         if rank == 0:
             (root / "cells").mkdir(parents=True, exist_ok=True)
@@ -384,7 +383,6 @@ def _sweep(args) -> int:
             if state == "complete":
                 continue
             if state == "busy":
-                busy.append(ns.cell.id)
                 log(f"cell {ns.cell.id}: being computed by another launcher; skipped")
                 continue
             log(f"cell {i + 1}/{len(order)} {ns.cell.id}: {_work(ns.cell, ns)}")
@@ -392,7 +390,6 @@ def _sweep(args) -> int:
             error = _run_cell(ns, rank, world, device)
             if error is not None and error.startswith(_BUSY) and world == 1:
                 # another launcher took the cell between the probe and this launcher's claim
-                busy.append(ns.cell.id)
                 log(f"cell {ns.cell.id}: taken by another launcher meanwhile; skipped")
                 continue
             if error is not None and world > 1:
@@ -414,7 +411,7 @@ def _sweep(args) -> int:
 
                     log_cell(spec.track, root, ns.cell, Path(ns.out), log)
         if rank == 0:
-            _collect(root, spec, cells, nss, reference, args, failed, busy)
+            _collect(root, spec, cells, nss, reference, args, failed)
     finally:
         if world > 1:
             leave_group()
@@ -522,7 +519,7 @@ def _cell_record(root: Path, cell, ns, status: str) -> dict:
     }
 
 
-def _collect(root: Path, spec, cells: list, nss: list, reference: str, args, failed: dict, busy: list) -> None:
+def _collect(root: Path, spec, cells: list, nss: list, reference: str, args, failed: dict) -> None:
     """When every cell is complete: cells.json, the results table and the report; otherwise say
     which cells are missing (the last launcher to finish collects)."""
     from deepdig_fast.rundir import FolderBusyError, FolderLock, write_json
