@@ -41,6 +41,7 @@ Folder:
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import functools
@@ -64,7 +65,7 @@ from deepdig_fast.configs import AtlasConfig
 from deepdig_fast.context import prepare_run
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE
-from deepdig_fast.generators import AtlasState, generator_groups, generator_name, train_generator
+from deepdig_fast.generators import PER_TARGET, AtlasState, generator_groups, generator_name, train_generator
 from deepdig_fast.io import atomic_write_text
 from deepdig_fast.ranks import Unit, broadcast, claim, run_phase, world_of
 from deepdig_fast.rundir import (
@@ -184,8 +185,9 @@ def _direction(ctx: AtlasState, s: int, t: int, name: str) -> dict:
         row["skipped"] = one.collapse or f"component I kept no adversarial sample for {s}->{t}"
         return result
 
-    # component II: back to s with G_s (per-target) or a fresh AE_II (pairwise); every kept
-    # adversarial sample is classified t
+    # component II: back to s with G_s (per-target), an AE_II that starts from G_s and trains
+    # refine_steps on this direction's adversarial samples (per-target-refine), or a fresh AE_II
+    # (pairwise); every kept adversarial sample is classified t
     tic = time.perf_counter()
     kw: dict[str, Any] = dict(autoencoder=ctx.autoencoder, pred_in=torch.full_like(one.source_index, t))
     if ctx.strategy == "per-target":
@@ -193,6 +195,10 @@ def _direction(ctx: AtlasState, s: int, t: int, name: str) -> dict:
         two = component_two(f, one.adversarial, s, t, cfg.adversarial, trained=(g2, None), **kw)
     else:
         cfg2 = ctx.adv_config(f"{name}/ae2")
+        if ctx.strategy == "per-target-refine":
+            g_s = ctx.generator(generator_name(ctx.strategy, t, s))
+            kw["autoencoder"] = functools.partial(copy.deepcopy, g_s)  # each try starts from G_s again
+            cfg2 = dataclasses.replace(cfg2, steps=cfg.refine_steps)
         two = component_two(f, one.adversarial, s, t, cfg2, progress=ctx.progress, retries=cfg.retry_collapsed, **kw)
         assert two.history is not None  # trained here
         result["ae2_final_loss"] = two.history.final_loss
@@ -371,7 +377,7 @@ def run_atlas(
         gen_units: dict[str, Unit] = {}
         training = {} if joint == "sequential" else {"training": joint}  # joint training rounds differently
         for s, t in directions:
-            if strategy == "per-target":
+            if strategy in PER_TARGET:
                 for c in (t, s):  # s -> t needs G_t and G_s
                     name = generator_name(strategy, 0, c)
                     if name not in gen_units:
@@ -423,7 +429,7 @@ def run_atlas(
         for s, t in directions:
             name = f"directions/{s}-{t}"
             ups = [generator_name(strategy, s, t)] + (
-                [generator_name(strategy, t, s)] if strategy == "per-target" else []
+                [generator_name(strategy, t, s)] if strategy in PER_TARGET else []
             )
             spec = {
                 "strategy": strategy,
@@ -433,8 +439,10 @@ def run_atlas(
                 "characterize": charact,
                 "upstream": [store.key(u, gen_units[u].spec) for u in ups],
             }
-            if strategy == "pairwise":
+            if strategy != "per-target":  # the direction trains its own AE_II
                 spec["base"] = base
+            if strategy == "per-target-refine":
+                spec["refine_steps"] = config.refine_steps
             dir_units.append(Unit(name, spec, functools.partial(_direction, ctx, s, t, name)))
         tic = time.perf_counter()
         run_phase("directions", dir_units, ctx, rank, world, say)
@@ -496,7 +504,7 @@ def _merge(ctx: AtlasState, outs: dict, dir_names: list[str], covered: list[int]
             }
         )
     rows = [outs[name]["row"] for name in dir_names]
-    # the pairwise strategy's AE_II of each direction: how long it trained, why it stopped, its tries
+    # the AE_II of each direction (pairwise, per-target-refine): how long it trained, why it stopped, its tries
     ae2 = {name.split("/", 1)[1]: outs[name]["ae2"] for name in dir_names if "ae2" in outs[name]}
     names = list(ctx.data.classes)
     cfg = ctx.cfg.to_dict()

@@ -52,7 +52,10 @@ RETRIES_MAX = 10
 JOINT_TRAINING = ("auto", "vectorized", "processes", "sequential")
 
 
-STRATEGIES = ("per-target", "pairwise")
+STRATEGIES = ("per-target", "per-target-refine", "pairwise")
+
+#: what a training does when its outputs collapse (AdversarialConfig.on_collapse)
+ON_COLLAPSE = ("stop", "restore", "continue")
 
 
 #: the live batch when none is given: fixed per device type, never measured, so that results do
@@ -150,6 +153,17 @@ class AdversarialConfig:
     tolerance, tests/test_adversarial.py). "auto" compile stays eager when the copy is
     channels_last on a CPU (compiled, it was slower than eager there).
     See :func:`training_layout`.
+    on_collapse: what a training does when its outputs collapse. Every ``auto.every`` steps (fixed
+    step counts too) the autoencoder is applied to the stopping rule's probe of its inputs; when
+    its outputs are nearly identical (mean per-feature std below ``collapse_std``), or none is
+    classified as the target any more after some were, at two checks in a row, the training has
+    collapsed: "stop" ends it there, with the diagnosis as its stop reason
+    (the default: a collapsed autoencoder is diagnosed at the collapse, not after every remaining
+    step); "restore" ends it and puts back the weights of the last check before the collapse
+    whose outputs were not collapsed (none: as "stop") -- an autoencoder trained for fewer steps
+    than asked, so not the paper's recipe; "continue" trains on to the end, as the paper does.
+    A training that never collapses is the same whatever the setting (the checks read its
+    weights only). Vectorised joint trainings are diagnosed after training only.
     """
 
     alpha: float = 0.8
@@ -165,6 +179,7 @@ class AdversarialConfig:
     compile: bool | str = "auto"
     channels_last: bool | str = "auto"
     auto: AutoStop = field(default_factory=AutoStop)
+    on_collapse: str = "stop"
 
     def __post_init__(self) -> None:
         if isinstance(self.auto, dict):
@@ -191,6 +206,7 @@ class AdversarialConfig:
         "collapse_std": Number(low=0),
         "compile": _Tristate(),
         "channels_last": _Tristate(),
+        "on_collapse": Options(ON_COLLAPSE),
     }
 
     def validate(self) -> None:
@@ -278,7 +294,10 @@ class AtlasConfig:
     """Settings of an atlas (defaults: the paper's where it has one).
 
     strategy: "auto" (per-target when the atlas covers more than 3 classes, else pairwise),
-        "per-target" or "pairwise" (see the module docstring).
+        "per-target", "per-target-refine" or "pairwise" (see deepdig_fast.generators).
+    refine_steps: with "per-target-refine", the steps of each direction's component-II
+        autoencoder, which starts from the weights of G_s and trains on the direction's
+        adversarial samples with the paper's loss and optimiser (docs/ATLAS.md).
     adversarial: training of every autoencoder (AdversarialConfig; its seed stays 0, each
         unit seeds itself from seed). beta, max_steps, method: the engine's (refine_borderline).
     engine_batch_size: live-batch cap of the engine; fixed, never measured, so that results do not
@@ -318,9 +337,11 @@ class AtlasConfig:
     compile: bool | str = True
     joint_training: str = "auto"
     retry_collapsed: int = 0
+    refine_steps: int = 500
 
     CONSTRAINTS = {
         "retry_collapsed": Int(0, RETRIES_MAX),
+        "refine_steps": Int(1, STEPS_MAX),
         "compile": COMPILE,
         "joint_training": Options(JOINT_TRAINING),
         "strategy": Options(("auto",) + STRATEGIES),

@@ -3,7 +3,9 @@
 A strategy names the generators a direction s -> t uses (generator_name) and what each trains on
 (generator_inputs): "pairwise", the paper's AE_I(s->t) on the class-s training inputs; "per-target",
 one generator G_t per target class on the correctly classified training inputs of every other
-class. A generator is a unit: trained under its own seed, alone or in a joint-training group
+class; "per-target-refine", the same generators, and in each direction s -> t a component-II
+autoencoder that starts from G_s and trains a few hundred steps on that direction's adversarial
+samples (atlas._direction). A generator is a unit: trained under its own seed, alone or in a joint-training group
 (generator_groups), and stored with its weights and how often its outputs reach the target.
 A new strategy adds its names and inputs here; the directions compose the method's stages on the
 generators it names (atlas._direction).
@@ -94,8 +96,12 @@ class AtlasState:
         return self._gen_cache[name]
 
 
+#: the strategies whose generators are one per target class (G_t)
+PER_TARGET = ("per-target", "per-target-refine")
+
+
 def generator_name(strategy: str, s: int, t: int) -> str:
-    return f"generators/to_{t}" if strategy == "per-target" else f"generators/ae1_{s}-{t}"
+    return f"generators/to_{t}" if strategy in PER_TARGET else f"generators/ae1_{s}-{t}"
 
 
 def _apply(ctx: AtlasState, ae: nn.Module, x: Tensor, target: int) -> GeneratorOutput:
@@ -152,6 +158,7 @@ def train_generator(ctx: AtlasState, name: str) -> dict:
         "outputs_target": g.stats.outputs_target,
         "steps": hist.steps,
         "stop": hist.stop_reason,
+        **({"restored_step": hist.restored_step} if hist.restored_step is not None else {}),
         "final_loss": hist.final_loss,
         "train_seconds": hist.seconds,
         "collapse": g.collapse,

@@ -379,11 +379,12 @@ def _stage_one(run: _PairRun, s: int, t: int, trained=None) -> _StageOne:
 
 def _history_stats(history) -> dict:
     """A training's entries in a component's stats: the steps it took and why it stopped (steps
-    "auto"), its last loss and its wall time (which goes to timings.json)."""
+    "auto", or a collapse), the step whose weights on_collapse "restore" put back, its last loss and its wall time (which goes to timings.json)."""
     return {
         "steps": history.steps,
         "stop": history.stop_reason,
-        **({"checks": history.checks} if history.checks else {}),  # the rule's measurements (auto)
+        **({"checks": history.checks} if history.checks else {}),  # the checks' measurements
+        **({"restored_step": history.restored_step} if history.restored_step is not None else {}),
         "final_loss": history.final_loss,
         "train_seconds": history.seconds,
     }

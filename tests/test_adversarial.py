@@ -374,8 +374,10 @@ def test_training_layout_rule():
         assert training_layout(on, "cpu", clf) == "contiguous"
     # the key holds the layout the setting resolves to, not the setting: "auto" on an FCN and False
     # on a CNN train alike (contiguous) and share their key; "auto" on a CNN does not
-    # (the auto stopping rule's settings enter only with steps="auto", where they act)
+    # (the auto stopping rule's settings enter only with steps="auto", where they act; with a fixed
+    # step count only the collapse watch's period and probe do)
     fields = {k: v for k, v in dataclasses.asdict(auto).items() if k not in ("channels_last", "auto")}
+    fields.update(collapse_every=auto.auto.every, collapse_probe=auto.auto.probe)
     assert training_key(auto, "cpu", fcn) == training_key(off, "cpu", cnn) == {**fields, "layout": "contiguous"}
     stopping = AdversarialConfig(steps="auto", channels_last=False)
     assert training_key(stopping, "cpu", fcn)["auto"] == dataclasses.asdict(stopping.auto)

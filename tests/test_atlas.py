@@ -154,6 +154,44 @@ def test_per_target_atlas_rows_and_reuse(small_fcn, tmp_path):
     assert not any(v["reused"] for k, v in units.items() if k.startswith("directions/"))
 
 
+def test_per_target_refine_shares_the_generators_and_trains_one_ae2_per_direction(small_fcn, tmp_path):
+    """per-target-refine: the per-target generators (the same units, under the same keys), and per
+    direction an AE_II that starts from G_s and trains refine_steps on the direction's adversarial
+    samples; refine_steps enters the directions' keys only."""
+    model, data = small_fcn
+    base = run_atlas(model, data, small(strategy="per-target"), classes=CLASSES, out_dir=tmp_path / "pt", report=False)
+    out = tmp_path / "refine"
+    res = run_atlas(
+        model, data, small(strategy="per-target-refine", refine_steps=20), classes=CLASSES, out_dir=out, report=False
+    )
+    for c in CLASSES:  # the same generator units: their keys and weights
+        one, two = (
+            torch.load(d / "units" / "generators" / f"to_{c}.pt", weights_only=True) for d in (tmp_path / "pt", out)
+        )
+        assert one["_stage"]["key"] == two["_stage"]["key"]
+        for k, v in one["state_dict"].items():
+            assert torch.equal(v, two["state_dict"][k])
+    a = res.atlas
+    assert a["strategy"] == "per-target-refine" and a["config"]["refine_steps"] == 20
+    check_rows(a, atlas_directions(10, CLASSES))
+    assert [g["unit"] for g in a["generators"]] == [g["unit"] for g in base.atlas["generators"]]
+    assert set(a["component_two"]) == {f"{s}-{t}" for s, t in atlas_directions(10, CLASSES)}
+    assert {v["steps"] for v in a["component_two"].values()} == {20}
+    # component I is the per-target one: the same adversarial samples, row for row
+    for s, t in atlas_directions(10, CLASSES):
+        assert res.row(s, t)["adversarial"] == base.row(s, t)["adversarial"]
+    # another refine_steps recomputes the directions, never the generators
+    again = run_atlas(
+        model, data, small(strategy="per-target-refine", refine_steps=30), classes=CLASSES, out_dir=out, report=False
+    )
+    units = again.timings["units"]
+    assert all(units[f"generators/to_{c}"]["reused"] for c in CLASSES)
+    assert not any(v["reused"] for k, v in units.items() if k.startswith("directions/"))
+    assert {v["steps"] for v in again.atlas["component_two"].values()} == {30}
+    with pytest.raises(ValueError, match="refine_steps"):
+        AtlasConfig(refine_steps=0)
+
+
 def test_pairwise_in_memory_matches_folder(small_fcn, tmp_path):
     model, data = small_fcn
     cfg = small(strategy="auto", linearity=False, trajectory=False)

@@ -25,8 +25,11 @@ class TrainHistory:
     time of the training loop (a compile included); ``steps`` the steps trained; ``compiled``
     whether the loss ran compiled; ``layout`` the memory format of the classifier it ran against
     ("contiguous" or "channels_last"). ``stop_reason``: "fixed" (``steps`` was a number), or why
-    an auto training stopped ("plateau", "collapsed" or "ceiling", with the step); ``checks``:
-    the auto rule's measurements (step, share, reconstruction, diversity).
+    an auto training stopped ("plateau", "collapsed" or "ceiling", with the step), or why a fixed
+    one stopped early ("collapsed", AdversarialConfig.on_collapse); ``checks``: the measurements of
+    the checks every ``auto.every`` steps (step and diversity; with "auto" also share and
+    reconstruction); ``restored_step``: the step whose weights on_collapse "restore" put back
+    (None: the weights of the last step).
     """
 
     step: list[int] = field(default_factory=list)
@@ -40,6 +43,7 @@ class TrainHistory:
     layout: str = "contiguous"
     stop_reason: str = "fixed"
     checks: list[dict] = field(default_factory=list)
+    restored_step: int | None = None
 
 
 def training_layout(config: AdversarialConfig, device: torch.device | str, classifier: Classifier) -> str:
@@ -68,5 +72,7 @@ def training_key(config: AdversarialConfig, device: torch.device | str, classifi
     spec.pop("channels_last")
     if config.steps != "auto":
         spec.pop("auto")
+        spec["collapse_every"] = config.auto.every  # the collapse watch's checks (on_collapse)
+        spec["collapse_probe"] = config.auto.probe
     spec["layout"] = training_layout(config, device, classifier)
     return spec

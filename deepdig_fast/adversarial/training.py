@@ -109,11 +109,15 @@ def _batch_indices(
 
 
 class _StopRule:
-    """AdversarialConfig.auto (AutoStop) for one training: measures the autoencoder on a fixed probe
-    of its training inputs every `every` steps and says when to stop (see AutoStop)."""
+    """The checks of one training every ``auto.every`` steps on a fixed probe of its training
+    inputs: the kept share, the reconstruction and the outputs' diversity. With steps "auto" they
+    drive the stopping rule (AutoStop); with either, the collapse watch of
+    AdversarialConfig.on_collapse. ``restored`` is the step whose weights "restore" put back
+    (None: none)."""
 
     def __init__(self, classifier: Classifier, ae: nn.Module, x: torch.Tensor, target: int, cfg: AdversarialConfig):
         self.classifier, self.ae, self.target, self.cfg, self.rule = classifier, ae, target, cfg, cfg.auto
+        self.auto = cfg.steps == "auto"
         # a generator of its own: the batches draw exactly what the fixed-step training draws
         g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + 0x5EED) % (2**31 - 1))
         n = x.shape[0]
@@ -125,6 +129,8 @@ class _StopRule:
         self.stale, self.collapsed = 0, 0
         self.checks: list[dict] = []
         self.reason: str | None = None
+        self.sound: tuple[int, dict] | None = None  # (step, weights) of the last sound check ("restore")
+        self.restored: int | None = None
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         logits = torch.cat([self.classifier(x[i : i + 1024]) for i in range(0, x.shape[0], 1024)])
@@ -141,18 +147,23 @@ class _StopRule:
             rec = float(F.binary_cross_entropy(out.double(), self.probe.double()))
             diversity = float(out.flatten(1).std(dim=0).mean()) if out.shape[0] >= 2 else None
         self.checks.append({"step": step, "share": share, "reconstruction": rec, "diversity": diversity})
+        # collapsed: nearly identical outputs (one input: no spread), or none classified as the
+        # target any more after some were
+        identical = diversity is not None and diversity < self.cfg.collapse_std
+        lost = share == 0.0 and self.best_share > 0.0
+        self.collapsed = self.collapsed + 1 if identical or lost else 0
         improved = share > self.best_share + rule.share_tolerance or rec < self.best_rec * (
             1 - rule.reconstruction_tolerance
         )
         self.best_share, self.best_rec = max(self.best_share, share), min(self.best_rec, rec)
         self.stale = 0 if improved else self.stale + 1
-        collapsed = diversity is not None and diversity < self.cfg.collapse_std  # (one input: no spread)
-        self.collapsed = self.collapsed + 1 if collapsed else 0
-        if self.collapsed >= 2:
-            self.reason = (
-                f"collapsed at step {step}: outputs nearly identical (mean per-feature std {diversity:.2e} "
-                f"< {self.cfg.collapse_std:g}) at two checks in a row"
-            )
+        on_collapse = self.cfg.on_collapse
+        if not self.collapsed and on_collapse == "restore":
+            self.sound = (step, {k: v.detach().clone() for k, v in self.ae.state_dict().items()})
+        if self.collapsed >= 2 and on_collapse != "continue":
+            self._collapse(step, diversity, identical)
+        elif not self.auto:
+            pass
         elif step >= rule.floor and self.stale >= rule.window:
             self.reason = (
                 f"plateau at step {step}: kept share {share:.4f}, reconstruction {rec:.4f}; no gain over "
@@ -162,6 +173,17 @@ class _StopRule:
         elif step >= rule.ceiling:
             self.reason = f"ceiling: {step} steps"
         return self.reason is not None
+
+    def _collapse(self, step: int, diversity: float | None, identical: bool) -> None:
+        if identical:
+            why = f"outputs nearly identical (mean per-feature std {diversity:.2e} < {self.cfg.collapse_std:g})"
+        else:
+            why = f"no probe output classified as {self.target} any more (the share had reached {self.best_share:.4f})"
+        self.reason = f"collapsed at step {step}: {why} at two checks in a row"
+        if self.sound is not None:  # on_collapse "restore"
+            self.restored, state = self.sound
+            self.ae.load_state_dict(state)
+            self.reason += f"; the weights of step {self.restored} restored"
 
 
 def train_adversarial_autoencoder(
@@ -265,7 +287,7 @@ def _train_loop(
     acc_adv = torch.zeros((), device=device, dtype=torch.float32)
     window = 0
     limit, step = cfg.step_limit, 0
-    rule = _StopRule(classifier, ae, x, target, cfg) if cfg.steps == "auto" else None
+    rule = _StopRule(classifier, ae, x, target, cfg)
     bar = progress_bar(limit, f"AE → class {target}", "step", enabled=progress)
 
     compiled = wants_compile(cfg, device, layout)
@@ -297,7 +319,7 @@ def _train_loop(
                 acc_rec += rec.detach()
                 acc_adv += adv.detach()
                 window += 1
-                stop = rule is not None and rule.done(step)
+                stop = rule.done(step)
                 if step % cfg.log_every == 0 or step == limit or stop:
                     r, a = (torch.stack([acc_rec, acc_adv]) / window).tolist()
                     total = r + alpha * a
@@ -321,8 +343,12 @@ def _train_loop(
             bar.close()
     hist.seconds = time.perf_counter() - t0
     hist.steps = step
-    if rule is not None:
-        hist.stop_reason, hist.checks = rule.reason or f"ceiling: {limit} steps", rule.checks
+    hist.checks = rule.checks
+    if rule.auto:
+        hist.stop_reason = rule.reason or f"ceiling: {limit} steps"
+    elif rule.reason is not None:
+        hist.stop_reason = rule.reason
+    hist.restored_step = rule.restored
     hist.final_loss = hist.loss[-1]
     hist.compiled = compiled
     hist.layout = layout

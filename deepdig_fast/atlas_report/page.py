@@ -24,6 +24,9 @@ from deepdig_fast.tables import model_name
 _STRATEGY_TEXT = {
     "per-target": "per-target (one generator per target class, shared by all its sources): deepdig_fast's "
     "design, not the paper's — the paper trains two autoencoders per ordered pair",
+    "per-target-refine": "per-target-refine (one generator per target class, and per direction a "
+    "component-II autoencoder started from the source's generator and trained a few hundred steps on "
+    "the direction's adversarial samples): deepdig_fast's design, not the paper's",
     "pairwise": "pairwise (one generator per ordered pair, the paper's design)",
 }
 

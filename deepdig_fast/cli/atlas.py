@@ -135,7 +135,9 @@ def _atlas_config(args):
 
     return AtlasConfig(
         strategy=args.strategy,
-        adversarial=AdversarialConfig(steps=args.steps, channels_last=_LAYOUTS[args.train_layout]),
+        adversarial=AdversarialConfig(
+            steps=args.steps, channels_last=_LAYOUTS[args.train_layout], on_collapse=args.on_collapse
+        ),
         beta=args.beta,
         max_steps=args.max_steps,
         method=args.method,
@@ -149,6 +151,7 @@ def _atlas_config(args):
         compile=not args.no_compile,
         joint_training=args.joint_training,
         retry_collapsed=args.retry_collapsed,
+        refine_steps=args.refine_steps,
     )
 
 

@@ -118,7 +118,7 @@ def _data_options(q) -> None:
 def _model_options(q, config: Any) -> None:
     """The classifier of `run` and `atlas`, its input contract, and the autoencoders' training steps
     (`config`: PairConfig or AtlasConfig, whose defaults the options take)."""
-    from deepdig_fast.configs import AdversarialConfig, AutoStop
+    from deepdig_fast.configs import ON_COLLAPSE, AdversarialConfig, AutoStop
 
     auto = AutoStop()
 
@@ -178,6 +178,15 @@ def _model_options(q, config: Any) -> None:
         metavar="K",
         help="retrain a collapsed autoencoder with the next seed up to K times, each try recorded "
         "(default %(default)s)",
+    )
+    q.add_argument(
+        "--on-collapse",
+        choices=ON_COLLAPSE,
+        default=_config_default(AdversarialConfig, "on_collapse"),
+        help="when an autoencoder's outputs collapse (checked every "
+        f"{auto.every} steps): stop (default %(default)s: end its training there, diagnosed), restore "
+        "(end it and put back the weights of the last check before the collapse; fewer steps than "
+        "the paper's recipe) or continue (train on to the end, as the paper does)",
     )
     q.add_argument(
         "--min-accuracy",
@@ -412,7 +421,7 @@ def _distributed_options(q) -> None:
 
 
 def _atlas_options(q) -> None:
-    from deepdig_fast.configs import AtlasConfig
+    from deepdig_fast.configs import STRATEGIES, AtlasConfig
 
     _process_options(q, seed=_config_default(AtlasConfig, "seed"))
     _data_options(q)
@@ -431,10 +440,20 @@ def _atlas_options(q) -> None:
     )
     q.add_argument(
         "--strategy",
-        choices=("auto", "per-target", "pairwise"),
+        choices=("auto", *STRATEGIES),
         default=_config_default(AtlasConfig, "strategy"),
-        help="per-target: one generator per target class (K in all); pairwise: the paper's two "
+        help="per-target: one generator per target class (K in all); per-target-refine: the same "
+        "generators, and per direction a component-II autoencoder started from G_s and trained "
+        "--refine-steps on the direction's adversarial samples; pairwise: the paper's two "
         "autoencoders per direction; auto: per-target for more than 3 classes (default %(default)s)",
+    )
+    q.add_argument(
+        "--refine-steps",
+        type=_train_steps,
+        default=_config_default(AtlasConfig, "refine_steps"),
+        metavar="N",
+        help="steps of each direction's component-II autoencoder with --strategy per-target-refine "
+        "(default %(default)s)",
     )
     _model_options(q, AtlasConfig)
     _autoencoder_option(q)

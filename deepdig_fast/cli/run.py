@@ -50,7 +50,7 @@ def _pair_config(args):
     from deepdig_fast.adversarial import AdversarialConfig
     from deepdig_fast.pipeline import PairConfig
 
-    adv = AdversarialConfig(steps=args.steps, channels_last=_LAYOUTS[args.train_layout])
+    adv = AdversarialConfig(steps=args.steps, channels_last=_LAYOUTS[args.train_layout], on_collapse=args.on_collapse)
     return PairConfig(
         adversarial=adv,
         beta=args.beta,

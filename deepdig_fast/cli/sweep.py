@@ -312,7 +312,7 @@ def _work(cell, ns) -> str:
     else:
         return f"every class of {ns.dataset}: K(K-1) directions, strategy {ns.strategy}, {steps} steps; {who}"
     strategy = AtlasConfig(strategy=ns.strategy).resolved_strategy(k)
-    gens = k if strategy == "per-target" else dirs
+    gens = k if strategy in ("per-target", "per-target-refine") else dirs
     return f"{dirs} directions, {gens} generators ({strategy}) x {steps} steps; {who}"
 
 

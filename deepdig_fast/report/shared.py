@@ -37,13 +37,16 @@ def classifier_training(manifest: Any) -> dict[str, str]:
 
 
 def training_steps(stats: Mapping) -> str:
-    """How long an autoencoder trained and why it stopped (steps "auto"), with its tries: "5,000",
-    "2,250 (plateau)", "500 (collapsed), 2 tries"."""
+    """How long an autoencoder trained and why it stopped (steps "auto", a collapse), the step whose
+    weights were restored, with its tries: "5,000", "2,250 (plateau)", "500 (collapsed), 2 tries",
+    "1,250 (collapsed, step 750 restored)"."""
     steps = stats.get("steps")
     text = f"{steps:,}" if isinstance(steps, int) and not isinstance(steps, bool) else "–"
     stop = stats.get("stop")
     if isinstance(stop, str) and stop != "fixed":
-        text += f" ({stop.split(' at step')[0].split(':')[0]})"
+        restored = stats.get("restored_step")
+        kept = f", step {restored:,} restored" if isinstance(restored, int) and not isinstance(restored, bool) else ""
+        text += f" ({stop.split(' at step')[0].split(':')[0]}{kept})"
     tries = stats.get("tries")
     if isinstance(tries, list) and len(tries) > 1:
         text += f", {len(tries)} tries"
