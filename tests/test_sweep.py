@@ -224,6 +224,22 @@ def test_a_bad_cell_option_names_its_spec_key_before_any_work(settings, message,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_another_launcher_is_setting_up_is_a_sweep_folder(tmp_path):
+    """Two launchers started at once: the first may have made cells/ and done/ (a launcher writes
+    manifest.json before them, but one killed in between leaves them) when the second checks."""
+    from deepdig_fast.cli.errors import CLIError
+    from deepdig_fast.cli.sweep import _check_sweep_folder
+
+    root = tmp_path / "sweep"
+    (root / "cells").mkdir(parents=True)
+    (root / "done").mkdir()
+    (root / ".manifest.json.x.tmp").write_text("")
+    _check_sweep_folder(root)
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(CLIError, match="not a sweep folder"):
+        _check_sweep_folder(root)
+
+
 def test_missing_checkpoint_and_bad_folders_are_refused_before_any_work(checkpoints, tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text(spec_text(checkpoints[0], str(tmp_path / "absent.pt")))

@@ -224,6 +224,10 @@ def _drop_intermediate(folder: Path, kind: str) -> int:
     return freed
 
 
+#: what a sweep folder holds before its manifest.json is written
+_LAYOUT = ("cells", "done")
+
+
 def _check_sweep_folder(root: Path) -> None:
     from deepdig_fast.paths import PathConflictError, refuse_links
     from deepdig_fast.rundir import read_manifest
@@ -236,7 +240,8 @@ def _check_sweep_folder(root: Path) -> None:
     except (PathConflictError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if manifest is None:
-        foreign = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+        # another launcher setting the folder up (or killed while it did) has made only these
+        foreign = sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and p.name not in _LAYOUT)
         if foreign:
             raise CLIError(
                 f"--out {root} is not empty and is not a sweep folder (it holds {', '.join(foreign[:3])}); use a new or empty folder"
@@ -373,9 +378,10 @@ def _sweep(args) -> int:
     failed: dict[str, str] = {}
     try:
         if rank == 0:
-            (root / "cells").mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
+            _write_manifest(root, spec, cells)  # first: another launcher checking the folder finds a sweep
+            (root / "cells").mkdir(exist_ok=True)
             (root / "done").mkdir(exist_ok=True)
-            _write_manifest(root, spec, cells)
         order = [] if args.collect_only else _order(nss, index, count)
         for i, ns in enumerate(order):
             state = _state(root, ns, args.recheck) if rank == 0 else None
