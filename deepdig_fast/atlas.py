@@ -61,11 +61,11 @@ from deepdig_fast.adversarial import (
     component_two,
     training_key,
 )
-from deepdig_fast.configs import AtlasConfig
+from deepdig_fast.configs import PER_TARGET, AtlasConfig
 from deepdig_fast.context import prepare_run
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import DEFAULT_BATCH_SIZE
-from deepdig_fast.generators import PER_TARGET, AtlasState, generator_groups, generator_name, train_generator
+from deepdig_fast.generators import AtlasState, generator_groups, generator_name, train_generator
 from deepdig_fast.io import atomic_write_text
 from deepdig_fast.ranks import Unit, broadcast, claim, run_phase, world_of
 from deepdig_fast.rundir import (

@@ -54,6 +54,9 @@ JOINT_TRAINING = ("auto", "vectorized", "processes", "sequential")
 
 STRATEGIES = ("per-target", "per-target-refine", "pairwise")
 
+#: the strategies whose generators are one per target class (G_t)
+PER_TARGET = ("per-target", "per-target-refine")
+
 #: what a training does when its outputs collapse (AdversarialConfig.on_collapse)
 ON_COLLAPSE = ("stop", "restore", "continue")
 

@@ -29,6 +29,7 @@ from deepdig_fast.adversarial import (
     train_adversarial_autoencoder,
     train_until_sound,
 )
+from deepdig_fast.configs import PER_TARGET
 from deepdig_fast.context import RunContext
 from deepdig_fast.data import as_unit
 from deepdig_fast.forward import predict
@@ -94,10 +95,6 @@ class AtlasState:
                 self._gen_cache.pop(next(iter(self._gen_cache)))
             self._gen_cache[name] = ae
         return self._gen_cache[name]
-
-
-#: the strategies whose generators are one per target class (G_t)
-PER_TARGET = ("per-target", "per-target-refine")
 
 
 def generator_name(strategy: str, s: int, t: int) -> str:

@@ -27,8 +27,8 @@ class TrainHistory:
     ("contiguous" or "channels_last"). ``stop_reason``: "fixed" (``steps`` was a number), or why
     an auto training stopped ("plateau", "collapsed" or "ceiling", with the step), or why a fixed
     one stopped early ("collapsed", AdversarialConfig.on_collapse); ``checks``: the measurements of
-    the checks every ``auto.every`` steps (step and diversity; with "auto" also share and
-    reconstruction); ``restored_step``: the step whose weights on_collapse "restore" put back
+    the checks every ``auto.every`` steps (step, kept share, reconstruction, diversity);
+    ``restored_step``: the step whose weights on_collapse "restore" put back
     (None: the weights of the last step).
     """
 

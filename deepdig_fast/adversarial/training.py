@@ -162,15 +162,13 @@ class _StopRule:
             self.sound = (step, {k: v.detach().clone() for k, v in self.ae.state_dict().items()})
         if self.collapsed >= 2 and on_collapse != "continue":
             self._collapse(step, diversity, identical)
-        elif not self.auto:
-            pass
-        elif step >= rule.floor and self.stale >= rule.window:
+        elif self.auto and step >= rule.floor and self.stale >= rule.window:
             self.reason = (
                 f"plateau at step {step}: kept share {share:.4f}, reconstruction {rec:.4f}; no gain over "
                 f"{rule.share_tolerance:g} (share) or {rule.reconstruction_tolerance:.0%} (reconstruction) "
                 f"in {rule.window} checks"
             )
-        elif step >= rule.ceiling:
+        elif self.auto and step >= rule.ceiling:
             self.reason = f"ceiling: {step} steps"
         return self.reason is not None
 

@@ -299,7 +299,7 @@ def _plan(spec, cells: list, nss: list, root: Path, index: int, count: int) -> N
 
 def _work(cell, ns) -> str:
     """What a cell will compute, in words, from its options (classes known from the spec only)."""
-    from deepdig_fast.configs import AtlasConfig
+    from deepdig_fast.configs import PER_TARGET, AtlasConfig
 
     who = ns.classifier or ns.model or f"reference {ns.arch or 'default'}"
     steps = ns.steps
@@ -317,7 +317,7 @@ def _work(cell, ns) -> str:
     else:
         return f"every class of {ns.dataset}: K(K-1) directions, strategy {ns.strategy}, {steps} steps; {who}"
     strategy = AtlasConfig(strategy=ns.strategy).resolved_strategy(k)
-    gens = k if strategy in ("per-target", "per-target-refine") else dirs
+    gens = k if strategy in PER_TARGET else dirs
     return f"{dirs} directions, {gens} generators ({strategy}) x {steps} steps; {who}"
 
 
