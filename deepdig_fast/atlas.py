@@ -494,6 +494,7 @@ def _merge(ctx: AtlasState, outs: dict, dir_names: list[str], covered: list[int]
                         "inputs",
                         "inputs_correct",
                         "outputs_target",
+                        "lr",
                         "steps",
                         "stop",
                         "final_loss",

@@ -70,7 +70,7 @@ BASE_COLUMNS = (
 )
 SETTINGS_COLUMNS = ("settings",)
 #: the settings as each cell resolved them
-RESOLVED_COLUMNS = ("strategy", "seed", "steps", "beta")
+RESOLVED_COLUMNS = ("strategy", "seed", "steps", "ae_lr", "beta")
 DIRECTION_COLUMNS = (
     "source",
     "target",

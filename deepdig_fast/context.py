@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from deepdig_fast.adversarial import AutoencoderSpec, autoencoder_key, joint_training_mode
+from deepdig_fast.adversarial import AutoencoderSpec, autoencoder_key, joint_training_mode, resolve_lr
 from deepdig_fast.checkpoint import check_accuracy, check_fits
 from deepdig_fast.data import ClassificationData
 from deepdig_fast.engine import choose_batch_size, default_batch_size, default_loop
@@ -104,7 +104,8 @@ def prepare_run(
 ) -> tuple[RunContext, Any]:
     """Check and set up a run of `classifier` on `classes` of `data` (see the module docstring).
 
-    config: a PairConfig or an AtlasConfig; returned resolved: a fixed engine batch size (None:
+    config: a PairConfig or an AtlasConfig; returned resolved: the autoencoders' learning rate
+    (AdversarialConfig.lr "auto": resolve_lr), a fixed engine batch size (None:
     the device's default, "auto": measured here, once, so that the value enters every key), and
     with compile off, the autoencoders' training loss eager too. processes: how many processes
     share the run (torch.distributed ranks); with several, each trains its autoencoders one at a
@@ -113,6 +114,8 @@ def prepare_run(
     embedding_layer = resolve_embedding_layer(classifier, embedding_layer, data.probe_inputs(2))
     check_fits(classifier, data, embedding_layer=embedding_layer)  # one forward
     accuracy = check_accuracy(classifier, data, classes, min_accuracy)  # the input-contract guard
+    # the learning rate "auto" stands for with these autoencoders, before anything is keyed
+    config = dataclasses.replace(config, adversarial=resolve_lr(config.adversarial, autoencoder, data.sample_shape))
     if config.compile in (False, "eager"):  # everything eager, the autoencoders' training loss too
         config = dataclasses.replace(config, adversarial=dataclasses.replace(config.adversarial, compile=False))
     device = model_device(classifier)

@@ -153,6 +153,7 @@ def train_generator(ctx: AtlasState, name: str) -> dict:
     stats = {
         "inputs": g.stats.n_inputs,
         "outputs_target": g.stats.outputs_target,
+        "lr": hist.lr,
         "steps": hist.steps,
         "stop": hist.stop_reason,
         **({"restored_step": hist.restored_step} if hist.restored_step is not None else {}),

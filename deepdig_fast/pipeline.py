@@ -381,6 +381,7 @@ def _history_stats(history) -> dict:
     """A training's entries in a component's stats: the steps it took and why it stopped (steps
     "auto", or a collapse), the step whose weights on_collapse "restore" put back, its last loss and its wall time (which goes to timings.json)."""
     return {
+        "lr": history.lr,  # Adam's learning rate (AdversarialConfig.lr resolved)
         "steps": history.steps,
         "stop": history.stop_reason,
         **({"checks": history.checks} if history.checks else {}),  # the checks' measurements

@@ -22,6 +22,8 @@ from deepdig_fast.adversarial import (
     component_two,
     default_autoencoder,
     joint_training_mode,
+    resolve_lr,
+    resolved_lr,
     train_adversarial_autoencoder,
     train_adversarial_autoencoders,
     train_in_processes,
@@ -100,7 +102,7 @@ def stage_one(mnist):
 # ----------------------------------------------------------------------------- configuration
 def test_config_defaults_match_method():
     c = AdversarialConfig()
-    assert (c.alpha, c.lr, c.step_size, c.gamma, c.steps, c.batch_size, c.seed, c.infer_batch_size) == (
+    assert (c.alpha, resolved_lr(c, MLPAutoencoder()), c.step_size, c.gamma, c.steps, c.batch_size, c.seed) == (
         0.8,
         0.01,
         1000,
@@ -108,8 +110,57 @@ def test_config_defaults_match_method():
         5000,
         128,
         0,
-        4096,
     )
+    assert c.infer_batch_size == 4096
+
+
+def test_auto_lr_is_the_papers_for_its_mlp_and_smaller_for_every_other_autoencoder():
+    auto = AdversarialConfig()
+    assert auto.lr == "auto"
+    assert resolved_lr(auto, MLPAutoencoder()) == 0.01
+    assert resolved_lr(auto, ConvAutoencoder()) == 0.001
+    assert resolved_lr(auto, torch.nn.Sequential(torch.nn.Identity())) == 0.001  # a user's
+    assert resolved_lr(AdversarialConfig(lr=0.05), ConvAutoencoder()) == 0.05  # a number wins
+    # a run resolves it before keying: the MLP's keys are those of lr 0.01, as before "auto"
+    state = torch.random.get_rng_state()
+    mlp = resolve_lr(auto, None, (1, 28, 28))
+    conv = resolve_lr(auto, None, (3, 32, 32))
+    assert torch.equal(state, torch.random.get_rng_state())  # building to look draws nothing
+    assert (mlp.lr, conv.lr) == (0.01, 0.001)
+    assert training_key(mlp, "cpu", torch.nn.Linear(784, 10)) == training_key(
+        AdversarialConfig(lr=0.01), "cpu", torch.nn.Linear(784, 10)
+    )
+    assert resolve_lr(auto, lambda: ConvAutoencoder((3, 8, 8), channels=(4,), code_channels=2), (3, 8, 8)).lr == 0.001
+    assert resolve_lr(AdversarialConfig(lr=0.02), None, (3, 32, 32)).lr == 0.02
+
+
+def test_ae_lr_on_the_command_line(tmp_path, capsys):
+    from deepdig_fast.cli import build_parser
+    from deepdig_fast.cli.atlas import _atlas_config
+    from deepdig_fast.cli.run import _pair_config
+
+    run = build_parser("run").parse_args(["run", "--pair", "3,5", "--out", str(tmp_path / "r")])
+    assert _pair_config(run).adversarial.lr == "auto"
+    atlas = build_parser("atlas").parse_args(["atlas", "--out", str(tmp_path / "a"), "--ae-lr", "0.003"])
+    assert _atlas_config(atlas).adversarial.lr == 0.003
+    for bad in ("0", "-1", "fast"):
+        with pytest.raises(SystemExit):
+            build_parser("run").parse_args(["run", "--pair", "3,5", "--out", str(tmp_path / "r"), "--ae-lr", bad])
+        assert "--ae-lr" in capsys.readouterr().err
+
+
+def test_auto_lr_trains_as_the_number_it_stands_for():
+    torch.manual_seed(0)
+    clf = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))
+    x = torch.rand(12, 3, 8, 8)
+    ae = lambda: ConvAutoencoder((3, 8, 8), channels=(4,), code_channels=2)  # noqa: E731
+    kw = dict(steps=6, batch_size=4, compile=False, log_every=2)
+    a, ha = train_adversarial_autoencoder(clf, x, 1, AdversarialConfig(**kw), autoencoder=ae)
+    b, hb = train_adversarial_autoencoder(clf, x, 1, AdversarialConfig(lr=0.001, **kw), autoencoder=ae)
+    c, hc = train_adversarial_autoencoder(clf, x, 1, AdversarialConfig(lr=0.01, **kw), autoencoder=ae)
+    assert ha.lr == hb.lr == 0.001 and hc.lr == 0.01
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ def test_an_auto_training_is_the_fixed_training_stopped_early():
 
 def test_a_collapsed_training_stops_early_and_is_retried_with_the_next_seed():
     clf, x = _classifier(), _inputs()
-    cfg = AdversarialConfig(steps="auto", auto=RULE, batch_size=16, seed=4, compile=False)
+    cfg = AdversarialConfig(steps="auto", auto=RULE, batch_size=16, seed=4, compile=False, lr=0.01)
     with pytest.warns(RuntimeWarning, match="nearly identical"):
         r = component_one(clf, x, 0, 2, cfg, autoencoder=_Constant, retries=2)
     assert r.collapse is not None and len(r.tries) == 3

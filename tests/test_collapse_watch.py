@@ -51,7 +51,7 @@ def _sound() -> nn.Module:
 
 
 def _cfg(**kw) -> AdversarialConfig:
-    settings = dict(steps=60, batch_size=16, log_every=5, compile=False, auto=AutoStop(every=EVERY))
+    settings = dict(steps=60, batch_size=16, log_every=5, compile=False, lr=0.01, auto=AutoStop(every=EVERY))
     return AdversarialConfig(**{**settings, **kw})
 
 
@@ -163,3 +163,5 @@ def test_the_reports_say_which_steps_were_restored():
     assert training_steps({"steps": 1250, "stop": stop, "restored_step": 750}) == "1,250 (collapsed, step 750 restored)"
     assert training_steps({"steps": 1000, "stop": stop.split(";")[0]}) == "1,000 (collapsed)"
     assert training_steps({"steps": 5000, "stop": "fixed"}) == "5,000"
+    assert training_steps({"steps": 300, "stop": "fixed", "lr": 0.001}) == "300 at lr 0.001"
+    assert training_steps({"steps": 300, "stop": "fixed", "lr": 0.001, "tries": [{}, {}]}) == "300, 2 tries at lr 0.001"

@@ -52,7 +52,7 @@ from deepdig_fast.adversarial.components import (
     retry_seed,
     train_until_sound,
 )
-from deepdig_fast.adversarial.config import TrainHistory, training_key, training_layout
+from deepdig_fast.adversarial.config import TrainHistory, resolve_lr, resolved_lr, training_key, training_layout
 from deepdig_fast.adversarial.joint import (
     JOINT_TRAINING,
     JointTraining,
@@ -83,6 +83,8 @@ __all__ = [
     "TrainHistory",
     "training_layout",
     "training_key",
+    "resolved_lr",
+    "resolve_lr",
     "train_adversarial_autoencoder",
     "train_adversarial_autoencoders",
     "JOINT_TRAINING",

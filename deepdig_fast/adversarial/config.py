@@ -1,6 +1,7 @@
 """How an AdversarialConfig (declared in deepdig_fast.configs) acts on a training here: the memory
 layout of the classifier it trains against (training_layout), how it enters stage keys
-(training_key), and the history a training returns (TrainHistory)."""
+(training_key), the learning rate its "auto" stands for (resolved_lr, resolve_lr), and the history
+a training returns (TrainHistory)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from deepdig_fast.adversarial.autoencoders import Classifier
-from deepdig_fast.configs import AdversarialConfig
+from deepdig_fast.adversarial.autoencoders import AutoencoderSpec, Classifier, MLPAutoencoder, build_autoencoder
+from deepdig_fast.configs import CONV_LR, PAPER_LR, AdversarialConfig
 from deepdig_fast.fast import unwrap
 
 
@@ -29,7 +30,8 @@ class TrainHistory:
     one stopped early ("collapsed", AdversarialConfig.on_collapse); ``checks``: the measurements of
     the checks every ``auto.every`` steps (step, kept share, reconstruction, diversity);
     ``restored_step``: the step whose weights on_collapse "restore" put back
-    (None: the weights of the last step).
+    (None: the weights of the last step); ``lr``: Adam's learning rate (``AdversarialConfig.lr``
+    resolved, :func:`resolved_lr`).
     """
 
     step: list[int] = field(default_factory=list)
@@ -44,6 +46,31 @@ class TrainHistory:
     stop_reason: str = "fixed"
     checks: list[dict] = field(default_factory=list)
     restored_step: int | None = None
+    lr: float = float("nan")
+
+
+def resolved_lr(config: AdversarialConfig, autoencoder: nn.Module) -> float:
+    """Adam's learning rate of a training of ``autoencoder`` with ``config``: ``config.lr``, or for
+    "auto" the paper's 0.01 when it is the paper's MLPAutoencoder and 0.001 for any other."""
+    if config.lr != "auto":
+        return float(config.lr)
+    return PAPER_LR if isinstance(autoencoder, MLPAutoencoder) else CONV_LR
+
+
+def resolve_lr(config: AdversarialConfig, autoencoder: AutoencoderSpec, in_shape: tuple[int, ...]) -> AdversarialConfig:
+    """``config`` with an "auto" learning rate replaced by the number it stands for with the
+    autoencoders of ``autoencoder`` (a spec as the components take it) for inputs shaped
+    ``in_shape``. A factory is built once to see what it builds (under a private RNG state, so
+    nothing else draws differently). Runs and atlases resolve their config with this before any
+    key is made: a folder records, and is keyed by, the rate that trained."""
+    if config.lr != "auto":
+        return config
+    if isinstance(autoencoder, nn.Module):
+        ae = autoencoder
+    else:
+        with torch.random.fork_rng(devices=[]):
+            ae = build_autoencoder(autoencoder, tuple(in_shape))
+    return dataclasses.replace(config, lr=resolved_lr(config, ae))
 
 
 def training_layout(config: AdversarialConfig, device: torch.device | str, classifier: Classifier) -> str:

@@ -21,7 +21,7 @@ from torch import nn
 
 from deepdig_fast.adversarial.accelerate import training_view
 from deepdig_fast.adversarial.autoencoders import AutoencoderSpec, Classifier, build_autoencoder
-from deepdig_fast.adversarial.config import TrainHistory, training_layout
+from deepdig_fast.adversarial.config import TrainHistory, resolved_lr, training_layout
 from deepdig_fast.budget import TRAIN_ELEMENTS, fit_batch
 from deepdig_fast.configs import COMPILE_MIN_STEPS, AdversarialConfig
 from deepdig_fast.fast import unwrap
@@ -277,7 +277,8 @@ def _train_loop(
         raise ValueError("autoencoder has no trainable parameters")
     # fused Adam: one kernel for all parameters (the fastest variant on CPU as well as CUDA)
     fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
-    opt = torch.optim.Adam(params, lr=cfg.lr, fused=fused or None)
+    lr = resolved_lr(cfg, ae)
+    opt = torch.optim.Adam(params, lr=lr, fused=fused or None)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
 
     hist = TrainHistory()
@@ -324,7 +325,7 @@ def _train_loop(
                     if not math.isfinite(total):
                         raise FloatingPointError(
                             f"adversarial autoencoder loss became non-finite ({total}) by step {step}; "
-                            f"try a smaller AdversarialConfig.lr (now {cfg.lr})"
+                            f"try a smaller AdversarialConfig.lr (now {lr:g})"
                         )
                     hist.step.append(step)
                     hist.loss.append(total)
@@ -347,6 +348,7 @@ def _train_loop(
     elif rule.reason is not None:
         hist.stop_reason = rule.reason
     hist.restored_step = rule.restored
+    hist.lr = lr
     hist.final_loss = hist.loss[-1]
     hist.compiled = compiled
     hist.layout = layout
@@ -454,7 +456,8 @@ def train_adversarial_autoencoders(
     alpha = float(shared["alpha"])
     plist = list(params.values())
     fused = device.type in ("cpu", "cuda")
-    opt = torch.optim.Adam(plist, lr=shared["lr"], fused=fused or None)
+    lr = resolved_lr(cfgs[0], aes[0])
+    opt = torch.optim.Adam(plist, lr=lr, fused=fused or None)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=shared["step_size"], gamma=shared["gamma"])
     gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
     streams = [_batch_indices(x.shape[0], batch, shared["steps"], g, device) for x, g in zip(xs, gens)]
@@ -486,7 +489,7 @@ def train_adversarial_autoencoders(
                     if not math.isfinite(total):
                         raise FloatingPointError(
                             f"adversarial autoencoder {i} loss became non-finite ({total}) by step {step}; "
-                            f"try a smaller AdversarialConfig.lr (now {shared['lr']})"
+                            f"try a smaller AdversarialConfig.lr (now {lr:g})"
                         )
                     h.step.append(step)
                     h.loss.append(total)
@@ -504,7 +507,7 @@ def train_adversarial_autoencoders(
                 b.copy_(buffers[name][i])
             ae.eval()
             h = hists[i]
-            h.seconds, h.steps, h.final_loss, h.layout = seconds, steps, h.loss[-1], layout
+            h.seconds, h.steps, h.final_loss, h.layout, h.lr = seconds, steps, h.loss[-1], layout, lr
             result.append((ae, h))
     return result
 

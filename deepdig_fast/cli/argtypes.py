@@ -95,6 +95,13 @@ def _beta(text: str) -> float:
 
 _share = _number_arg(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 _positive_float = _number_arg(float, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def _lr_or_auto(text: str) -> float | str:
+    """--ae-lr: a positive learning rate or "auto" (AdversarialConfig.lr's)."""
+    return "auto" if text == "auto" else _positive_float(text)
+
+
 _non_negative = _number_arg(float, lambda v: 0 <= v < float("inf"), "a non-negative number")
 _unit_left = _number_arg(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 

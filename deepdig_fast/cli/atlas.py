@@ -136,7 +136,10 @@ def _atlas_config(args):
     return AtlasConfig(
         strategy=args.strategy,
         adversarial=AdversarialConfig(
-            steps=args.steps, channels_last=_LAYOUTS[args.train_layout], on_collapse=args.on_collapse
+            steps=args.steps,
+            lr=args.ae_lr,
+            channels_last=_LAYOUTS[args.train_layout],
+            on_collapse=args.on_collapse,
         ),
         beta=args.beta,
         max_steps=args.max_steps,

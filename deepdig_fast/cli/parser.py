@@ -29,6 +29,7 @@ from deepdig_fast.cli.argtypes import (
     _engine_steps,
     _fraction,
     _image_size,
+    _lr_or_auto,
     _model_name,
     _non_negative,
     _out_dir,
@@ -170,6 +171,14 @@ def _model_options(q, config: Any) -> None:
         "stops once what its component keeps has stopped improving (AutoStop: checked every "
         f"{auto.every} steps on a fixed probe of its inputs, at least {auto.floor}, at most "
         f"{auto.ceiling} steps; it also stops a training whose outputs collapsed)",
+    )
+    q.add_argument(
+        "--ae-lr",
+        type=_lr_or_auto,
+        default=_config_default(AdversarialConfig, "lr"),
+        metavar="LR",
+        help="the autoencoders' Adam learning rate, or auto (default %(default)s: the paper's 0.01 for "
+        "its MLP autoencoder, 0.001 for the convolutional ones, which collapsed at 0.01 against zoo models)",
     )
     q.add_argument(
         "--retry-collapsed",

@@ -50,7 +50,12 @@ def _pair_config(args):
     from deepdig_fast.adversarial import AdversarialConfig
     from deepdig_fast.pipeline import PairConfig
 
-    adv = AdversarialConfig(steps=args.steps, channels_last=_LAYOUTS[args.train_layout], on_collapse=args.on_collapse)
+    adv = AdversarialConfig(
+        steps=args.steps,
+        lr=args.ae_lr,
+        channels_last=_LAYOUTS[args.train_layout],
+        on_collapse=args.on_collapse,
+    )
     return PairConfig(
         adversarial=adv,
         beta=args.beta,

@@ -5,6 +5,7 @@ trained and how long an autoencoder trained."""
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,10 +39,12 @@ def classifier_training(manifest: Any) -> dict[str, str]:
 
 def training_steps(stats: Mapping) -> str:
     """How long an autoencoder trained and why it stopped (steps "auto", a collapse), the step whose
-    weights were restored, with its tries: "5,000", "2,250 (plateau)", "500 (collapsed), 2 tries",
-    "1,250 (collapsed, step 750 restored)"."""
+    weights were restored, with its tries, and its learning rate when recorded: "5,000", "2,250
+    (plateau)", "500 (collapsed), 2 tries", "1,250 (collapsed, step 750 restored)", "300 at lr 0.001"."""
     steps = stats.get("steps")
     text = f"{steps:,}" if isinstance(steps, int) and not isinstance(steps, bool) else "–"
+    lr = stats.get("lr")
+    rate = f" at lr {lr:g}" if isinstance(lr, float) and math.isfinite(lr) else ""
     stop = stats.get("stop")
     if isinstance(stop, str) and stop != "fixed":
         restored = stats.get("restored_step")
@@ -50,4 +53,4 @@ def training_steps(stats: Mapping) -> str:
     tries = stats.get("tries")
     if isinstance(tries, list) and len(tries) > 1:
         text += f", {len(tries)} tries"
-    return text
+    return text + rate

@@ -79,6 +79,7 @@ def _resolved(results: Mapping, kind: str) -> dict:
         "strategy": results.get("strategy") if kind == "atlas" else "pair-run",
         "seed": cfg.get("seed"),
         "steps": adv.get("steps"),
+        "ae_lr": adv.get("lr"),  # the rate "auto" resolved to for the cell's autoencoders
         "beta": cfg.get("beta"),
     }
 
